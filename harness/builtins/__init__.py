@@ -1,0 +1,1 @@
+"""The harness's own plugins (listed in ``harness.plugins.DEFAULT_PLUGINS``)."""

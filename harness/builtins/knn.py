@@ -1,0 +1,87 @@
+"""Built-in ``knn`` model: nearest neighbour on raw pixels (a row of MANN's Table 2).
+
+Nothing to train. In a label sequence, step t is labelled by its nearest earlier step
+(the first step, with nothing seen yet, gets label id 0); in a few-shot episode each
+query takes the label of its nearest support example. ``k > 1`` votes among the k
+nearest, ties going to the nearer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from harness import hookimpl
+from harness.episodes import EpisodeBatch, EpisodeKind, FewShotBatch
+from harness.errors import ConfigError
+from harness.specs import ModelContext, ModelSpec
+
+
+def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Squared L2 distances between rows: a [B, n, D], b [B, m, D] -> [B, n, m]."""
+    return (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2 * a @ b.transpose(0, 2, 1)
+
+
+def _vote(neighbour_labels: np.ndarray) -> int:
+    """Most common label, ties to the one met first (the nearest)."""
+    values, first, counts = np.unique(neighbour_labels, return_index=True, return_counts=True)
+    best = np.flatnonzero(counts == counts.max())
+    return int(values[best[np.argmin(first[best])]])
+
+
+class NearestNeighbour:
+    """k-nearest-neighbour classifier over flattened pixels."""
+
+    def __init__(self, context: ModelContext) -> None:
+        self.k = int(context.params["k"])
+        if self.k < 1:
+            raise ConfigError(f"knn parameter k must be at least 1, got {self.k}")
+
+    def train_step(self, batch: EpisodeBatch) -> float:
+        """Nothing to learn; the runner does not call this (``trainable=False``)."""
+        return 0.0
+
+    def predict(self, batch: EpisodeBatch) -> np.ndarray:
+        """Labels of the nearest earlier steps (sequence) or support examples (few-shot)."""
+        if isinstance(batch, FewShotBatch):
+            support = batch.support_images.reshape(len(batch), batch.support_images.shape[1], -1)
+            query = batch.query_images.reshape(len(batch), batch.query_images.shape[1], -1)
+            dist = _sq_distances(query.astype(np.float64), support.astype(np.float64))
+            order = np.argsort(dist, axis=-1, kind="stable")[..., : self.k]
+            labels = np.take_along_axis(batch.support_targets[:, None, :], order, axis=-1)
+            return np.array([[_vote(row) for row in episode] for episode in labels], dtype=np.int64)
+        steps = batch.images.reshape(len(batch), batch.images.shape[1], -1).astype(np.float64)
+        dist = _sq_distances(steps, steps)
+        t = steps.shape[1]
+        dist[:, ~np.tri(t, k=-1, dtype=bool)] = np.inf  # only earlier steps count
+        order = np.argsort(dist, axis=-1, kind="stable")
+        predictions = np.zeros(batch.targets.shape, dtype=np.int64)
+        for b in range(len(batch)):
+            for step in range(1, t):
+                nearest = order[b, step, : min(self.k, step)]
+                predictions[b, step] = _vote(batch.targets[b, nearest])
+        return predictions
+
+    def state_dict(self) -> dict[str, Any]:
+        """Only the hyperparameter: there are no weights."""
+        return {"k": self.k}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``k``."""
+        self.k = int(state["k"])
+
+
+@hookimpl
+def harness_models() -> list[ModelSpec]:
+    """Register the nearest-neighbour baseline."""
+    return [
+        ModelSpec(
+            name="knn",
+            description="Nearest neighbour on raw pixels (MANN Table 2 baseline); nothing to train.",
+            episode_kinds=(EpisodeKind.SEQUENCE, EpisodeKind.FEWSHOT),
+            factory=NearestNeighbour,
+            defaults={"k": 1},
+            trainable=False,
+        )
+    ]

@@ -1,0 +1,29 @@
+"""Exceptions the harness raises; each message is one line that names the fix."""
+
+
+class HarnessError(Exception):
+    """Base class: the CLI prints the message on one line and exits with status 2."""
+
+
+class ConfigError(HarnessError):
+    """A run configuration (file, flag or value) is invalid."""
+
+
+class UnknownNameError(ConfigError):
+    """A model, dataset, metric or table name is not registered."""
+
+
+class PluginError(HarnessError):
+    """A plugin could not be loaded or returned something unusable."""
+
+
+class DuplicateNameError(PluginError):
+    """Two plugins register the same name."""
+
+
+class DataError(HarnessError):
+    """Input data is missing, truncated or corrupt."""
+
+
+class NonFiniteLossError(HarnessError):
+    """Training produced a NaN or infinite loss."""

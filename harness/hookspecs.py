@@ -1,0 +1,30 @@
+"""Hook specifications: what a harness plugin may implement.
+
+Every hook takes no arguments and returns a list of specs. Implement one with
+``@harness.hookimpl`` in a module registered under the ``harness`` entry-point group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pluggy
+
+from harness.specs import DatasetSpec, MetricSpec, ModelSpec
+
+hookspec = pluggy.HookspecMarker("harness")
+
+
+@hookspec
+def harness_models() -> Sequence[ModelSpec]:  # type: ignore[empty-body]
+    """Return the models this plugin provides, as ``ModelSpec`` objects."""
+
+
+@hookspec
+def harness_datasets() -> Sequence[DatasetSpec]:  # type: ignore[empty-body]
+    """Return the episode datasets this plugin provides, as ``DatasetSpec`` objects."""
+
+
+@hookspec
+def harness_metrics() -> Sequence[MetricSpec]:  # type: ignore[empty-body]
+    """Return the metrics this plugin provides, as ``MetricSpec`` objects."""

@@ -1,0 +1,130 @@
+"""What plugins register: model, dataset and metric specs, and the protocols behind them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from harness.episodes import EpisodeBatch, EpisodeKind, EpisodeSettings
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """Everything a model factory is told about the run it is built for."""
+
+    settings: EpisodeSettings
+    input_shape: tuple[int, int, int]
+    """(channels, height, width) of one image."""
+    params: Mapping[str, Any]
+    """The model's defaults overridden by the run's ``params``."""
+    seed: int
+
+
+@runtime_checkable
+class Model(Protocol):
+    """A model the runner can train, evaluate and checkpoint.
+
+    ``state_dict`` must hold everything needed to continue training exactly: weights,
+    optimizer state and the model's own random generator state. Its values must pickle.
+    """
+
+    def train_step(self, batch: EpisodeBatch) -> float:
+        """Train on one batch of episodes; return the (finite) loss."""
+
+    def predict(self, batch: EpisodeBatch) -> np.ndarray:
+        """Predicted label ids, shaped like ``batch.targets``."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to resume: weights, optimizer and RNG state."""
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore what ``state_dict`` returned."""
+
+
+@runtime_checkable
+class EpisodeSource(Protocol):
+    """A dataset opened with its options: samples episode batches from its splits."""
+
+    def check(self, split: str, settings: EpisodeSettings) -> None:
+        """Raise ``ConfigError`` if ``split`` cannot supply episodes with ``settings``."""
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """(channels, height, width) of the images it yields."""
+
+    def sample(
+        self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]
+    ) -> EpisodeBatch:
+        """One batch, episode ``i`` drawn from ``rngs[i]`` alone (so episodes do not depend on batch size)."""
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model factory a plugin registers."""
+
+    name: str
+    description: str
+    episode_kinds: tuple[EpisodeKind, ...]
+    factory: Callable[[ModelContext], Model]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    """Default hyperparameters; a run's ``params`` may override only these keys."""
+    trainable: bool = True
+    """False for models with nothing to train (e.g. nearest neighbour): the runner skips training."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """An episode dataset a plugin registers."""
+
+    name: str
+    description: str
+    splits: tuple[str, ...]
+    episode_kinds: tuple[EpisodeKind, ...]
+    factory: Callable[[Mapping[str, Any]], EpisodeSource]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    """Default options (data directory, image size, ...); a run's ``data`` may override only these keys."""
+    train_split: str = "train"
+    test_split: str = "test"
+
+
+@dataclass(frozen=True)
+class Summary:
+    """A metric aggregated over episodes: mean and half-width of its 95% confidence interval."""
+
+    mean: float
+    ci95: float
+    n: int
+
+    def as_dict(self) -> dict[str, float | int]:
+        """Plain JSON-friendly dict."""
+        return {"mean": self.mean, "ci95": self.ci95, "n": self.n}
+
+
+def mean_ci95(values: np.ndarray) -> Summary:
+    """Mean over episodes and the normal-approximation 95% CI (1.96 standard errors); NaNs are skipped."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    n = int(values.size)
+    if n == 0:
+        return Summary(float("nan"), float("nan"), 0)
+    ci = 1.96 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+    return Summary(float(values.mean()), float(ci), n)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric a plugin registers.
+
+    ``per_episode(batch, predictions)`` returns named arrays of shape [B], one value per
+    episode (NaN where the value does not apply); ``aggregate`` turns all episodes'
+    values of one name into a ``Summary``.
+    """
+
+    name: str
+    description: str
+    higher_is_better: bool
+    episode_kinds: tuple[EpisodeKind, ...]
+    per_episode: Callable[[EpisodeBatch, np.ndarray], Mapping[str, np.ndarray]]
+    aggregate: Callable[[np.ndarray], Summary] = mean_ci95
