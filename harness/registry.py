@@ -37,7 +37,7 @@ class Registry(Generic[T]):
 
     def unknown_message(self, name: str) -> str:
         """One line: the unknown name, the closest matches and what is available."""
-        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.5)
+        close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         available = ", ".join(sorted(self._entries)) or "none"
         return f"unknown {self.kind} {name!r}{hint} (available: {available}; see 'harness plugins')"

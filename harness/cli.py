@@ -1,0 +1,227 @@
+"""The ``harness`` command line.
+
+Importing this module stays light (no NumPy, no torch): subcommands import what they
+need when they run, so ``harness --help`` and ``harness plugins`` start fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.errors import HarnessError
+
+RESULTS_ENV = "HARNESS_RESULTS_DIR"
+DEFAULT_RESULTS = "results"
+
+RUN_FLAGS: dict[str, tuple[type, str]] = {
+    "model": (str, "model name (see 'harness plugins')"),
+    "dataset": (str, "episode dataset name (default: synthetic)"),
+    "kind": (str, "episode kind: sequence (MANN) or fewshot (SNAIL, MetaNet)"),
+    "ways": (int, "classes per episode (N)"),
+    "shots": (int, "fewshot: support examples per class (K)"),
+    "queries": (int, "fewshot: query examples per class"),
+    "instances": (int, "sequence: presentations of each class per episode"),
+    "labels": (str, "sequence: label encoding, onehot or string"),
+    "episodes": (int, "training episodes"),
+    "eval_episodes": (int, "fixed test episodes to evaluate on"),
+    "batch_size": (int, "episodes per batch"),
+    "seed": (int, "training seed"),
+    "eval_seed": (int, "seed of the fixed test episodes (keep 0 to compare with others)"),
+    "checkpoint_every": (int, "episodes between checkpoints"),
+    "budget": (str, "label for the training budget recorded with the run (quick, paper, custom)"),
+}
+
+EPILOG_RUN = """\
+examples:
+  harness run --model knn --kind fewshot --ways 5 --shots 1
+  harness run --config configs/demo.toml --seed 1
+  harness run --model knn --dataset omniglot --data-dir ../shared/data/omniglot --kind sequence
+
+A run writes <out>/<name>/checkpoint.pkl while it trains and record.json when done.
+Rerunning the same command resumes from the checkpoint after an interruption.
+"""
+
+
+def _key_value(text: str) -> tuple[str, Any]:
+    """Parse ``key=value``; the value is read as TOML (numbers, booleans, quoted strings) or kept as text."""
+    from harness.config import tomllib
+
+    key, sep, raw = text.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"expected key=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip(), value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="harness",
+        description="Benchmark memory- and attention-based meta-learners (MANN, MetaNet, SNAIL) and your own.",
+        epilog="Run 'harness COMMAND --help' for a command's options. Plugins: see docs/writing-a-plugin.md.",
+    )
+    parser.add_argument("--version", action="version", version=f"harness {__version__}")
+    parser.add_argument(
+        "--strict-plugins", action="store_true", help="fail when a plugin is broken instead of skipping it"
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    plugins = commands.add_parser(
+        "plugins", help="list installed plugins and what they provide", description="List installed plugins."
+    )
+    plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    run = commands.add_parser(
+        "run",
+        help="train and evaluate a model on episodes",
+        description="Train a model plugin on a dataset plugin's episodes, then evaluate it on fixed test episodes.",
+        epilog=EPILOG_RUN,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--config", type=Path, metavar="FILE", help="TOML file with run settings; flags override it")
+    for key, (kind, text) in RUN_FLAGS.items():
+        run.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind, help=text)
+    run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="augment training episodes")
+    run.add_argument("--metric", dest="metrics", action="append", metavar="NAME", help="metric to report (repeatable)")
+    run.add_argument("--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                     help="model hyperparameter (repeatable)")  # fmt: skip
+    run.add_argument("--data", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
+                     help="dataset option (repeatable)")  # fmt: skip
+    run.add_argument("--data-dir", type=Path, metavar="DIR", help="dataset directory (same as --data root=DIR)")
+    run.add_argument("--out", type=Path, metavar="DIR",
+                     help=f"results directory (default: ${RESULTS_ENV} or ./{DEFAULT_RESULTS})")  # fmt: skip
+    run.add_argument("--name", help="run directory name under --out (default: derived from the config)")
+    run.add_argument("--restart", action="store_true", help="discard an existing checkpoint and record and start over")
+    run.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    run.add_argument("--json", action="store_true", help="print the run record as JSON")
+
+    evaluate = commands.add_parser(
+        "evaluate",
+        help="evaluate a checkpoint on the fixed test episodes",
+        description="Rebuild the model in a checkpoint and evaluate it on the run's fixed test episodes.",
+    )
+    evaluate.add_argument("--checkpoint", type=Path, required=True, metavar="PATH", help="a run's checkpoint.pkl")
+    evaluate.add_argument("--eval-episodes", type=int, metavar="N", help="number of test episodes (default: the run's)")
+    evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    evaluate.add_argument("--json", action="store_true", help="print JSON")
+    return parser
+
+
+def _host(args: argparse.Namespace) -> Any:
+    from harness.plugins import get_host
+
+    host = get_host(strict=args.strict_plugins or None)
+    for problem in host.problems():
+        print(f"harness: warning: {problem}; skipped (--strict-plugins makes this fatal)", file=sys.stderr)
+    return host
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    """``harness plugins``."""
+    host = _host(args)
+    infos = host.plugins()
+    if args.json:
+        print(json.dumps([i.as_dict() for i in infos], indent=2))
+        return 0
+    for info in infos:
+        version = info.version or "-"
+        dist = f" ({info.distribution})" if info.distribution else ""
+        print(f"{info.name} {version}{dist} [{info.origin}] {info.location or ''}".rstrip())
+        if info.error:
+            print(f"    BROKEN: {info.error}")
+        for kind, names in info.provides.items():
+            if names:
+                print(f"    {kind}: {', '.join(names)}")
+    return 0
+
+
+def _run_values(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+    from harness.config import load_toml
+
+    values: dict[str, Any] = load_toml(args.config) if args.config else {}
+    source = str(args.config) if args.config else "flags"
+    for key in (*RUN_FLAGS, "augment", "metrics"):
+        if getattr(args, key) is not None:
+            values[key] = getattr(args, key)
+    if args.param:
+        values["params"] = {**values.get("params", {}), **dict(args.param)}
+    data = dict(args.data)
+    if args.data_dir is not None:
+        data["root"] = str(args.data_dir)
+    if data:
+        values["data"] = {**values.get("data", {}), **data}
+    return values, source
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    """``harness run``."""
+    from harness.config import build_config
+    from harness.runner import run
+
+    values, source = _run_values(args)
+    config = build_config(values, source)
+    out = args.out or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
+    log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    record = run(
+        config, _host(args), out, name=args.name, restart=args.restart, progress=not args.no_progress, log=log
+    )
+    if args.json:
+        print(json.dumps(record, indent=2))
+    else:
+        print(f"{record['model']} on {record['dataset']} ({record['setting']}), "
+              f"{record['episodes_trained']} episodes trained, {record['wall_time_s']:.1f} s")  # fmt: skip
+        _print_metrics(record["metrics"])
+        print(f"record: {out / record['name'] / 'record.json'}")
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    """``harness evaluate``."""
+    from harness.runner import evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        args.checkpoint, _host(args), eval_episodes=args.eval_episodes, progress=not args.no_progress
+    )
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"{result['model']} on {result['dataset']} ({result['setting']}), {result['episodes_trained']} episodes trained")
+        _print_metrics(result["metrics"])
+    return 0
+
+
+def _print_metrics(metrics: dict[str, dict[str, dict[str, Any]]]) -> None:
+    for name, values in metrics.items():
+        for key, summary in values.items():
+            label = name if key == name else f"{name} {key}"
+            print(f"  {label}: {100 * summary['mean']:.2f}% ± {100 * summary['ci95']:.2f} (n={summary['n']})")
+
+
+COMMANDS = {"plugins": cmd_plugins, "run": cmd_run, "evaluate": cmd_evaluate}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``harness`` and ``python -m harness``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return COMMANDS[args.command](args)
+    except HarnessError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("harness: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
+        return 130

@@ -1,0 +1,157 @@
+"""Run configuration: TOML files and CLI flags, checked with one-line errors."""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.episodes import EpisodeKind, EpisodeSettings, LabelEncoding
+from harness.errors import ConfigError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - exercised on Python 3.10
+    import tomli as tomllib
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """One training-and-evaluation run. Episode counts are episodes, not batches."""
+
+    model: str
+    dataset: str = "synthetic"
+    kind: str | None = None
+    """``sequence`` or ``fewshot``; may be left out when the model accepts only one."""
+    ways: int = 5
+    shots: int = 1
+    queries: int = 1
+    instances: int = 10
+    labels: str = "onehot"
+    augment: bool = False
+    batch_size: int = 16
+    episodes: int = 1000
+    eval_episodes: int = 1000
+    seed: int = 0
+    eval_seed: int = 0
+    """Seed of the fixed test episodes: keep it at 0 to compare with everyone else."""
+    checkpoint_every: int = 1000
+    metrics: tuple[str, ...] = ()
+    """Metric names; empty means every registered metric that fits the episode kind."""
+    budget: str = "custom"
+    """Label saying how long this run trained (``quick``, ``paper``, ``custom``)."""
+    params: dict[str, Any] = field(default_factory=dict)
+    """Model hyperparameters (override the model's defaults)."""
+    data: dict[str, Any] = field(default_factory=dict)
+    """Dataset options (override the dataset's defaults)."""
+
+    def settings(self) -> EpisodeSettings:
+        """Episode settings; ``kind`` must be resolved first."""
+        if self.kind is None:
+            raise ConfigError("episode kind is not set; pass --kind sequence or --kind fewshot")
+        return EpisodeSettings(
+            kind=EpisodeKind(self.kind),
+            ways=self.ways,
+            shots=self.shots,
+            queries=self.queries,
+            instances=self.instances,
+            labels=LabelEncoding(self.labels),
+            augment=self.augment,
+        )
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain dict (JSON and TOML friendly)."""
+        out = dataclasses.asdict(self)
+        out["metrics"] = list(self.metrics)
+        return out
+
+
+FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
+POSITIVE = ("shots", "queries", "instances", "batch_size", "eval_episodes", "checkpoint_every")
+
+
+def did_you_mean(name: str, choices: list[str]) -> str:
+    """``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
+    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
+    return f"; did you mean {close[0]!r}?" if close else ""
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML config file, with one-line errors for a missing or malformed file."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist; check the path") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+
+
+def build_config(values: Mapping[str, Any], source: str = "config") -> RunConfig:
+    """A ``RunConfig`` from plain values, checking keys, types and ranges."""
+    for key in values:
+        if key not in FIELDS:
+            raise ConfigError(f"unknown key {key!r} in {source}{did_you_mean(key, list(FIELDS))}")
+    if "model" not in values:
+        raise ConfigError(f"no model given in {source}; pass --model NAME (see 'harness plugins')")
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        clean[key] = _check_type(key, value, source)
+    config = RunConfig(**clean)
+    _check_values(config, source)
+    return config
+
+
+def _check_type(key: str, value: Any, source: str) -> Any:
+    default = FIELDS[key].default
+    if key in ("params", "data"):
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key} in {source} must be a table of key = value pairs")
+        return dict(value)
+    if key == "metrics":
+        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"metrics in {source} must be a list of metric names")
+        return tuple(value)
+    if key == "kind" and value is None:
+        return None
+    expected = bool if isinstance(default, bool) else int if isinstance(default, int) else str
+    if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} in {source} must be {expected.__name__}, got {value!r}")
+    return value
+
+
+def _check_values(config: RunConfig, source: str) -> None:
+    for key in POSITIVE:
+        if getattr(config, key) < 1:
+            raise ConfigError(f"{key} in {source} must be at least 1, got {getattr(config, key)}")
+    for key in ("episodes", "seed", "eval_seed"):
+        if getattr(config, key) < 0:
+            raise ConfigError(f"{key} in {source} must not be negative, got {getattr(config, key)}")
+    if config.ways < 2:
+        raise ConfigError(f"ways in {source} must be at least 2, got {config.ways}")
+    kinds = [k.value for k in EpisodeKind]
+    if config.kind is not None and config.kind not in kinds:
+        raise ConfigError(
+            f"kind in {source} must be one of {', '.join(kinds)}, got {config.kind!r}{did_you_mean(config.kind, kinds)}"
+        )
+    labels = [e.value for e in LabelEncoding]
+    if config.labels not in labels:
+        raise ConfigError(
+            f"labels in {source} must be one of {', '.join(labels)}, got {config.labels!r}"
+            f"{did_you_mean(config.labels, labels)}"
+        )
+    if config.labels == LabelEncoding.STRING.value and config.kind == EpisodeKind.FEWSHOT.value:
+        raise ConfigError(f"string labels apply to sequence episodes only ({source}); drop labels or use kind sequence")
+
+
+def merge_options(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str, noun: str) -> dict[str, Any]:
+    """``defaults`` overridden by ``given``; a key the defaults lack is an error naming the valid keys."""
+    for key in given:
+        if key not in defaults:
+            valid = ", ".join(sorted(defaults)) or "none"
+            raise ConfigError(f"{owner} has no {noun} {key!r}{did_you_mean(key, list(defaults))} (valid: {valid})")
+    return {**defaults, **given}

@@ -1,0 +1,61 @@
+"""Shared fixtures: a fresh plugin host, test plugins on the path, subprocess helpers."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.config import build_config
+from harness.plugins import PluginHost
+
+TESTS = Path(__file__).resolve().parent
+if str(TESTS) not in sys.path:
+    sys.path.insert(0, str(TESTS))
+
+from harness_test_plugins import weighted_protonet  # noqa: E402
+
+PROTONET = "harness_test_plugins.weighted_protonet"
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    """Built-ins only: no entry points, no HARNESS_PLUGINS."""
+    return PluginHost(autoload=False, modules=[], strict=False)
+
+
+@pytest.fixture
+def protonet_host(host: PluginHost) -> PluginHost:
+    """Built-ins plus the trainable test model ``weighted-protonet``."""
+    host.register(weighted_protonet, "weighted-protonet-plugin")
+    return host
+
+
+def fewshot_config(**overrides):
+    """A small 5-way 1-shot run of ``weighted-protonet`` on synthetic data."""
+    values = {
+        "model": "weighted-protonet",
+        "kind": "fewshot",
+        "ways": 5,
+        "shots": 1,
+        "queries": 2,
+        "episodes": 96,
+        "batch_size": 8,
+        "eval_episodes": 64,
+        "checkpoint_every": 16,
+        "data": {"train_classes": 30, "val_classes": 5, "test_classes": 10},
+    }
+    values.update(overrides)
+    return build_config(values, "test")
+
+
+def harness_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
+    """Run ``python -m harness ARGS`` with the test plugins importable."""
+    full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=full_env, **kwargs
+    )

@@ -1,0 +1,44 @@
+"""Broken plugins, one per way a plugin can fail, for tests that the harness survives them."""
+
+from __future__ import annotations
+
+from harness import hookimpl
+from harness.builtins.knn import NearestNeighbour
+from harness.episodes import EpisodeKind
+from harness.specs import ModelSpec
+
+
+class RaisingHook:
+    """Its model hook raises; its metric hook works but must be left out too."""
+
+    @hookimpl
+    def harness_models(self) -> list[ModelSpec]:
+        raise RuntimeError("model table is corrupt")
+
+    @hookimpl
+    def harness_metrics(self) -> list:
+        return []
+
+
+class WrongReturnType:
+    """Returns a dict instead of a list of ModelSpec."""
+
+    @hookimpl
+    def harness_models(self) -> dict:
+        return {"name": "oops"}
+
+
+class WrongItemType:
+    """Returns a list holding something that is not a ModelSpec."""
+
+    @hookimpl
+    def harness_models(self) -> list:
+        return ["knn2"]
+
+
+class DuplicateKnn:
+    """Registers a model named ``knn``, which the built-in already took."""
+
+    @hookimpl
+    def harness_models(self) -> list[ModelSpec]:
+        return [ModelSpec("knn", "another knn", (EpisodeKind.FEWSHOT,), NearestNeighbour, {"k": 1}, False)]

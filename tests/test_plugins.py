@@ -1,0 +1,154 @@
+"""Plugin loading, broken plugins, strict mode, name clashes and "did you mean"."""
+
+from __future__ import annotations
+
+import json
+import textwrap
+
+import pytest
+from conftest import PROTONET, fewshot_config, harness_cli
+from harness_test_plugins import broken, weighted_protonet
+
+from harness.errors import DuplicateNameError, PluginError, UnknownNameError
+from harness.plugins import DEFAULT_PLUGINS, PluginHost
+from harness.runner import run
+
+
+def test_builtins_are_plugins(host):
+    names = [p.name for p in host.plugins()]
+    assert names[: len(DEFAULT_PLUGINS)] == list(DEFAULT_PLUGINS)
+    assert "knn" in host.models
+    assert "synthetic" in host.datasets
+    assert {"accuracy", "accuracy_per_instance", "nway_kshot_accuracy"} <= set(host.metrics.names())
+    assert all(p.origin == "builtin" and p.version for p in host.plugins())
+
+
+def test_plugin_registered_at_test_time_is_listed_and_runs(host, tmp_path):
+    with host.registered(weighted_protonet, "my-plugin"):
+        info = host.info("my-plugin")
+        assert info.provides == {"models": ["weighted-protonet"]}
+        assert info.version == weighted_protonet.__version__
+        record = run(fewshot_config(), host, tmp_path, log=lambda _: None)
+        assert record["episodes_trained"] == 96
+        assert record["provenance"]["model_plugin"]["name"] == "my-plugin"
+        assert 0.2 < record["metrics"]["accuracy"]["accuracy"]["mean"] <= 1.0
+    assert "weighted-protonet" not in host.models
+    assert "my-plugin" not in [p.name for p in host.plugins()]
+
+
+@pytest.mark.parametrize(
+    ("plugin", "message"),
+    [
+        (broken.RaisingHook(), "failed in hook harness_models: RuntimeError: model table is corrupt"),
+        (broken.WrongReturnType(), "must return a list of ModelSpec, got dict"),
+        (broken.WrongItemType(), "got an item of type str"),
+    ],
+)
+def test_broken_hook_is_reported_and_the_rest_keeps_working(host, plugin, message):
+    with host.registered(plugin, "bad"):
+        problems = host.problems()
+        assert len(problems) == 1 and problems[0].startswith("plugin 'bad' ") and message in problems[0]
+        assert host.info("bad").provides == {}
+        assert host.models.names() == ["knn"]
+        assert "accuracy" in host.metrics
+
+
+def test_strict_mode_makes_a_broken_hook_fatal():
+    strict = PluginHost(autoload=False, modules=[], strict=True)
+    strict.register(broken.RaisingHook(), "bad")
+    with pytest.raises(PluginError, match="plugin 'bad' failed in hook harness_models"):
+        strict.models  # noqa: B018
+
+
+def test_import_error_is_reported_and_strict_mode_fails():
+    lenient = PluginHost(autoload=False, modules=["harness_test_plugins.import_error", PROTONET])
+    assert lenient.problems() == [
+        "plugin 'harness_test_plugins.import_error' failed to import: "
+        "ModuleNotFoundError: No module named 'harness_no_such_dependency'"
+    ]
+    assert "weighted-protonet" in lenient.models
+    with pytest.raises(PluginError, match="harness_no_such_dependency"):
+        PluginHost(autoload=False, modules=["harness_test_plugins.import_error"], strict=True)
+
+
+def test_two_plugins_with_one_name_is_an_error_naming_both(host):
+    with host.registered(broken.DuplicateKnn(), "other-knn"):
+        with pytest.raises(DuplicateNameError) as err:
+            host.models  # noqa: B018
+    assert str(err.value) == (
+        "model 'knn' is registered by both plugin 'harness.builtins.knn' and plugin 'other-knn'; "
+        "uninstall or disable one of them"
+    )
+
+
+@pytest.mark.parametrize(
+    ("registry", "typo", "suggestion"),
+    [("models", "knnn", "knn"), ("datasets", "synthetik", "synthetic"), ("metrics", "acuracy", "accuracy")],
+)
+def test_unknown_name_suggests_the_closest(host, registry, typo, suggestion):
+    with pytest.raises(UnknownNameError, match=f"did you mean '{suggestion}'"):
+        getattr(host, registry).get(typo)
+
+
+@pytest.fixture
+def installed_plugins(tmp_path, monkeypatch):
+    """Two distributions on sys.path declaring ``harness`` entry points: one works, one is broken."""
+    (tmp_path / "good_plugin.py").write_text(
+        "from harness_test_plugins.weighted_protonet import harness_models  # noqa: F401\n"
+    )
+    for dist, module in (("good_plugin", "good_plugin"), ("bad_plugin", "bad_plugin_missing_module")):
+        info = tmp_path / f"{dist}-1.2.3.dist-info"
+        info.mkdir()
+        (info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {dist}\nVersion: 1.2.3\n")
+        (info / "entry_points.txt").write_text(f"[harness]\n{dist.split('_')[0]} = {module}\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    return tmp_path
+
+
+def test_entry_point_plugins_load_and_a_broken_one_is_reported(installed_plugins):
+    host = PluginHost(modules=[])
+    good, bad = host.info("good"), host.info("bad")
+    assert (good.origin, good.distribution, good.version, good.error) == ("entry point", "good_plugin", "1.2.3", None)
+    assert "weighted-protonet" in host.models
+    assert bad.error == "failed to import: ModuleNotFoundError: No module named 'bad_plugin_missing_module'"
+
+
+def test_disable_env_skips_entry_points(installed_plugins, monkeypatch):
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "1")
+    host = PluginHost(modules=[])
+    assert [p.origin for p in host.plugins()] == ["builtin"] * len(DEFAULT_PLUGINS)
+
+
+def test_cli_plugins_json_lists_builtins_and_reports_broken(tmp_path):
+    result = harness_cli("plugins", "--json", env={"HARNESS_PLUGINS": f"harness_test_plugins.import_error,{PROTONET}"})
+    assert result.returncode == 0, result.stderr
+    listed = {p["name"]: p for p in json.loads(result.stdout)}
+    assert listed["harness.builtins.knn"]["version"] and listed["harness.builtins.knn"]["provides"] == {"models": ["knn"]}
+    assert listed[PROTONET]["version"] == "0.0.1"
+    assert "ModuleNotFoundError" in listed["harness_test_plugins.import_error"]["error"]
+    assert "warning: plugin 'harness_test_plugins.import_error' failed to import" in result.stderr
+    strict = harness_cli("--strict-plugins", "plugins", env={"HARNESS_PLUGINS": "harness_test_plugins.import_error"})
+    assert strict.returncode == 2
+    assert strict.stderr.strip().count("\n") == 0 and "harness: error: plugin" in strict.stderr
+
+
+def test_help_and_plugins_do_not_import_torch():
+    script = textwrap.dedent(
+        """
+        import contextlib, io, sys
+        from harness.cli import main
+        with contextlib.redirect_stdout(io.StringIO()):
+            main(["plugins"])
+            try:
+                main(["--help"])
+            except SystemExit:
+                pass
+        heavy = sorted(m for m in ("torch", "tensorflow", "tensorflow_datasets", "PIL", "pandas") if m in sys.modules)
+        print(",".join(heavy))
+        """
+    )
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

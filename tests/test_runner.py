@@ -1,0 +1,109 @@
+"""The runner: determinism, checkpoints, resume after SIGKILL, divergence, records, evaluate."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from conftest import PROTONET, TESTS, fewshot_config, harness_cli
+
+from harness.errors import ConfigError, NonFiniteLossError
+from harness.runner import evaluate_checkpoint, load_checkpoint, run
+
+QUIET = {"log": lambda _: None}
+
+
+def test_same_seed_same_numbers_other_seed_other_numbers(protonet_host, tmp_path):
+    a = run(fewshot_config(), protonet_host, tmp_path / "a", **QUIET)
+    b = run(fewshot_config(), protonet_host, tmp_path / "b", **QUIET)
+    c = run(fewshot_config(seed=1), protonet_host, tmp_path / "c", **QUIET)
+    assert a["metrics"] == b["metrics"] and a["loss_history"] == b["loss_history"]
+    assert a["loss_history"] != c["loss_history"]
+
+
+def test_record_has_provenance_and_nothing_half_written(protonet_host, tmp_path):
+    record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    on_disk = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert on_disk == json.loads(json.dumps(record))
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pkl", "record.json"]
+    prov = record["provenance"]
+    assert prov["git"].keys() == {"commit", "dirty"}
+    assert prov["harness_version"] and prov["machine"]["cpu_count"] and prov["libraries"]["numpy"]
+    assert prov["model_plugin"] == {"name": "weighted-protonet-plugin", "distribution": None, "version": "0.0.1"}
+    assert record["config"]["params"] == {"lr": 0.05, "delay": 0.0, "nan_after": 0}
+    assert (record["seed"], record["episodes_trained"], record["budget"]) == (0, 96, "custom")
+    assert record["wall_time_s"] > 0 and record["resumes"] == 0
+    assert [h[0] for h in record["loss_history"]] == [16, 32, 48, 64, 80, 96]
+
+
+def test_evaluate_checkpoint_gives_the_recorded_numbers(protonet_host, tmp_path):
+    record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    result = evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", protonet_host)
+    assert result["metrics"] == record["metrics"]
+    assert result["episodes_trained"] == 96
+
+
+def test_completed_run_is_not_redone_and_a_changed_config_is_refused(protonet_host, tmp_path):
+    first = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    messages: list[str] = []
+    again = run(fewshot_config(), protonet_host, tmp_path, name="r", log=messages.append)
+    assert again == json.loads(json.dumps(first)) and "already complete" in messages[0]
+    with pytest.raises(ConfigError, match=r"another config \(ways: 5 -> 4\).*--restart"):
+        run(fewshot_config(ways=4), protonet_host, tmp_path, name="r", **QUIET)
+    redone = run(fewshot_config(ways=4), protonet_host, tmp_path, name="r", restart=True, **QUIET)
+    assert redone["setting"] == "4-way 1-shot"
+
+
+def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(protonet_host, tmp_path):
+    config = fewshot_config(params={"nan_after": 5})
+    with pytest.raises(NonFiniteLossError) as err:
+        run(config, protonet_host, tmp_path, name="r", **QUIET)
+    message = str(err.value)
+    assert "\n" not in message
+    assert "training loss became nan at episode 48" in message
+    assert f"last good checkpoint kept: {tmp_path / 'r' / 'checkpoint.pkl'} (episode 32)" in message
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pkl")["episodes_trained"] == 32
+    assert not (tmp_path / "r" / "record.json").exists()
+
+
+def _run_args(out: Path) -> list[str]:
+    return [
+        "run", "--model", "weighted-protonet", "--kind", "fewshot", "--queries", "2", "--episodes", "160",
+        "--batch-size", "8", "--checkpoint-every", "8", "--eval-episodes", "64", "--param", "delay=0.05",
+        "--data", "train_classes=30", "--data", "test_classes=10", "--out", str(out), "--name", "r", "--json",
+        "--no-progress",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_run_killed_with_sigkill_resumes_and_matches_uninterrupted(tmp_path):
+    env = {**os.environ, "HARNESS_PLUGINS": PROTONET, "PYTHONPATH": str(TESTS)}
+    checkpoint = tmp_path / "killed" / "r" / "checkpoint.pkl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *_run_args(tmp_path / "killed")], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and not (checkpoint.exists() and load_checkpoint(checkpoint)["step"] >= 4):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(checkpoint)["episodes_trained"]
+    assert 0 < killed_at < 160, "the run should have been killed part way"
+    resumed = harness_cli(*_run_args(tmp_path / "killed"), env={"HARNESS_PLUGINS": PROTONET})
+    whole = harness_cli(*_run_args(tmp_path / "whole"), env={"HARNESS_PLUGINS": PROTONET})
+    assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr + whole.stderr
+    resumed_record, whole_record = json.loads(resumed.stdout), json.loads(whole.stdout)
+    assert resumed_record["resumes"] == 1 and whole_record["resumes"] == 0
+    assert resumed_record["episodes_trained"] == whole_record["episodes_trained"] == 160
+    assert resumed_record["metrics"] == whole_record["metrics"]
+    assert resumed_record["loss_history"] == whole_record["loss_history"]
+    final_a = load_checkpoint(checkpoint)["model_state"]
+    final_b = load_checkpoint(tmp_path / "whole" / "r" / "checkpoint.pkl")["model_state"]
+    assert (final_a["weights"] == final_b["weights"]).all() and final_a["rng"] == final_b["rng"]
