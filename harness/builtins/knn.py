@@ -20,7 +20,7 @@ from harness.specs import ModelContext, ModelSpec
 
 def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Squared L2 distances between rows: a [B, n, D], b [B, m, D] -> [B, n, m]."""
-    return (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2 * a @ b.transpose(0, 2, 1)
+    return (a**2).sum(-1)[:, :, None] + (b**2).sum(-1)[:, None, :] - 2 * np.einsum("bnd,bmd->bnm", a, b)
 
 
 def _vote(neighbour_labels: np.ndarray) -> int:
