@@ -93,13 +93,21 @@ def build_parser() -> argparse.ArgumentParser:
         run.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind, help=text)
     run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="augment training episodes")
     run.add_argument("--metric", dest="metrics", action="append", metavar="NAME", help="metric to report (repeatable)")
-    run.add_argument("--param", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                     help="model hyperparameter (repeatable)")  # fmt: skip
-    run.add_argument("--data", action="append", type=_key_value, default=[], metavar="KEY=VALUE",
-                     help="dataset option (repeatable)")  # fmt: skip
+    run.add_argument(
+        "--param",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="model hyperparameter (repeatable)",
+    )
+    run.add_argument(
+        "--data", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="dataset option (repeatable)"
+    )
     run.add_argument("--data-dir", type=Path, metavar="DIR", help="dataset directory (same as --data root=DIR)")
-    run.add_argument("--out", type=Path, metavar="DIR",
-                     help=f"results directory (default: ${RESULTS_ENV} or ./{DEFAULT_RESULTS})")  # fmt: skip
+    run.add_argument(
+        "--out", type=Path, metavar="DIR", help=f"results directory (default: ${RESULTS_ENV} or ./{DEFAULT_RESULTS})"
+    )
     run.add_argument("--name", help="run directory name under --out (default: derived from the config)")
     run.add_argument("--restart", action="store_true", help="discard an existing checkpoint and record and start over")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -172,14 +180,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     config = build_config(values, source)
     out = args.out or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
     log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
-    record = run(
-        config, _host(args), out, name=args.name, restart=args.restart, progress=not args.no_progress, log=log
-    )
+    record = run(config, _host(args), out, name=args.name, restart=args.restart, progress=not args.no_progress, log=log)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
-        print(f"{record['model']} on {record['dataset']} ({record['setting']}), "
-              f"{record['episodes_trained']} episodes trained, {record['wall_time_s']:.1f} s")  # fmt: skip
+        print(
+            f"{record['model']} on {record['dataset']} ({record['setting']}), "
+            f"{record['episodes_trained']} episodes trained, {record['wall_time_s']:.1f} s"
+        )
         _print_metrics(record["metrics"])
         print(f"record: {out / record['name'] / 'record.json'}")
     return 0
@@ -195,7 +203,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['model']} on {result['dataset']} ({result['setting']}), {result['episodes_trained']} episodes trained")
+        print(f"{result['model']} on {result['dataset']} ({result['setting']}), ", end="")
+        print(f"{result['episodes_trained']} episodes trained")
         _print_metrics(result["metrics"])
     return 0
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, fields
-from typing import Any, Union
+from typing import Any
 
 import numpy as np
 
@@ -173,7 +173,7 @@ class FewShotBatch:
         return _arrays_to_torch(self, device)
 
 
-EpisodeBatch = Union[SequenceBatch, FewShotBatch]
+EpisodeBatch = SequenceBatch | FewShotBatch
 
 
 def _tensor(array: np.ndarray, device: Any) -> Any:

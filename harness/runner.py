@@ -26,7 +26,7 @@ from harness import __version__, atomic, provenance
 from harness.config import RunConfig, build_config, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
-from harness.plugins import PluginHost
+from harness.plugins import PluginHost, PluginInfo
 from harness.specs import DatasetSpec, EpisodeSource, MetricSpec, Model, ModelContext, ModelSpec
 
 CHECKPOINT = "checkpoint.pkl"
@@ -155,7 +155,12 @@ class Run:
         step, wall, history, resumes = 0, 0.0, [], 0
         if state is not None:
             model.load_state_dict(state["model_state"])
-            step, wall, history, resumes = state["step"], state["wall_time_s"], state["loss_history"], state["resumes"] + 1
+            step, wall, history, resumes = (
+                state["step"],
+                state["wall_time_s"],
+                state["loss_history"],
+                state["resumes"] + 1,
+            )
             log(f"resuming {self.directory} at episode {state['episodes_trained']}")
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
@@ -201,7 +206,9 @@ class Run:
         state = load_checkpoint(self.checkpoint_path)
         saved, wanted = state["config"], _plain(self.prepared.config.to_dict())
         if saved != wanted:
-            changed = ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in wanted if saved.get(k) != wanted[k])
+            changed = ", ".join(
+                f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in wanted if saved.get(k) != wanted[k]
+            )
             raise ConfigError(
                 f"{self.directory} holds a run with another config ({changed}); "
                 "pass --name for a new run or --restart to discard it"
@@ -235,10 +242,15 @@ class Run:
         split = prepared.dataset_spec.train_split
         session_start = time.perf_counter()
         losses: list[float] = []
+        saved = step if self.checkpoint_path.exists() else None
         bar = tqdm(
-            total=self._episodes(total), initial=self._episodes(step), unit="ep", desc="train",
-            disable=not progress or step >= total, dynamic_ncols=True,
-        )  # fmt: skip
+            total=self._episodes(total),
+            initial=self._episodes(step),
+            unit="ep",
+            desc="train",
+            disable=not progress or step >= total,
+            dynamic_ncols=True,
+        )
         with bar:
             while step < total:
                 first = step * config.batch_size
@@ -246,8 +258,11 @@ class Run:
                 rngs = [np.random.default_rng([config.seed, TRAIN_STREAM, first + i]) for i in range(count)]
                 loss = float(model.train_step(prepared.source.sample(split, prepared.settings, rngs)))
                 if not math.isfinite(loss):
-                    saved = load_checkpoint(self.checkpoint_path)["episodes_trained"] if self.checkpoint_path.exists() else None
-                    kept = f"last good checkpoint kept: {self.checkpoint_path} (episode {saved})" if saved is not None else "no checkpoint had been saved yet"
+                    kept = (
+                        f"last good checkpoint kept: {self.checkpoint_path} (episode {self._episodes(saved)})"
+                        if saved is not None
+                        else "no checkpoint had been saved yet"
+                    )
                     raise NonFiniteLossError(
                         f"training loss became {loss} at episode {first + count}; stopped, {kept}; "
                         "lower the learning rate (--param lr=...) or rerun with --restart"
@@ -260,6 +275,7 @@ class Run:
                     losses = []
                     bar.set_postfix(loss=f"{history[-1][1]:.4f}")
                     self._save(model, step, wall + time.perf_counter() - session_start, history, resumes)
+                    saved = step
         wall += time.perf_counter() - session_start
         if total == 0:
             self._save(model, step, wall, history, resumes)
@@ -272,14 +288,16 @@ class Run:
         return {
             "git": provenance.git_state(),
             "harness_version": __version__,
-            "model_plugin": {"name": model_plugin.name, "distribution": model_plugin.distribution, "version": model_plugin.version},
-            "dataset_plugin": {
-                "name": dataset_plugin.name, "distribution": dataset_plugin.distribution, "version": dataset_plugin.version,
-            },
+            "model_plugin": _plugin_ref(model_plugin),
+            "dataset_plugin": _plugin_ref(dataset_plugin),
             "plugins": {p.name: p.version for p in host.plugins() if not p.error},
             "libraries": provenance.library_versions(),
             "machine": provenance.machine(),
-        }  # fmt: skip
+        }
+
+
+def _plugin_ref(info: PluginInfo) -> dict[str, str | None]:
+    return {"name": info.name, "distribution": info.distribution, "version": info.version}
 
 
 def evaluate(prepared: Prepared, model: Model, *, progress: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
@@ -304,7 +322,9 @@ def evaluate(prepared: Prepared, model: Model, *, progress: bool = False) -> dic
                     values[metric.name].setdefault(key, []).append(np.asarray(per_episode, dtype=np.float64))
             bar.update(count)
     return {
-        metric.name: {key: metric.aggregate(np.concatenate(parts)).as_dict() for key, parts in values[metric.name].items()}
+        metric.name: {
+            key: metric.aggregate(np.concatenate(parts)).as_dict() for key, parts in values[metric.name].items()
+        }
         for metric in prepared.metrics
     }
 
@@ -321,7 +341,9 @@ def run(
 ) -> dict[str, Any]:
     """Prepare ``config``, then train/resume, evaluate and record it under ``out/<name>``."""
     prepared = prepare(config, host)
-    return Run(prepared, out / (name or default_name(prepared.config))).execute(restart=restart, progress=progress, log=log)
+    return Run(prepared, out / (name or default_name(prepared.config))).execute(
+        restart=restart, progress=progress, log=log
+    )
 
 
 def evaluate_checkpoint(

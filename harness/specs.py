@@ -54,9 +54,7 @@ class EpisodeSource(Protocol):
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of the images it yields."""
 
-    def sample(
-        self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]
-    ) -> EpisodeBatch:
+    def sample(self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]) -> EpisodeBatch:
         """One batch, episode ``i`` drawn from ``rngs[i]`` alone (so episodes do not depend on batch size)."""
 
 

@@ -35,7 +35,10 @@ def test_bad_values(values, message):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"shots": 25}, "shots + queries = 27 per class, but synthetic has only 20 examples of each class; lower shots"),
+        (
+            {"shots": 25},
+            "shots + queries = 27 per class, but synthetic has only 20 examples of each class; lower shots",
+        ),
         ({"ways": 20}, "ways=20 is more than the 10 classes in synthetic split 'test'; lower ways"),
         ({"params": {"lrr": 0.1}}, "model 'weighted-protonet' has no parameter 'lrr'; did you mean 'lr'?"),
         ({"data": {"exampels": 5}}, "dataset 'synthetic' has no option 'exampels'; did you mean 'examples'?"),

@@ -56,7 +56,7 @@ def test_episodes_depend_only_on_their_generator(source, settings):
 def test_sequence_episode_structure(source):
     batch = source.sample("train", SEQ, rngs(0, 8))
     assert batch.images.shape == (8, 50, 1, 28, 28) and batch.images.dtype == np.float32
-    assert 0.0 <= batch.images.min() and batch.images.max() <= 1.0
+    assert batch.images.min() >= 0.0 and batch.images.max() <= 1.0
     for b in range(8):
         assert sorted(np.bincount(batch.classes[b])) == [10] * 5
         assert sorted(set(batch.targets[b])) == [0, 1, 2, 3, 4]

@@ -72,9 +72,8 @@ def test_import_error_is_reported_and_strict_mode_fails():
 
 
 def test_two_plugins_with_one_name_is_an_error_naming_both(host):
-    with host.registered(broken.DuplicateKnn(), "other-knn"):
-        with pytest.raises(DuplicateNameError) as err:
-            host.models  # noqa: B018
+    with host.registered(broken.DuplicateKnn(), "other-knn"), pytest.raises(DuplicateNameError) as err:
+        host.models  # noqa: B018
     assert str(err.value) == (
         "model 'knn' is registered by both plugin 'harness.builtins.knn' and plugin 'other-knn'; "
         "uninstall or disable one of them"
@@ -123,7 +122,9 @@ def test_cli_plugins_json_lists_builtins_and_reports_broken(tmp_path):
     result = harness_cli("plugins", "--json", env={"HARNESS_PLUGINS": f"harness_test_plugins.import_error,{PROTONET}"})
     assert result.returncode == 0, result.stderr
     listed = {p["name"]: p for p in json.loads(result.stdout)}
-    assert listed["harness.builtins.knn"]["version"] and listed["harness.builtins.knn"]["provides"] == {"models": ["knn"]}
+    assert listed["harness.builtins.knn"]["version"] and listed["harness.builtins.knn"]["provides"] == {
+        "models": ["knn"]
+    }
     assert listed[PROTONET]["version"] == "0.0.1"
     assert "ModuleNotFoundError" in listed["harness_test_plugins.import_error"]["error"]
     assert "warning: plugin 'harness_test_plugins.import_error' failed to import" in result.stderr
