@@ -49,6 +49,19 @@ Rerunning the same command resumes from the checkpoint after an interruption.
 """
 
 
+EPILOG_REPRODUCE = """\
+examples:
+  harness reproduce mann-table2 --data-dir omniglot=../shared/data/omniglot
+  harness reproduce all --budget quick --results my-results
+  harness reproduce snail-table1 --budget paper --seeds 0,1,2 --executor ray
+
+Cells live in <results>/<table>/<budget>/<row>/<setting>/seed<N>/; rerunning the same
+command skips finished cells and resumes interrupted ones.
+"""
+
+RESULTS_HELP = f"results directory (default: ${RESULTS_ENV} or ./{DEFAULT_RESULTS})"
+
+
 def _key_value(text: str) -> tuple[str, Any]:
     """Parse ``key=value``; the value is read as TOML (numbers, booleans, quoted strings) or kept as text."""
     from harness.config import tomllib
@@ -105,9 +118,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="dataset option (repeatable)"
     )
     run.add_argument("--data-dir", type=Path, metavar="DIR", help="dataset directory (same as --data root=DIR)")
-    run.add_argument(
-        "--out", type=Path, metavar="DIR", help=f"results directory (default: ${RESULTS_ENV} or ./{DEFAULT_RESULTS})"
-    )
+    run.add_argument("--out", type=Path, metavar="DIR", help=RESULTS_HELP)
     run.add_argument("--name", help="run directory name under --out (default: derived from the config)")
     run.add_argument("--restart", action="store_true", help="discard an existing checkpoint and record and start over")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -120,9 +131,127 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--checkpoint", type=Path, required=True, metavar="PATH", help="a run's checkpoint.pkl")
     evaluate.add_argument("--eval-episodes", type=int, metavar="N", help="number of test episodes (default: the run's)")
+    evaluate.add_argument("--data-dir", type=Path, metavar="DIR", help="where the dataset lives on this machine")
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
+    reproduce = commands.add_parser(
+        "reproduce",
+        help="run every missing cell of a paper table, then build its leaderboard",
+        description="Run every cell (model row x setting x seed) of a paper table that is not done yet: "
+        "finished cells are skipped, interrupted ones resume. Then build the leaderboard.",
+        epilog=EPILOG_REPRODUCE,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    reproduce.add_argument("tables", nargs="+", metavar="TABLE", help="table names, or 'all' (see 'harness plugins')")
+    reproduce.add_argument("--budget", default="quick", help="quick (minutes on a CPU) or paper (papers' length)")
+    reproduce.add_argument("--results", type=Path, metavar="DIR", help=RESULTS_HELP)
+    reproduce.add_argument(
+        "--leaderboards",
+        type=Path,
+        metavar="DIR",
+        help="where to write tables and plots (default: <results>/leaderboards)",
+    )
+    reproduce.add_argument("--seeds", type=_seeds, metavar="N,N,...", help="seeds (default: the table's)")
+    reproduce.add_argument(
+        "--model", dest="models", action="append", metavar="NAME", help="only this model's rows (repeatable)"
+    )
+    reproduce.add_argument(
+        "--data-dir",
+        dest="locations",
+        action="append",
+        type=_key_value_text,
+        default=[],
+        metavar="DATASET=DIR",
+        help="where a dataset lives, e.g. omniglot=../shared/data/omniglot",
+    )
+    reproduce.add_argument(
+        "--executor",
+        default="inprocess",
+        choices=("inprocess", "ray"),
+        help="run cells in this process (default) or on Ray",
+    )
+    reproduce.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+    leaderboard = commands.add_parser(
+        "leaderboard",
+        help="build a table's leaderboard (CSV, Markdown, PNG) from a results directory",
+        description="Put the runs of a results directory beside the paper's numbers: writes <table>.csv "
+        "(long format), <table>.md and <table>.png.",
+    )
+    leaderboard.add_argument("tables", nargs="+", metavar="TABLE", help="table names, or 'all'")
+    leaderboard.add_argument("--results", type=Path, metavar="DIR", help=RESULTS_HELP)
+    leaderboard.add_argument(
+        "--out", type=Path, metavar="DIR", help="output directory (default: <results>/leaderboards)"
+    )
+    leaderboard.add_argument(
+        "--papers",
+        type=Path,
+        metavar="DIR",
+        help="folder of the paper tables (default: $HARNESS_PAPERS_DIR or leaderboards/papers)",
+    )
     return parser
+
+
+def _seeds(text: str) -> list[int]:
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
+def _key_value_text(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value:
+        raise argparse.ArgumentTypeError(f"expected DATASET=DIR, got {text!r}")
+    return key.strip(), value
+
+
+def _tables(host: Any, names: list[str]) -> list[Any]:
+    return list(host.tables) if names == ["all"] else [host.tables.get(name) for name in names]
+
+
+def _results(args: argparse.Namespace) -> Path:
+    return args.results or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    """``harness reproduce``."""
+    from harness import leaderboard
+    from harness.reproduce import reproduce
+
+    host = _host(args)
+    results = _results(args)
+    locations = {dataset: {"root": root} for dataset, root in args.locations}
+    for table in _tables(host, args.tables):
+        done = reproduce(
+            table,
+            host,
+            results,
+            budget=args.budget,
+            seeds=args.seeds,
+            models=args.models,
+            executor=args.executor,
+            address=args.address,
+            locations=locations,
+            progress=not args.no_progress,
+        )
+        print(f"{table.name}: {len(done['run'])} cells run, {len(done['skipped'])} already done")
+        paths = leaderboard.write(table, results, args.leaderboards or results / "leaderboards")
+        print(f"  leaderboard: {paths['md']} ({paths['csv'].name}, {paths['png'].name})")
+    return 0
+
+
+def cmd_leaderboard(args: argparse.Namespace) -> int:
+    """``harness leaderboard``."""
+    from harness import leaderboard
+
+    host = _host(args)
+    results = _results(args)
+    for table in _tables(host, args.tables):
+        paths = leaderboard.write(table, results, args.out or results / "leaderboards", args.papers)
+        print(f"{table.name}: {paths['md']} ({paths['csv'].name}, {paths['png'].name})")
+    return 0
 
 
 def _host(args: argparse.Namespace) -> Any:
@@ -198,7 +327,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from harness.runner import evaluate_checkpoint
 
     result = evaluate_checkpoint(
-        args.checkpoint, _host(args), eval_episodes=args.eval_episodes, progress=not args.no_progress
+        args.checkpoint,
+        _host(args),
+        eval_episodes=args.eval_episodes,
+        data={"root": str(args.data_dir)} if args.data_dir else None,
+        progress=not args.no_progress,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -216,7 +349,13 @@ def _print_metrics(metrics: dict[str, dict[str, dict[str, Any]]]) -> None:
             print(f"  {label}: {100 * summary['mean']:.2f}% ± {100 * summary['ci95']:.2f} (n={summary['n']})")
 
 
-COMMANDS = {"plugins": cmd_plugins, "run": cmd_run, "evaluate": cmd_evaluate}
+COMMANDS = {
+    "plugins": cmd_plugins,
+    "run": cmd_run,
+    "evaluate": cmd_evaluate,
+    "reproduce": cmd_reproduce,
+    "leaderboard": cmd_leaderboard,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,6 +1,7 @@
 """Hook specifications: what a harness plugin may implement.
 
-Every hook takes no arguments and returns a list of specs. Implement one with
+Every hook takes no arguments and returns a list of specs. Models fill table rows by
+listing ``TableRow`` entries in ``ModelSpec.rows``. Implement one with
 ``@harness.hookimpl`` in a module registered under the ``harness`` entry-point group.
 """
 
@@ -11,6 +12,7 @@ from collections.abc import Sequence
 import pluggy
 
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
+from harness.tables import TableSpec
 
 hookspec = pluggy.HookspecMarker("harness")
 
@@ -28,3 +30,8 @@ def harness_datasets() -> Sequence[DatasetSpec]:  # type: ignore[empty-body]
 @hookspec
 def harness_metrics() -> Sequence[MetricSpec]:  # type: ignore[empty-body]
     """Return the metrics this plugin provides, as ``MetricSpec`` objects."""
+
+
+@hookspec
+def harness_tables() -> Sequence[TableSpec]:  # type: ignore[empty-body]
+    """Return the paper tables this plugin defines, as ``TableSpec`` objects."""

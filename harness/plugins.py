@@ -11,6 +11,7 @@ that fatal.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -25,6 +26,7 @@ from harness import __version__, hookspecs
 from harness.errors import PluginError
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
+from harness.tables import TableSpec
 
 ENTRY_POINT_GROUP = "harness"
 DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
@@ -38,6 +40,8 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness.builtins.synthetic",
     "harness.builtins.metrics",
     "harness.builtins.knn",
+    "harness.builtins.tables",
+    "harness.builtins.miniimagenet",
 )
 """The harness's own features, registered as plugins."""
 
@@ -45,6 +49,7 @@ HOOKS: dict[str, tuple[str, type]] = {
     "models": ("harness_models", ModelSpec),
     "datasets": ("harness_datasets", DatasetSpec),
     "metrics": ("harness_metrics", MetricSpec),
+    "tables": ("harness_tables", TableSpec),
 }
 """Registry kind -> (hook name, spec type the hook must return)."""
 
@@ -101,11 +106,10 @@ class PluginHost:
         if modules is None:
             modules = [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
         for module_name in modules:
-            self._load(module_name, "module", None, lambda name=module_name: importlib.import_module(name))
+            self._load(module_name, "module", None, functools.partial(importlib.import_module, module_name))
         if (not _env_flag(DISABLE_ENV)) if autoload is None else autoload:
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-                dist = ep.dist
-                self._load(ep.name, "entry point", dist, ep.load)
+                self._load(ep.name, "entry point", ep.dist, ep.load)
 
     # -- registration -------------------------------------------------------------------
 
@@ -131,9 +135,7 @@ class PluginHost:
         finally:
             self.unregister(name)
 
-    def _load(
-        self, name: str, origin: str, dist: metadata.Distribution | None, load: Callable[[], object]
-    ) -> None:
+    def _load(self, name: str, origin: str, dist: metadata.Distribution | None, load: Callable[[], object]) -> None:
         dist_name = dist.metadata["Name"] if dist is not None else None
         version = dist.version if dist is not None else None
         try:
@@ -145,9 +147,7 @@ class PluginHost:
             version = getattr(plugin, "__version__", None)
         self._register(plugin, name, origin, dist_name, version)
 
-    def _register(
-        self, plugin: object, name: str, origin: str, dist_name: str | None, version: str | None
-    ) -> None:
+    def _register(self, plugin: object, name: str, origin: str, dist_name: str | None, version: str | None) -> None:
         info = PluginInfo(name, origin, dist_name, version, _location(plugin))
         try:
             self._pm.register(plugin, name=name)
@@ -181,6 +181,11 @@ class PluginHost:
         """Registered metrics."""
         return self._build()["metrics"]
 
+    @property
+    def tables(self) -> Registry[TableSpec]:
+        """Registered paper tables."""
+        return self._build()["tables"]
+
     def plugins(self) -> list[PluginInfo]:
         """Every plugin, working or broken, with what it provides."""
         self._build()
@@ -206,7 +211,7 @@ class PluginHost:
                 if info.error:
                     continue
                 try:
-                    specs = _validated(impl.function(), spec_type, hook_name)
+                    specs: list[Any] = _validated(impl.function(), spec_type, hook_name)
                 except Exception as exc:
                     self._broken(info, f"failed in hook {hook_name}: {_describe(exc)}")
                     continue

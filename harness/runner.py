@@ -91,8 +91,9 @@ def prepare(config: RunConfig, host: PluginHost) -> Prepared:
                 raise ConfigError(f"metric {metric.name!r} does not apply to {kind.value} episodes")
     else:
         metrics = [m for m in host.metrics if kind in m.episode_kinds]
+    portable = {k: v for k, v in data.items() if k not in dataset_spec.location_options}
     resolved = dataclasses.replace(
-        config, kind=kind.value, params=params, data=data, metrics=tuple(m.name for m in metrics)
+        config, kind=kind.value, params=params, data=portable, metrics=tuple(m.name for m in metrics)
     )
     settings = resolved.settings()
     source = dataset_spec.factory(data)
@@ -347,13 +348,23 @@ def run(
 
 
 def evaluate_checkpoint(
-    path: Path, host: PluginHost, *, eval_episodes: int | None = None, progress: bool = False
+    path: Path,
+    host: PluginHost,
+    *,
+    eval_episodes: int | None = None,
+    data: dict[str, Any] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
-    """Rebuild the model saved in a checkpoint and evaluate it on the fixed test episodes."""
+    """Rebuild the model saved in a checkpoint and evaluate it on the fixed test episodes.
+
+    ``data`` adds dataset options such as where the data lives on this machine.
+    """
     state = load_checkpoint(path)
     values = dict(state["config"])
     if eval_episodes is not None:
         values["eval_episodes"] = eval_episodes
+    if data:
+        values["data"] = {**values["data"], **data}
     prepared = prepare(build_config(values, source=str(path)), host)
     model = prepared.build_model()
     model.load_state_dict(state["model_state"])

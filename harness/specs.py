@@ -9,6 +9,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from harness.episodes import EpisodeBatch, EpisodeKind, EpisodeSettings
+from harness.tables import TableRow
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,8 @@ class ModelSpec:
     """Default hyperparameters; a run's ``params`` may override only these keys."""
     trainable: bool = True
     """False for models with nothing to train (e.g. nearest neighbour): the runner skips training."""
+    rows: tuple[TableRow, ...] = ()
+    """Rows this model fills in paper tables (``harness reproduce``)."""
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,9 @@ class DatasetSpec:
     """Default options (data directory, image size, ...); a run's ``data`` may override only these keys."""
     train_split: str = "train"
     test_split: str = "test"
+    location_options: tuple[str, ...] = ()
+    """Options that say where data lives (e.g. ``root``, ``cache_dir``): passed to the factory but
+    kept out of the run config, so checkpoints move between machines and resume anywhere."""
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,10 @@ from harness import hookimpl
 from harness.episodes import EpisodeBatch, EpisodeKind, FewShotBatch
 from harness.errors import ConfigError
 from harness.specs import ModelContext, ModelSpec
+from harness.tables import TableRow
+
+TABLES = ("mann-table1", "mann-table2", "metanet-omniglot", "metanet-miniimagenet", "snail-table1", "snail-table2")
+"""Tables the baseline fills: a paper row in MANN Table 2, a row of ours beside the others."""
 
 
 def _sq_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -87,5 +91,6 @@ def harness_models() -> list[ModelSpec]:
             factory=NearestNeighbour,
             defaults={"k": 1},
             trainable=False,
+            rows=tuple(TableRow(table, "kNN (raw pixels)") for table in TABLES),
         )
     ]

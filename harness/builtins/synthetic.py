@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from typing import Any
 
@@ -51,9 +52,14 @@ def make_splits(options: Mapping[str, Any]) -> dict[str, np.ndarray]:
     return splits
 
 
+@functools.lru_cache(maxsize=4)
+def _cached_splits(options: tuple[tuple[str, Any], ...]) -> dict[str, np.ndarray]:
+    return make_splits(dict(options))
+
+
 def open_synthetic(options: Mapping[str, Any]) -> ArrayEpisodeSource:
-    """Build the synthetic episode source from its options."""
-    return ArrayEpisodeSource(make_splits(options), name="synthetic")
+    """Build the synthetic episode source from its options (the last few are kept in memory)."""
+    return ArrayEpisodeSource(_cached_splits(tuple(sorted(options.items()))), name="synthetic")
 
 
 @hookimpl

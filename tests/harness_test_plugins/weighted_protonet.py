@@ -3,12 +3,14 @@
 Queries are classified by the nearest class prototype under a learned per-pixel
 weighting; training is SGD with momentum on the cross-entropy, with random feature
 dropout drawn from the model's own generator, so resuming exactly needs the weights,
-the optimizer state and the RNG state. ``delay`` slows each step (kill tests);
+the optimizer state and the RNG state. ``delay`` (or the environment variable HARNESS_TEST_DELAY,
+which leaves the run config unchanged) slows each step (kill tests);
 ``nan_after`` makes the loss NaN after that many steps (divergence tests).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -43,8 +45,9 @@ class WeightedProtoNet:
 
     def train_step(self, batch: FewShotBatch) -> float:  # type: ignore[override]
         """One SGD-with-momentum step on the query cross-entropy."""
-        if self.params["delay"]:
-            time.sleep(float(self.params["delay"]))
+        delay = float(self.params["delay"]) or float(os.environ.get("HARNESS_TEST_DELAY", "0"))
+        if delay:
+            time.sleep(delay)
         keep = (self.rng.random(self.weights.shape) > 0.1) / 0.9
         logits, diff2 = self._logits(batch, self.weights * keep)
         logits -= logits.max(-1, keepdims=True)

@@ -1,0 +1,89 @@
+"""Built-in table definitions: the MANN, MetaNet and SNAIL tables the harness reproduces.
+
+Settings follow the papers (see ``../shared/papers/tables.md``): MANN uses 20x20 Omniglot
+label sequences of 10 presentations per class; MetaNet and SNAIL use 28x28 N-way K-shot
+episodes with one query per class. Where a paper does not state its training length or
+number of test episodes, the ``paper`` budget is our choice and the table's ``title`` says so.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness import hookimpl
+from harness.builtins.metrics import INSTANCES, ordinal
+from harness.tables import TableSetting, TableSpec
+
+MANN_PAPER = "Santoro et al. 2016, Meta-Learning with Memory-Augmented Neural Networks, ICML"
+METANET_PAPER = "Munkhdalai & Yu 2017, Meta Networks, ICML"
+SNAIL_PAPER = "Mishra et al. 2018, A Simple Neural Attentive Meta-Learner, ICLR"
+
+QUICK = {"episodes": 2000, "eval_episodes": 200, "batch_size": 16, "checkpoint_every": 500}
+PAPER = {"episodes": 100_000, "eval_episodes": 1000, "batch_size": 16, "checkpoint_every": 2000}
+
+
+def _sequence(ways: int, labels: str) -> TableSetting:
+    config = {"dataset": "omniglot", "kind": "sequence", "ways": ways, "instances": 10, "labels": labels}
+    config.update(augment=True, data={"image_size": 20})
+    return TableSetting(f"{ways}-way", config)
+
+
+def _fewshot(dataset: str, ways: int, shots: int, suffix: str = "", **data: Any) -> TableSetting:
+    config = {"dataset": dataset, "kind": "fewshot", "ways": ways, "shots": shots, "queries": 1}
+    if dataset == "omniglot":
+        data = {"image_size": 28, **data}
+    if data:
+        config["data"] = data
+    return TableSetting(f"{ways}-way {shots}-shot{suffix}", config)
+
+
+def tables() -> list[TableSpec]:
+    """The six paper tables."""
+    per_instance = tuple(ordinal(n) for n in INSTANCES)
+    budgets = {"quick": QUICK, "paper": PAPER}
+    omniglot_fewshot = [_fewshot("omniglot", n, k) for n in (5, 20) for k in (1, 5)]
+    return [
+        TableSpec(
+            "mann-table1",
+            "MANN Table 1: Omniglot, one-hot labels, 5 classes, accuracy per instance",
+            MANN_PAPER, "accuracy_per_instance", per_instance, (_sequence(5, "onehot"),), budgets, plot="curves",
+        ),
+        TableSpec(
+            "mann-table2",
+            "MANN Table 2: Omniglot, five-character string labels, accuracy per instance",
+            MANN_PAPER, "accuracy_per_instance", per_instance,
+            (_sequence(5, "string"), _sequence(15, "string")), budgets, plot="curves",
+        ),
+        TableSpec(
+            "metanet-omniglot",
+            "MetaNet: Omniglot one-shot (training length ours: not in what we could read)",
+            METANET_PAPER, "nway_kshot_accuracy", None,
+            (
+                *(_fewshot("omniglot", n, 1) for n in (5, 10, 15, 20)),
+                _fewshot("omniglot", 20, 1, " (standard split)", scheme="lake"),
+            ),
+            budgets,
+        ),
+        TableSpec(
+            "metanet-miniimagenet",
+            "MetaNet: mini-ImageNet 5-way 1-shot (training length ours)",
+            METANET_PAPER, "nway_kshot_accuracy", None, (_fewshot("miniimagenet", 5, 1),), budgets,
+        ),
+        TableSpec(
+            "snail-table1",
+            "SNAIL Table 1: Omniglot N-way K-shot (training length and test episodes ours: not in the paper)",
+            SNAIL_PAPER, "nway_kshot_accuracy", None, tuple(omniglot_fewshot), budgets,
+        ),
+        TableSpec(
+            "snail-table2",
+            "SNAIL Table 2: mini-ImageNet 5-way (training length and test episodes ours: not in the paper)",
+            SNAIL_PAPER, "nway_kshot_accuracy", None,
+            (_fewshot("miniimagenet", 5, 1), _fewshot("miniimagenet", 5, 5)), budgets,
+        ),
+    ]  # fmt: skip
+
+
+@hookimpl
+def harness_tables() -> list[TableSpec]:
+    """Register the papers' tables."""
+    return tables()

@@ -1,0 +1,109 @@
+"""Table definitions: which cells a paper table has and how each one is run.
+
+A ``TableSpec`` (registered through the ``harness_tables`` hook) lists the table's
+settings, the metric and keys that fill its columns, and run-config values per budget.
+A model fills rows by declaring ``TableRow`` entries in its ``ModelSpec.rows``, so a
+third-party model appears in a table without any change to the core.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.config import RunConfig, build_config
+from harness.errors import ConfigError
+
+CELL = "cell.json"
+"""Written by ``harness reproduce`` beside each run's record: which cell of which table it is."""
+
+BUDGETS = ("quick", "paper")
+"""``quick``: minutes on a laptop CPU; ``paper``: the papers' training length."""
+
+
+@dataclass(frozen=True)
+class TableSetting:
+    """One column group of a table, e.g. ``5-way 1-shot``, and the run-config values that make it."""
+
+    name: str
+    config: Mapping[str, Any]
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    """A paper table the harness can reproduce."""
+
+    name: str
+    """Identifier used on the command line and for files, e.g. ``snail-table1``."""
+    title: str
+    paper: str
+    """Citation of the paper the table comes from."""
+    metric: str
+    """Metric whose values fill the cells (``accuracy_per_instance`` or ``nway_kshot_accuracy``)."""
+    keys: tuple[str, ...] | None
+    """Metric keys shown as columns; ``None`` means the key is the setting name."""
+    settings: tuple[TableSetting, ...]
+    budgets: Mapping[str, Mapping[str, Any]]
+    """Run-config values per budget (``episodes``, ``eval_episodes``, ``batch_size`` ...)."""
+    seeds: tuple[int, ...] = (0,)
+    plot: str = "bars"
+    """``curves`` (accuracy per instance) or ``bars`` (N-way K-shot accuracy)."""
+
+    def setting(self, name: str) -> TableSetting:
+        """The setting called ``name``."""
+        for setting in self.settings:
+            if setting.name == name:
+                return setting
+        valid = ", ".join(s.name for s in self.settings)
+        raise ConfigError(f"table {self.name!r} has no setting {name!r} (settings: {valid})")
+
+    def cell_keys(self, setting: str) -> tuple[str, ...]:
+        """Metric keys reported for ``setting``."""
+        return self.keys if self.keys is not None else (setting,)
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """A row a model fills in a table: the row label, hyperparameters, and which settings (all if empty)."""
+
+    table: str
+    row: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+    settings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Cell:
+    """One run of a table: model row x setting x seed."""
+
+    table: str
+    row: str
+    setting: str
+    seed: int
+    budget: str
+    config: RunConfig
+
+    @property
+    def name(self) -> str:
+        """Run directory, relative to the results directory."""
+        return f"{self.table}/{self.budget}/{slug(self.row)}/{slug(self.setting)}/seed{self.seed}"
+
+    def describe(self) -> dict[str, Any]:
+        """What ``cell.json`` holds: which table, row, setting, seed and budget the run is."""
+        return {"table": self.table, "row": self.row, "setting": self.setting, "seed": self.seed, "budget": self.budget}
+
+
+def slug(text: str) -> str:
+    """File-name-safe form of a row or setting label: ``MANN (LSTM)`` -> ``mann-lstm``."""
+    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+
+
+def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting, seed: int, budget: str) -> Cell:
+    """The run config of one cell: setting, then budget, then the row's model and hyperparameters."""
+    if budget not in table.budgets:
+        raise ConfigError(f"table {table.name!r} has no budget {budget!r} (budgets: {', '.join(table.budgets)})")
+    values: dict[str, Any] = {**setting.config, **table.budgets[budget]}
+    values.update(model=model, seed=seed, budget=budget, metrics=[table.metric], params=dict(row.params))
+    return Cell(table.name, row.row, setting.name, seed, budget, build_config(values, f"table {table.name}"))

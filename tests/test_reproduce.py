@@ -1,0 +1,139 @@
+"""``harness reproduce`` and ``harness leaderboard`` on a small table over synthetic data."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import TESTS, harness_cli
+from harness_test_plugins import toy_table
+
+from harness import leaderboard
+from harness.errors import DataError, UnknownNameError
+from harness.reproduce import reproduce
+from harness.runner import evaluate_checkpoint, load_checkpoint
+
+TOY = "harness_test_plugins.toy_table"
+
+
+@pytest.fixture
+def papers(tmp_path):
+    folder = tmp_path / "papers"
+    folder.mkdir()
+    (folder / "toy-table.csv").write_text(toy_table.PAPER_CSV)
+    return folder
+
+
+@pytest.fixture
+def toy_host(host):
+    host.register(toy_table, "toy-plugin")
+    return host
+
+
+def test_reproduce_then_leaderboard_puts_our_rows_beside_the_papers(toy_host, tmp_path, papers):
+    table = toy_host.tables.get("toy-table")
+    done = reproduce(table, toy_host, tmp_path / "results")
+    assert done["skipped"] == [] and len(done["run"]) == 2
+    paths = leaderboard.write(table, tmp_path / "results", tmp_path / "boards", papers)
+    frame = leaderboard.build(table, tmp_path / "results", papers)
+    ours = frame[frame["source"] == "ours (quick)"].set_index("setting")
+    assert list(ours["row"]) == ["Toy ProtoNet", "Toy ProtoNet"]
+    record = json.loads((tmp_path / "results/toy-table/quick/toy-protonet/5-way-1-shot/seed0/record.json").read_text())
+    expected = 100 * record["metrics"]["nway_kshot_accuracy"]["5-way 1-shot"]["mean"]
+    assert ours.loc["5-way 1-shot", "value"] == pytest.approx(expected)
+    assert ours.loc["5-way 1-shot", "diff"] == pytest.approx(expected - 90.0)
+    assert ours.loc["5-way 1-shot", "episodes_trained"] == 64
+    assert pd_isna(ours.loc["10-way 1-shot", "paper_value"])  # the paper has no Toy ProtoNet 10-way cell
+    paper = frame[frame["source"] == "paper"]
+    assert sorted(paper["row"]) == ["Toy Human", "Toy ProtoNet"]
+    markdown = paths["md"].read_text()
+    assert "| Toy ProtoNet | ours (quick) |" in markdown and "| Toy ProtoNet | paper | 90.0 ± 1.5 |" in markdown
+    assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    checkpoint = tmp_path / "results/toy-table/quick/toy-protonet/5-way-1-shot/seed0/checkpoint.pkl"
+    assert evaluate_checkpoint(checkpoint, toy_host)["metrics"] == record["metrics"]
+
+
+def pd_isna(value) -> bool:
+    import pandas as pd
+
+    return bool(pd.isna(value))
+
+
+def test_reproduce_skips_finished_cells(toy_host, tmp_path):
+    table = toy_host.tables.get("toy-table")
+    first = reproduce(table, toy_host, tmp_path, seeds=[0])
+    again = reproduce(table, toy_host, tmp_path, seeds=[0, 1])
+    assert sorted(again["skipped"]) == sorted(first["run"])
+    assert all(name.endswith("seed1") for name in again["run"]) and len(again["run"]) == 2
+
+
+@pytest.mark.slow
+def test_interrupted_reproduce_resumes_without_redoing_finished_cells(tmp_path, papers):
+    env = {"HARNESS_PLUGINS": TOY, "HARNESS_PAPERS_DIR": str(papers)}
+    args = ["reproduce", "toy-table", "--results", str(tmp_path), "--no-progress"]
+    slow = {**os.environ, **env, "PYTHONPATH": str(TESTS)}
+    base = tmp_path / "toy-table/quick/toy-protonet"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args], env={**slow, "HARNESS_TEST_DELAY": "0.2"},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    second = base / "10-way-1-shot/seed0/checkpoint.pkl"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and not second.exists():
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    first_record = base / "5-way-1-shot/seed0/record.json"
+    assert first_record.exists() and not (base / "10-way-1-shot/seed0/record.json").exists()
+    stamp = first_record.stat().st_mtime_ns
+    killed_at = load_checkpoint(second)["episodes_trained"]
+    result = harness_cli(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "toy-table: 1 cells run, 1 already done" in result.stdout
+    assert first_record.stat().st_mtime_ns == stamp
+    resumed = json.loads((base / "10-way-1-shot/seed0/record.json").read_text())
+    assert resumed["resumes"] == (1 if killed_at < 64 else 0)
+
+
+@pytest.mark.slow
+def test_local_ray_gives_the_same_numbers_as_in_process(toy_host, tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    monkeypatch.setenv("HARNESS_PLUGINS", TOY)
+    monkeypatch.setenv("PYTHONPATH", str(TESTS))
+    table = toy_host.tables.get("toy-table")
+    reproduce(table, toy_host, tmp_path / "local")
+    done = reproduce(table, toy_host, tmp_path / "ray", executor="ray")
+    assert len(done["run"]) == 2
+    for name in done["run"]:
+        local = json.loads((tmp_path / "local" / name / "record.json").read_text())
+        remote = json.loads((tmp_path / "ray" / name / "record.json").read_text())
+        assert remote["metrics"] == local["metrics"] and remote["loss_history"] == local["loss_history"]
+
+
+def test_third_party_row_appears_without_core_changes(host, tmp_path, papers):
+    with host.registered(toy_table, "toy-plugin"):
+        reproduce(host.tables.get("toy-table"), host, tmp_path, seeds=[3])
+        frame = leaderboard.build(host.tables.get("toy-table"), tmp_path, papers)
+    assert set(frame["row"]) == {"Toy ProtoNet", "Toy Human"}
+    assert set(frame[frame["row"] == "Toy ProtoNet"]["source"]) == {"paper", "ours (quick)"}
+
+
+def test_bad_table_name_missing_paper_file_and_malformed_row(toy_host, tmp_path, papers):
+    with pytest.raises(UnknownNameError, match="unknown table 'toy-tabel'; did you mean 'toy-table'?"):
+        toy_host.tables.get("toy-tabel")
+    table = toy_host.tables.get("toy-table")
+    (tmp_path / "results" / "toy-table").mkdir(parents=True)
+    with pytest.raises(DataError) as err:
+        leaderboard.build(table, tmp_path / "results", tmp_path / "nowhere")
+    assert "toy-table.csv does not exist" in str(err.value) and "\n" not in str(err.value)
+    (papers / "toy-table.csv").write_text(toy_table.PAPER_CSV.replace("90.0", "ninety"))
+    with pytest.raises(DataError) as err:
+        leaderboard.build(table, tmp_path / "results", papers)
+    assert "toy-table.csv:2" in str(err.value) and "\n" not in str(err.value)
+    result = harness_cli("leaderboard", "toy-tabel", env={"HARNESS_PLUGINS": TOY})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "did you mean 'toy-table'" in result.stderr
