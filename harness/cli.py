@@ -59,6 +59,7 @@ Cells live in <results>/<table>/<budget>/<row>/<setting>/seed<N>/; rerunning the
 command skips finished cells and resumes interrupted ones.
 """
 
+PAPERS_HELP = "folder of the paper tables (default: $HARNESS_PAPERS_DIR or leaderboards/papers)"
 RESULTS_HELP = f"results directory (default: ${RESULTS_ENV} or ./{DEFAULT_RESULTS})"
 
 
@@ -171,6 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run cells in this process (default) or on Ray",
     )
     reproduce.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    reproduce.add_argument("--papers", type=Path, metavar="DIR", help=PAPERS_HELP)
     reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     leaderboard = commands.add_parser(
@@ -184,12 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument(
         "--out", type=Path, metavar="DIR", help="output directory (default: <results>/leaderboards)"
     )
-    leaderboard.add_argument(
-        "--papers",
-        type=Path,
-        metavar="DIR",
-        help="folder of the paper tables (default: $HARNESS_PAPERS_DIR or leaderboards/papers)",
-    )
+    leaderboard.add_argument("--papers", type=Path, metavar="DIR", help=PAPERS_HELP)
     return parser
 
 
@@ -237,7 +234,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         print(f"{table.name}: {len(done['run'])} cells run, {len(done['skipped'])} already done")
-        paths = leaderboard.write(table, results, args.leaderboards or results / "leaderboards")
+        paths = leaderboard.write(table, results, args.leaderboards or results / "leaderboards", args.papers)
         print(f"  leaderboard: {paths['md']} ({paths['csv'].name}, {paths['png'].name})")
     return 0
 

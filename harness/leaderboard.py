@@ -79,6 +79,7 @@ def build(table: TableSpec, results: Path, papers_dir: Path | None = None) -> pd
         row["paper_value"] = paper_value.get((row["row"], row["setting"], row["key"]))
         row["diff"] = None if row["paper_value"] is None else row["value"] - row["paper_value"]
     frame = pd.DataFrame(paper_rows + ours, columns=COLUMNS)
+    frame = frame.astype({"seeds": "Int64", "episodes_trained": "Int64"})
     settings = [s.name for s in table.settings]
     frame["setting"] = pd.Categorical(frame["setting"], settings, ordered=True)
     return frame.sort_values(["setting", "row", "source"], kind="stable").reset_index(drop=True)
@@ -151,13 +152,19 @@ def plot(table: TableSpec, frame: pd.DataFrame, path: Path) -> None:
             here = data[(data["setting"] == setting) & (data["row"] == row)]
             ours, paper = here[here["origin"] == "ours"], here[here["origin"] == "paper"]
             if not ours.empty:
-                ax.bar(x, ours["value"].iloc[0], width, color=palette[row], label=row)
+                ax.bar(x, ours["value"].iloc[0], width, color=palette[row])
                 ax.errorbar(x, ours["value"].iloc[0], yerr=ours["ci95"].iloc[0], color="black", capsize=3)
             if not paper.empty:
-                ax.plot(x, paper["value"].iloc[0], marker="D", color=palette[row], markeredgecolor="black", label=row)
-    handles, labels = ax.get_legend_handles_labels()
-    unique = dict(zip(labels, handles, strict=True))
-    ax.legend(unique.values(), unique.keys(), fontsize=8, loc="lower left", title="bars: ours ± 95% CI; ◆ paper")
+                ax.plot(x, paper["value"].iloc[0], marker="D", color=palette[row], markeredgecolor="black")
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    handles = [Patch(color=palette[row], label=row) for row in rows]
+    handles += [
+        Line2D([], [], color="black", marker="|", linestyle="", markersize=10, label="ours: bar ± 95% CI"),
+        Line2D([], [], color="gray", marker="D", markeredgecolor="black", linestyle="", label="paper"),
+    ]
+    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
     ax.set_xticks(range(len(settings)), settings)
     ax.set_ylabel("accuracy (%)")
     ax.set_ylim(0, 102)
