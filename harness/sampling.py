@@ -4,6 +4,8 @@ A split is an array ``[classes, examples, channels, height, width]``. Dataset pl
 (synthetic, Omniglot, mini-ImageNet) hand their splits to ``ArrayEpisodeSource``, which
 draws label-sequence and N-way K-shot episodes from it. Each episode comes from its own
 ``numpy.random.Generator``, so an episode is the same whatever the batch it lands in.
+Each generator gives one block of uniforms per episode; turning those into indices and
+gathering the images is vectorised over the batch.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ def random_affine(
     return out
 
 
+ROTATION_CACHE_BYTES = 1 << 30
+"""Largest pre-rotated copy of a split (four times its size) that ``ArrayEpisodeSource`` keeps."""
+
+
 class ArrayEpisodeSource:
     """Episodes from in-memory uint8 splits.
 
@@ -73,13 +79,16 @@ class ArrayEpisodeSource:
     ) -> None:
         shapes = {tuple(a.shape[2:]) for a in splits.values()}
         if len(shapes) != 1 or any(a.ndim != 5 or a.dtype != np.uint8 for a in splits.values()):
-            raise ValueError("splits must be uint8 arrays [classes, examples, channels, height, width] of one image shape")
-        self.splits = dict(splits)
+            raise ValueError(
+                "splits must be uint8 arrays [classes, examples, channels, height, width] of one image shape"
+            )
+        self.splits = {name: np.ascontiguousarray(array) for name, array in splits.items()}
         self.rotations = rotations
         self.train_split = train_split
         self.max_shift = max_shift
         self.max_degrees = max_degrees
         self.name = name
+        self._rotation_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
 
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width)."""
@@ -106,7 +115,9 @@ class ArrayEpisodeSource:
                 f"lower {what.split(' ')[0]}"
             )
         if settings.kind is EpisodeKind.SEQUENCE and settings.ways > settings.num_labels:
-            raise ConfigError(f"ways={settings.ways} exceeds the {settings.num_labels} labels of {settings.labels.value}")
+            raise ConfigError(
+                f"ways={settings.ways} exceeds the {settings.num_labels} labels of {settings.labels.value}"
+            )
 
     def sample(
         self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]
@@ -126,77 +137,179 @@ class ArrayEpisodeSource:
                 f"{self.name} has no split {split!r} (splits: {', '.join(self.splits)})"
             ) from None
 
-    def _draw(
-        self, split: str, rng: np.random.Generator, ways: int, per_class: int, augment: bool
-    ) -> np.ndarray:
-        """Images ``[ways, per_class, C, H, W]`` float32: distinct classes, distinct examples per class."""
+    def _pixels(self, split: str, class_ids: np.ndarray, examples: np.ndarray) -> np.ndarray:
+        """uint8 images for episode class ids and example indices (arrays of one shape), rotated if need be."""
         data = self._split(split)
-        classes = rng.choice(self.num_classes(split), size=ways, replace=False)
-        examples = np.argsort(rng.random((ways, data.shape[1])), axis=1)[:, :per_class]
-        base = classes // 4 if self.rotations else classes
-        images = data[base[:, None], examples].astype(np.float32) / 255.0
         if self.rotations:
-            for i, turns in enumerate(classes % 4):
-                if turns:
-                    images[i] = np.rot90(images[i], k=int(turns), axes=(-2, -1))
-        if augment and split == self.train_split:
-            flat = images.reshape(-1, *images.shape[2:])
-            images = random_affine(flat, rng, self.max_shift, self.max_degrees).reshape(images.shape)
+            rotated = self._rotated(split, data)
+            if rotated is not None:  # class c is row c of the pre-rotated copy
+                return np.take(rotated, class_ids * data.shape[1] + examples, axis=0)
+        base = class_ids // 4 if self.rotations else class_ids
+        flat = data.reshape(-1, *data.shape[2:])  # a view: __init__ made the arrays C-contiguous
+        images = np.take(flat, base * data.shape[1] + examples, axis=0)
+        if self.rotations:
+            turns = class_ids % 4
+            for k in (1, 2, 3):
+                chosen = turns == k
+                if chosen.any():
+                    images[chosen] = np.rot90(images[chosen], k=k, axes=(-2, -1))
         return images
+
+    def _rotated(self, split: str, data: np.ndarray) -> np.ndarray | None:
+        """``[classes * 4 * examples, C, H, W]``: every class in its four rotations, made once per split.
+
+        Kept only for splits up to ``ROTATION_CACHE_BYTES`` (four times the split's size);
+        larger splits are rotated image by image as episodes are drawn.
+        """
+        hit = self._rotation_cache.get(split)
+        if hit is not None and hit[0] is data:
+            return hit[1]
+        if 4 * data.nbytes > ROTATION_CACHE_BYTES or data.shape[-1] != data.shape[-2]:
+            return None
+        rotated = np.stack([np.rot90(data, k, axes=(-2, -1)) for k in range(4)], axis=1)
+        rotated = rotated.reshape(-1, *data.shape[2:])
+        self._rotation_cache[split] = (data, rotated)
+        return rotated
+
+    def _augment(self, split: str, settings: EpisodeSettings) -> bool:
+        return settings.augment and split == self.train_split
 
     def _sequence_batch(
         self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]
     ) -> SequenceBatch:
         n, k = settings.ways, settings.instances
-        images, targets, classes, instance = [], [], [], []
-        for rng in rngs:
-            drawn = self._draw(split, rng, n, k, settings.augment)
-            if settings.labels is LabelEncoding.STRING:
-                label_of_class = rng.choice(settings.num_labels, size=n, replace=False)
-            else:
-                label_of_class = rng.permutation(n)
-            order = rng.permutation(n * k)
-            cls, inst = order // k, order % k
-            images.append(drawn[cls, inst])
-            classes.append(cls)
-            targets.append(label_of_class[cls])
-            counts = np.zeros(n, dtype=np.int64)
-            seen = np.empty(n * k, dtype=np.int64)
-            for t, c in enumerate(cls):
-                counts[c] += 1
-                seen[t] = counts[c]
-            instance.append(seen)
-        target_arr = np.stack(targets).astype(np.int64)
-        if settings.labels is LabelEncoding.STRING:
-            codes = string_label_code(target_arr)
-        else:
-            codes = np.eye(n, dtype=np.float32)[target_arr]
+        total, available = self.num_classes(split), self._split(split).shape[1]
+        string = settings.labels is LabelEncoding.STRING
+        draws = _Uniforms(rngs)
+        class_arr = draws.distinct(total, n)
+        label_of_class = draws.distinct(settings.num_labels, n) if string else draws.permutations(n)
+        examples = draws.first_of_shuffles(n, available, k)  # [B, N, K]
+        order = draws.permutations(n * k)  # step t shows example order[t] of the episode's N*K
+        draws.finish()
+        cls = order // k  # [B, T]: episode class shown at step t
+        rows = np.arange(len(rngs))[:, None]
+        images = _unit(self._pixels(split, class_arr[rows, cls], examples[rows, cls, order % k]))
+        if self._augment(split, settings):
+            for i, rng in enumerate(rngs):
+                images[i] = random_affine(images[i], rng, self.max_shift, self.max_degrees)
+        targets = label_of_class[rows, cls].astype(np.int64)
+        seen = np.cumsum(cls[:, :, None] == np.arange(n), axis=1)  # [B, T, N] presentations so far
+        instance = seen[rows, np.arange(n * k), cls].astype(np.int64)
+        codes = string_label_code(targets) if string else np.eye(n, dtype=np.float32)[targets]
         return SequenceBatch(
             settings=settings,
-            images=np.stack(images),
-            targets=target_arr,
+            images=images,
+            targets=targets,
             codes=codes,
-            classes=np.stack(classes).astype(np.int64),
-            instance=np.stack(instance),
+            classes=cls.astype(np.int64),
+            instance=instance,
         )
 
     def _fewshot_batch(
         self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]
     ) -> FewShotBatch:
         n, k, q = settings.ways, settings.shots, settings.queries
-        support, support_y, query, query_y = [], [], [], []
-        for rng in rngs:
-            drawn = self._draw(split, rng, n, k + q, settings.augment)
-            s_order, q_order = rng.permutation(n * k), rng.permutation(n * q)
-            s_cls, q_cls = s_order // k, q_order // q
-            support.append(drawn[s_cls, s_order % k])
-            query.append(drawn[q_cls, k + q_order % q])
-            support_y.append(s_cls)
-            query_y.append(q_cls)
+        total, available = self.num_classes(split), self._split(split).shape[1]
+        draws = _Uniforms(rngs)
+        class_arr = draws.distinct(total, n)
+        examples = draws.first_of_shuffles(n, available, k + q)  # [B, N, K+Q]: first K support, rest query
+        s_order, q_order = draws.permutations(n * k), draws.permutations(n * q)
+        draws.finish()
+        s_cls, q_cls = s_order // k, q_order // q
+        rows, cls = np.arange(len(rngs))[:, None], np.concatenate([s_cls, q_cls], axis=1)
+        slot = np.concatenate([s_order % k, k + q_order % q], axis=1)  # column of ``examples``
+        pixels = self._pixels(split, class_arr[rows, cls], examples[rows, cls, slot])
+        support, query = _unit(pixels[:, : n * k]), _unit(pixels[:, n * k :])
+        if self._augment(split, settings):
+            for i, rng in enumerate(rngs):
+                both = random_affine(np.concatenate([support[i], query[i]]), rng, self.max_shift, self.max_degrees)
+                support[i], query[i] = both[: n * k], both[n * k :]
         return FewShotBatch(
             settings=settings,
-            support_images=np.stack(support),
-            support_targets=np.stack(support_y).astype(np.int64),
-            query_images=np.stack(query),
-            query_targets=np.stack(query_y).astype(np.int64),
+            support_images=support,
+            support_targets=s_cls.astype(np.int64),
+            query_images=query,
+            query_targets=q_cls.astype(np.int64),
         )
+
+
+def _unit(pixels: np.ndarray) -> np.ndarray:
+    """uint8 pixels as float32 in [0, 1] (exactly ``pixels.astype(np.float32) / 255``)."""
+    return np.divide(pixels, np.float32(255.0), dtype=np.float32)
+
+
+class _Uniforms:
+    """The random draws of a batch of episodes, vectorised across episodes.
+
+    Each episode's draws come from its own generator alone: ``finish`` takes one block of
+    uniforms ``rngs[i].random(L)`` per episode, laid out by the ``distinct``,
+    ``permutations`` and ``first_of_shuffles`` calls made before it (always in the same
+    order); turning the ``[B, L]`` block into indices is then done for all episodes at once.
+    The arrays those calls return are filled in by ``finish``.
+    """
+
+    def __init__(self, rngs: Sequence[np.random.Generator]) -> None:
+        self.rngs = rngs
+        self.width = 0
+        self.pending: list[tuple[str, slice, int, np.ndarray]] = []
+
+    def _take(self, kind: str, width: int, arg: int, out: np.ndarray) -> np.ndarray:
+        self.pending.append((kind, slice(self.width, self.width + width), arg, out))
+        self.width += width
+        return out
+
+    def distinct(self, total: int, count: int) -> np.ndarray:
+        """``[B, count]``: distinct integers below ``total`` in random order, every ordered draw equally likely.
+
+        Few out of many: sequential rejection over candidates ``floor(u * total)`` (which
+        depart from uniform by less than ``total / 2**53``); a row that runs out of
+        candidates draws more from its own generator. Otherwise the first ``count`` of a
+        random permutation.
+        """
+        out = np.empty((len(self.rngs), count), dtype=np.int64)
+        if count * 4 > total:
+            return self._take("first", total, total, out[:, None, :])[:, 0, :]
+        return self._take("reject", count + 2 + count * count // total, total, out)
+
+    def permutations(self, size: int) -> np.ndarray:
+        """``[B, size]``: a uniformly random permutation of ``range(size)`` per episode."""
+        out = np.empty((len(self.rngs), 1, size), dtype=np.int64)
+        return self._take("first", size, size, out)[:, 0, :]
+
+    def first_of_shuffles(self, rows: int, size: int, count: int) -> np.ndarray:
+        """``[B, rows, count]``: per row, the first ``count`` of a random permutation of ``range(size)``."""
+        return self._take("first", rows * size, size, np.empty((len(self.rngs), rows, count), dtype=np.int64))
+
+    def finish(self) -> None:
+        """Draw each episode's block of uniforms and fill in the arrays handed out."""
+        block = np.stack([rng.random(self.width) for rng in self.rngs]) if self.rngs else np.empty((0, self.width))
+        for kind, columns, arg, out in self.pending:
+            keys = block[:, columns]
+            if kind == "first":  # out [B, rows, count]; arg = size of each row's permutation
+                out[...] = _first_of_shuffle(keys.reshape(len(block), out.shape[1], arg), out.shape[-1])
+            else:  # "reject": out [B, count]; arg = total
+                out[...] = self._reject(keys, arg, out.shape[1])
+        self.pending.clear()
+
+    def _reject(self, keys: np.ndarray, total: int, count: int) -> np.ndarray:
+        candidates = np.minimum((keys * total).astype(np.int64), total - 1)
+        first = candidates[:, :count].copy()
+        ordered = np.sort(first, axis=1)
+        for i in np.flatnonzero((ordered[:, 1:] == ordered[:, :-1]).any(axis=1)).tolist():  # rows with a repeat
+            picked = dict.fromkeys(candidates[i].tolist())  # first occurrences, in draw order
+            while len(picked) < count:
+                more = np.minimum((self.rngs[i].random(count) * total).astype(np.int64), total - 1)
+                picked.update(dict.fromkeys(more.tolist()))
+            first[i] = list(picked)[:count]
+        return first
+
+
+def _first_of_shuffle(keys: np.ndarray, count: int) -> np.ndarray:
+    """Indices of the ``count`` smallest keys along the last axis, smallest first: ``argsort(keys)[..., :count]``.
+
+    With i.i.d. uniform keys that is the first ``count`` entries of a uniform random permutation.
+    """
+    if keys.shape[-1] <= 64 or count * 8 >= keys.shape[-1]:  # a full sort is cheap enough
+        return np.argsort(keys, axis=-1)[..., :count]
+    part = np.argpartition(keys, count - 1, axis=-1)[..., :count]
+    return np.take_along_axis(part, np.argsort(np.take_along_axis(keys, part, -1), axis=-1), -1)

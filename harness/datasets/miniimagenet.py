@@ -1,0 +1,211 @@
+"""mini-ImageNet (Vinyals et al.; the 64/16/20-class split of Ravi & Larochelle) from a local directory.
+
+The directory is the usual layout, which cannot be downloaded from here::
+
+    ROOT/images/n0153282900000005.jpg ...
+    ROOT/train.csv  ROOT/val.csv  ROOT/test.csv      (header ``filename,label``; label is a wnid)
+
+Each split becomes a uint8 array ``[classes, examples, 3, 84, 84]`` with classes sorted by
+wnid and examples in CSV order. Images not already 84x84 RGB are converted and resized
+(Lanczos). The arrays are cached as ``.npy`` files under the cache directory, keyed by
+the resolved data directory and the CSV contents, so a second open reads three files.
+
+PIL is imported only when images have to be decoded.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import warnings
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from harness.errors import DataError
+
+SPLITS = ("train", "val", "test")
+IMAGE_SIZE = 84
+ROOT_ENV = "HARNESS_MINIIMAGENET_DIR"
+CACHE_ENV = "HARNESS_CACHE_DIR"
+CACHE_VERSION = 1
+"""Bump when the cached arrays change meaning; old cache files are then ignored."""
+
+HINT = (
+    "download the Ravi & Larochelle split (images/ + train.csv, val.csv, test.csv) "
+    f"and pass --data root=DIR or set {ROOT_ENV}"
+)
+
+
+def resolve_root(root: Any) -> Path:
+    """The data directory from the ``root`` option, else ``$HARNESS_MINIIMAGENET_DIR``; ``DataError`` if neither."""
+    value = root if root not in (None, "") else os.environ.get(ROOT_ENV, "").strip() or None
+    if value is None:
+        raise DataError(f"mini-ImageNet directory not set: {HINT}")
+    return Path(os.path.expanduser(str(value)))
+
+
+def resolve_cache_dir(cache_dir: Any) -> Path:
+    """The cache directory from the ``cache_dir`` option, else ``$HARNESS_CACHE_DIR``, else ``~/.cache/harness``."""
+    value = cache_dir if cache_dir not in (None, "") else os.environ.get(CACHE_ENV, "").strip() or None
+    return Path(os.path.expanduser(str(value))) if value is not None else Path.home() / ".cache" / "harness"
+
+
+def check_root(root: Path) -> None:
+    """Raise ``DataError`` (one line) unless ``root`` holds ``images/`` and the three CSVs."""
+    if not root.is_dir():
+        raise DataError(f"mini-ImageNet not found at {root}: {HINT}")
+    missing = [name for name in (*(f"{s}.csv" for s in SPLITS), "images/") if not (root / name.rstrip("/")).exists()]
+    if missing:
+        raise DataError(f"mini-ImageNet not found at {root} (missing {', '.join(missing)}): {HINT}")
+
+
+def read_split_csv(root: Path, split: str) -> tuple[bytes, dict[str, list[str]]]:
+    """Raw bytes of ``ROOT/<split>.csv`` and its files grouped by wnid (wnids sorted, files in CSV order)."""
+    path = root / f"{split}.csv"
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(
+            f"mini-ImageNet not found at {root} (cannot read {path.name}: {exc.strerror}): {HINT}"
+        ) from None
+    rows = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
+    header = [h.strip() for h in next(rows, [])]
+    if header != ["filename", "label"]:
+        raise DataError(
+            f"mini-ImageNet {path} must start with the header 'filename,label', found {','.join(header)!r}: {HINT}"
+        )
+    by_class: dict[str, list[str]] = {}
+    for line, row in enumerate(rows, start=2):
+        if not row or not "".join(row).strip():
+            continue
+        if len(row) != 2 or not row[0].strip() or not row[1].strip():
+            raise DataError(f"mini-ImageNet {path} line {line} is not 'filename,label': {','.join(row)!r}")
+        by_class.setdefault(row[1].strip(), []).append(row[0].strip())
+    if not by_class:
+        raise DataError(f"mini-ImageNet {path} lists no images: {HINT}")
+    return raw, {wnid: by_class[wnid] for wnid in sorted(by_class)}
+
+
+def _cache_path(cache_dir: Path, root: Path, split: str, raw_csv: bytes) -> Path:
+    key = hashlib.sha256()
+    key.update(f"v{CACHE_VERSION}\0{IMAGE_SIZE}\0{root.resolve()}\0{split}\0".encode())
+    key.update(raw_csv)
+    return cache_dir / "miniimagenet" / f"{split}-{key.hexdigest()[:20]}.npy"
+
+
+def _image_path(root: Path, wnid: str, filename: str) -> Path:
+    images = root / "images"
+    path = images / filename
+    if not path.exists() and (images / wnid / filename).exists():  # images/<wnid>/<file> variant
+        return images / wnid / filename
+    return path
+
+
+def _load_image(path: Path) -> np.ndarray:
+    """One image as uint8 ``[3, 84, 84]``: converted to RGB and resized (Lanczos) if needed."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        rgb = im.convert("RGB")
+    if rgb.size != (IMAGE_SIZE, IMAGE_SIZE):
+        rgb = rgb.resize((IMAGE_SIZE, IMAGE_SIZE), Image.Resampling.LANCZOS)
+    return np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
+
+
+def _build_split(root: Path, split: str, classes: dict[str, list[str]], per_class: int) -> np.ndarray:
+    paths = [_image_path(root, wnid, name) for wnid, names in classes.items() for name in names[:per_class]]
+    for path in paths:
+        if not path.is_file():
+            raise DataError(
+                f"mini-ImageNet at {root} is incomplete: {path.name} (listed in {split}.csv) "
+                f"is missing from {root / 'images'}: {HINT}"
+            )
+    out = np.empty((len(classes) * per_class, 3, IMAGE_SIZE, IMAGE_SIZE), dtype=np.uint8)
+
+    def load(index: int) -> None:
+        try:
+            out[index] = _load_image(paths[index])
+        except (OSError, ValueError, SyntaxError) as exc:  # PIL raises these for unreadable files
+            raise DataError(
+                f"mini-ImageNet image {paths[index]} (listed in {split}.csv) cannot be read "
+                f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'corrupt'}); "
+                f"re-download it: {HINT}"
+            ) from None
+
+    workers = max(1, min(8, os.cpu_count() or 1))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for _ in pool.map(load, range(len(paths))):  # PIL decodes and resizes with the GIL released
+            pass
+    return out.reshape(len(classes), per_class, 3, IMAGE_SIZE, IMAGE_SIZE)
+
+
+def _read_cache(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError, EOFError):
+        return None
+    if array.dtype != np.uint8 or array.shape != shape:
+        return None
+    return array
+
+
+def _write_cache(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` to ``path`` atomically (temporary file in the same folder, then rename)."""
+    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(tmp, "wb") as f:
+            np.save(f, array, allow_pickle=False)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        warnings.warn(
+            f"mini-ImageNet: could not write cache {path} ({exc.strerror or exc}); set cache_dir or "
+            f"{CACHE_ENV} to a writable folder to avoid decoding the images on every open",
+            stacklevel=3,
+        )
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def load_split(root: Path, split: str, cache_dir: Path) -> np.ndarray:
+    """Split ``split`` as uint8 ``[classes, examples, 3, 84, 84]``, from the cache when it is there.
+
+    Classes are sorted by wnid. If classes list different numbers of images (600 each in
+    the real data) every class is cut to the smallest count, with a warning.
+    """
+    raw, classes = read_split_csv(root, split)
+    counts = [len(names) for names in classes.values()]
+    per_class = min(counts)
+    if per_class != max(counts):
+        warnings.warn(
+            f"mini-ImageNet {split}.csv: classes have {per_class} to {max(counts)} images; "
+            f"using the first {per_class} of each class",
+            stacklevel=2,
+        )
+    shape = (len(classes), per_class, 3, IMAGE_SIZE, IMAGE_SIZE)
+    path = _cache_path(cache_dir, root, split, raw)
+    cached = _read_cache(path, shape) if path.is_file() else None
+    if cached is not None:
+        return cached
+    array = _build_split(root, split, classes, per_class)
+    _write_cache(path, array)
+    return array
+
+
+def load_splits(root: Path, cache_dir: Path) -> dict[str, np.ndarray]:
+    """All three splits (see ``load_split``) after checking the directory is complete."""
+    check_root(root)
+    return {split: load_split(root, split, cache_dir) for split in SPLITS}
+
+
+def load_from_options(options: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """The splits for a dataset's ``root`` and ``cache_dir`` options (with their environment fallbacks)."""
+    return load_splits(resolve_root(options.get("root")), resolve_cache_dir(options.get("cache_dir")))
