@@ -156,10 +156,11 @@ def plot(table: TableSpec, frame: pd.DataFrame, path: Path) -> None:
                 ax.errorbar(x, ours["value"].iloc[0], yerr=ours["ci95"].iloc[0], color="black", capsize=3)
             if not paper.empty:
                 ax.plot(x, paper["value"].iloc[0], marker="D", color=palette[row], markeredgecolor="black")
+    from matplotlib.artist import Artist
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    handles = [Patch(color=palette[row], label=row) for row in rows]
+    handles: list[Artist] = [Patch(color=palette[row], label=row) for row in rows]
     handles += [
         Line2D([], [], color="black", marker="|", linestyle="", markersize=10, label="ours: bar ± 95% CI"),
         Line2D([], [], color="gray", marker="D", markeredgecolor="black", linestyle="", label="paper"),

@@ -26,9 +26,7 @@ from harness.episodes import (
 from harness.errors import ConfigError
 
 
-def random_affine(
-    images: np.ndarray, rng: np.random.Generator, max_shift: float, max_degrees: float
-) -> np.ndarray:
+def random_affine(images: np.ndarray, rng: np.random.Generator, max_shift: float, max_degrees: float) -> np.ndarray:
     """Shift each image by up to ``max_shift`` pixels and rotate it by up to ``max_degrees``.
 
     ``images`` is float32 ``[n, C, H, W]``; bilinear interpolation, zeros outside.
@@ -119,9 +117,7 @@ class ArrayEpisodeSource:
                 f"ways={settings.ways} exceeds the {settings.num_labels} labels of {settings.labels.value}"
             )
 
-    def sample(
-        self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]
-    ) -> EpisodeBatch:
+    def sample(self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]) -> EpisodeBatch:
         """One batch; episode ``i`` is drawn from ``rngs[i]`` alone."""
         if settings.kind is EpisodeKind.SEQUENCE:
             return self._sequence_batch(split, settings, rngs)
@@ -133,9 +129,7 @@ class ArrayEpisodeSource:
         try:
             return self.splits[split]
         except KeyError:
-            raise ConfigError(
-                f"{self.name} has no split {split!r} (splits: {', '.join(self.splits)})"
-            ) from None
+            raise ConfigError(f"{self.name} has no split {split!r} (splits: {', '.join(self.splits)})") from None
 
     def _pixels(self, split: str, class_ids: np.ndarray, examples: np.ndarray) -> np.ndarray:
         """uint8 images for episode class ids and example indices (arrays of one shape), rotated if need be."""

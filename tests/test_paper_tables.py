@@ -13,7 +13,10 @@ from pathlib import Path
 import pytest
 
 from harness.errors import DataError
-from harness.paper_tables import COLUMNS, PAPERS_DIR, load_paper_table, load_paper_tables
+from harness.paper_tables import COLUMNS, load_paper_table, load_paper_tables
+
+PAPERS_DIR = Path(__file__).resolve().parents[1] / "leaderboards" / "papers"
+"""The repository's paper tables (the installed package may live elsewhere)."""
 
 TABLES_MD = Path(__file__).resolve().parents[1].parent / "shared" / "papers" / "tables.md"
 FILES = (
@@ -153,7 +156,7 @@ def tables_md() -> str:
 
 @pytest.fixture(scope="module")
 def loaded() -> dict[str, list]:
-    return load_paper_tables()
+    return load_paper_tables(PAPERS_DIR)
 
 
 def test_every_csv_loads(loaded):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -124,7 +125,7 @@ def test_third_party_row_appears_without_core_changes(host, tmp_path, papers):
 
 
 def test_bad_table_name_missing_paper_file_and_malformed_row(toy_host, tmp_path, papers):
-    with pytest.raises(UnknownNameError, match="unknown table 'toy-tabel'; did you mean 'toy-table'?"):
+    with pytest.raises(UnknownNameError, match=re.escape("unknown table 'toy-tabel'; did you mean 'toy-table'?")):
         toy_host.tables.get("toy-tabel")
     table = toy_host.tables.get("toy-table")
     (tmp_path / "results" / "toy-table").mkdir(parents=True)
