@@ -42,6 +42,7 @@ DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness.builtins.knn",
     "harness.builtins.tables",
     "harness.builtins.miniimagenet",
+    "harness.builtins.omniglot",
 )
 """The harness's own features, registered as plugins."""
 

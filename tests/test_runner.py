@@ -13,8 +13,12 @@ from pathlib import Path
 import pytest
 from conftest import PROTONET, TESTS, fewshot_config, harness_cli
 
+from harness import hookimpl
+from harness.builtins.synthetic import OPTIONS, open_synthetic
+from harness.episodes import EpisodeKind
 from harness.errors import ConfigError, NonFiniteLossError
 from harness.runner import evaluate_checkpoint, load_checkpoint, run
+from harness.specs import DatasetSpec
 
 QUIET = {"log": lambda _: None}
 
@@ -107,3 +111,31 @@ def test_run_killed_with_sigkill_resumes_and_matches_uninterrupted(tmp_path):
     final_a = load_checkpoint(checkpoint)["model_state"]
     final_b = load_checkpoint(tmp_path / "whole" / "r" / "checkpoint.pkl")["model_state"]
     assert (final_a["weights"] == final_b["weights"]).all() and final_a["rng"] == final_b["rng"]
+
+
+class LocatedSynthetic:
+    """The synthetic dataset with a ``root`` location option, as Omniglot and mini-ImageNet have."""
+
+    @hookimpl
+    def harness_datasets(self) -> list[DatasetSpec]:
+        def factory(options):
+            assert options["root"] is not None, "the location must reach the factory"
+            return open_synthetic({k: v for k, v in options.items() if k != "root"})
+
+        return [
+            DatasetSpec(
+                "located", "synthetic with a root", ("train", "val", "test"), (EpisodeKind.FEWSHOT,), factory,
+                options={**OPTIONS, "root": None}, location_options=("root",),
+            )
+        ]  # fmt: skip
+
+
+def test_location_options_stay_out_of_the_run_config(protonet_host, tmp_path):
+    protonet_host.register(LocatedSynthetic(), "located")
+    config = fewshot_config(dataset="located", data={"root": "/machine/a", "test_classes": 10})
+    record = run(config, protonet_host, tmp_path, name="r", **QUIET)
+    assert "root" not in record["config"]["data"]
+    moved = fewshot_config(dataset="located", data={"root": "/machine/b", "test_classes": 10})
+    assert run(moved, protonet_host, tmp_path, name="r", **QUIET)["metrics"] == record["metrics"]
+    result = evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", protonet_host, data={"root": "/machine/c"})
+    assert result["metrics"] == record["metrics"]

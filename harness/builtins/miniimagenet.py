@@ -41,5 +41,6 @@ def harness_datasets() -> list[DatasetSpec]:
             episode_kinds=(EpisodeKind.FEWSHOT, EpisodeKind.SEQUENCE),
             factory=open_miniimagenet,
             options=OPTIONS,
+            location_options=("root", "cache_dir"),
         )
     ]
