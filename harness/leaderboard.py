@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 COLUMNS = [
     "table", "row", "setting", "key", "source", "value", "ci95", "seeds", "budget", "episodes_trained",
-    "paper_value", "diff", "commit", "citation", "checked",
+    "paper_value", "diff", "commit", "citation", "checked", "text",
 ]  # fmt: skip
 
 
@@ -41,7 +41,7 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
             groups.setdefault((cell["row"], cell["setting"], key, cell["budget"]), []).append((cell, record))
     rows = []
     for (row, setting, key, budget), runs in groups.items():
-        summaries = [record["metrics"][table.metric][key] for _, record in runs]
+        summaries = [table.summary(record["metrics"], key) for _, record in runs]
         means = [100 * s["mean"] for s in summaries]
         value = sum(means) / len(means)
         if len(means) == 1:
@@ -49,16 +49,22 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
         else:
             var = sum((m - value) ** 2 for m in means) / (len(means) - 1)
             ci = 1.96 * math.sqrt(var / len(means))
-        commits = sorted({str((record["provenance"]["git"] or {}).get("commit") or "")[:10] for _, record in runs})
+        commits = sorted({_commit(record["provenance"]["git"]) for _, record in runs})
         rows.append(
             {
-                "table": table.name, "row": row, "setting": setting, "key": key, "source": f"ours ({budget})",
+                "table": table.name, "row": row, "setting": setting, "key": key, "source": f"ours ({budget} budget)",
                 "value": value, "ci95": ci, "seeds": len(runs), "budget": budget,
                 "episodes_trained": min(record["episodes_trained"] for _, record in runs),
                 "commit": ",".join(commits), "citation": "", "checked": "",
             }
         )  # fmt: skip
     return rows
+
+
+def _commit(git: dict[str, Any]) -> str:
+    """Short commit of a run, marked ``-dirty`` when the checkout had uncommitted changes."""
+    commit = (git.get("commit") or "unknown")[:10]
+    return commit + ("-dirty" if git.get("dirty") else "")
 
 
 def build(table: TableSpec, results: Path, papers_dir: Path | None = None) -> pd.DataFrame:
@@ -70,6 +76,7 @@ def build(table: TableSpec, results: Path, papers_dir: Path | None = None) -> pd
             "table": table.name, "row": c.row, "setting": c.setting, "key": c.key, "source": "paper",
             "value": c.value, "ci95": c.ci95, "seeds": None, "budget": None, "episodes_trained": None,
             "commit": "", "citation": f"{c.paper}, {c.table}", "checked": c.checked,
+            "text": c.value_text + (f" ± {c.ci95_text}" if c.ci95_text else ""),
         }
         for c in load_paper_table(paper_file(table.name, papers_dir))
     ]  # fmt: skip
@@ -78,25 +85,25 @@ def build(table: TableSpec, results: Path, papers_dir: Path | None = None) -> pd
     for row in ours:
         row["paper_value"] = paper_value.get((row["row"], row["setting"], row["key"]))
         row["diff"] = None if row["paper_value"] is None else row["value"] - row["paper_value"]
+        row["text"] = f"{row['value']:.1f} ± {row['ci95']:.1f}"
     frame = pd.DataFrame(paper_rows + ours, columns=COLUMNS)
     frame = frame.astype({"seeds": "Int64", "episodes_trained": "Int64"})
     settings = [s.name for s in table.settings]
     frame["setting"] = pd.Categorical(frame["setting"], settings, ordered=True)
-    return frame.sort_values(["setting", "row", "source"], kind="stable").reset_index(drop=True)
+    return frame.sort_values("setting", kind="stable").reset_index(drop=True)
 
 
 def pivot(frame: pd.DataFrame) -> pd.DataFrame:
-    """Display form: one line per (row, source), one column per setting and key, ``value ± ci``."""
+    """Display form: one line per (row, source), one column per setting and key, ``value ± ci``.
+
+    Paper rows show the numbers as printed; ours are rounded to one decimal.
+    """
     shown = frame.copy()
-    shown["cell"] = [
-        f"{v:.1f}" + (f" ± {c:.1f}" if isinstance(c, float) and not math.isnan(c) else "")
-        for v, c in zip(shown["value"], shown["ci95"], strict=True)
-    ]
     shown["column"] = [
         s if s == k else f"{s} {k}" for s, k in zip(shown["setting"].astype(str), shown["key"], strict=True)
     ]
     columns = list(dict.fromkeys(shown["column"]))
-    table = shown.pivot_table(index=["row", "source"], columns="column", values="cell", aggfunc="first", sort=False)
+    table = shown.pivot_table(index=["row", "source"], columns="column", values="text", aggfunc="first", sort=False)
     return table.reindex(columns=columns).fillna("")
 
 

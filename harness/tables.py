@@ -60,8 +60,16 @@ class TableSpec:
         raise ConfigError(f"table {self.name!r} has no setting {name!r} (settings: {valid})")
 
     def cell_keys(self, setting: str) -> tuple[str, ...]:
-        """Metric keys reported for ``setting``."""
+        """Column keys reported for ``setting``."""
         return self.keys if self.keys is not None else (setting,)
+
+    def summary(self, metrics: Mapping[str, Mapping[str, Any]], key: str) -> Mapping[str, Any]:
+        """Summary behind column ``key`` in run-record metrics (the only value when keyed by setting)."""
+        values = metrics[self.metric]
+        if self.keys is None:
+            (only,) = values.values()
+            return only
+        return values[key]
 
 
 @dataclass(frozen=True)

@@ -42,7 +42,7 @@ def test_reproduce_then_leaderboard_puts_our_rows_beside_the_papers(toy_host, tm
     assert done["skipped"] == [] and len(done["run"]) == 2
     paths = leaderboard.write(table, tmp_path / "results", tmp_path / "boards", papers)
     frame = leaderboard.build(table, tmp_path / "results", papers)
-    ours = frame[frame["source"] == "ours (quick)"].set_index("setting")
+    ours = frame[frame["source"] == "ours (quick budget)"].set_index("setting")
     assert list(ours["row"]) == ["Toy ProtoNet", "Toy ProtoNet"]
     record = json.loads((tmp_path / "results/toy-table/quick/toy-protonet/5-way-1-shot/seed0/record.json").read_text())
     expected = 100 * record["metrics"]["nway_kshot_accuracy"]["5-way 1-shot"]["mean"]
@@ -53,7 +53,7 @@ def test_reproduce_then_leaderboard_puts_our_rows_beside_the_papers(toy_host, tm
     paper = frame[frame["source"] == "paper"]
     assert sorted(paper["row"]) == ["Toy Human", "Toy ProtoNet"]
     markdown = paths["md"].read_text()
-    assert "| Toy ProtoNet | ours (quick) |" in markdown and "| Toy ProtoNet | paper | 90.0 ± 1.5 |" in markdown
+    assert "| Toy ProtoNet | ours (quick budget) |" in markdown and "| Toy ProtoNet | paper | 90.0 ± 1.5 |" in markdown
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     checkpoint = tmp_path / "results/toy-table/quick/toy-protonet/5-way-1-shot/seed0/checkpoint.pkl"
     assert evaluate_checkpoint(checkpoint, toy_host)["metrics"] == record["metrics"]
@@ -121,7 +121,7 @@ def test_third_party_row_appears_without_core_changes(host, tmp_path, papers):
         reproduce(host.tables.get("toy-table"), host, tmp_path, seeds=[3])
         frame = leaderboard.build(host.tables.get("toy-table"), tmp_path, papers)
     assert set(frame["row"]) == {"Toy ProtoNet", "Toy Human"}
-    assert set(frame[frame["row"] == "Toy ProtoNet"]["source"]) == {"paper", "ours (quick)"}
+    assert set(frame[frame["row"] == "Toy ProtoNet"]["source"]) == {"paper", "ours (quick budget)"}
 
 
 def test_bad_table_name_missing_paper_file_and_malformed_row(toy_host, tmp_path, papers):
