@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
+from harness.datasets import CACHE_ENV
+from harness.datasets import cache_dir as cache_folder
 from harness.errors import DataError
 
 SPLITS = ("train", "val", "test")
 IMAGE_SIZE = 84
 ROOT_ENV = "HARNESS_MINIIMAGENET_DIR"
-CACHE_ENV = "HARNESS_CACHE_DIR"
 CACHE_VERSION = 1
 """Bump when the cached arrays change meaning; old cache files are then ignored."""
 
@@ -48,12 +49,6 @@ def resolve_root(root: Any) -> Path:
     if value is None:
         raise DataError(f"mini-ImageNet directory not set: {HINT}")
     return Path(os.path.expanduser(str(value)))
-
-
-def resolve_cache_dir(cache_dir: Any) -> Path:
-    """The cache directory from the ``cache_dir`` option, else ``$HARNESS_CACHE_DIR``, else ``~/.cache/harness``."""
-    value = cache_dir if cache_dir not in (None, "") else os.environ.get(CACHE_ENV, "").strip() or None
-    return Path(os.path.expanduser(str(value))) if value is not None else Path.home() / ".cache" / "harness"
 
 
 def check_root(root: Path) -> None:
@@ -208,4 +203,4 @@ def load_splits(root: Path, cache_dir: Path) -> dict[str, np.ndarray]:
 
 def load_from_options(options: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """The splits for a dataset's ``root`` and ``cache_dir`` options (with their environment fallbacks)."""
-    return load_splits(resolve_root(options.get("root")), resolve_cache_dir(options.get("cache_dir")))
+    return load_splits(resolve_root(options.get("root")), cache_folder(options.get("cache_dir")))

@@ -42,11 +42,12 @@ from typing import Any
 import numpy as np
 
 from harness import atomic
+from harness.datasets import CACHE_ENV
+from harness.datasets import cache_dir as cache_folder
 from harness.errors import ConfigError, DataError
 from harness.sampling import ArrayEpisodeSource
 
 ROOT_ENV = "HARNESS_OMNIGLOT_DIR"
-CACHE_ENV = "HARNESS_CACHE_DIR"
 URL = "https://github.com/brendenlake/omniglot/raw/master/python/"
 DOWNLOAD_ADDRESS = ("github.com", 443)
 """Probed before downloading so that an offline machine fails at once, not after minutes of retries."""
@@ -91,8 +92,7 @@ def check_options(options: Mapping[str, Any]) -> tuple[int, str]:
 
 def cache_root(cache_dir: Any) -> Path:
     """``<cache>/omniglot``: option ``cache_dir``, else ``$HARNESS_CACHE_DIR``, else ``~/.cache/harness``."""
-    value = cache_dir or os.environ.get(CACHE_ENV, "").strip() or Path.home() / ".cache" / "harness"
-    return Path(value).expanduser() / "omniglot"
+    return cache_folder(cache_dir) / "omniglot"
 
 
 def read_split(name: str) -> list[str]:
