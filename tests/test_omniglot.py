@@ -312,3 +312,16 @@ def test_offline_without_directory(open_in, monkeypatch: pytest.MonkeyPatch) -> 
 def test_bad_options(open_in, options, match: str) -> None:
     with pytest.raises(ConfigError, match=match):
         open_in(DATA, **options)
+
+
+# -- end to end ---------------------------------------------------------------------------
+
+
+def test_harness_run_knn_on_omniglot_end_to_end(papers, cache: Path, tmp_path: Path) -> None:
+    args = ["run", "--model", "knn", "--dataset", "omniglot", "--kind", "sequence", "--data", "image_size=20"]
+    args += ["--data-dir", str(DATA), "--data", f"cache_dir={cache}", "--eval-episodes", "48", "--out", str(tmp_path)]
+    result = subprocess.run([sys.executable, "-m", "harness", *args, "--no-progress"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "knn on omniglot (5-way x10 onehot), 0 episodes trained" in result.stdout
+    record = (tmp_path / "knn-omniglot-sequence-5w10i-onehot-seed0" / "record.json").read_text()
+    assert '"root"' not in record and '"image_size": 20' in record
