@@ -166,7 +166,6 @@ class Run:
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
         step, wall = self._train(model, step, wall, history, resumes, progress)
-        train_wall = wall
         eval_clock = time.perf_counter()
         metrics = evaluate(self.prepared, model, progress=progress)
         eval_wall = time.perf_counter() - eval_clock
@@ -181,8 +180,8 @@ class Run:
             "seed": config.seed,
             "episodes_trained": self._episodes(step),
             "eval_episodes": config.eval_episodes,
-            "wall_time_s": round(train_wall + eval_wall, 3),
-            "train_wall_time_s": round(train_wall, 3),
+            "wall_time_s": round(wall + eval_wall, 3),
+            "train_wall_time_s": round(wall, 3),
             "eval_wall_time_s": round(eval_wall, 3),
             "resumes": resumes,
             "metrics": metrics,
