@@ -27,3 +27,9 @@ class DataError(HarnessError):
 
 class NonFiniteLossError(HarnessError):
     """Training produced a NaN or infinite loss."""
+
+
+def describe(exc: BaseException) -> str:
+    """``Type: first line of the message``: an exception folded into one line for an error message."""
+    lines = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__

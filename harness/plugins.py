@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from harness import __version__, hookspecs
-from harness.errors import PluginError
+from harness.errors import PluginError, describe
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
 from harness.tables import TableSpec
@@ -142,7 +142,7 @@ class PluginHost:
         try:
             plugin = load()
         except Exception as exc:  # a broken plugin must not take the harness down
-            self._broken(PluginInfo(name, origin, dist_name, version), f"failed to import: {_describe(exc)}")
+            self._broken(PluginInfo(name, origin, dist_name, version), f"failed to import: {describe(exc)}")
             return
         if version is None:
             version = getattr(plugin, "__version__", None)
@@ -153,7 +153,7 @@ class PluginHost:
         try:
             self._pm.register(plugin, name=name)
         except Exception as exc:
-            self._broken(info, f"could not be registered: {_describe(exc)}")
+            self._broken(info, f"could not be registered: {describe(exc)}")
             return
         self._infos[name] = info
         self._registries = None
@@ -214,7 +214,7 @@ class PluginHost:
                 try:
                     specs: list[Any] = _validated(impl.function(), spec_type, hook_name)
                 except Exception as exc:
-                    self._broken(info, f"failed in hook {hook_name}: {_describe(exc)}")
+                    self._broken(info, f"failed in hook {hook_name}: {describe(exc)}")
                     continue
                 contributions.setdefault(impl.plugin_name, {})[kind] = specs
         registries: dict[str, Registry[Any]] = {kind: Registry(kind[:-1]) for kind in HOOKS}
@@ -246,11 +246,6 @@ def _validated(result: object, spec_type: type[S], hook_name: str) -> list[S]:
     return list(result)
 
 
-def _describe(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
-
-
 def _location(plugin: object) -> str | None:
     if isinstance(plugin, ModuleType):
         return getattr(plugin, "__file__", None) or plugin.__name__
@@ -266,9 +261,3 @@ def get_host(*, strict: bool | None = None) -> PluginHost:
     if _HOST is None or (strict is not None and strict != _HOST.strict):
         _HOST = PluginHost(strict=strict)
     return _HOST
-
-
-def reset_host() -> None:
-    """Forget the process-wide host so the next ``get_host`` reloads plugins."""
-    global _HOST
-    _HOST = None

@@ -44,7 +44,7 @@ import numpy as np
 from harness import atomic
 from harness.datasets import CACHE_ENV
 from harness.datasets import cache_dir as cache_folder
-from harness.errors import ConfigError, DataError
+from harness.errors import ConfigError, DataError, describe
 from harness.sampling import ArrayEpisodeSource
 
 ROOT_ENV = "HARNESS_OMNIGLOT_DIR"
@@ -127,7 +127,7 @@ def load_images(archives: Mapping[str, Path], size: int, cache: Path) -> tuple[n
                     build_cache(archives, size, folder)
         except OSError as exc:
             raise DataError(
-                f"cannot write the Omniglot cache in {folder} ({_describe(exc)}); "
+                f"cannot write the Omniglot cache in {folder} ({describe(exc)}); "
                 f"set cache_dir or {CACHE_ENV} to a writable folder"
             ) from None
     names = names_file.read_text(encoding="utf-8").splitlines()
@@ -168,7 +168,7 @@ def check_archive(split: str, path: Path) -> list[str]:
             members = character_members(archive)
             bad = archive.testzip()
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError, NotImplementedError) as exc:
-        raise DataError(f"{where} is truncated or corrupt ({_describe(exc)}); {fix}") from None
+        raise DataError(f"{where} is truncated or corrupt ({describe(exc)}); {fix}") from None
     if bad is not None:
         raise DataError(f"{where} is corrupt (bad CRC in {bad}); {fix}")
     alphabets = len({character.split("/")[0] for character in members})
@@ -273,17 +273,12 @@ def _download(cache: Path) -> dict[str, Path]:
         socket.create_connection((host, port), timeout=5).close()
     except OSError as exc:
         raise DataError(
-            f"no Omniglot directory given and {host} is unreachable ({_describe(exc)}); {DIR_HINT}"
+            f"no Omniglot directory given and {host} is unreachable ({describe(exc)}); {DIR_HINT}"
         ) from None
     tfds, _ = _import_tfds()
     manager = tfds.download.DownloadManager(download_dir=cache / "downloads")
     try:
         paths = manager.download({split: URL + name for split, name in ARCHIVES.items()})
     except Exception as exc:  # requests, tfds and OS errors alike
-        raise DataError(f"downloading Omniglot from {URL} failed ({_describe(exc)}); {DIR_HINT}") from None
+        raise DataError(f"downloading Omniglot from {URL} failed ({describe(exc)}); {DIR_HINT}") from None
     return {split: Path(path) for split, path in paths.items()}
-
-
-def _describe(exc: BaseException) -> str:
-    lines = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
