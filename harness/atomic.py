@@ -36,6 +36,17 @@ def write_json(path: Path, obj: Any) -> None:
     write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n").encode())
 
 
+def write_array(path: Path, array: Any) -> None:
+    """Atomically save a NumPy array as ``.npy`` (no pickles)."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.save(buffer, array, allow_pickle=False)
+    write_bytes(path, buffer.getvalue())
+
+
 def write_pickle(path: Path, obj: Any) -> None:
     """Atomically pickle ``obj``."""
     write_bytes(path, pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL))

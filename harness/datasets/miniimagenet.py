@@ -27,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from harness import atomic
 from harness.datasets import CACHE_ENV
 from harness.datasets import cache_dir as cache_folder
 from harness.errors import DataError
@@ -151,23 +152,15 @@ def _read_cache(path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
 
 
 def _write_cache(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` to ``path`` atomically (temporary file in the same folder, then rename)."""
-    tmp = path.with_name(f".{path.stem}.{os.getpid()}.tmp")
+    """Write ``array`` to ``path`` atomically; a cache that cannot be written is a warning, not an error."""
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(tmp, "wb") as f:
-            np.save(f, array, allow_pickle=False)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        atomic.write_array(path, array)
     except OSError as exc:
         warnings.warn(
             f"mini-ImageNet: could not write cache {path} ({exc.strerror or exc}); set cache_dir or "
             f"{CACHE_ENV} to a writable folder to avoid decoding the images on every open",
             stacklevel=3,
         )
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def load_split(root: Path, split: str, cache_dir: Path) -> np.ndarray:

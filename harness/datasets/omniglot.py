@@ -218,9 +218,7 @@ def build_cache(archives: Mapping[str, Path], size: int, folder: Path) -> None:
             filled[rows, columns] = True
     if not filled.all():
         raise DataError(f"the Omniglot tfds dataset in {folder / 'tfds'} is incomplete; delete {folder} and retry")
-    buffer = io.BytesIO()
-    np.save(buffer, images, allow_pickle=False)
-    atomic.write_bytes(folder / f"images_{size}.npy", buffer.getvalue())
+    atomic.write_array(folder / f"images_{size}.npy", images)
     atomic.write_bytes(names_file, ("\n".join(names) + "\n").encode())
 
 
