@@ -208,17 +208,24 @@ def _tables(host: Any, names: list[str]) -> list[Any]:
     return list(host.tables) if names == ["all"] else [host.tables.get(name) for name in names]
 
 
-def _results(args: argparse.Namespace) -> Path:
-    return args.results or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
+def _results(given: Path | None) -> Path:
+    return given or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
+
+
+def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: Path | None) -> str:
+    """Write ``table``'s leaderboard; return a line naming the files."""
+    from harness import leaderboard
+
+    paths = leaderboard.write(table, results, out or results / "leaderboards", papers)
+    return f"{paths['md']} ({paths['csv'].name}, {paths['png'].name})"
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``harness reproduce``."""
-    from harness import leaderboard
     from harness.reproduce import reproduce
 
     host = _host(args)
-    results = _results(args)
+    results = _results(args.results)
     locations = {dataset: {"root": root} for dataset, root in args.locations}
     for table in _tables(host, args.tables):
         done = reproduce(
@@ -234,20 +241,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             progress=not args.no_progress,
         )
         print(f"{table.name}: {len(done['run'])} cells run, {len(done['skipped'])} already done")
-        paths = leaderboard.write(table, results, args.leaderboards or results / "leaderboards", args.papers)
-        print(f"  leaderboard: {paths['md']} ({paths['csv'].name}, {paths['png'].name})")
+        print(f"  leaderboard: {_write_leaderboard(table, results, args.leaderboards, args.papers)}")
     return 0
 
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """``harness leaderboard``."""
-    from harness import leaderboard
-
     host = _host(args)
-    results = _results(args)
+    results = _results(args.results)
     for table in _tables(host, args.tables):
-        paths = leaderboard.write(table, results, args.out or results / "leaderboards", args.papers)
-        print(f"{table.name}: {paths['md']} ({paths['csv'].name}, {paths['png'].name})")
+        print(f"{table.name}: {_write_leaderboard(table, results, args.out, args.papers)}")
     return 0
 
 
@@ -304,7 +307,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     values, source = _run_values(args)
     config = build_config(values, source)
-    out = args.out or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
+    out = _results(args.out)
     log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
     record = run(config, _host(args), out, name=args.name, restart=args.restart, progress=not args.no_progress, log=log)
     if args.json:
