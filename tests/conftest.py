@@ -13,6 +13,9 @@ from harness.config import build_config
 from harness.plugins import PluginHost
 
 TESTS = Path(__file__).resolve().parent
+REPO = TESTS.parent
+OMNIGLOT_DIR = Path(os.environ.get("HARNESS_OMNIGLOT_DIR") or REPO.parent / "shared" / "data" / "omniglot")
+"""The Omniglot archives: ``$HARNESS_OMNIGLOT_DIR``, else ``../shared/data/omniglot``."""
 if str(TESTS) not in sys.path:
     sys.path.insert(0, str(TESTS))
 
@@ -32,6 +35,13 @@ def protonet_host(host: PluginHost) -> PluginHost:
     """Built-ins plus the trainable test model ``weighted-protonet``."""
     host.register(weighted_protonet, "weighted-protonet-plugin")
     return host
+
+
+def rngs(seed: int, n: int = 4) -> list:
+    """``n`` episode generators for one seed, as the runner makes them."""
+    import numpy as np
+
+    return [np.random.default_rng([seed, i]) for i in range(n)]
 
 
 def fewshot_config(**overrides):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from conftest import rngs
 
 from harness.builtins.knn import NearestNeighbour
 from harness.builtins.metrics import accuracy_per_instance, nway_kshot_accuracy, ordinal
@@ -27,10 +28,6 @@ FEW = EpisodeSettings(EpisodeKind.FEWSHOT, ways=5, shots=2, queries=3)
 @pytest.fixture(scope="module")
 def source() -> ArrayEpisodeSource:
     return ArrayEpisodeSource(make_splits(OPTIONS), name="synthetic")
-
-
-def rngs(seed: int, n: int) -> list[np.random.Generator]:
-    return [np.random.default_rng([seed, i]) for i in range(n)]
 
 
 def test_string_labels_round_trip():

@@ -3,19 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import OMNIGLOT_DIR, REPO
 
 from harness import leaderboard
 from harness.runner import evaluate_checkpoint
 
-REPO = Path(__file__).resolve().parents[1]
 BOARDS = REPO / "leaderboards"
 RUNS = BOARDS / "runs"
-OMNIGLOT = Path(os.environ.get("HARNESS_OMNIGLOT_DIR", REPO.parent / "shared" / "data" / "omniglot"))
+OMNIGLOT = OMNIGLOT_DIR
 COMMITTED = sorted(p.stem for p in BOARDS.glob("*.csv"))
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import OMNIGLOT_DIR, rngs
 
 from harness.datasets import omniglot as loader
 from harness.datasets.make_splits import make_splits
@@ -20,8 +21,7 @@ from harness.episodes import EpisodeKind, EpisodeSettings, LabelEncoding
 from harness.errors import ConfigError, DataError
 from harness.plugins import PluginHost
 
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get(loader.ROOT_ENV) or REPO.parent / "shared" / "data" / "omniglot")
+DATA = OMNIGLOT_DIR
 
 pytestmark = [
     pytest.mark.omniglot,
@@ -67,10 +67,6 @@ def papers(open_source):
 def all_images(open_source, cache: Path) -> tuple[np.ndarray, list[str]]:
     open_source()  # built once
     return loader.load_images(loader.find_archives(str(DATA), loader.cache_root(cache)), 28, loader.cache_root(cache))
-
-
-def rngs(seed: int, n: int = 4) -> list[np.random.Generator]:
-    return [np.random.default_rng([seed, i]) for i in range(n)]
 
 
 def one_line_error(exc_info: pytest.ExceptionInfo) -> str:
