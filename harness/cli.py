@@ -35,6 +35,12 @@ RUN_FLAGS: dict[str, tuple[type, str]] = {
     "seed": (int, "training seed"),
     "eval_seed": (int, "seed of the fixed test episodes (keep 0 to compare with others)"),
     "checkpoint_every": (int, "episodes between checkpoints"),
+    "val_every": (int, "episodes between validations on the dataset's validation split (0: none)"),
+    "val_episodes": (int, "fixed validation episodes per validation"),
+    "keep": (str, "model to test at the end: last, or best (best validation accuracy; needs --val-every)"),
+    "patience": (int, "stop after this many validations without improvement (0: never)"),
+    "device": (str, "torch models: auto (CUDA if present), cpu, cuda, cuda:N or mps"),
+    "precision": (str, "torch models: fp32 or bf16 (autocast)"),
     "budget": (str, "label for the training budget recorded with the run (quick, paper, custom)"),
 }
 
@@ -106,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     for key, (kind, text) in RUN_FLAGS.items():
         run.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind, help=text)
     run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="augment training episodes")
+    run.add_argument(
+        "--compile", action=argparse.BooleanOptionalAction, default=None, help="torch models: use torch.compile"
+    )
     run.add_argument("--metric", dest="metrics", action="append", metavar="NAME", help="metric to report (repeatable)")
     run.add_argument(
         "--param",
@@ -133,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--checkpoint", type=Path, required=True, metavar="PATH", help="a run's checkpoint.pkl")
     evaluate.add_argument("--eval-episodes", type=int, metavar="N", help="number of test episodes (default: the run's)")
     evaluate.add_argument("--data-dir", type=Path, metavar="DIR", help="where the dataset lives on this machine")
+    evaluate.add_argument("--device", default="auto", help="torch models: auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     reproduce = commands.add_parser(
@@ -172,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="run cells in this process (default) or on Ray",
     )
     reproduce.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    reproduce.add_argument("--device", help="torch models: auto (default), cpu, cuda, cuda:N or mps")
     reproduce.add_argument("--papers", type=Path, metavar="DIR", help=PAPERS_HELP)
     reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
@@ -187,6 +198,15 @@ def build_parser() -> argparse.ArgumentParser:
         "--out", type=Path, metavar="DIR", help="output directory (default: <results>/leaderboards)"
     )
     leaderboard.add_argument("--papers", type=Path, metavar="DIR", help=PAPERS_HELP)
+
+    curves = commands.add_parser(
+        "curves",
+        help="plot training loss and validation accuracy of runs against episodes trained",
+        description="Draw the loss and validation curves of one or more runs (finished or still training) "
+        "on one figure, to see whether a model is still learning.",
+    )
+    curves.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
+    curves.add_argument("--out", type=Path, default=Path("curves.png"), metavar="PNG", help="output file (curves.png)")
     return parser
 
 
@@ -238,6 +258,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             executor=args.executor,
             address=args.address,
             locations=locations,
+            device=args.device,
             progress=not args.no_progress,
         )
         print(f"{table.name}: {len(done['run'])} cells run, {len(done['skipped'])} already done")
@@ -287,7 +308,7 @@ def _run_values(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
 
     values: dict[str, Any] = load_toml(args.config) if args.config else {}
     source = str(args.config) if args.config else "flags"
-    for key in (*RUN_FLAGS, "augment", "metrics"):
+    for key in (*RUN_FLAGS, "augment", "compile", "metrics"):
         if getattr(args, key) is not None:
             values[key] = getattr(args, key)
     if args.param:
@@ -331,6 +352,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         _host(args),
         eval_episodes=args.eval_episodes,
         data={"root": str(args.data_dir)} if args.data_dir else None,
+        device=args.device,
         progress=not args.no_progress,
     )
     if args.json:
@@ -349,7 +371,16 @@ def _print_metrics(metrics: dict[str, dict[str, dict[str, Any]]]) -> None:
             print(f"  {label}: {100 * summary['mean']:.2f}% ± {100 * summary['ci95']:.2f} (n={summary['n']})")
 
 
+def cmd_curves(args: argparse.Namespace) -> int:
+    """``harness curves``."""
+    from harness.curves import plot_curves
+
+    print(plot_curves(args.runs, args.out))
+    return 0
+
+
 COMMANDS = {
+    "curves": cmd_curves,
     "plugins": cmd_plugins,
     "run": cmd_run,
     "evaluate": cmd_evaluate,

@@ -40,6 +40,21 @@ class RunConfig:
     eval_seed: int = 0
     """Seed of the fixed test episodes: keep it at 0 to compare with everyone else."""
     checkpoint_every: int = 1000
+    val_every: int = 0
+    """Episodes between validations on the dataset's validation split; 0 turns validation off."""
+    val_episodes: int = 200
+    """Fixed validation episodes per validation."""
+    keep: str = "last"
+    """Model tested at the end: ``last`` or ``best`` (best validation accuracy; needs ``val_every``)."""
+    patience: int = 0
+    """Stop after this many validations without improvement; 0 never stops early."""
+    device: str = "auto"
+    """Where a torch model runs: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``. Not part of what a
+    resumed run must match: a checkpoint moves between devices."""
+    precision: str = "fp32"
+    """``fp32`` or ``bf16`` (autocast) for torch models."""
+    compile: bool = False
+    """Wrap a torch model's network in ``torch.compile``."""
     metrics: tuple[str, ...] = ()
     """Metric names; empty means every registered metric that fits the episode kind."""
     budget: str = "custom"
@@ -71,7 +86,11 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-POSITIVE = ("shots", "queries", "instances", "batch_size", "eval_episodes", "checkpoint_every")
+POSITIVE = ("shots", "queries", "instances", "batch_size", "eval_episodes", "checkpoint_every", "val_episodes")
+KEEP = ("last", "best")
+PRECISIONS = ("fp32", "bf16")
+MACHINE_KEYS = ("device",)
+"""Config keys that say where a run happens, not what it computes: a resumed run may change them."""
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -128,24 +147,35 @@ def _check_values(config: RunConfig, source: str) -> None:
     for key in POSITIVE:
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} in {source} must be at least 1, got {getattr(config, key)}")
-    for key in ("episodes", "seed", "eval_seed"):
+    for key in ("episodes", "seed", "eval_seed", "val_every", "patience"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} in {source} must not be negative, got {getattr(config, key)}")
     if config.ways < 2:
         raise ConfigError(f"ways in {source} must be at least 2, got {config.ways}")
-    kinds = [k.value for k in EpisodeKind]
-    if config.kind is not None and config.kind not in kinds:
-        raise ConfigError(
-            f"kind in {source} must be one of {', '.join(kinds)}, got {config.kind!r}{did_you_mean(config.kind, kinds)}"
-        )
-    labels = [e.value for e in LabelEncoding]
-    if config.labels not in labels:
-        raise ConfigError(
-            f"labels in {source} must be one of {', '.join(labels)}, got {config.labels!r}"
-            f"{did_you_mean(config.labels, labels)}"
-        )
+    if config.kind is not None:
+        _check_choice("kind", config.kind, tuple(k.value for k in EpisodeKind), source)
+    _check_choice("labels", config.labels, tuple(e.value for e in LabelEncoding), source)
+    _check_choice("keep", config.keep, KEEP, source)
+    _check_choice("precision", config.precision, PRECISIONS, source)
+    check_device_name(config.device, source)
+    if (config.keep == "best" or config.patience) and not config.val_every:
+        raise ConfigError(f"keep = best and patience need validation ({source}); set val_every (episodes)")
     if config.labels == LabelEncoding.STRING.value and config.kind == EpisodeKind.FEWSHOT.value:
         raise ConfigError(f"string labels apply to sequence episodes only ({source}); drop labels or use kind sequence")
+
+
+def _check_choice(key: str, value: str, choices: tuple[str, ...], source: str) -> None:
+    if value not in choices:
+        raise ConfigError(
+            f"{key} in {source} must be one of {', '.join(choices)}, got {value!r}{did_you_mean(value, list(choices))}"
+        )
+
+
+def check_device_name(device: str, source: str) -> None:
+    """Raise ``ConfigError`` unless ``device`` is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+    kind, sep, index = device.partition(":")
+    if kind not in ("auto", "cpu", "cuda", "mps") or (sep and (kind != "cuda" or not index.isdigit())):
+        raise ConfigError(f"device in {source} must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
 
 
 def merge_options(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str, noun: str) -> dict[str, Any]:

@@ -1,7 +1,9 @@
 """Episode kinds, episode settings and the batches that dataset plugins hand to models.
 
 Arrays are NumPy on the way out of a dataset; ``to_torch`` converts a batch for a
-PyTorch model (torch is imported only then).
+PyTorch model (torch is imported only then). A batch holds everything, targets included,
+for training and for the metrics; ``batch.inputs()`` is the part a model sees when it
+predicts, and a model answers with a ``Prediction``.
 """
 
 from __future__ import annotations
@@ -108,13 +110,63 @@ def string_label_decode(codes: np.ndarray) -> np.ndarray:
     return (digits * base ** np.arange(STRING_LABEL_LENGTH)).sum(axis=-1)
 
 
+@dataclass(frozen=True)
+class SequenceInputs:
+    """What a model sees of label-sequence episodes: each step's image and the previous step's label.
+
+    ``previous_codes[:, t]`` is the code of the label of step ``t - 1`` (zeros at ``t = 0``):
+    a model's prediction at step ``t`` may use steps ``0..t`` of both arrays and nothing later.
+    The harness checks this (``harness.causality``).
+    """
+
+    settings: EpisodeSettings
+    images: np.ndarray
+    """float32 [B, T, C, H, W] in [0, 1]."""
+    previous_codes: np.ndarray
+    """float32 [B, T, L]: label codes shifted one step."""
+
+    def __len__(self) -> int:
+        return int(self.images.shape[0])
+
+    def steps(self, count: int) -> SequenceInputs:
+        """The first ``count`` steps of every episode."""
+        return SequenceInputs(self.settings, self.images[:, :count], self.previous_codes[:, :count])
+
+    def to_torch(self, device: Any = None) -> dict[str, Any]:
+        """The arrays as torch tensors, on ``device``."""
+        return _arrays_to_torch(self, device)
+
+
+@dataclass(frozen=True)
+class FewShotInputs:
+    """What a model sees of N-way K-shot episodes: the labelled support set and the query images."""
+
+    settings: EpisodeSettings
+    support_images: np.ndarray
+    """float32 [B, N*K, C, H, W] in [0, 1]."""
+    support_targets: np.ndarray
+    """int64 [B, N*K]: the support labels, 0..N-1."""
+    query_images: np.ndarray
+    """float32 [B, N*Q, C, H, W] in [0, 1]."""
+
+    def __len__(self) -> int:
+        return int(self.query_images.shape[0])
+
+    def to_torch(self, device: Any = None) -> dict[str, Any]:
+        """The arrays as torch tensors, on ``device``."""
+        return _arrays_to_torch(self, device)
+
+
+EpisodeInputs = SequenceInputs | FewShotInputs
+
+
 @dataclass
 class SequenceBatch:
-    """A batch of label-sequence episodes (MANN).
+    """A batch of label-sequence episodes (MANN), as a dataset draws it.
 
     ``targets[b, t]`` is the label id a model must predict at step t (0..N-1 for one-hot
-    labels, 0..3124 for string labels); ``codes[b, t]`` is its code, and
-    ``previous_codes`` is what the model sees beside ``images[b, t]``.
+    labels, 0..3124 for string labels); ``codes[b, t]`` is its code. Models train on the
+    whole batch but predict from ``inputs()`` alone: images and ``previous_codes``.
     """
 
     settings: EpisodeSettings
@@ -136,11 +188,15 @@ class SequenceBatch:
         shifted[:, 1:] = self.codes[:, :-1]
         return shifted
 
+    def inputs(self) -> SequenceInputs:
+        """What a model may see when it predicts."""
+        return SequenceInputs(self.settings, self.images, self.previous_codes)
+
     def __len__(self) -> int:
         return int(self.images.shape[0])
 
     def to_torch(self, device: Any = None) -> dict[str, Any]:
-        """The arrays as torch tensors (plus ``previous_codes``), on ``device``."""
+        """Every array as a torch tensor (plus ``previous_codes``), on ``device``: for training."""
         out = _arrays_to_torch(self, device)
         out["previous_codes"] = _tensor(self.previous_codes, device)
         return out
@@ -165,15 +221,29 @@ class FewShotBatch:
         """What a model must predict: the query labels."""
         return self.query_targets
 
+    def inputs(self) -> FewShotInputs:
+        """What a model may see when it predicts: everything but ``query_targets``."""
+        return FewShotInputs(self.settings, self.support_images, self.support_targets, self.query_images)
+
     def __len__(self) -> int:
         return int(self.query_images.shape[0])
 
     def to_torch(self, device: Any = None) -> dict[str, Any]:
-        """The arrays as torch tensors, on ``device``."""
+        """Every array as a torch tensor, on ``device``: for training."""
         return _arrays_to_torch(self, device)
 
 
 EpisodeBatch = SequenceBatch | FewShotBatch
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """What a model predicts for a batch: label ids, and optionally its scores per label."""
+
+    labels: np.ndarray
+    """int64, shaped like the batch's ``targets``: [B, T] or [B, N*Q]."""
+    scores: np.ndarray | None = None
+    """float [*labels.shape, num_labels] (logits or probabilities), where the model gives them."""
 
 
 def _tensor(array: np.ndarray, device: Any) -> Any:

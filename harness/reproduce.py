@@ -21,6 +21,7 @@ from harness.config import build_config
 from harness.errors import ConfigError
 from harness.plugins import DISABLE_ENV, MODULES_ENV, STRICT_ENV, PluginHost, get_host
 from harness.runner import RECORD, Prepared, Run, prepare
+from harness.specs import EpisodeSource
 from harness.tables import CELL, Cell, TableSpec, make_cell
 
 EXECUTORS = ("inprocess", "ray")
@@ -98,11 +99,14 @@ def reproduce(
     executor: str = "inprocess",
     address: str | None = None,
     locations: Mapping[str, Mapping[str, Any]] | None = None,
+    device: str | None = None,
     progress: bool = False,
 ) -> dict[str, list[str]]:
     """Run the missing cells of ``table`` into ``out``; return the cell names run and skipped.
 
-    ``locations`` maps a dataset name to options saying where its data lives (e.g. ``root``).
+    ``locations`` maps a dataset name to options saying where its data lives (e.g. ``root``);
+    ``device`` is where torch models run (default ``auto``). Cells with the same dataset
+    options share one opened dataset.
     """
     from tqdm import tqdm
 
@@ -114,10 +118,11 @@ def reproduce(
     locations = locations or {}
     # Prepare every cell first, so a bad one fails before any work starts.
     jobs = []
+    sources: dict[str, EpisodeSource] = {}
     for cell in todo:
         where = dict(locations.get(cell.config.dataset, {}))
-        config = dataclasses.replace(cell.config, data={**cell.config.data, **where})
-        jobs.append((prepare(config, host), out / cell.name, where))
+        config = dataclasses.replace(cell.config, data={**cell.config.data, **where}, device=device or "auto")
+        jobs.append((prepare(config, host, sources), out / cell.name, where))
     with tqdm(total=len(cells), initial=len(skipped), unit="cell", desc=table.name, disable=not progress) as bar:
 
         def on_done(record: dict) -> None:

@@ -1,18 +1,17 @@
-"""Train a model plugin on a dataset plugin's episodes, evaluate it, checkpoint and resume.
+"""Train a model plugin on a dataset plugin's episodes, validate, evaluate, checkpoint and resume.
 
-Episode ``i`` of training is drawn from ``default_rng([seed, 0, i])`` and test episode
-``j`` from ``default_rng([eval_seed, 1, j])``, so episodes do not depend on batch size,
-on where a run was interrupted, or on which model is trained. A checkpoint holds the
-step reached and the model's own state (weights, optimizer, RNG), so a resumed run ends
-with the same numbers as an uninterrupted one.
+Episodes come from seeded streams (``harness.evaluation``), so they do not depend on
+batch size, on where a run was interrupted, or on which model is trained. A checkpoint
+holds the step reached, the curves and the model's own state (weights, optimizer, RNG),
+so a resumed run ends with the same numbers as an uninterrupted one.
 """
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import json
 import math
-import pickle
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,18 +21,17 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__, atomic, provenance
-from harness.config import RunConfig, build_config, merge_options
+from harness import __version__, atomic, checkpoints, provenance
+from harness.checkpoints import CHECKPOINT
+from harness.config import MACHINE_KEYS, RunConfig, build_config, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
+from harness.evaluation import TRAIN, batches, evaluate, validation_accuracy
 from harness.plugins import PluginHost, PluginInfo
 from harness.specs import DatasetSpec, EpisodeSource, MetricSpec, Model, ModelContext, ModelSpec
 
-CHECKPOINT = "checkpoint.pkl"
 RECORD = "record.json"
-CHECKPOINT_FORMAT = "harness-checkpoint/1"
 RECORD_FORMAT = "harness-run/1"
-TRAIN_STREAM, TEST_STREAM = 0, 1
 
 
 @dataclass
@@ -48,9 +46,13 @@ class Prepared:
     source: EpisodeSource
     host: PluginHost
 
-    def build_model(self) -> Model:
+    def build_model(self, run_dir: Path | None = None) -> Model:
         """A fresh model from the model plugin's factory."""
-        context = ModelContext(self.settings, self.source.input_shape(), self.config.params, self.config.seed)
+        c = self.config
+        context = ModelContext(
+            self.settings, self.source.input_shape(), c.params, c.seed, model=c.model, batch_size=c.batch_size,
+            total_steps=self.total_steps, device=c.device, precision=c.precision, compile=c.compile, run_dir=run_dir,
+        )  # fmt: skip
         return self.model_spec.factory(context)
 
     @property
@@ -61,8 +63,11 @@ class Prepared:
         return math.ceil(self.config.episodes / self.config.batch_size)
 
 
-def prepare(config: RunConfig, host: PluginHost) -> Prepared:
-    """Resolve names, kind, hyperparameters and options; open the dataset and check it fits."""
+def prepare(config: RunConfig, host: PluginHost, sources: dict[str, EpisodeSource] | None = None) -> Prepared:
+    """Resolve names, kind, hyperparameters and options; open the dataset and check it fits.
+
+    ``sources`` shares opened datasets between runs with the same dataset and options.
+    """
     model_spec = host.models.get(config.model)
     dataset_spec = host.datasets.get(config.dataset)
     kinds = [k for k in model_spec.episode_kinds if k in dataset_spec.episode_kinds]
@@ -96,9 +101,18 @@ def prepare(config: RunConfig, host: PluginHost) -> Prepared:
         config, kind=kind.value, params=params, data=portable, metrics=tuple(m.name for m in metrics)
     )
     settings = resolved.settings()
-    source = dataset_spec.factory(data)
+    key = json.dumps([dataset_spec.name, data], sort_keys=True, default=str)
+    source = sources.get(key) if sources is not None else None
+    if source is None:
+        source = dataset_spec.factory(data)
+        if sources is not None:
+            sources[key] = source
     if model_spec.trainable and resolved.episodes > 0:
         source.check(dataset_spec.train_split, settings)
+        if resolved.val_every:
+            if dataset_spec.val_split is None:
+                raise ConfigError(f"dataset {dataset_spec.name!r} has no validation split; drop val_every")
+            source.check(dataset_spec.val_split, settings)
     source.check(dataset_spec.test_split, settings)
     return Prepared(resolved, settings, model_spec, dataset_spec, metrics, source, host)
 
@@ -117,18 +131,33 @@ def _plain(obj: Any) -> Any:
     return json.loads(json.dumps(obj))
 
 
-def load_checkpoint(path: Path) -> dict[str, Any]:
-    """Read a checkpoint, with one-line errors for a missing or foreign file."""
-    try:
-        with open(path, "rb") as handle:
-            state = pickle.load(handle)
-    except FileNotFoundError:
-        raise HarnessError(f"checkpoint {path} does not exist; check the path") from None
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-        raise HarnessError(f"checkpoint {path} cannot be read ({type(exc).__name__}: {exc})") from None
-    if not isinstance(state, dict) or state.get("format") != CHECKPOINT_FORMAT:
-        raise HarnessError(f"{path} is not a harness checkpoint")
-    return state
+def comparable(config: dict[str, Any]) -> dict[str, Any]:
+    """A saved or wanted config with every key filled in and the machine keys (``device``) left out."""
+    full = {**_plain(RunConfig(model=config["model"]).to_dict()), **_plain(config)}
+    return {k: v for k, v in full.items() if k not in MACHINE_KEYS}
+
+
+@dataclass
+class Progress:
+    """How far training got: what a checkpoint saves besides the model's state."""
+
+    step: int = 0
+    wall_time_s: float = 0.0
+    loss_history: list[list[float]] = dataclasses.field(default_factory=list)
+    val_history: list[list[float]] = dataclasses.field(default_factory=list)
+    best: dict[str, Any] | None = None
+    """Best validation so far: ``episode``, ``accuracy`` and, with ``keep = best``, ``model_state``."""
+    stale: int = 0
+    """Validations since the best one."""
+    stopped_early: int | None = None
+    """Episode at which ``patience`` stopped training."""
+    resumes: int = 0
+
+    @classmethod
+    def from_checkpoint(cls, state: dict[str, Any]) -> Progress:
+        """The progress a checkpoint saved (older checkpoints lack the validation fields)."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in state.items() if k in names})
 
 
 class Run:
@@ -152,20 +181,20 @@ class Run:
             if record.get("status") == "complete":
                 log(f"{self.directory} is already complete; pass --restart to run it again")
                 return record
-        model = self.prepared.build_model()
-        step, wall, history, resumes = 0, 0.0, [], 0
+        model = self.prepared.build_model(self.directory)
+        done = Progress()
         if state is not None:
             model.load_state_dict(state["model_state"])
-            step, wall, history, resumes = (
-                state["step"],
-                state["wall_time_s"],
-                state["loss_history"],
-                state["resumes"] + 1,
-            )
+            done = Progress.from_checkpoint(state)
+            done.resumes += 1
             log(f"resuming {self.directory} at episode {state['episodes_trained']}")
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
-        step, wall = self._train(model, step, wall, history, resumes, progress)
+        self._train(model, done, progress)
+        kept = self._keep(model, done)
+        stopped = (
+            None if done.stopped_early is None else {"at_episode": done.stopped_early, "patience": config.patience}
+        )
         eval_clock = time.perf_counter()
         metrics = evaluate(self.prepared, model, progress=progress)
         eval_wall = time.perf_counter() - eval_clock
@@ -178,15 +207,19 @@ class Run:
             "setting": self.prepared.settings.describe(),
             "budget": config.budget,
             "seed": config.seed,
-            "episodes_trained": self._episodes(step),
+            "episodes_trained": self._episodes(done.step),
+            "stopped_early": stopped,
+            "kept": kept,
             "eval_episodes": config.eval_episodes,
-            "wall_time_s": round(wall + eval_wall, 3),
-            "train_wall_time_s": round(wall, 3),
+            "wall_time_s": round(done.wall_time_s + eval_wall, 3),
+            "train_wall_time_s": round(done.wall_time_s, 3),
             "eval_wall_time_s": round(eval_wall, 3),
-            "resumes": resumes,
+            "resumes": done.resumes,
             "metrics": metrics,
-            "loss_history": history,
+            "loss_history": done.loss_history,
+            "val_history": done.val_history,
             "config": _plain(config.to_dict()),
+            "runtime": getattr(model, "runtime", None),
             "provenance": self._provenance(),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "session_started_at": started.isoformat(timespec="seconds"),
@@ -203,83 +236,120 @@ class Run:
     def _resume_state(self) -> dict[str, Any] | None:
         if not self.checkpoint_path.exists():
             return None
-        state = load_checkpoint(self.checkpoint_path)
-        saved, wanted = state["config"], _plain(self.prepared.config.to_dict())
+        state = checkpoints.load(self.checkpoint_path)
+        saved, wanted = comparable(state["config"]), comparable(self.prepared.config.to_dict())
         if saved != wanted:
-            changed = ", ".join(
-                f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in wanted if saved.get(k) != wanted[k]
-            )
+            changed = ", ".join(f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in wanted.items() if saved.get(k) != v)
             raise ConfigError(
                 f"{self.directory} holds a run with another config ({changed}); "
                 "pass --name for a new run or --restart to discard it"
             )
         return state
 
-    def _save(self, model: Model, step: int, wall: float, history: list, resumes: int) -> None:
-        atomic.write_pickle(
+    def _save(self, model: Model, done: Progress) -> None:
+        checkpoints.save(
             self.checkpoint_path,
             {
-                "format": CHECKPOINT_FORMAT,
                 "harness_version": __version__,
                 "config": _plain(self.prepared.config.to_dict()),
-                "step": step,
-                "episodes_trained": self._episodes(step),
-                "wall_time_s": wall,
-                "loss_history": history,
-                "resumes": resumes,
+                "episodes_trained": self._episodes(done.step),
+                **dataclasses.asdict(done),
                 "model_state": model.state_dict(),
             },
         )
 
-    def _train(
-        self, model: Model, step: int, wall: float, history: list, resumes: int, progress: bool
-    ) -> tuple[int, float]:
+    def _keep(self, model: Model, done: Progress) -> dict[str, Any]:
+        """Load the model to test (``keep``) into ``model``; say which it is."""
+        if self.prepared.config.keep == "best" and done.best is not None:
+            model.load_state_dict(done.best["model_state"])
+            return {"which": "best", "episode": done.best["episode"], "val_accuracy": done.best["accuracy"]}
+        return {"which": "last", "episode": self._episodes(done.step)}
+
+    def _losses(self, losses: list[Any], step: int, saved: int | None) -> list[float]:
+        """The losses since the last log as floats (syncing a GPU only here); stop on NaN or inf."""
+        values = []
+        for offset, loss in enumerate(losses):
+            try:
+                value = float(loss)
+            except (TypeError, ValueError, RuntimeError):
+                raise HarnessError(
+                    f"model {self.prepared.config.model!r}: train_step returned {type(loss).__name__}, "
+                    "not a float or a 0-d tensor"
+                ) from None
+            if not math.isfinite(value):
+                kept = (
+                    f"last good checkpoint kept: {self.checkpoint_path} (episode {self._episodes(saved)})"
+                    if saved is not None
+                    else "no checkpoint had been saved yet"
+                )
+                raise NonFiniteLossError(
+                    f"training loss became {value} at episode {self._episodes(step - len(losses) + offset + 1)}; "
+                    f"stopped, {kept}; lower the learning rate (--param lr=...) or rerun with --restart"
+                )
+            values.append(value)
+        return values
+
+    def _validate(self, model: Model, done: Progress) -> None:
+        accuracy = validation_accuracy(self.prepared, model)
+        episode = self._episodes(done.step)
+        done.val_history.append([episode, accuracy])
+        if done.best is None or accuracy > done.best["accuracy"]:
+            state = copy.deepcopy(model.state_dict()) if self.prepared.config.keep == "best" else None
+            done.best = {"episode": episode, "accuracy": accuracy, "model_state": state}
+            done.stale = 0
+        else:
+            done.stale += 1
+        if self.prepared.config.patience and done.stale >= self.prepared.config.patience:
+            done.stopped_early = episode
+
+    def _train(self, model: Model, done: Progress, progress: bool) -> None:
         from tqdm import tqdm
 
         prepared, config = self.prepared, self.prepared.config
-        total = prepared.total_steps
+        total = prepared.total_steps if done.stopped_early is None else done.step
         every = max(1, config.checkpoint_every // config.batch_size)
-        split = prepared.dataset_spec.train_split
-        session_start = time.perf_counter()
-        losses: list[float] = []
-        saved = step if self.checkpoint_path.exists() else None
+        val_every = max(1, config.val_every // config.batch_size) if config.val_every else 0
+        session_start, wall_before = time.perf_counter(), done.wall_time_s
+        losses: list[Any] = []
+        saved = done.step if self.checkpoint_path.exists() else None
         bar = tqdm(
             total=self._episodes(total),
-            initial=self._episodes(step),
+            initial=self._episodes(done.step),
             unit="ep",
             desc="train",
-            disable=not progress or step >= total,
+            disable=not progress or done.step >= total,
             dynamic_ncols=True,
         )
+        split = prepared.dataset_spec.train_split
+        stream = batches(prepared, split, TRAIN, config.seed, self._episodes(total), start=self._episodes(done.step))
         with bar:
-            while step < total:
-                first = step * config.batch_size
-                count = min(config.batch_size, config.episodes - first)
-                rngs = [np.random.default_rng([config.seed, TRAIN_STREAM, first + i]) for i in range(count)]
-                loss = float(model.train_step(prepared.source.sample(split, prepared.settings, rngs)))
-                if not math.isfinite(loss):
-                    kept = (
-                        f"last good checkpoint kept: {self.checkpoint_path} (episode {self._episodes(saved)})"
-                        if saved is not None
-                        else "no checkpoint had been saved yet"
-                    )
-                    raise NonFiniteLossError(
-                        f"training loss became {loss} at episode {first + count}; stopped, {kept}; "
-                        "lower the learning rate (--param lr=...) or rerun with --restart"
-                    )
-                losses.append(loss)
-                step += 1
-                bar.update(count)
-                if step % every == 0 or step == total:
-                    history.append([self._episodes(step), float(np.mean(losses))])
+            for batch in stream:
+                losses.append(model.train_step(batch))
+                done.step += 1
+                bar.update(len(batch))
+                validate = bool(val_every) and (done.step % val_every == 0 or done.step == total)
+                save = done.step % every == 0 or done.step == total
+                if not (validate or save):
+                    continue
+                values = self._losses(losses, done.step, saved)
+                if validate:
+                    self._validate(model, done)
+                    save = save or done.stopped_early is not None
+                if save:
+                    done.loss_history.append([self._episodes(done.step), float(np.mean(values))])
                     losses = []
-                    bar.set_postfix(loss=f"{history[-1][1]:.4f}")
-                    self._save(model, step, wall + time.perf_counter() - session_start, history, resumes)
-                    saved = step
-        wall += time.perf_counter() - session_start
+                    done.wall_time_s = wall_before + time.perf_counter() - session_start
+                    self._save(model, done)
+                    saved = done.step
+                    shown = {"loss": f"{done.loss_history[-1][1]:.4f}"}
+                    if done.val_history:
+                        shown["val"] = f"{done.val_history[-1][1]:.3f}"
+                    bar.set_postfix(shown)
+                if done.stopped_early is not None:
+                    break
+        done.wall_time_s = wall_before + time.perf_counter() - session_start
         if total == 0:
-            self._save(model, step, wall, history, resumes)
-        return step, wall
+            self._save(model, done)
 
     def _provenance(self) -> dict[str, Any]:
         host, config = self.prepared.host, self.prepared.config
@@ -298,35 +368,6 @@ class Run:
 
 def _plugin_ref(info: PluginInfo) -> dict[str, str | None]:
     return {"name": info.name, "distribution": info.distribution, "version": info.version}
-
-
-def evaluate(prepared: Prepared, model: Model, *, progress: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
-    """Metrics of ``model`` on the fixed test episodes: ``{metric: {key: {mean, ci95, n}}}``."""
-    from tqdm import tqdm
-
-    config = prepared.config
-    split = prepared.dataset_spec.test_split
-    values: dict[str, dict[str, list[np.ndarray]]] = {m.name: {} for m in prepared.metrics}
-    with tqdm(total=config.eval_episodes, unit="ep", desc="test", disable=not progress, dynamic_ncols=True) as bar:
-        for first in range(0, config.eval_episodes, config.batch_size):
-            count = min(config.batch_size, config.eval_episodes - first)
-            rngs = [np.random.default_rng([config.eval_seed, TEST_STREAM, first + i]) for i in range(count)]
-            batch = prepared.source.sample(split, prepared.settings, rngs)
-            predictions = np.asarray(model.predict(batch))
-            if predictions.shape != batch.targets.shape:
-                raise HarnessError(
-                    f"model {config.model!r} predicted shape {predictions.shape}, expected {batch.targets.shape}"
-                )
-            for metric in prepared.metrics:
-                for key, per_episode in metric.per_episode(batch, predictions).items():
-                    values[metric.name].setdefault(key, []).append(np.asarray(per_episode, dtype=np.float64))
-            bar.update(count)
-    return {
-        metric.name: {
-            key: metric.aggregate(np.concatenate(parts)).as_dict() for key, parts in values[metric.name].items()
-        }
-        for metric in prepared.metrics
-    }
 
 
 def run(
@@ -352,27 +393,32 @@ def evaluate_checkpoint(
     *,
     eval_episodes: int | None = None,
     data: dict[str, Any] | None = None,
+    device: str = "auto",
     progress: bool = False,
 ) -> dict[str, Any]:
-    """Rebuild the model saved in a checkpoint and evaluate it on the fixed test episodes.
+    """Rebuild the model saved in a checkpoint (the best one with ``keep = best``) and evaluate it.
 
-    ``data`` adds dataset options such as where the data lives on this machine.
+    ``data`` adds dataset options such as where the data lives on this machine; ``device``
+    is where to run it, whatever device wrote the checkpoint.
     """
-    state = load_checkpoint(path)
-    values = dict(state["config"])
+    state = checkpoints.load(path)
+    values = {**state["config"], "device": device}
     if eval_episodes is not None:
         values["eval_episodes"] = eval_episodes
     if data:
         values["data"] = {**values["data"], **data}
     prepared = prepare(build_config(values, source=str(path)), host)
     model = prepared.build_model()
-    model.load_state_dict(state["model_state"])
+    best = state.get("best") or {}
+    use_best = prepared.config.keep == "best" and best.get("model_state") is not None
+    model.load_state_dict(best["model_state"] if use_best else state["model_state"])
     return {
         "checkpoint": str(path),
         "model": prepared.config.model,
         "dataset": prepared.config.dataset,
         "setting": prepared.settings.describe(),
         "episodes_trained": state["episodes_trained"],
+        "kept": "best" if use_best else "last",
         "eval_episodes": prepared.config.eval_episodes,
         "metrics": evaluate(prepared, model, progress=progress),
     }

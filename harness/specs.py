@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Protocol, SupportsFloat, runtime_checkable
 
 import numpy as np
 
-from harness.episodes import EpisodeBatch, EpisodeKind, EpisodeSettings
+from harness.episodes import EpisodeBatch, EpisodeInputs, EpisodeKind, EpisodeSettings, Prediction
 from harness.tables import TableRow
 
 
@@ -22,6 +23,20 @@ class ModelContext:
     params: Mapping[str, Any]
     """The model's defaults overridden by the run's ``params``."""
     seed: int
+    model: str = ""
+    """The model's registered name (for messages)."""
+    batch_size: int = 16
+    """Episodes per training batch."""
+    total_steps: int = 0
+    """Training batches the whole run makes (a learning-rate schedule needs it)."""
+    device: str = "cpu"
+    """Requested device: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps`` (``harness.devices``)."""
+    precision: str = "fp32"
+    """``fp32`` or ``bf16`` (autocast)."""
+    compile: bool = False
+    """Wrap the network in ``torch.compile`` where it works."""
+    run_dir: Path | None = None
+    """The run's directory, for models that write files of their own; ``None`` outside a run."""
 
 
 @runtime_checkable
@@ -32,11 +47,12 @@ class Model(Protocol):
     optimizer state and the model's own random generator state. Its values must pickle.
     """
 
-    def train_step(self, batch: EpisodeBatch) -> float:
-        """Train on one batch of episodes; return the (finite) loss."""
+    def train_step(self, batch: EpisodeBatch) -> SupportsFloat:
+        """Train on one batch of episodes (targets included); return the loss (a float or a 0-d tensor)."""
 
-    def predict(self, batch: EpisodeBatch) -> np.ndarray:
-        """Predicted label ids, shaped like ``batch.targets``."""
+    def predict(self, inputs: EpisodeInputs) -> Prediction | np.ndarray:
+        """Predict from what a model may see (``batch.inputs()``): a ``Prediction``, or label ids
+        shaped like the targets, or scores with one more axis of ``settings.num_labels``."""
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to resume: weights, optimizer and RNG state."""
@@ -88,6 +104,8 @@ class DatasetSpec:
     """Default options (data directory, image size, ...); a run's ``data`` may override only these keys."""
     train_split: str = "train"
     test_split: str = "test"
+    val_split: str | None = "val"
+    """Split validation episodes come from (``val_every``); ``None`` when the dataset has none."""
     location_options: tuple[str, ...] = ()
     """Options that say where data lives (e.g. ``root``, ``cache_dir``): passed to the factory but
     kept out of the run config, so checkpoints move between machines and resume anywhere."""
@@ -121,14 +139,15 @@ def mean_ci95(values: np.ndarray) -> Summary:
 class MetricSpec:
     """A metric a plugin registers.
 
-    ``per_episode(batch, predictions)`` returns named arrays of shape [B], one value per
+    ``per_episode(batch, prediction)`` returns named arrays of shape [B], one value per
     episode (NaN where the value does not apply); ``aggregate`` turns all episodes'
-    values of one name into a ``Summary``.
+    values of one name into a ``Summary``. ``prediction.labels`` is checked against the
+    batch's targets (shape, range) before a metric sees it.
     """
 
     name: str
     description: str
     higher_is_better: bool
     episode_kinds: tuple[EpisodeKind, ...]
-    per_episode: Callable[[EpisodeBatch, np.ndarray], Mapping[str, np.ndarray]]
+    per_episode: Callable[[EpisodeBatch, Prediction], Mapping[str, np.ndarray]]
     aggregate: Callable[[np.ndarray], Summary] = mean_ci95

@@ -13,6 +13,7 @@ from harness.episodes import (
     EpisodeKind,
     EpisodeSettings,
     LabelEncoding,
+    Prediction,
     string_label_code,
     string_label_decode,
     string_label_text,
@@ -109,7 +110,7 @@ def test_metrics_by_hand():
     batch = ArrayEpisodeSource(make_splits(OPTIONS)).sample("train", SEQ, rngs(0, 2))
     predictions = batch.targets.copy()
     predictions[batch.instance == 1] = -1  # wrong on every first presentation
-    per = accuracy_per_instance(batch, predictions)
+    per = accuracy_per_instance(batch, Prediction(predictions))
     assert list(per) == ["1st", "2nd", "3rd", "4th", "5th", "10th"]
     assert (per["1st"] == 0).all() and (per["2nd"] == 1).all() and (per["10th"] == 1).all()
     assert [ordinal(n) for n in (1, 2, 3, 4, 11, 12, 13, 21, 22)] == [
@@ -123,10 +124,10 @@ def test_metrics_by_hand():
 def test_knn_is_right_when_the_nearest_earlier_step_is_its_class(source):
     batch = source.sample("test", SEQ, rngs(0, 16))
     model = NearestNeighbour(ModelContext(SEQ, (1, 28, 28), {"k": 1}, 0))
-    predictions = model.predict(batch)
+    predictions = model.predict(batch.inputs())
     assert (predictions[:, 0] == 0).all()
-    assert accuracy_per_instance(batch, predictions)["2nd"].mean() > 0.9
-    voting = NearestNeighbour(ModelContext(SEQ, (1, 28, 28), {"k": 3}, 0)).predict(batch)
+    assert accuracy_per_instance(batch, Prediction(predictions))["2nd"].mean() > 0.9
+    voting = NearestNeighbour(ModelContext(SEQ, (1, 28, 28), {"k": 3}, 0)).predict(batch.inputs())
     assert (voting[:, 1] == predictions[:, 1]).all()  # one earlier step: both take it
     few = source.sample("test", FEW, rngs(0, 16))
-    assert nway_kshot_accuracy(few, model.predict(few))["5-way 2-shot"].mean() > 0.9
+    assert nway_kshot_accuracy(few, Prediction(model.predict(few.inputs())))["5-way 2-shot"].mean() > 0.9

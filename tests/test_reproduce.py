@@ -15,9 +15,10 @@ from conftest import TESTS, harness_cli
 from harness_test_plugins import toy_table
 
 from harness import leaderboard
+from harness.checkpoints import load as load_checkpoint
 from harness.errors import DataError, UnknownNameError
 from harness.reproduce import reproduce
-from harness.runner import evaluate_checkpoint, load_checkpoint
+from harness.runner import evaluate_checkpoint
 
 TOY = "harness_test_plugins.toy_table"
 

@@ -15,9 +15,10 @@ from conftest import PROTONET, TESTS, fewshot_config, harness_cli
 
 from harness import hookimpl
 from harness.builtins.synthetic import OPTIONS, open_synthetic
+from harness.checkpoints import load as load_checkpoint
 from harness.episodes import EpisodeKind
 from harness.errors import ConfigError, NonFiniteLossError
-from harness.runner import evaluate_checkpoint, load_checkpoint, run
+from harness.runner import evaluate_checkpoint, run
 from harness.specs import DatasetSpec
 
 QUIET = {"log": lambda _: None}

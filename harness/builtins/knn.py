@@ -1,7 +1,8 @@
 """Built-in ``knn`` model: nearest neighbour on raw pixels (a row of MANN's Table 2).
 
-Nothing to train. In a label sequence, step t is labelled by its nearest earlier step
-(the first step, with nothing seen yet, gets label id 0); in a few-shot episode each
+Nothing to train. In a label sequence, step t is labelled by its nearest earlier step,
+whose label it reads from the label codes shown after it (the first step, with nothing
+seen yet, gets label id 0); in a few-shot episode each
 query takes the label of its nearest support example. ``k > 1`` votes among the k
 nearest, ties going to the nearer.
 """
@@ -13,7 +14,14 @@ from typing import Any
 import numpy as np
 
 from harness import hookimpl
-from harness.episodes import EpisodeBatch, EpisodeKind, FewShotBatch
+from harness.episodes import (
+    EpisodeBatch,
+    EpisodeInputs,
+    EpisodeKind,
+    FewShotInputs,
+    LabelEncoding,
+    string_label_decode,
+)
 from harness.errors import ConfigError
 from harness.specs import ModelContext, ModelSpec
 from harness.tables import TableRow
@@ -46,9 +54,9 @@ class NearestNeighbour:
         """Nothing to learn; the runner does not call this (``trainable=False``)."""
         return 0.0
 
-    def predict(self, batch: EpisodeBatch) -> np.ndarray:
+    def predict(self, batch: EpisodeInputs) -> np.ndarray:
         """Labels of the nearest earlier steps (sequence) or support examples (few-shot)."""
-        if isinstance(batch, FewShotBatch):
+        if isinstance(batch, FewShotInputs):
             support = batch.support_images.reshape(len(batch), batch.support_images.shape[1], -1)
             query = batch.query_images.reshape(len(batch), batch.query_images.shape[1], -1)
             dist = _sq_distances(query.astype(np.float64), support.astype(np.float64))
@@ -56,19 +64,25 @@ class NearestNeighbour:
             labels = np.take_along_axis(batch.support_targets[:, None, :], order, axis=-1)
             return np.array([[_vote(row) for row in episode] for episode in labels], dtype=np.int64)
         steps = batch.images.reshape(len(batch), batch.images.shape[1], -1).astype(np.float64)
-        dist = _sq_distances(steps, steps)
         t = steps.shape[1]
+        # The label of step s is shown with step s + 1; the last step's label is never shown,
+        # and is never needed: only steps before the one predicted count.
+        shown = np.zeros((len(batch), t), dtype=np.int64)
+        codes = batch.previous_codes[:, 1:]
+        string = batch.settings.labels is LabelEncoding.STRING
+        shown[:, :-1] = string_label_decode(codes) if string else codes.argmax(-1)
+        dist = _sq_distances(steps, steps)
         dist[:, ~np.tri(t, k=-1, dtype=bool)] = np.inf  # only earlier steps count
         order = np.argsort(dist, axis=-1, kind="stable")
         if self.k == 1:
-            predictions = np.take_along_axis(batch.targets, order[:, :, 0], axis=1)
+            predictions = np.take_along_axis(shown, order[:, :, 0], axis=1)
             predictions[:, 0] = 0
             return predictions
-        predictions = np.zeros(batch.targets.shape, dtype=np.int64)
+        predictions = np.zeros(shown.shape, dtype=np.int64)
         for b in range(len(batch)):
             for step in range(1, t):
                 nearest = order[b, step, : min(self.k, step)]
-                predictions[b, step] = _vote(batch.targets[b, nearest])
+                predictions[b, step] = _vote(shown[b, nearest])
         return predictions
 
     def state_dict(self) -> dict[str, Any]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from harness import hookimpl
-from harness.episodes import EpisodeBatch, EpisodeKind, SequenceBatch
+from harness.episodes import EpisodeBatch, EpisodeKind, Prediction, SequenceBatch
 from harness.specs import MetricSpec
 
 INSTANCES = (1, 2, 3, 4, 5, 10)
@@ -18,22 +18,19 @@ def ordinal(n: int) -> str:
     return f"{n}{suffix}"
 
 
-def _correct(batch: EpisodeBatch, predictions: np.ndarray) -> np.ndarray:
-    targets = batch.targets
-    if predictions.shape != targets.shape:
-        raise ValueError(f"predictions have shape {predictions.shape}, expected {targets.shape}")
-    return (predictions == targets).astype(np.float64)
+def _correct(batch: EpisodeBatch, prediction: Prediction) -> np.ndarray:
+    return (prediction.labels == batch.targets).astype(np.float64)
 
 
-def accuracy(batch: EpisodeBatch, predictions: np.ndarray) -> dict[str, np.ndarray]:
+def accuracy(batch: EpisodeBatch, prediction: Prediction) -> dict[str, np.ndarray]:
     """Per episode, the fraction of predicted steps (sequence) or queries (few-shot) that are right."""
-    return {"accuracy": _correct(batch, predictions).mean(axis=1)}
+    return {"accuracy": _correct(batch, prediction).mean(axis=1)}
 
 
-def accuracy_per_instance(batch: EpisodeBatch, predictions: np.ndarray) -> dict[str, np.ndarray]:
+def accuracy_per_instance(batch: EpisodeBatch, prediction: Prediction) -> dict[str, np.ndarray]:
     """Per episode, accuracy on the n-th presentation of a class, n in 1, 2, 3, 4, 5, 10."""
     assert isinstance(batch, SequenceBatch)
-    correct = _correct(batch, predictions)
+    correct = _correct(batch, prediction)
     out = {}
     for n in INSTANCES:
         mask = batch.instance == n
@@ -44,9 +41,9 @@ def accuracy_per_instance(batch: EpisodeBatch, predictions: np.ndarray) -> dict[
     return out
 
 
-def nway_kshot_accuracy(batch: EpisodeBatch, predictions: np.ndarray) -> dict[str, np.ndarray]:
+def nway_kshot_accuracy(batch: EpisodeBatch, prediction: Prediction) -> dict[str, np.ndarray]:
     """Per episode, query accuracy, keyed by the setting (e.g. ``5-way 1-shot``)."""
-    return {batch.settings.describe(): _correct(batch, predictions).mean(axis=1)}
+    return {batch.settings.describe(): _correct(batch, prediction).mean(axis=1)}
 
 
 @hookimpl

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from harness import hookimpl
-from harness.episodes import EpisodeKind, FewShotBatch
+from harness.episodes import EpisodeKind, FewShotBatch, FewShotInputs
 from harness.specs import ModelContext, ModelSpec
 
 __version__ = "0.0.1"
@@ -34,7 +34,7 @@ class WeightedProtoNet:
         self.velocity = np.zeros(size)
         self.steps = 0
 
-    def _logits(self, batch: FewShotBatch, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _logits(self, batch: FewShotBatch | FewShotInputs, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         n = batch.settings.ways
         support = batch.support_images.reshape(len(batch), batch.support_images.shape[1], -1)
         query = batch.query_images.reshape(len(batch), batch.query_images.shape[1], -1)
@@ -62,7 +62,7 @@ class WeightedProtoNet:
             return float("nan")
         return loss
 
-    def predict(self, batch: FewShotBatch) -> np.ndarray:  # type: ignore[override]
+    def predict(self, batch: FewShotInputs) -> np.ndarray:  # type: ignore[override]
         """Nearest prototype under the learned weights."""
         return self._logits(batch, self.weights)[0].argmax(-1)
 

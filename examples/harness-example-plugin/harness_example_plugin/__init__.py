@@ -10,8 +10,9 @@ from __future__ import annotations
 from harness import hookimpl
 from harness.episodes import EpisodeKind
 from harness.specs import Model, ModelContext, ModelSpec
+from harness.training import TRAINING_DEFAULTS
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def build_protonet(context: ModelContext) -> Model:
@@ -30,6 +31,7 @@ def harness_models() -> list[ModelSpec]:
             description="Prototypical network with a small conv embedding (example third-party plugin).",
             episode_kinds=(EpisodeKind.FEWSHOT,),
             factory=build_protonet,
-            defaults={"lr": 1e-3, "channels": 16, "dropout": 0.1},
+            # The torch layer's options (optimizer, lr, clipping, schedule) and the model's own.
+            defaults={**TRAINING_DEFAULTS, "channels": 16, "dropout": 0.1},
         )
     ]

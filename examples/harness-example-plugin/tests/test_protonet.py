@@ -10,9 +10,10 @@ import harness_example_plugin
 import numpy as np
 import pytest
 
-from harness.episodes import EpisodeKind, EpisodeSettings, FewShotBatch
+from harness.episodes import EpisodeKind, EpisodeSettings, FewShotBatch, Prediction
 from harness.plugins import PluginHost
 from harness.specs import Model, ModelContext
+from harness.torch import TorchModel
 
 SETTINGS = EpisodeSettings(EpisodeKind.FEWSHOT, ways=5, shots=1, queries=3)
 
@@ -38,7 +39,7 @@ def batch(source, split: str, first: int, size: int = 4) -> FewShotBatch:
 
 def build(host: PluginHost, source, seed: int = 0) -> Model:
     spec = host.models.get("example-protonet")
-    return spec.factory(ModelContext(SETTINGS, source.input_shape(), dict(spec.defaults), seed))
+    return spec.factory(ModelContext(SETTINGS, source.input_shape(), dict(spec.defaults), seed, device="cpu"))
 
 
 def test_registered(host: PluginHost) -> None:
@@ -56,19 +57,20 @@ def test_plugin_import_does_not_import_torch() -> None:
 def test_trains_and_predicts(host: PluginHost, source) -> None:
     pytest.importorskip("torch")
     model = build(host, source)
-    assert isinstance(model, Model)
-    losses = [model.train_step(batch(source, "train", 4 * i)) for i in range(5)]
+    assert isinstance(model, Model) and isinstance(model, TorchModel)
+    losses = [float(model.train_step(batch(source, "train", 4 * i))) for i in range(5)]
     assert all(np.isfinite(losses))
     test = batch(source, "test", 1000, size=8)
-    predictions = model.predict(test)
-    assert predictions.dtype == np.int64
-    assert predictions.shape == test.query_targets.shape
-    assert ((predictions >= 0) & (predictions < SETTINGS.ways)).all()
+    prediction = model.predict(test.inputs())
+    assert isinstance(prediction, Prediction) and prediction.labels.dtype == np.int64
+    assert prediction.labels.shape == test.query_targets.shape
+    assert prediction.scores is not None and prediction.scores.shape == (*test.query_targets.shape, SETTINGS.ways)
+    assert ((prediction.labels >= 0) & (prediction.labels < SETTINGS.ways)).all()
 
 
 def test_same_seed_same_run(host: PluginHost, source) -> None:
     pytest.importorskip("torch")
-    first, second = (build(host, source, seed=3).train_step(batch(source, "train", 0)) for _ in range(2))
+    first, second = (float(build(host, source, seed=3).train_step(batch(source, "train", 0))) for _ in range(2))
     assert first == second
 
 
@@ -78,13 +80,12 @@ def test_resume_matches_exactly(host: PluginHost, source) -> None:
     for i in range(2):
         model.train_step(batch(source, "train", 4 * i))
     state = pickle.loads(pickle.dumps(model.state_dict()))  # the runner pickles checkpoints
-    assert {"net", "optimizer", "generator"} <= set(state)
-    continued = [model.train_step(batch(source, "train", 4 * i)) for i in range(2, 4)]
+    continued = [float(model.train_step(batch(source, "train", 4 * i))) for i in range(2, 4)]
 
     resumed = build(host, source, seed=99)  # the seed must not matter once the state is loaded
     resumed.load_state_dict(state)
-    assert [resumed.train_step(batch(source, "train", 4 * i)) for i in range(2, 4)] == continued
-    for a, b in zip(model.state_dict()["net"].values(), resumed.state_dict()["net"].values(), strict=True):
+    assert [float(resumed.train_step(batch(source, "train", 4 * i))) for i in range(2, 4)] == continued
+    for a, b in zip(model.module.state_dict().values(), resumed.module.state_dict().values(), strict=True):
         assert torch.equal(a, b)
-    test = batch(source, "test", 1000)
-    np.testing.assert_array_equal(model.predict(test), resumed.predict(test))
+    test = batch(source, "test", 1000).inputs()
+    np.testing.assert_array_equal(model.predict(test).labels, resumed.predict(test).labels)

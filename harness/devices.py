@@ -1,0 +1,32 @@
+"""Devices for torch models: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, resolved with one-line errors.
+
+Imports torch only when a device is resolved, which only torch models do.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from harness.config import check_device_name
+from harness.errors import ConfigError
+
+
+def resolve(name: str) -> Any:
+    """The ``torch.device`` for ``name``; ``auto`` is CUDA when present, else the CPU."""
+    import torch
+
+    check_device_name(name, "the run config")
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError(f"device {name!r} asked for, but this machine has no CUDA GPU; use --device cpu or auto")
+        count = torch.cuda.device_count()
+        if device.index is not None and device.index >= count:
+            raise ConfigError(
+                f"device {name!r} asked for, but this machine has {count} CUDA GPU(s): cuda:0..{count - 1}"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ConfigError(f"device {name!r} asked for, but MPS is not available here; use --device cpu or auto")
+    return device

@@ -1,0 +1,134 @@
+"""Seeded episode streams, checked predictions, and scoring a model on test or validation episodes.
+
+Episode ``i`` of a stream is drawn from ``default_rng([seed, stream, i])``: training
+episodes from the run's ``seed`` on ``TRAIN``, test and validation episodes from
+``eval_seed`` on ``TEST`` and ``VAL``. A model predicts from ``batch.inputs()`` alone;
+its answer is checked (shape, label range, no NaN) before a metric sees it, and a
+sequence model is checked once per evaluation for reading steps after the one it predicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from harness.episodes import EpisodeBatch, EpisodeSettings, Prediction, SequenceBatch
+from harness.errors import HarnessError
+from harness.prefetch import prefetched
+from harness.specs import Model
+
+if TYPE_CHECKING:
+    from harness.runner import Prepared
+
+TRAIN, TEST, VAL = 0, 1, 2
+"""Episode streams."""
+
+
+def episode_rngs(seed: int, stream: int, first: int, count: int) -> list[np.random.Generator]:
+    """The generators of episodes ``first .. first + count - 1`` of a stream."""
+    return [np.random.default_rng([seed, stream, first + i]) for i in range(count)]
+
+
+def batches(
+    prepared: Prepared, split: str, stream: int, seed: int, episodes: int, start: int = 0
+) -> Iterator[EpisodeBatch]:
+    """Batches of ``batch_size`` episodes ``start .. episodes - 1``, the next one drawn in the background."""
+    size = prepared.config.batch_size
+
+    def make(first: int) -> EpisodeBatch:
+        count = min(size, episodes - first)
+        return prepared.source.sample(split, prepared.settings, episode_rngs(seed, stream, first, count))
+
+    return prefetched(make, range(start, episodes, size))
+
+
+def as_prediction(output: Any, shape: tuple[int, ...], settings: EpisodeSettings, model: str) -> Prediction:
+    """A model's answer as a checked ``Prediction``: label ids of ``shape`` in ``0..num_labels - 1``.
+
+    ``output`` is a ``Prediction``, label ids, or scores with one more axis of ``num_labels``.
+    """
+    classes = settings.num_labels
+    if isinstance(output, Prediction):
+        labels, scores = np.asarray(output.labels), output.scores
+    else:
+        labels, scores = np.asarray(output), None
+        if labels.shape == (*shape, classes) and labels.dtype.kind == "f":
+            labels, scores = labels.argmax(-1), labels
+    if labels.shape != shape:
+        raise HarnessError(
+            f"model {model!r} predicted shape {labels.shape}, expected {shape} (label ids) "
+            f"or {(*shape, classes)} (scores)"
+        )
+    integral = labels.dtype.kind in "iu" or (
+        labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels))) and bool(np.all(labels == np.round(labels)))
+    )
+    if not integral:
+        raise HarnessError(f"model {model!r} predicted labels that are not integers (NaN or fractions)")
+    if labels.size and (labels.min() < 0 or labels.max() >= classes):
+        raise HarnessError(
+            f"model {model!r} predicted label {int(labels.max() if labels.max() >= classes else labels.min())}, "
+            f"outside 0..{classes - 1}"
+        )
+    return Prediction(labels.astype(np.int64), scores)
+
+
+def predict(model: Model, batch: EpisodeBatch, name: str) -> Prediction:
+    """``model``'s checked prediction for ``batch``, from its inputs alone."""
+    return as_prediction(model.predict(batch.inputs()), batch.targets.shape, batch.settings, name)
+
+
+def check_causal(model: Model, batch: SequenceBatch, full: Prediction, name: str) -> None:
+    """Refuse a sequence model whose prediction at a step changes when later steps are removed.
+
+    The label of step t is shown with step t + 1, so a model that looks ahead reads the
+    answers. Predicting the first half of the episodes again must give the same labels.
+    """
+    cut = batch.images.shape[1] // 2
+    if cut < 1:
+        return
+    inputs = batch.inputs().steps(cut)
+    part = as_prediction(model.predict(inputs), (len(batch), cut), batch.settings, name)
+    differ = np.flatnonzero((part.labels != full.labels[:, :cut]).any(axis=0))
+    if differ.size:
+        raise HarnessError(
+            f"model {name!r} predicts step {int(differ[0])} differently once steps {cut}.. are removed: "
+            "it reads later steps, whose label codes are this step's answer; use steps 0..t only"
+        )
+
+
+def evaluate(prepared: Prepared, model: Model, *, progress: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
+    """Metrics of ``model`` on the fixed test episodes: ``{metric: {key: {mean, ci95, n}}}``."""
+    from tqdm import tqdm
+
+    config = prepared.config
+    values: dict[str, dict[str, list[np.ndarray]]] = {m.name: {} for m in prepared.metrics}
+    stream = batches(prepared, prepared.dataset_spec.test_split, TEST, config.eval_seed, config.eval_episodes)
+    with tqdm(total=config.eval_episodes, unit="ep", desc="test", disable=not progress, dynamic_ncols=True) as bar:
+        for index, batch in enumerate(stream):
+            prediction = predict(model, batch, config.model)
+            if index == 0 and isinstance(batch, SequenceBatch):
+                check_causal(model, batch, prediction, config.model)
+            for metric in prepared.metrics:
+                for key, per_episode in metric.per_episode(batch, prediction).items():
+                    values[metric.name].setdefault(key, []).append(np.asarray(per_episode, dtype=np.float64))
+            bar.update(len(batch))
+    return {
+        metric.name: {
+            key: metric.aggregate(np.concatenate(parts)).as_dict() for key, parts in values[metric.name].items()
+        }
+        for metric in prepared.metrics
+    }
+
+
+def validation_accuracy(prepared: Prepared, model: Model) -> float:
+    """Mean accuracy on the fixed validation episodes (``val_episodes`` from ``eval_seed``)."""
+    config = prepared.config
+    split = prepared.dataset_spec.val_split
+    assert split is not None, "prepare() refuses val_every without a validation split"
+    correct = [
+        (predict(model, batch, config.model).labels == batch.targets).mean(axis=1)
+        for batch in batches(prepared, split, VAL, config.eval_seed, config.val_episodes)
+    ]
+    return float(np.concatenate(correct).mean())

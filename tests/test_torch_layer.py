@@ -1,0 +1,183 @@
+"""``harness.torch``: devices, precision, optimizers and schedules, checkpoints across devices, exact resume."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+from conftest import TESTS, fewshot_config, harness_cli
+
+from harness import checkpoints
+from harness.checkpoints import load as load_checkpoint
+from harness.errors import ConfigError
+from harness.runner import evaluate_checkpoint, prepare, run
+
+torch = pytest.importorskip("torch")
+pytestmark = pytest.mark.torch
+
+from harness_test_plugins import torch_protonet  # noqa: E402
+
+from harness.torch import TorchModel  # noqa: E402
+
+QUIET = {"log": lambda _: None}
+PLUGIN = "harness_test_plugins.torch_protonet"
+
+
+@pytest.fixture
+def host(host):
+    host.register(torch_protonet, "torch-protonet-plugin")
+    return host
+
+
+def config(**overrides):
+    return fewshot_config(**{"model": "torch-protonet", "episodes": 64, "eval_episodes": 48, **overrides})
+
+
+def test_trains_with_tensor_losses_and_records_where_it_ran(host, tmp_path):
+    record = run(config(augment=True), host, tmp_path, name="r", **QUIET)
+    assert record["runtime"]["device"] == "cpu" and record["runtime"]["torch_threads"] >= 1
+    assert record["runtime"]["precision"] == "fp32" and record["runtime"]["compile"] == "off"
+    assert all(np.isfinite(loss) for _, loss in record["loss_history"])
+    assert record["metrics"]["accuracy"]["accuracy"]["mean"] > 0.3
+
+
+def test_gpu_written_checkpoint_resumes_and_evaluates_on_the_cpu(host, tmp_path, monkeypatch):
+    record = run(config(), host, tmp_path, name="r", **QUIET)
+    path = tmp_path / "r" / "checkpoint.pkl"
+    state = load_checkpoint(path)
+    built = prepare(config(), host).build_model()
+    built.load_state_dict(state["model_state"])
+    # What a GPU run writes: every storage tagged "cuda:0".
+    monkeypatch.setattr(torch.serialization, "location_tag", lambda storage: "cuda:0")
+    gpu_state = built.state_dict()
+    monkeypatch.undo()
+    with pytest.raises(RuntimeError, match="CUDA"):
+        torch.load(io.BytesIO(gpu_state["torch"]), weights_only=True)  # a plain load needs a GPU
+    state.update(model_state=gpu_state, config={**state["config"], "device": "cuda"})
+    checkpoints.save(path, {k: v for k, v in state.items() if k != "format"})
+    assert evaluate_checkpoint(path, host, device="cpu")["metrics"] == record["metrics"]
+    (tmp_path / "r" / "record.json").unlink()
+    resumed = run(config(device="cpu"), host, tmp_path, name="r", **QUIET)
+    assert resumed["metrics"] == record["metrics"] and resumed["resumes"] == 1
+
+
+def _run_args(out) -> list[str]:
+    return [
+        "run", "--model", "torch-protonet", "--kind", "fewshot", "--queries", "2", "--episodes", "96",
+        "--batch-size", "8", "--checkpoint-every", "8", "--eval-episodes", "24", "--augment", "--val-every", "32",
+        "--val-episodes", "16", "--data", "train_classes=30", "--data", "test_classes=10", "--out", str(out),
+        "--name", "r", "--json", "--no-progress",
+    ]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_sigkill_resume_is_bit_identical_with_dropout_and_augmentation(tmp_path):
+    env = {**os.environ, "HARNESS_PLUGINS": PLUGIN, "PYTHONPATH": str(TESTS), "HARNESS_TEST_DELAY": "0"}
+    checkpoint = tmp_path / "killed" / "r" / "checkpoint.pkl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *_run_args(tmp_path / "killed")], env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (checkpoint.exists() and load_checkpoint(checkpoint)["step"] >= 5):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load_checkpoint(checkpoint)["episodes_trained"]
+    assert 32 < killed_at < 96, "the run should have been killed after a validation, part way"
+    resumed = harness_cli(*_run_args(tmp_path / "killed"), env={"HARNESS_PLUGINS": PLUGIN})
+    whole = harness_cli(*_run_args(tmp_path / "whole"), env={"HARNESS_PLUGINS": PLUGIN})
+    assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr + whole.stderr
+    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
+    assert a["resumes"] == 1 and b["resumes"] == 0
+    for key in ("metrics", "loss_history", "val_history", "episodes_trained"):
+        assert a[key] == b[key], key
+    final_a = torch.load(io.BytesIO(load_checkpoint(checkpoint)["model_state"]["torch"]))
+    final_b = torch.load(
+        io.BytesIO(load_checkpoint(tmp_path / "whole" / "r" / "checkpoint.pkl")["model_state"]["torch"])
+    )
+    for key, tensor in final_a["module"].items():
+        assert torch.equal(tensor, final_b["module"][key]), key
+    assert torch.equal(final_a["rng_cpu"], final_b["rng_cpu"])
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        ({"optimizer": "adamw"}, r"parameter optimizer must be one of adam, rmsprop, sgd, got 'adamw'; did you mean"),
+        ({"schedule": "linear"}, r"parameter schedule must be one of none, step, cosine, got 'linear'"),
+        ({"lr": -1.0}, r"parameter lr must be a number >= 0"),
+        ({"schedule": "step"}, r"schedule = step needs lr_step"),
+    ],
+)
+def test_bad_training_options_are_one_line(host, tmp_path, params, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        run(config(params=params), host, tmp_path, **QUIET)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_one_line(host, tmp_path):
+    with pytest.raises(
+        ConfigError, match=r"device 'cuda' asked for, but this machine has no CUDA GPU; use --device"
+    ) as e:
+        run(config(device="cuda"), host, tmp_path, **QUIET)
+    assert "\n" not in str(e.value)
+    result = harness_cli("run", "--model", "torch-protonet", "--kind", "fewshot", "--device", "cuda:1", "--out",
+                         str(tmp_path), "--no-progress", env={"HARNESS_PLUGINS": PLUGIN})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no CUDA GPU" in result.stderr
+
+
+def test_device_is_not_part_of_what_a_resume_must_match(host, tmp_path):
+    first = run(config(device="cpu"), host, tmp_path, name="r", **QUIET)
+    again = run(config(device="auto"), host, tmp_path, name="r", **QUIET)
+    assert again == json.loads(json.dumps(first))
+
+
+def test_bf16_autocast_trains(host, tmp_path):
+    record = run(config(precision="bf16"), host, tmp_path, **QUIET)
+    assert record["runtime"]["precision"] == "bf16"
+    assert all(np.isfinite(loss) for _, loss in record["loss_history"])
+
+
+def test_cosine_schedule_and_clipping(host, tmp_path):
+    prepared = prepare(config(params={"schedule": "cosine", "clip_norm": 0.5, "optimizer": "rmsprop"}), host)
+    model = prepared.build_model()
+    assert isinstance(model.optimizer, torch.optim.RMSprop)
+    source = prepared.source
+    for step in range(prepared.total_steps):
+        rngs = [np.random.default_rng([0, step, i]) for i in range(8)]
+        model.train_step(source.sample("train", prepared.settings, rngs))
+    assert model.optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-9)
+
+
+def test_compile_that_fails_falls_back_with_a_warning(host, tmp_path, monkeypatch, capsys):
+    def broken_compile(module):
+        def call(*args, **kwargs):
+            raise RuntimeError("inductor needs a compiler\nsecond line")
+
+        return call
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    record = run(config(compile=True), host, tmp_path, **QUIET)
+    assert record["runtime"]["compile"].startswith("failed, ran without: RuntimeError: inductor needs a compiler")
+    assert "torch.compile does not work for this model here" in capsys.readouterr().err
+    plain = run(config(), host, tmp_path / "plain", **QUIET)
+    assert record["metrics"] == plain["metrics"]
+
+
+def test_base_class_needs_the_three_methods():
+    from harness.episodes import EpisodeKind, EpisodeSettings
+    from harness.specs import ModelContext
+    from harness.training import TRAINING_DEFAULTS
+
+    context = ModelContext(EpisodeSettings(EpisodeKind.FEWSHOT, 5), (1, 8, 8), TRAINING_DEFAULTS, 0, device="cpu")
+    with pytest.raises(NotImplementedError):
+        TorchModel(context)
