@@ -149,9 +149,10 @@ def main() -> None:
             continue
         r = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(r)
+        note = "" if r["compile"] in ("off", "on") else f" ({r['compile']})"
         print(f"{r['model']:18} {r['row'] or '-':26} {r['setting']:14} {r['variant']:13} {r['step_s']:8.4f} "
               f"{r['model_s']:8.4f} {100 * r['outside']:7.1f}% {r['episodes_per_s']:7.1f} {r['peak_rss_mib']:9.0f}"
-              f"  {r['device']}/{r['threads']}" + ("" if r["compile"] in ("off", "on") else f" ({r['compile']})"))  # fmt: skip
+              f"  {r['device']}/{r['threads']}{note}")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
