@@ -191,7 +191,7 @@ class Run:
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
         self._train(model, done, progress)
-        kept = self._keep(model, done)
+        kept = state["kept"] if state is not None and state.get("final") else self._keep(model, done)
         stopped = (
             None if done.stopped_early is None else {"at_episode": done.stopped_early, "patience": config.patience}
         )
@@ -225,6 +225,10 @@ class Run:
             "session_started_at": started.isoformat(timespec="seconds"),
             "session_wall_time_s": round(time.perf_counter() - clock, 3),
         }
+        final = getattr(model, "final_state_dict", None)
+        if final is not None:  # the tested weights alone: a small checkpoint to commit and evaluate
+            done.best = None
+            self._save(model, done, {"final": True, "kept": kept, "model_state": final()})
         atomic.write_json(self.record_path, record)
         return record
 
@@ -246,7 +250,7 @@ class Run:
             )
         return state
 
-    def _save(self, model: Model, done: Progress) -> None:
+    def _save(self, model: Model, done: Progress, final: dict[str, Any] | None = None) -> None:
         checkpoints.save(
             self.checkpoint_path,
             {
@@ -254,7 +258,7 @@ class Run:
                 "config": _plain(self.prepared.config.to_dict()),
                 "episodes_trained": self._episodes(done.step),
                 **dataclasses.asdict(done),
-                "model_state": model.state_dict(),
+                **(final or {"model_state": model.state_dict()}),
             },
         )
 
@@ -410,7 +414,7 @@ def evaluate_checkpoint(
     prepared = prepare(build_config(values, source=str(path)), host)
     model = prepared.build_model()
     best = state.get("best") or {}
-    use_best = prepared.config.keep == "best" and best.get("model_state") is not None
+    use_best = prepared.config.keep == "best" and best.get("model_state") is not None and not state.get("final")
     model.load_state_dict(best["model_state"] if use_best else state["model_state"])
     return {
         "checkpoint": str(path),
@@ -418,7 +422,7 @@ def evaluate_checkpoint(
         "dataset": prepared.config.dataset,
         "setting": prepared.settings.describe(),
         "episodes_trained": state["episodes_trained"],
-        "kept": "best" if use_best else "last",
+        "kept": state["kept"]["which"] if state.get("final") else "best" if use_best else "last",
         "eval_episodes": prepared.config.eval_episodes,
         "metrics": evaluate(prepared, model, progress=progress),
     }

@@ -122,10 +122,19 @@ class TorchModel:
         torch.save(state, buffer)
         return {"format": STATE_FORMAT, "device": str(self.device), "torch": buffer.getvalue()}
 
+    def final_state_dict(self) -> dict[str, Any]:
+        """The weights alone, for a finished run's checkpoint: enough to evaluate, not to train on."""
+        buffer = io.BytesIO()
+        torch.save({"module": self.module.state_dict()}, buffer)
+        return {"format": STATE_FORMAT, "device": str(self.device), "torch": buffer.getvalue()}
+
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore what ``state_dict`` returned, onto this model's device (whatever device wrote it)."""
+        """Restore what ``state_dict`` (or ``final_state_dict``) returned, onto this model's device
+        (whatever device wrote it)."""
         saved = torch.load(io.BytesIO(state["torch"]), map_location=self.device, weights_only=True)
         self.module.load_state_dict(saved["module"])
+        if "optimizer" not in saved:  # weights only
+            return
         self.optimizer.load_state_dict(saved["optimizer"])
         if self.scheduler is not None and saved["scheduler"] is not None:
             self.scheduler.load_state_dict(saved["scheduler"])
