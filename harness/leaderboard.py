@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 COLUMNS = [
     "table", "row", "setting", "key", "source", "value", "ci95", "seeds", "budget", "episodes_trained",
-    "paper_value", "diff", "commit", "citation", "checked", "text",
+    "stopped_early", "paper_value", "diff", "commit", "citation", "checked", "text",
 ]  # fmt: skip
 
 
@@ -50,11 +50,13 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
             var = sum((m - value) ** 2 for m in means) / (len(means) - 1)
             ci = 1.96 * math.sqrt(var / len(means))
         commits = sorted({_commit(record["provenance"]["git"]) for _, record in runs})
+        stops = [r["stopped_early"]["at_episode"] for _, r in runs if r.get("stopped_early")]
         rows.append(
             {
                 "table": table.name, "row": row, "setting": setting, "key": key, "source": f"ours ({budget} budget)",
                 "value": value, "ci95": ci, "seeds": len(runs), "budget": budget,
                 "episodes_trained": min(record["episodes_trained"] for _, record in runs),
+                "stopped_early": len(stops),
                 "commit": ",".join(commits), "citation": "", "checked": "",
             }
         )  # fmt: skip
@@ -75,6 +77,7 @@ def build(table: TableSpec, results: Path, papers_dir: Path | None = None) -> pd
         {
             "table": table.name, "row": c.row, "setting": c.setting, "key": c.key, "source": "paper",
             "value": c.value, "ci95": c.ci95, "seeds": None, "budget": None, "episodes_trained": None,
+            "stopped_early": None,
             "commit": "", "citation": f"{c.paper}, {c.table}", "checked": c.checked,
             "text": c.value_text + (f" ± {c.ci95_text}" if c.ci95_text else ""),
         }
@@ -87,7 +90,7 @@ def build(table: TableSpec, results: Path, papers_dir: Path | None = None) -> pd
         row["diff"] = None if row["paper_value"] is None else row["value"] - row["paper_value"]
         row["text"] = f"{row['value']:.1f} ± {row['ci95']:.1f}"
     frame = pd.DataFrame(paper_rows + ours, columns=COLUMNS)
-    frame = frame.astype({"seeds": "Int64", "episodes_trained": "Int64"})
+    frame = frame.astype({"seeds": "Int64", "episodes_trained": "Int64", "stopped_early": "Int64"})
     settings = [s.name for s in table.settings]
     frame["setting"] = pd.Categorical(frame["setting"], settings, ordered=True)
     return frame.sort_values("setting", kind="stable").reset_index(drop=True)
@@ -122,6 +125,13 @@ def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
     ]
     if ours.empty:
         lines += ["", "No run of ours is recorded for this table yet."]
+    else:
+        lines += ["", "Training of our rows (episodes trained, fewest over seeds):", ""]
+        for (row, setting, source), group in ours.groupby(["row", "setting", "source"], observed=True, sort=False):
+            first = group.iloc[0]
+            stopped = int(first["stopped_early"])
+            note = f"; validation stopped {stopped} of {int(first['seeds'])} seed(s) early" if stopped else ""
+            lines.append(f"- {row}, {setting}, {source}: {int(first['episodes_trained']):,} episodes{note}")
     return "\n".join(lines) + "\n"
 
 
