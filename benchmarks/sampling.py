@@ -6,7 +6,9 @@ Measures, single process, CPU:
   ``default_rng([seed, 0, i])`` per episode made inside the timed loop, and the batch's
   conversion to torch tensors) for Omniglot 5-way 1-shot (1 and 15 queries per class)
   and 20-way 5-shot (1 query per class) at 28x28, and MANN 5-way x10-instance one-hot
-  label sequences at 20x20, at batch sizes 16 and 32;
+  label sequences at 20x20, plain and augmented (random shifts and rotations of every
+  image, as ``augment = true`` asks for on the training split; also at 15-way), at batch
+  sizes 16 and 32;
 * the same few-shot episodes from easyfsl's ``TaskSampler`` driven through a torch
   ``DataLoader`` over a ``Dataset`` that wraps the very same uint8 split array (images
   converted with ``torch.from_numpy(x).float() / 255``, the loader's episodes stacked to
@@ -297,6 +299,16 @@ CONFIGS: list[tuple[str, int, EpisodeSettings]] = [
     ("Omniglot 5-way 1-shot, 15 queries/class", 28, EpisodeSettings(EpisodeKind.FEWSHOT, ways=5, shots=1, queries=15)),
     ("Omniglot 20-way 5-shot, 1 query/class", 28, EpisodeSettings(EpisodeKind.FEWSHOT, ways=20, shots=5, queries=1)),
     ("MANN 5-way x10 one-hot sequences", 20, EpisodeSettings(EpisodeKind.SEQUENCE, ways=5, instances=10)),
+    (
+        "MANN 5-way x10 one-hot sequences, augmented",
+        20,
+        EpisodeSettings(EpisodeKind.SEQUENCE, ways=5, instances=10, augment=True),
+    ),
+    (
+        "MANN 15-way x10 one-hot sequences, augmented",
+        20,
+        EpisodeSettings(EpisodeKind.SEQUENCE, ways=15, instances=10, augment=True),
+    ),
 ]
 
 

@@ -5,11 +5,14 @@ A split is an array ``[classes, examples, channels, height, width]``. Dataset pl
 draws label-sequence and N-way K-shot episodes from it. Each episode comes from its own
 ``numpy.random.Generator``, so an episode is the same whatever the batch it lands in.
 Each generator gives one block of uniforms per episode; turning those into indices and
-gathering the images is vectorised over the batch.
+gathering the images is vectorised over the batch. Augmentation likewise: each episode
+draws its images' angles and shifts from its own generator, then all images of the
+batch are warped in one float32 pass (``warp_affine``).
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -29,27 +32,129 @@ from harness.errors import ConfigError
 def random_affine(images: np.ndarray, rng: np.random.Generator, max_shift: float, max_degrees: float) -> np.ndarray:
     """Shift each image by up to ``max_shift`` pixels and rotate it by up to ``max_degrees``.
 
-    ``images`` is float32 ``[n, C, H, W]``; bilinear interpolation, zeros outside.
+    ``images`` is ``[n, C, H, W]``; the result is float32, bilinear interpolation, zeros
+    outside. Draws ``n`` angles, then ``n`` (dy, dx) shifts, from ``rng``.
     """
-    n, _, h, w = images.shape
-    angle = np.deg2rad(rng.uniform(-max_degrees, max_degrees, n))
-    shift = rng.uniform(-max_shift, max_shift, (n, 2))
-    yy, xx = np.meshgrid(np.arange(h, dtype=np.float32), np.arange(w, dtype=np.float32), indexing="ij")
+    angles, shifts = affine_draws(rng.random(3 * len(images)), max_shift, max_degrees)
+    return warp_affine(images, angles, shifts)
+
+
+def affine_draws(uniforms: np.ndarray, max_shift: float, max_degrees: float) -> tuple[np.ndarray, np.ndarray]:
+    """Angles (radians) ``[..., n]`` and (dy, dx) shifts ``[..., n, 2]`` from uniforms ``[..., 3n]`` in [0, 1).
+
+    The first ``n`` uniforms give the angles, the rest the shifts: exactly the values of
+    ``rng.uniform(-max_degrees, max_degrees, n)`` then ``rng.uniform(-max_shift, max_shift, (n, 2))``
+    when the uniforms are ``rng.random(3 * n)``.
+    """
+    n = uniforms.shape[-1] // 3
+    degrees = -max_degrees + (max_degrees - -max_degrees) * uniforms[..., :n]  # as Generator.uniform computes
+    shifts = -max_shift + (max_shift - -max_shift) * uniforms[..., n:]
+    return np.deg2rad(degrees), shifts.reshape(*uniforms.shape[:-1], n, 2)
+
+
+def warp_affine(images: np.ndarray, angles: np.ndarray, shifts: np.ndarray) -> np.ndarray:
+    """Image ``i`` rotated by ``angles[i]`` radians about its centre and shifted by ``shifts[i]`` = (dy, dx) pixels.
+
+    ``images`` is ``[n, C, H, W]``; the result is float32 of that shape, bilinear
+    interpolation with zeros outside the image. Output pixel (y, x) samples the input at
+    ``R(angle) @ ((y, x) - centre - shift) + centre``, with ``R`` the rotation matrix
+    ``[[cos, -sin], [sin, cos]]``. All images are warped in one vectorised float32 pass,
+    and each comes out exactly as it would alone.
+    """
+    return _warp(images, np.asarray(angles, dtype=np.float64), np.asarray(shifts, dtype=np.float64))
+
+
+_WARP_CHUNK_PIXELS = 1 << 15
+"""Output pixels per vectorised pass of ``_warp``, so that its temporaries stay in the CPU's cache."""
+
+
+def _warp(images: np.ndarray, angles: np.ndarray, shifts: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """``warp_affine`` of ``images / scale`` (uint8 pixels go in without a float copy first).
+
+    A chunk of images at a time is copied into zero-padded planes that hold every source
+    coordinate's four neighbours; each output pixel gathers them by flat index and
+    interpolates in float32. An image's coordinates, weights and neighbours depend neither
+    on the padding nor on the other images (elementwise float32 arithmetic and exact
+    integer offsets), so neither does its result.
+    """
+    n, c, h, w = images.shape
+    out = np.empty((n, c, h, w), dtype=np.float32)
+    if n == 0:
+        return out
+    cos, sin = np.cos(angles), np.sin(angles)
     cy, cx = (h - 1) / 2, (w - 1) / 2
-    cos, sin = np.cos(angle)[:, None, None], np.sin(angle)[:, None, None]
-    dy, dx = yy - cy - shift[:, 0, None, None], xx - cx - shift[:, 1, None, None]
-    src_y = cos * dy - sin * dx + cy
-    src_x = sin * dy + cos * dx + cx
-    y0, x0 = np.floor(src_y).astype(np.int64), np.floor(src_x).astype(np.int64)
-    fy, fx = (src_y - y0).astype(np.float32), (src_x - x0).astype(np.float32)
-    out = np.zeros_like(images)
-    idx = np.arange(n)[:, None, None]
-    for oy, ox, weight in ((0, 0, (1 - fy) * (1 - fx)), (0, 1, (1 - fy) * fx), (1, 0, fy * (1 - fx)), (1, 1, fy * fx)):
-        py, px = y0 + oy, x0 + ox
-        inside = (py >= 0) & (py < h) & (px >= 0) & (px < w)
-        vals = images[idx, :, np.clip(py, 0, h - 1), np.clip(px, 0, w - 1)]  # [n, H, W, C]
-        out += np.moveaxis(vals * (weight * inside)[..., None], -1, 1)
+    # Output pixel (cy + Y, cx + X) samples the input at (ty + cos Y - sin X, tx + sin Y + cos X):
+    # a part that depends on the output row plus a part that depends on its column.
+    ty = cy - cos * shifts[:, 0] + sin * shifts[:, 1]
+    tx = cx - sin * shifts[:, 0] - cos * shifts[:, 1]
+    ys, xs = np.arange(h) - cy, np.arange(w) - cx
+    by_row, by_column = np.empty((2, n, h, 1), dtype=np.float32), np.empty((2, n, 1, w), dtype=np.float32)
+    np.add(ty[:, None], np.multiply.outer(cos, ys), out=by_row[0, :, :, 0], casting="same_kind")
+    np.add(tx[:, None], np.multiply.outer(sin, ys), out=by_row[1, :, :, 0], casting="same_kind")
+    np.multiply.outer(-sin, xs, out=by_column[0, :, 0], casting="same_kind")
+    np.multiply.outer(cos, xs, out=by_column[1, :, 0], casting="same_kind")
+    pad_top, pad_bottom, clip_y = _padding(ty, np.abs(cos) * cy + np.abs(sin) * cx, h)
+    pad_left, pad_right, clip_x = _padding(tx, np.abs(sin) * cy + np.abs(cos) * cx, w)
+    wp = pad_left + w + pad_right
+    plane = (pad_top + h + pad_bottom) * wp
+    step = max(1, min(_WARP_CHUNK_PIXELS // (h * w * c), (1 << 24) // (c * plane)))
+    size = min(n, step)
+    padded = np.zeros((size, c, pad_top + h + pad_bottom, wp), dtype=np.float32)  # the borders stay zero
+    flat = padded.reshape(-1)
+    # Flat indices are worked out in float32: exact, as a chunk has at most 2**24 values (unless one image has more).
+    wide = c * plane > 1 << 24
+    offsets = np.arange(size) * (c * plane) + (pad_top * wp + pad_left)  # where each image's pixel (0, 0) is
+    offsets = offsets.astype(np.float64 if wide else np.float32)[:, None]
+    channel_offsets = np.arange(c, dtype=np.intp)[:, None] * plane
+    # work arrays, reused chunk after chunk (the floors live where the neighbours go later)
+    coords, corners = np.empty((2, size, h * w), dtype=np.float32), np.empty((size, 1, h * w), dtype=np.intp)
+    neighbours = np.empty((4, size, c, h * w), dtype=np.float32)
+    floors = neighbours.reshape(4, size, c * h * w)[:2, :, : h * w]
+    for start in range(0, n, step):
+        m = min(n, start + step) - start
+        inner = padded[:m, :, pad_top : pad_top + h, pad_left : pad_left + w]
+        np.divide(images[start : start + m], np.float32(scale), out=inner, casting="unsafe")
+        src, floor = coords[:, :m], floors[:, :m]  # y, x of each output pixel's source
+        np.add(by_row[:, start : start + m], by_column[:, start : start + m], out=src.reshape(2, m, h, w))
+        if clip_y:  # past the padding all four neighbours are zeros, as they are at its edge
+            np.clip(src[0], -pad_top, h + pad_bottom - 2, out=src[0])
+        if clip_x:
+            np.clip(src[1], -pad_left, w + pad_right - 2, out=src[1])
+        np.floor(src, out=floor)
+        src -= floor  # the fractions
+        corner = floor[0].astype(np.float64) if wide else floor[0]
+        corner *= wp
+        corner += floor[1]
+        corner += offsets[:m]  # each output pixel's top-left neighbour, in the first channel
+        index = corners[:m]
+        np.copyto(index[:, 0], corner, casting="unsafe")
+        if c > 1:
+            index = index + channel_offsets  # [m, C, H*W]
+        near = neighbours[:, :m]  # top left, low left, top right, low right
+        for gathered, offset in zip(near, (0, wp, 1, wp + 1), strict=True):
+            np.take(flat[offset:], index, out=gathered, mode="clip")  # the indices are in range
+        left, right = near[:2], near[2:]
+        right -= left
+        right *= src[1][:, None]
+        left += right  # along the top row and the row below
+        upper, lower = left
+        lower -= upper
+        lower *= src[0][:, None]
+        np.add(upper, lower, out=out[start : start + m].reshape(m, c, h * w))
     return out
+
+
+def _padding(centre: np.ndarray, reach: np.ndarray, size: int) -> tuple[int, int, bool]:
+    """Zero rows (or columns) before and after a plane of ``size`` for source coordinates ``centre ± reach``.
+
+    At least one before and two after, for the neighbours of coordinates just outside the
+    image, and a spare one for rounding; at most ``max(2, size // 2)``, clipping (the
+    third value) the coordinates that reach further.
+    """
+    most = max(2, size // 2)
+    before = 1 + math.ceil(max(0.0, -float(np.min(centre - reach))))
+    after = 2 + math.ceil(max(0.0, float(np.max(centre + reach)) - (size - 1)))
+    return min(before, most), min(after, most), max(before, after) > most
 
 
 ROTATION_CACHE_BYTES = 1 << 30
@@ -168,6 +273,29 @@ class ArrayEpisodeSource:
     def _augment(self, split: str, settings: EpisodeSettings) -> bool:
         return settings.augment and split == self.train_split
 
+    def _images(
+        self, parts: Sequence[np.ndarray], split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]
+    ) -> list[np.ndarray]:
+        """Each uint8 ``[B, T, C, H, W]`` part as float32 in [0, 1], augmented if the settings ask for it.
+
+        Augmented, episode ``i`` draws from ``rngs[i]`` as ``random_affine`` does for all of
+        its images at once (those of the first part, then the next), so it is the same
+        whatever batch it is in; the images of the whole batch are then warped together.
+        """
+        if not self._augment(split, settings):
+            return [_unit(part) for part in parts]
+        count = sum(part.shape[1] for part in parts)
+        uniforms = np.stack([rng.random(3 * count) for rng in rngs]) if rngs else np.empty((0, 3 * count))
+        angles, shifts = affine_draws(uniforms, self.max_shift, self.max_degrees)
+        out, start = [], 0
+        for part in parts:
+            stop = start + part.shape[1]
+            flat = part.reshape(-1, *part.shape[2:])
+            warped = _warp(flat, angles[:, start:stop].ravel(), shifts[:, start:stop].reshape(-1, 2), scale=255.0)
+            out.append(warped.reshape(part.shape))
+            start = stop
+        return out
+
     def _sequence_batch(
         self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]
     ) -> SequenceBatch:
@@ -182,10 +310,8 @@ class ArrayEpisodeSource:
         draws.finish()
         cls = order // k  # [B, T]: episode class shown at step t
         rows = np.arange(len(rngs))[:, None]
-        images = _unit(self._pixels(split, class_arr[rows, cls], examples[rows, cls, order % k]))
-        if self._augment(split, settings):
-            for i, rng in enumerate(rngs):
-                images[i] = random_affine(images[i], rng, self.max_shift, self.max_degrees)
+        pixels = self._pixels(split, class_arr[rows, cls], examples[rows, cls, order % k])
+        (images,) = self._images([pixels], split, settings, rngs)
         targets = label_of_class[rows, cls].astype(np.int64)
         seen = np.cumsum(cls[:, :, None] == np.arange(n), axis=1)  # [B, T, N] presentations so far
         instance = seen[rows, np.arange(n * k), cls].astype(np.int64)
@@ -213,11 +339,7 @@ class ArrayEpisodeSource:
         rows, cls = np.arange(len(rngs))[:, None], np.concatenate([s_cls, q_cls], axis=1)
         slot = np.concatenate([s_order % k, k + q_order % q], axis=1)  # column of ``examples``
         pixels = self._pixels(split, class_arr[rows, cls], examples[rows, cls, slot])
-        support, query = _unit(pixels[:, : n * k]), _unit(pixels[:, n * k :])
-        if self._augment(split, settings):
-            for i, rng in enumerate(rngs):
-                both = random_affine(np.concatenate([support[i], query[i]]), rng, self.max_shift, self.max_degrees)
-                support[i], query[i] = both[: n * k], both[n * k :]
+        support, query = self._images([pixels[:, : n * k], pixels[:, n * k :]], split, settings, rngs)
         return FewShotBatch(
             settings=settings,
             support_images=support,

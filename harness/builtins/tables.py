@@ -18,9 +18,9 @@ MANN_CITATION = "Santoro et al. 2016, Meta-Learning with Memory-Augmented Neural
 METANET_PAPER = "Munkhdalai & Yu 2017, Meta Networks, ICML"
 SNAIL_PAPER = "Mishra et al. 2018, A Simple Neural Attentive Meta-Learner, ICLR"
 
-QUICK = {"episodes": 2000, "eval_episodes": 200, "batch_size": 16, "checkpoint_every": 500}
-PAPER = {"episodes": 100_000, "eval_episodes": 1000, "batch_size": 16, "checkpoint_every": 2000}
-MANN_PAPER = {
+QUICK: dict[str, Any] = {"episodes": 2000, "eval_episodes": 200, "batch_size": 16, "checkpoint_every": 500}
+PAPER: dict[str, Any] = {"episodes": 100_000, "eval_episodes": 1000, "batch_size": 16, "checkpoint_every": 2000}
+MANN_PAPER: dict[str, Any] = {
     **PAPER, "checkpoint_every": 5000, "val_every": 5000, "val_episodes": 500, "keep": "best", "patience": 4,
 }  # fmt: skip
 """MANN's 100,000 episodes, validated every 5,000 on the 100 validation characters: the best model is
