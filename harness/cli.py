@@ -391,6 +391,9 @@ COMMANDS = {
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``harness`` and ``python -m harness``."""
+    # Before torch is imported: idle OpenMP threads sleep instead of spinning, so a step of a
+    # small model is not held up on a CPU shared with other work (set it yourself to override).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

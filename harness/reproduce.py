@@ -72,7 +72,7 @@ def _execute_ray(
         import ray
     except ImportError:
         raise ConfigError("--executor ray needs Ray: pip install 'harness[ray]'") from None
-    env = {k: os.environ[k] for k in (MODULES_ENV, DISABLE_ENV, STRICT_ENV) if k in os.environ}
+    env = {k: os.environ[k] for k in (MODULES_ENV, DISABLE_ENV, STRICT_ENV, "OMP_WAIT_POLICY") if k in os.environ}
     env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
     started_here = not ray.is_initialized()
     if started_here:

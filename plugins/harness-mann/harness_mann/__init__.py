@@ -1,0 +1,84 @@
+"""harness-mann: MANN (Santoro et al. 2016) and its baselines as a harness plugin.
+
+Registers ``mann`` (a controller with an external memory: least-recently-used access, or
+NTM addressing), ``lstm`` and ``feedforward`` on label-sequence episodes, and the rows they
+fill in MANN's Tables 1 and 2. torch is imported only when a run builds a model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from harness import hookimpl
+from harness.episodes import EpisodeKind
+from harness.specs import Model, ModelContext, ModelSpec
+from harness.tables import TableRow
+from harness.training import TRAINING_DEFAULTS
+
+__version__ = "0.1.0"
+
+TABLE1, TABLE2 = "mann-table1", "mann-table2"
+MANN_DEFAULTS = {
+    **TRAINING_DEFAULTS,
+    "clip_norm": 10.0,
+    "controller": "lstm",
+    "memory": "lrua",
+    "hidden": 200,
+    "slots": 128,
+    "slot_size": 40,
+    "read_heads": 4,
+    "gamma": 0.95,
+}
+"""Paper values (LSTM 200, memory 128 x 40, 4 reads, gamma 0.95); training choices in README.md."""
+BASELINE_DEFAULTS = {**TRAINING_DEFAULTS, "clip_norm": 10.0, "hidden": 200}
+
+
+def _lazy(name: str) -> Callable[[ModelContext], Model]:
+    """A factory that imports torch (through ``harness_mann.harness_model``) only when called."""
+
+    def make(context: ModelContext) -> Model:
+        from harness_mann import harness_model
+
+        return getattr(harness_model, name)(context)
+
+    return make
+
+
+@hookimpl
+def harness_models() -> list[ModelSpec]:
+    """Register ``mann``, ``lstm`` and ``feedforward``."""
+    lstm, ff = {"controller": "lstm"}, {"controller": "feedforward"}
+    sequence = (EpisodeKind.SEQUENCE,)
+    return [
+        ModelSpec(
+            name="mann",
+            description="MANN (Santoro et al. 2016): LSTM or feedforward controller, LRUA or NTM memory 128x40.",
+            episode_kinds=sequence,
+            factory=_lazy("MANNModel"),
+            defaults=MANN_DEFAULTS,
+            rows=(
+                TableRow(TABLE1, "MANN", lstm),
+                TableRow(TABLE2, "MANN (LSTM)", lstm, ("5-way",)),
+                TableRow(TABLE2, "MANN (feedforward)", ff, ("5-way",)),
+                TableRow(TABLE2, "MANN-LRUA (LSTM)", lstm, ("15-way",)),
+                TableRow(TABLE2, "MANN-LRUA (feedforward)", ff, ("15-way",)),
+                TableRow(TABLE2, "MANN-NTM (LSTM)", {**lstm, "memory": "ntm"}, ("15-way",)),
+            ),
+        ),
+        ModelSpec(
+            name="lstm",
+            description="LSTM baseline of MANN's tables: 200 units over (x_t, y_{t-1}).",
+            episode_kinds=sequence,
+            factory=_lazy("LSTMModel"),
+            defaults=BASELINE_DEFAULTS,
+            rows=(TableRow(TABLE1, "LSTM"), TableRow(TABLE2, "LSTM")),
+        ),
+        ModelSpec(
+            name="feedforward",
+            description="Feedforward baseline of MANN's tables: a 200-unit hidden layer per step, no memory.",
+            episode_kinds=sequence,
+            factory=_lazy("FeedforwardModel"),
+            defaults=BASELINE_DEFAULTS,
+            rows=(TableRow(TABLE1, "Feedforward"), TableRow(TABLE2, "Feedforward")),
+        ),
+    ]

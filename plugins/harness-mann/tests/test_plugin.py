@@ -1,0 +1,55 @@
+"""The plugin through the harness: registration, one-line errors, a run and its checkpoint."""
+
+from __future__ import annotations
+
+import harness_mann
+import pytest
+
+from harness.config import build_config
+from harness.errors import ConfigError
+from harness.plugins import PluginHost
+from harness.runner import evaluate_checkpoint, run
+
+QUIET = {"log": lambda _: None}
+DATA = {"image_size": 12, "train_classes": 20, "val_classes": 5, "test_classes": 10}
+
+
+@pytest.fixture
+def host() -> PluginHost:
+    host = PluginHost(autoload=False, modules=[], strict=True)
+    host.register(harness_mann, "mann")
+    return host
+
+
+def config(**values):
+    base = {"model": "mann", "kind": "sequence", "ways": 2, "instances": 10, "episodes": 16, "batch_size": 8,
+            "eval_episodes": 16, "checkpoint_every": 8, "device": "cpu", "data": DATA}  # fmt: skip
+    return build_config({**base, **values}, "test")
+
+
+def test_rows_use_the_papers_labels(host):
+    rows = {(r.table, r.row) for spec in host.models for r in spec.rows}
+    assert {("mann-table1", "MANN"), ("mann-table1", "LSTM"), ("mann-table1", "Feedforward")} <= rows
+    assert {("mann-table2", "MANN-LRUA (LSTM)"), ("mann-table2", "MANN-NTM (LSTM)")} <= rows
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"kind": "fewshot"}, r"model 'mann' with dataset 'synthetic' accepts only sequence episodes, not fewshot"),
+        ({"params": {"controller": "gru"}}, r"model 'mann': unknown controller 'gru'; valid: feedforward, lstm"),
+        ({"params": {"memory": "dnc"}}, r"model 'mann': unknown memory 'dnc'; valid: lrua, ntm"),
+    ],
+)
+def test_bad_settings_stop_with_one_line(host, tmp_path, values, message):
+    with pytest.raises(ConfigError, match=message) as err:
+        run(config(**values), host, tmp_path, **QUIET)
+    assert "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("model", ["mann", "lstm", "feedforward"])
+@pytest.mark.parametrize("labels", ["onehot", "string"])
+def test_runs_end_to_end_and_the_checkpoint_gives_the_record(host, tmp_path, model, labels):
+    record = run(config(model=model, labels=labels), host, tmp_path, name="r", **QUIET)
+    assert record["episodes_trained"] == 16 and record["runtime"]["device"] == "cpu"
+    assert evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", host)["metrics"] == record["metrics"]
