@@ -69,3 +69,31 @@ def harness_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subp
     return subprocess.run(
         [sys.executable, "-m", "harness", *args], capture_output=True, text=True, env=full_env, **kwargs
     )
+
+
+def killed_and_whole(args: list[str], out: Path, plugin: str, min_step: int) -> tuple[dict, dict, int]:
+    """Run ``harness ARGS --out OUT/killed``, SIGKILL it once its checkpoint reaches ``min_step``,
+    rerun it to the end; also run it whole in ``OUT/whole``. Returns both records and the episode killed at.
+    """
+    import json
+    import signal
+    import time
+
+    from harness.checkpoints import load
+
+    env = {"HARNESS_PLUGINS": plugin}
+    checkpoint = out / "killed" / "r" / "checkpoint.pkl"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "harness", *args, "--out", str(out / "killed")],
+        env={**os.environ, "PYTHONPATH": str(TESTS), **env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not (checkpoint.exists() and load(checkpoint)["step"] >= min_step):
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    killed_at = load(checkpoint)["episodes_trained"]
+    resumed = harness_cli(*args, "--out", str(out / "killed"), env=env)
+    whole = harness_cli(*args, "--out", str(out / "whole"), env=env)
+    assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr + whole.stderr
+    return json.loads(resumed.stdout), json.loads(whole.stdout), killed_at

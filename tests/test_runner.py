@@ -3,15 +3,9 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-from conftest import PROTONET, TESTS, fewshot_config, harness_cli
+from conftest import PROTONET, fewshot_config, killed_and_whole
 
 from harness import hookimpl
 from harness.builtins.synthetic import OPTIONS, open_synthetic
@@ -77,39 +71,22 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(protonet_hos
     assert not (tmp_path / "r" / "record.json").exists()
 
 
-def _run_args(out: Path) -> list[str]:
-    return [
-        "run", "--model", "weighted-protonet", "--kind", "fewshot", "--queries", "2", "--episodes", "160",
-        "--batch-size", "8", "--checkpoint-every", "8", "--eval-episodes", "64", "--param", "delay=0.05",
-        "--data", "train_classes=30", "--data", "test_classes=10", "--out", str(out), "--name", "r", "--json",
-        "--no-progress",
-    ]  # fmt: skip
+RUN_ARGS = [
+    "run", "--model", "weighted-protonet", "--kind", "fewshot", "--queries", "2", "--episodes", "160",
+    "--batch-size", "8", "--checkpoint-every", "8", "--eval-episodes", "64", "--param", "delay=0.05",
+    "--data", "train_classes=30", "--data", "test_classes=10", "--name", "r", "--json", "--no-progress",
+]  # fmt: skip
 
 
 @pytest.mark.slow
 def test_run_killed_with_sigkill_resumes_and_matches_uninterrupted(tmp_path):
-    env = {**os.environ, "HARNESS_PLUGINS": PROTONET, "PYTHONPATH": str(TESTS)}
-    checkpoint = tmp_path / "killed" / "r" / "checkpoint.pkl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", *_run_args(tmp_path / "killed")], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not (checkpoint.exists() and load_checkpoint(checkpoint)["step"] >= 4):
-        time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = load_checkpoint(checkpoint)["episodes_trained"]
+    resumed_record, whole_record, killed_at = killed_and_whole(RUN_ARGS, tmp_path, PROTONET, min_step=4)
     assert 0 < killed_at < 160, "the run should have been killed part way"
-    resumed = harness_cli(*_run_args(tmp_path / "killed"), env={"HARNESS_PLUGINS": PROTONET})
-    whole = harness_cli(*_run_args(tmp_path / "whole"), env={"HARNESS_PLUGINS": PROTONET})
-    assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr + whole.stderr
-    resumed_record, whole_record = json.loads(resumed.stdout), json.loads(whole.stdout)
     assert resumed_record["resumes"] == 1 and whole_record["resumes"] == 0
     assert resumed_record["episodes_trained"] == whole_record["episodes_trained"] == 160
     assert resumed_record["metrics"] == whole_record["metrics"]
     assert resumed_record["loss_history"] == whole_record["loss_history"]
-    final_a = load_checkpoint(checkpoint)["model_state"]
+    final_a = load_checkpoint(tmp_path / "killed" / "r" / "checkpoint.pkl")["model_state"]
     final_b = load_checkpoint(tmp_path / "whole" / "r" / "checkpoint.pkl")["model_state"]
     assert (final_a["weights"] == final_b["weights"]).all() and final_a["rng"] == final_b["rng"]
 

@@ -4,15 +4,10 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 
 import numpy as np
 import pytest
-from conftest import TESTS, fewshot_config, harness_cli
+from conftest import fewshot_config, harness_cli, killed_and_whole
 
 from harness import checkpoints
 from harness.checkpoints import load as load_checkpoint
@@ -68,40 +63,24 @@ def test_gpu_written_checkpoint_resumes_and_evaluates_on_the_cpu(host, tmp_path,
     assert resumed["metrics"] == record["metrics"] and resumed["resumes"] == 1
 
 
-def _run_args(out) -> list[str]:
-    return [
-        "run", "--model", "torch-protonet", "--kind", "fewshot", "--queries", "2", "--episodes", "96",
-        "--batch-size", "8", "--checkpoint-every", "8", "--eval-episodes", "24", "--augment", "--val-every", "32",
-        "--val-episodes", "16", "--data", "train_classes=30", "--data", "test_classes=10", "--out", str(out),
-        "--name", "r", "--json", "--no-progress",
-    ]  # fmt: skip
+RUN_ARGS = [
+    "run", "--model", "torch-protonet", "--kind", "fewshot", "--queries", "2", "--episodes", "96",
+    "--batch-size", "8", "--checkpoint-every", "8", "--eval-episodes", "24", "--augment", "--val-every", "32",
+    "--val-episodes", "16", "--data", "train_classes=30", "--data", "test_classes=10", "--name", "r", "--json",
+    "--no-progress",
+]  # fmt: skip
 
 
 @pytest.mark.slow
 def test_sigkill_resume_is_bit_identical_with_dropout_and_augmentation(tmp_path):
-    env = {**os.environ, "HARNESS_PLUGINS": PLUGIN, "PYTHONPATH": str(TESTS), "HARNESS_TEST_DELAY": "0"}
-    checkpoint = tmp_path / "killed" / "r" / "checkpoint.pkl"
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "harness", *_run_args(tmp_path / "killed")], env=env,
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )  # fmt: skip
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and not (checkpoint.exists() and load_checkpoint(checkpoint)["step"] >= 5):
-        time.sleep(0.02)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    killed_at = load_checkpoint(checkpoint)["episodes_trained"]
+    a, b, killed_at = killed_and_whole(RUN_ARGS, tmp_path, PLUGIN, min_step=5)
     assert 32 < killed_at < 96, "the run should have been killed after a validation, part way"
-    resumed = harness_cli(*_run_args(tmp_path / "killed"), env={"HARNESS_PLUGINS": PLUGIN})
-    whole = harness_cli(*_run_args(tmp_path / "whole"), env={"HARNESS_PLUGINS": PLUGIN})
-    assert resumed.returncode == 0 and whole.returncode == 0, resumed.stderr + whole.stderr
-    a, b = json.loads(resumed.stdout), json.loads(whole.stdout)
     assert a["resumes"] == 1 and b["resumes"] == 0
     for key in ("metrics", "loss_history", "val_history", "episodes_trained"):
         assert a[key] == b[key], key
-    final_a = torch.load(io.BytesIO(load_checkpoint(checkpoint)["model_state"]["torch"]))
-    final_b = torch.load(
-        io.BytesIO(load_checkpoint(tmp_path / "whole" / "r" / "checkpoint.pkl")["model_state"]["torch"])
+    final_a, final_b = (
+        torch.load(io.BytesIO(load_checkpoint(tmp_path / run / "r" / "checkpoint.pkl")["model_state"]["torch"]))
+        for run in ("killed", "whole")
     )
     for key, tensor in final_a["module"].items():
         assert torch.equal(tensor, final_b["module"][key]), key
