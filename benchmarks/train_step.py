@@ -31,6 +31,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as the harness command sets it (before torch loads)
 REPO = Path(__file__).resolve().parents[1]
 OMNIGLOT = Path(os.environ.get("HARNESS_OMNIGLOT_DIR") or REPO.parent / "shared" / "data" / "omniglot")
 BATCH = 16
