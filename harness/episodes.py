@@ -116,7 +116,7 @@ class SequenceInputs:
 
     ``previous_codes[:, t]`` is the code of the label of step ``t - 1`` (zeros at ``t = 0``):
     a model's prediction at step ``t`` may use steps ``0..t`` of both arrays and nothing later.
-    The harness checks this (``harness.causality``).
+    The harness checks this (``harness.evaluation.check_causal``).
     """
 
     settings: EpisodeSettings
