@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import os
+from pathlib import Path
+
 import harness_mann
 import pytest
 
@@ -53,3 +57,24 @@ def test_runs_end_to_end_and_the_checkpoint_gives_the_record(host, tmp_path, mod
     record = run(config(model=model, labels=labels), host, tmp_path, name="r", **QUIET)
     assert record["episodes_trained"] == 16 and record["runtime"]["device"] == "cpu"
     assert evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", host)["metrics"] == record["metrics"]
+
+
+REPO = Path(__file__).resolve().parents[3]
+OMNIGLOT = Path(os.environ.get("HARNESS_OMNIGLOT_DIR") or REPO.parent / "shared" / "data" / "omniglot")
+COMMITTED = sorted(
+    str(p.parent.relative_to(REPO / "leaderboards" / "runs"))
+    for p in (REPO / "leaderboards" / "runs").glob("mann-table*/*/*/*/seed*/record.json")
+    if json.loads((p.parent / "cell.json").read_text())["row"] != "kNN (raw pixels)"
+)
+
+
+@pytest.mark.parametrize("cell", COMMITTED)
+def test_a_committed_checkpoint_gives_the_number_in_the_table(cell):
+    if not (OMNIGLOT / "images_background.zip").exists():
+        pytest.skip(f"Omniglot archives not found in {OMNIGLOT}; set HARNESS_OMNIGLOT_DIR")
+    host = PluginHost(autoload=False, modules=[], strict=True)
+    host.register(harness_mann, "mann")
+    directory = REPO / "leaderboards" / "runs" / cell
+    record = json.loads((directory / "record.json").read_text())
+    result = evaluate_checkpoint(directory / "checkpoint.pkl", host, data={"root": str(OMNIGLOT)}, device="cpu")
+    assert result["metrics"] == record["metrics"]
