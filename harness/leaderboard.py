@@ -131,7 +131,9 @@ def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
             first = group.iloc[0]
             stopped = int(first["stopped_early"])
             note = f"; validation stopped {stopped} of {int(first['seeds'])} seed(s) early" if stopped else ""
-            lines.append(f"- {row}, {setting}, {source}: {int(first['episodes_trained']):,} episodes{note}")
+            trained = int(first["episodes_trained"])
+            episodes = f"{trained:,} episodes" if trained else "nothing trained (a model without training)"
+            lines.append(f"- {row}, {setting}, {source}: {episodes}{note}")
     return "\n".join(lines) + "\n"
 
 
