@@ -239,21 +239,25 @@ def test_fused_model_matches_reference_path(controller, memory):
 
 # ----------------------------------------------------------------------------- episodes, causality, gradients
 
+ALL_MODELS = [
+    ("mann", {}),
+    ("mann", {"memory": "ntm"}),
+    ("mann", {"controller": "feedforward"}),
+    ("lstm", {}),
+    ("feedforward", {}),
+]
 
-@pytest.mark.parametrize(
-    "kind,options",
-    [
-        ("mann", {}),
-        ("mann", {"memory": "ntm"}),
-        ("mann", {"controller": "feedforward"}),
-        ("lstm", {}),
-        ("feedforward", {}),
-    ],
-)
-def test_episodes_in_a_batch_are_independent(kind, options):
+
+def small_model(kind: str, options: dict) -> torch.nn.Module:
+    """A small model of ``kind`` (10-dim inputs, 5 labels), initialised from seed 0."""
     torch.manual_seed(0)
     opts = {k: v for k, v in SMALL.items() if kind == "mann" or k == "hidden"}
-    model = build(kind, 10, 5, 5, **opts, **options)
+    return build(kind, 10, 5, 5, **opts, **options)
+
+
+@pytest.mark.parametrize("kind,options", ALL_MODELS)
+def test_episodes_in_a_batch_are_independent(kind, options):
+    model = small_model(kind, options)
     x, y, _ = episode_inputs(batch=3)
     out = model(x, y)
     x2, y2 = x.clone(), y.clone()
@@ -270,20 +274,9 @@ def test_episodes_in_a_batch_are_independent(kind, options):
         assert torch.equal(model(x, y), out)
 
 
-@pytest.mark.parametrize(
-    "kind,options",
-    [
-        ("mann", {}),
-        ("mann", {"memory": "ntm"}),
-        ("mann", {"controller": "feedforward"}),
-        ("lstm", {}),
-        ("feedforward", {}),
-    ],
-)
+@pytest.mark.parametrize("kind,options", ALL_MODELS)
 def test_forward_is_causal(kind, options):
-    torch.manual_seed(0)
-    opts = {k: v for k, v in SMALL.items() if kind == "mann" or k == "hidden"}
-    model = build(kind, 10, 5, 5, **opts, **options)
+    model = small_model(kind, options)
     x, y, _ = episode_inputs(steps=8)
     out = model(x, y)
     for step in (0, 3, 6):
@@ -307,9 +300,7 @@ def test_forward_is_causal(kind, options):
     ],
 )
 def test_gradient_reaches_every_parameter(kind, options):
-    torch.manual_seed(0)
-    opts = {k: v for k, v in SMALL.items() if kind == "mann" or k == "hidden"}
-    model = build(kind, 10, 5, 5, **opts, **options)
+    model = small_model(kind, options)
     x, y, labels = episode_inputs(steps=6)
     sequence_loss(model(x, y), labels, string=False).backward()
     for name, p in model.named_parameters():
