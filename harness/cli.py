@@ -167,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--model", dest="models", action="append", metavar="NAME", help="only this model's rows (repeatable)"
     )
     reproduce.add_argument(
+        "--row",
+        dest="rows",
+        action="append",
+        metavar="LABEL",
+        help="only the row with this paper label, e.g. 'MANN (LSTM)' (repeatable)",
+    )
+    reproduce.add_argument(
         "--data-dir",
         dest="locations",
         action="append",
@@ -255,6 +262,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             budget=args.budget,
             seeds=args.seeds,
             models=args.models,
+            rows=args.rows,
             executor=args.executor,
             address=args.address,
             locations=locations,

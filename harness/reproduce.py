@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic
-from harness.config import build_config
+from harness.config import build_config, did_you_mean
 from harness.errors import ConfigError
 from harness.plugins import DISABLE_ENV, MODULES_ENV, STRICT_ENV, PluginHost, get_host
 from harness.runner import RECORD, Prepared, Run, prepare
@@ -29,17 +29,24 @@ EXECUTORS = ("inprocess", "ray")
 
 def table_cells(
     table: TableSpec, host: PluginHost, budget: str, *, seeds: Sequence[int] | None = None,
-    models: Sequence[str] | None = None,
+    models: Sequence[str] | None = None, rows: Sequence[str] | None = None,
 ) -> list[Cell]:  # fmt: skip
-    """Every cell the installed models can fill in ``table``, optionally for some models only."""
+    """Every cell the installed models can fill in ``table``, optionally for some models or row labels only."""
     for name in models or ():
         host.models.get(name)
+    labels = [row.row for spec in host.models for row in spec.rows if row.table == table.name]
+    for label in rows or ():
+        if label not in labels:
+            raise ConfigError(
+                f"table {table.name!r} has no row {label!r} (its rows: {', '.join(dict.fromkeys(labels))})"
+                f"{did_you_mean(label, labels)}"
+            )
     cells: list[Cell] = []
     for spec in host.models:
         if models and spec.name not in models:
             continue
         for row in spec.rows:
-            if row.table != table.name:
+            if row.table != table.name or (rows and row.row not in rows):
                 continue
             for setting in table.settings:
                 if row.settings and setting.name not in row.settings:
@@ -96,6 +103,7 @@ def reproduce(
     budget: str = "quick",
     seeds: Sequence[int] | None = None,
     models: Sequence[str] | None = None,
+    rows: Sequence[str] | None = None,
     executor: str = "inprocess",
     address: str | None = None,
     locations: Mapping[str, Mapping[str, Any]] | None = None,
@@ -112,7 +120,7 @@ def reproduce(
 
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
-    cells = table_cells(table, host, budget, seeds=seeds, models=models)
+    cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows)
     todo = [c for c in cells if not is_done(out, c)]
     skipped = [c.name for c in cells if c not in todo]
     locations = locations or {}

@@ -16,7 +16,7 @@ from harness_test_plugins import toy_table
 
 from harness import leaderboard
 from harness.checkpoints import load as load_checkpoint
-from harness.errors import DataError, UnknownNameError
+from harness.errors import ConfigError, DataError, UnknownNameError
 from harness.reproduce import reproduce
 from harness.runner import evaluate_checkpoint
 
@@ -64,6 +64,15 @@ def pd_isna(value) -> bool:
     import pandas as pd
 
     return bool(pd.isna(value))
+
+
+def test_row_option_runs_only_that_row_and_a_misspelt_one_says_the_right_label(toy_host, tmp_path):
+    table = toy_host.tables.get("toy-table")
+    with pytest.raises(ConfigError, match=r"has no row 'Toy Protonet' \(its rows: .*\); did you mean 'Toy ProtoNet'\?"):
+        reproduce(table, toy_host, tmp_path, seeds=[0], rows=["Toy Protonet"])
+    assert not any(tmp_path.iterdir())
+    done = reproduce(table, toy_host, tmp_path, seeds=[0], rows=["Toy ProtoNet"])
+    assert len(done["run"]) == 2 and all("/toy-protonet/" in name for name in done["run"])
 
 
 def test_reproduce_skips_finished_cells(toy_host, tmp_path):

@@ -1,1 +1,42 @@
-"""SNAIL (Mishra et al. 2018) for the harness; the model lives in harness_snail.model."""
+"""harness-snail: SNAIL (Mishra et al. 2018) as a harness plugin.
+
+Registers ``snail`` on N-way K-shot episodes and the rows it fills in SNAIL's Tables 1
+(Omniglot) and 2 (mini-ImageNet). The model lives in ``harness_snail.model`` (plain torch);
+torch is imported only when a run builds a model.
+"""
+
+from __future__ import annotations
+
+from harness import hookimpl
+from harness.episodes import EpisodeKind
+from harness.specs import Model, ModelContext, ModelSpec
+from harness.tables import TableRow
+from harness.training import TRAINING_DEFAULTS
+
+__version__ = "0.1.0"
+
+EMBEDDINGS = ("auto", "omniglot", "miniimagenet")
+SNAIL_DEFAULTS = {**TRAINING_DEFAULTS, "embedding": "auto"}
+"""Adam at 1e-3 (the paper's optimizer; its rate is our choice, see README.md); the embedding follows the images."""
+
+
+def _make(context: ModelContext) -> Model:
+    """Build a ``SNAILModel``; imports torch only now."""
+    from harness_snail.harness_model import SNAILModel
+
+    return SNAILModel(context)
+
+
+@hookimpl
+def harness_models() -> list[ModelSpec]:
+    """Register ``snail``."""
+    return [
+        ModelSpec(
+            name="snail",
+            description="SNAIL (Mishra et al. 2018): embedding, TC and causal attention blocks over the episode.",
+            episode_kinds=(EpisodeKind.FEWSHOT,),
+            factory=_make,
+            defaults=SNAIL_DEFAULTS,
+            rows=(TableRow("snail-table1", "SNAIL"), TableRow("snail-table2", "SNAIL")),
+        )
+    ]
