@@ -51,7 +51,9 @@ examples:
   harness run --model knn --dataset omniglot --data-dir ../shared/data/omniglot --kind sequence
 
 A run writes <out>/<name>/checkpoint.pkl while it trains and record.json when done.
-Rerunning the same command resumes from the checkpoint after an interruption.
+Rerunning the same command resumes from the checkpoint after an interruption. The
+name must stay inside --out ('a/b' is fine, '../x' is not); a run holds its directory's
+lock (<out>/<name>/.lock) until it ends, so a second run there stops at once.
 """
 
 
@@ -62,7 +64,8 @@ examples:
   harness reproduce snail-table1 --budget paper --seeds 0,1,2 --executor ray
 
 Cells live in <results>/<table>/<budget>/<row>/<setting>/seed<N>/; rerunning the same
-command skips finished cells and resumes interrupted ones.
+command skips finished cells and resumes interrupted ones. Two commands on one results
+folder share the work: each leaves the cells the other is running to it.
 """
 
 PAPERS_HELP = "folder of the paper tables (default: $HARNESS_PAPERS_DIR or leaderboards/papers)"
@@ -249,6 +252,8 @@ def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: Path
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``harness reproduce``."""
+    from tqdm import tqdm
+
     from harness.reproduce import reproduce
 
     host = _host(args)
@@ -268,8 +273,15 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             locations=locations,
             device=args.device,
             progress=not args.no_progress,
+            log=lambda msg: tqdm.write(msg, file=sys.stderr),
         )
-        print(f"{table.name}: {len(done['run'])} cells run, {len(done['skipped'])} already done")
+        summary = f"{table.name}: {len(done['run'])} cells run, {len(done['skipped'])} already done"
+        if done["elsewhere"]:
+            summary += (
+                f", {len(done['elsewhere'])} running elsewhere (left to the processes that hold them; "
+                "rerun this command once they finish to put them in the leaderboard)"
+            )
+        print(summary)
         print(f"  leaderboard: {_write_leaderboard(table, results, args.leaderboards, args.papers)}")
     return 0
 
@@ -347,7 +359,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{record['episodes_trained']} episodes trained, {record['wall_time_s']:.1f} s"
         )
         _print_metrics(record["metrics"])
-        print(f"record: {out / record['name'] / 'record.json'}")
+        print(f"record: {out / (record['name'] if args.name is None else args.name) / 'record.json'}")
     return 0
 
 

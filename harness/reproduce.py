@@ -3,7 +3,9 @@
 A cell (model row x setting x seed) is an independent run under
 ``<results>/<table>/<budget>/<row>/<setting>/seed<N>/``. Finished cells are skipped and
 interrupted ones resume from their checkpoints. Cells go through an executor: in this
-process by default, or on Ray (a local Ray, or an existing cluster by address).
+process by default, or on Ray (a local Ray, or an existing cluster by address). A cell
+runs only under its directory's lock (``harness.rundirs``), so two commands on one results
+folder share the cells: each leaves a cell another process holds to that process.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import atomic
+from harness import atomic, locks, rundirs
 from harness.config import build_config, did_you_mean
 from harness.errors import ConfigError
 from harness.plugins import DISABLE_ENV, MODULES_ENV, STRICT_ENV, PluginHost, get_host
@@ -25,6 +27,8 @@ from harness.specs import EpisodeSource
 from harness.tables import CELL, Cell, TableSpec, make_cell
 
 EXECUTORS = ("inprocess", "ray")
+RAN, DONE, ELSEWHERE = "run", "skipped", "elsewhere"
+"""What became of a cell: run here, found done, or left to another process that holds its directory."""
 
 
 def table_cells(
@@ -62,19 +66,49 @@ def table_cells(
 
 def is_done(out: Path, cell: Cell) -> bool:
     """Whether ``cell`` already has a complete run record under ``out``."""
-    path = out / cell.name / RECORD
+    return _complete(out / cell.name)
+
+
+def _complete(directory: Path) -> bool:
+    path = directory / RECORD
     return path.exists() and json.loads(path.read_text()).get("status") == "complete"
 
 
-def run_cell(config: dict[str, Any], directory: str, data: dict[str, Any]) -> dict[str, Any]:
-    """Run one cell to completion in a fresh process (the body of a Ray task)."""
-    cell_config = build_config({**config, "data": {**config["data"], **data}}, directory)
-    return Run(prepare(cell_config, get_host()), Path(directory)).execute(log=lambda _: None)
+def claim_and_run(
+    directory: Path, cell: dict[str, Any], prepared: Prepared | Callable[[], Prepared]
+) -> tuple[str, str]:
+    """Run a cell under its directory's lock unless it is done by then; return ``(outcome, holder)``.
+
+    ``prepared`` is the cell's prepared config, or a function making it once the cell is
+    claimed. The outcome is ``RAN``, ``DONE`` (another process finished it meanwhile) or
+    ``ELSEWHERE`` (another process holds the directory; ``holder`` says which).
+    """
+    try:
+        with rundirs.claim(directory):
+            if _complete(directory):
+                return DONE, ""
+            atomic.write_json(directory / CELL, cell)
+            Run(prepared if isinstance(prepared, Prepared) else prepared(), directory).execute(log=lambda _: None)
+            return RAN, ""
+    except locks.LockHeldError as exc:
+        return ELSEWHERE, exc.holder
 
 
-def _execute_ray(
-    jobs: list[tuple[Prepared, Path, dict[str, Any]]], on_done: Callable[[dict], None], address: str | None
-) -> None:
+def run_cell(config: dict[str, Any], directory: str, data: dict[str, Any], cell: dict[str, Any]) -> tuple[str, str]:
+    """Run one cell in a fresh process (the body of a Ray task); see ``claim_and_run``."""
+
+    def prepared() -> Prepared:
+        cell_config = build_config({**config, "data": {**config["data"], **data}}, directory)
+        return prepare(cell_config, get_host())
+
+    return claim_and_run(Path(directory), cell, prepared)
+
+
+Job = tuple[Cell, Prepared, Path, dict[str, Any]]
+"""A cell to run: the cell, its prepared config, its directory and where its dataset lives."""
+
+
+def _execute_ray(jobs: list[Job], on_done: Callable[[Cell, str, str], None], address: str | None) -> None:
     try:
         import ray
     except ImportError:
@@ -86,10 +120,14 @@ def _execute_ray(
         ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
     try:
         task = ray.remote(run_cell)
-        pending = [task.remote(p.config.to_dict(), str(directory), where) for p, directory, where in jobs]
+        cells = {
+            task.remote(p.config.to_dict(), str(directory), where, cell.describe()): cell
+            for cell, p, directory, where in jobs
+        }
+        pending = list(cells)
         while pending:
             done, pending = ray.wait(pending, num_returns=1)
-            on_done(ray.get(done[0]))
+            on_done(cells[done[0]], *ray.get(done[0]))
     finally:
         if started_here:
             ray.shutdown()
@@ -109,39 +147,44 @@ def reproduce(
     locations: Mapping[str, Mapping[str, Any]] | None = None,
     device: str | None = None,
     progress: bool = False,
+    log: Callable[[str], None] | None = None,
 ) -> dict[str, list[str]]:
-    """Run the missing cells of ``table`` into ``out``; return the cell names run and skipped.
+    """Run the missing cells of ``table`` into ``out``; return the cell names run, skipped and running elsewhere.
 
     ``locations`` maps a dataset name to options saying where its data lives (e.g. ``root``);
     ``device`` is where torch models run (default ``auto``). Cells with the same dataset
-    options share one opened dataset.
+    options share one opened dataset. A cell whose directory another process holds is left
+    to it (``elsewhere``), with a line to ``log`` naming the holder.
     """
     from tqdm import tqdm
 
     if executor not in EXECUTORS:
         raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
     cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows)
-    todo = [c for c in cells if not is_done(out, c)]
-    skipped = [c.name for c in cells if c not in todo]
+    directories = {cell.name: rundirs.resolve(out, cell.name) for cell in cells}
+    todo = [c for c in cells if not _complete(directories[c.name])]
+    outcomes: dict[str, list[str]] = {RAN: [], DONE: [c.name for c in cells if c not in todo], ELSEWHERE: []}
     locations = locations or {}
     # Prepare every cell first, so a bad one fails before any work starts.
-    jobs = []
+    jobs: list[Job] = []
     sources: dict[str, EpisodeSource] = {}
     for cell in todo:
         where = dict(locations.get(cell.config.dataset, {}))
         config = dataclasses.replace(cell.config, data={**cell.config.data, **where}, device=device or "auto")
-        jobs.append((prepare(config, host, sources), out / cell.name, where))
-    with tqdm(total=len(cells), initial=len(skipped), unit="cell", desc=table.name, disable=not progress) as bar:
+        jobs.append((cell, prepare(config, host, sources), directories[cell.name], where))
+    initial = len(outcomes[DONE])
+    with tqdm(total=len(cells), initial=initial, unit="cell", desc=table.name, disable=not progress) as bar:
 
-        def on_done(record: dict) -> None:
-            bar.set_postfix_str(f"{record['model']} {record['setting']}")
+        def on_done(cell: Cell, outcome: str, holder: str) -> None:
+            outcomes[outcome].append(cell.name)
+            if outcome == ELSEWHERE and log is not None:
+                log(f"{directories[cell.name]}: running elsewhere ({holder})")
+            bar.set_postfix_str(f"{cell.row} {cell.setting}")
             bar.update(1)
 
-        for cell in todo:
-            atomic.write_json(out / cell.name / CELL, cell.describe())
         if executor == "ray":
             _execute_ray(jobs, on_done, address)
         else:
-            for prepared, directory, _ in jobs:
-                on_done(Run(prepared, directory).execute(log=lambda _: None))
-    return {"run": [c.name for c in todo], "skipped": skipped}
+            for cell, prepared, directory, _ in jobs:
+                on_done(cell, *claim_and_run(directory, cell.describe(), prepared))
+    return outcomes

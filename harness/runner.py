@@ -8,6 +8,7 @@ so a resumed run ends with the same numbers as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import dataclasses
 import json
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__, atomic, checkpoints, provenance
+from harness import __version__, atomic, checkpoints, provenance, rundirs
 from harness.checkpoints import CHECKPOINT
 from harness.config import MACHINE_KEYS, RunConfig, build_config, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
@@ -170,7 +171,16 @@ class Run:
         self.record_path = directory / RECORD
 
     def execute(self, *, restart: bool = False, progress: bool = False, log: Callable[[str], None] = print) -> dict:
-        """Train (resuming if a checkpoint exists), evaluate, write and return the run record."""
+        """Lock the directory, train (resuming if a checkpoint exists), evaluate, write and return the run record.
+
+        Raises ``locks.LockHeldError`` at once when another process holds the directory.
+        """
+        with rundirs.claim(self.directory, log):
+            return self._execute(restart, progress, log)
+
+    # -- internals ----------------------------------------------------------------------
+
+    def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
         config = self.prepared.config
         if restart:
             self.checkpoint_path.unlink(missing_ok=True)
@@ -231,8 +241,6 @@ class Run:
             self._save(model, done, {"final": True, "kept": kept, "model_state": final()})
         atomic.write_json(self.record_path, record)
         return record
-
-    # -- internals ----------------------------------------------------------------------
 
     def _episodes(self, step: int) -> int:
         return min(step * self.prepared.config.batch_size, self.prepared.config.episodes)
@@ -384,11 +392,16 @@ def run(
     progress: bool = False,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
-    """Prepare ``config``, then train/resume, evaluate and record it under ``out/<name>``."""
-    prepared = prepare(config, host)
-    return Run(prepared, out / (name or default_name(prepared.config))).execute(
-        restart=restart, progress=progress, log=log
-    )
+    """Prepare ``config``, then train/resume, evaluate and record it under ``out/<name>``.
+
+    A given ``name`` is checked (see ``rundirs.resolve``) and its directory locked before the
+    dataset is opened; a derived one once the config is resolved.
+    """
+    directory = None if name is None else rundirs.resolve(out, name)
+    with rundirs.claim(directory, log) if directory is not None else contextlib.nullcontext():
+        prepared = prepare(config, host)
+        directory = directory or rundirs.resolve(out, default_name(prepared.config))
+        return Run(prepared, directory).execute(restart=restart, progress=progress, log=log)
 
 
 def evaluate_checkpoint(

@@ -6,6 +6,7 @@ import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,11 +14,12 @@ import time
 import pytest
 from conftest import TESTS, harness_cli
 from harness_test_plugins import toy_table
+from lock_holder import held_elsewhere
 
 from harness import leaderboard
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError, DataError, UnknownNameError
-from harness.reproduce import reproduce
+from harness.reproduce import reproduce, run_cell, table_cells
 from harness.runner import evaluate_checkpoint
 
 TOY = "harness_test_plugins.toy_table"
@@ -109,6 +111,58 @@ def test_interrupted_reproduce_resumes_without_redoing_finished_cells(tmp_path, 
     assert first_record.stat().st_mtime_ns == stamp
     resumed = json.loads((base / "10-way-1-shot/seed0/record.json").read_text())
     assert resumed["resumes"] == (1 if killed_at < 64 else 0)
+
+
+CELL_5WAY = "toy-table/quick/toy-protonet/5-way-1-shot/seed0"
+CELL_10WAY = "toy-table/quick/toy-protonet/10-way-1-shot/seed0"
+
+
+def test_a_cell_held_by_another_process_is_left_to_it_and_run_once_it_is_free(toy_host, tmp_path):
+    table = toy_host.tables.get("toy-table")
+    messages: list[str] = []
+    with held_elsewhere(tmp_path / CELL_5WAY) as holder:
+        done = reproduce(table, toy_host, tmp_path, seeds=[0], log=messages.append)
+    assert done == {"run": [CELL_10WAY], "skipped": [], "elsewhere": [CELL_5WAY]}
+    assert [p.name for p in (tmp_path / CELL_5WAY).iterdir()] == [".lock"]  # of the holder, killed at the end
+    assert messages == [f"{tmp_path / CELL_5WAY}: running elsewhere (pid {holder.pid} on {socket.gethostname()} "
+                        f"since {messages[0].split(' since ')[1]}"]  # fmt: skip
+    again = reproduce(table, toy_host, tmp_path, seeds=[0])
+    assert again == {"run": [CELL_5WAY], "skipped": [CELL_10WAY], "elsewhere": []}
+
+
+def test_the_ray_task_body_leaves_a_held_cell_alone_and_skips_a_done_one(toy_host, tmp_path):
+    table = toy_host.tables.get("toy-table")
+    (cell,) = (c for c in table_cells(table, toy_host, "quick", seeds=[0]) if c.name == CELL_5WAY)
+    args = (cell.config.to_dict(), str(tmp_path / CELL_5WAY), {}, cell.describe())
+    with held_elsewhere(tmp_path / CELL_5WAY) as holder:
+        outcome, holder_text = run_cell(*args)
+    assert outcome == "elsewhere" and holder_text.startswith(f"pid {holder.pid} on ")
+    assert [p.name for p in (tmp_path / CELL_5WAY).iterdir()] == [".lock"]
+    reproduce(table, toy_host, tmp_path, seeds=[0])
+    assert run_cell(*args) == ("skipped", "")
+
+
+@pytest.mark.slow
+def test_two_reproduce_commands_on_one_results_folder_share_the_cells(tmp_path, papers):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "HARNESS_PLUGINS": TOY, "HARNESS_PAPERS_DIR": str(papers)}
+    args = [sys.executable, "-m", "harness", "reproduce", "toy-table", "--results", str(tmp_path), "--no-progress"]
+    slow = {**env, "HARNESS_TEST_DELAY": "0.3"}
+    first = subprocess.Popen(args, env=slow, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lock = tmp_path / CELL_5WAY / ".lock"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline and first.poll() is None and not (lock.exists() and lock.read_text()):
+        time.sleep(0.02)
+    second = subprocess.run(args, env=slow, capture_output=True, text=True, timeout=180)
+    first_out, first_err = first.communicate(timeout=180)
+    assert first.returncode == 0 and second.returncode == 0, first_err + second.stderr
+    ran = [int(re.search(r"(\d+) cells run", out).group(1)) for out in (first_out, second.stdout)]
+    assert ran == [1, 1], first_out + second.stdout
+    assert "1 running elsewhere" in first_out + second.stdout
+    assert "running elsewhere (pid " in first_err + second.stderr
+    for name in (CELL_5WAY, CELL_10WAY):
+        record = json.loads((tmp_path / name / "record.json").read_text())
+        assert record["resumes"] == 0 and record["episodes_trained"] == 64
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["cell.json", "checkpoint.pkl", "record.json"]
 
 
 @pytest.mark.slow

@@ -1,0 +1,93 @@
+"""Exclusive locks that last as long as the process holding them (``fcntl.flock`` on a lock file).
+
+The kernel drops a flock when the process holding it dies, however it dies (SIGKILL too),
+so a lock is never stale. The lock file says who holds it (pid, host, since when), for the
+message a second process gets; the holder deletes the file when it lets go. Locks are
+re-entrant within one thread of one process. Without ``fcntl`` (Windows) nothing is locked.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from datetime import datetime, timezone
+from pathlib import Path
+
+from harness.errors import HarnessError
+
+try:
+    import fcntl
+except ImportError:  # Windows
+    fcntl = None  # type: ignore[assignment]
+
+_held: set[tuple[str, int, int]] = set()
+"""Locks this process holds, as (lock file, pid, thread) of the ``exclusive`` block that took each."""
+
+
+class LockHeldError(HarnessError):
+    """Another process (or thread) holds the lock."""
+
+    def __init__(self, message: str, holder: str) -> None:
+        super().__init__(message)
+        self.holder = holder
+        """Who holds it, e.g. ``pid 123 on host-a since 2026-01-02T03:04:05+00:00``."""
+
+
+def holder_of(fd: int) -> str:
+    """Who holds the lock on the open lock file ``fd``, as its holder wrote it."""
+    try:
+        info = json.loads(os.pread(fd, 4096, 0))
+        return f"pid {info['pid']} on {info['host']} since {info['since']}"
+    except (ValueError, TypeError, KeyError):  # the holder has not written it yet
+        return "another process"
+
+
+@contextlib.contextmanager
+def exclusive(lock_file: Path) -> Iterator[bool]:
+    """Hold an exclusive lock on ``lock_file`` (created if missing) or raise ``LockHeldError`` at once.
+
+    Yields whether this call took the lock (``False``: this thread already held it).
+    """
+    key = (str(lock_file.resolve()), os.getpid(), threading.get_ident())
+    if fcntl is None:
+        yield True
+        return
+    if key in _held:
+        yield False
+        return
+    fd = _acquire(lock_file)
+    _held.add(key)
+    try:
+        yield True
+    finally:
+        _held.discard(key)
+        lock_file.unlink(missing_ok=True)  # while still locked, so nobody takes a lock on a file about to go
+        os.close(fd)
+
+
+def _acquire(lock_file: Path) -> int:
+    """Open, lock and sign ``lock_file``; return its descriptor."""
+    while True:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = holder_of(fd)
+            os.close(fd)
+            raise LockHeldError(f"{lock_file} is held by {holder}", holder) from None
+        try:
+            on_disk, locked = os.stat(lock_file), os.fstat(fd)
+            same = (on_disk.st_dev, on_disk.st_ino) == (locked.st_dev, locked.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the holder deleted this file as it let go: lock the one now there
+    since = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": since}).encode(), 0)
+    return fd

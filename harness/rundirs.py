@@ -1,0 +1,67 @@
+"""Run directories under a results folder: names that stay inside it, one process at a time, no leftovers.
+
+A process works in a run directory only while it holds the directory's lock (``.lock``,
+see ``harness.locks``): ``harness run`` for the whole run, ``harness reproduce`` for each
+cell it runs. Once it holds the lock, the temporary files of atomic writes (see
+``harness.atomic``) that an earlier, killed process left behind are removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+
+from harness import locks
+from harness.errors import ConfigError
+
+LOCK = ".lock"
+TEMP_FILE = re.compile(r"\..+\.tmp")
+"""What ``harness.atomic.write_bytes`` names a file before moving it into place: ``.<name>.<random>.tmp``."""
+
+
+def resolve(out: Path, name: str) -> Path:
+    """``out/name``, or a one-line ``ConfigError`` when the name would lead outside ``out`` or to ``out`` itself."""
+    path = PurePosixPath(name)
+    hint = f"give a folder name inside {out}, like 'my-run' or 'group/my-run'"
+    if "\0" in name or not path.parts:
+        raise ConfigError(f"run name {name!r} names no folder; {hint}")
+    if path.is_absolute() or ".." in path.parts:
+        raise ConfigError(f"run name {name!r} leads outside the results folder {out}; {hint}")
+    directory = out / path
+    if out.resolve() not in directory.resolve().parents:
+        raise ConfigError(f"run name {name!r} leads outside the results folder {out} through a symlink; {hint}")
+    return directory
+
+
+def remove_temp_files(directory: Path) -> list[Path]:
+    """Delete the temporary files of interrupted atomic writes in ``directory``; return them."""
+    removed = []
+    for path in sorted(directory.iterdir()):
+        if TEMP_FILE.fullmatch(path.name) and path.is_file():
+            path.unlink(missing_ok=True)
+            removed.append(path)
+    return removed
+
+
+@contextlib.contextmanager
+def claim(directory: Path, log: Callable[[str], None] | None = None) -> Iterator[list[Path]]:
+    """Lock ``directory`` (creating it) for this process, then remove leftover temporary files; yield those.
+
+    Raises ``locks.LockHeldError`` at once, naming the holder, when another process holds it.
+    Within a claim already held by this thread it only yields ``[]``.
+    """
+    directory.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:
+        try:
+            fresh = stack.enter_context(locks.exclusive(directory / LOCK))
+        except locks.LockHeldError as exc:
+            raise locks.LockHeldError(
+                f"run directory {directory} is in use by {exc.holder}; wait for it to finish, or pass another --name",
+                exc.holder,
+            ) from None
+        removed = remove_temp_files(directory) if fresh else []
+        if removed and log is not None:
+            log(f"removed {len(removed)} temporary files of interrupted writes from {directory}")
+        yield removed

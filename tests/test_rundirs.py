@@ -1,0 +1,149 @@
+"""Run directories: names that stay inside --out, one process per directory, leftovers of killed writers."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+from conftest import PROTONET, TESTS, fewshot_config, harness_cli
+from lock_holder import held_elsewhere
+
+from harness.checkpoints import load as load_checkpoint
+from harness.errors import ConfigError, HarnessError
+from harness.runner import run
+
+QUIET = {"log": lambda _: None}
+
+
+@pytest.mark.parametrize("name", ["../x", "../../x", "..", "a/../..", "a/../../b", "", ".", "./", "ABSOLUTE"])
+def test_a_name_outside_out_or_naming_out_itself_is_refused_before_anything_is_written(protonet_host, tmp_path, name):
+    name = str(tmp_path / "abs") if name == "ABSOLUTE" else name
+    with pytest.raises(ConfigError) as err:
+        run(fewshot_config(), protonet_host, tmp_path / "deep" / "results", name=name, **QUIET)
+    assert "\n" not in str(err.value) and "give a folder name inside" in str(err.value)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_through_a_symlink_out_of_out_is_refused(protonet_host, tmp_path):
+    (tmp_path / "results").mkdir()
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "results" / "link").symlink_to(tmp_path / "elsewhere")
+    with pytest.raises(ConfigError, match="through a symlink"):
+        run(fewshot_config(), protonet_host, tmp_path / "results", name="link/r", **QUIET)
+    assert list((tmp_path / "elsewhere").iterdir()) == []
+
+
+def test_a_nested_name_inside_out_is_kept_and_the_cli_prints_its_record(tmp_path):
+    args = ["run", "--model", "knn", "--kind", "fewshot", "--episodes", "0", "--eval-episodes", "16"]
+    result = harness_cli(*args, "--out", str(tmp_path), "--name", "group/r", "--no-progress")
+    assert result.returncode == 0, result.stderr
+    assert f"record: {tmp_path / 'group' / 'r' / 'record.json'}" in result.stdout
+    assert json.loads((tmp_path / "group" / "r" / "record.json").read_text())["status"] == "complete"
+
+
+def test_cli_restart_with_a_name_climbing_out_leaves_other_records_alone(tmp_path):
+    unrelated = tmp_path / "record.json"
+    unrelated.write_text('{"status": "complete", "mine": true}')
+    out = tmp_path / "a" / "results"
+    args = ["run", "--model", "knn", "--kind", "fewshot", "--episodes", "0", "--eval-episodes", "16"]
+    result = harness_cli(*args, "--out", str(out), "--name", "../..", "--restart", "--no-progress")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "run name '../..' leads outside the results folder" in result.stderr
+    assert json.loads(unrelated.read_text()) == {"status": "complete", "mine": True}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]
+
+
+def test_a_busy_run_directory_is_refused_naming_its_holder_and_left_alone(protonet_host, tmp_path):
+    orphan = tmp_path / "r" / ".checkpoint.pkl.abcd1234.tmp"
+    with held_elsewhere(tmp_path / "r") as holder:
+        orphan.write_bytes(b"a live writer's half-written file")
+        with pytest.raises(HarnessError) as err:
+            run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+        message = str(err.value)
+        holder_text = f"is in use by pid {holder.pid} on {socket.gethostname()} since"
+        assert message.startswith(f"run directory {tmp_path / 'r'} {holder_text}")
+        assert "\n" not in message
+        assert orphan.exists() and not (tmp_path / "r" / "checkpoint.pkl").exists()
+
+
+def test_a_killed_holder_leaves_no_stale_lock_and_its_temp_files_go(protonet_host, tmp_path):
+    directory = tmp_path / "r"
+    with held_elsewhere(directory) as holder:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    orphans = [directory / ".checkpoint.pkl.abcd1234.tmp", directory / ".record.json.x_y_z123.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half")
+    kept = [directory / "notes.tmp", directory / ".keep", directory / "model-extras"]
+    kept[0].write_text("not ours")
+    kept[1].write_text("")
+    kept[2].mkdir()
+    messages: list[str] = []
+    record = run(fewshot_config(), protonet_host, tmp_path, name="r", log=messages.append)
+    assert record["status"] == "complete"
+    assert not any(orphan.exists() for orphan in orphans) and all(path.exists() for path in kept)
+    assert not (directory / ".lock").exists()
+    assert any("removed 2 temporary files" in message for message in messages), messages
+
+
+def test_a_run_in_a_held_directory_of_its_own_process_and_thread_is_allowed(protonet_host, tmp_path):
+    from harness import rundirs
+
+    with rundirs.claim(tmp_path / "r"):
+        assert run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)["status"] == "complete"
+        assert (tmp_path / "r" / ".lock").exists()
+    assert not (tmp_path / "r" / ".lock").exists()
+
+
+def test_another_thread_of_the_holding_process_is_refused(tmp_path):
+    from harness import locks, rundirs
+
+    errors: list[Exception] = []
+
+    def claim_again() -> None:
+        try:
+            with rundirs.claim(tmp_path / "r"):
+                pass
+        except locks.LockHeldError as exc:
+            errors.append(exc)
+
+    with rundirs.claim(tmp_path / "r"):
+        thread = threading.Thread(target=claim_again)
+        thread.start()
+        thread.join()
+    assert len(errors) == 1 and f"pid {os.getpid()} on " in str(errors[0])
+
+
+SLOW_RUN = [
+    "run", "--model", "weighted-protonet", "--kind", "fewshot", "--queries", "2", "--episodes", "160",
+    "--batch-size", "8", "--checkpoint-every", "160", "--eval-episodes", "32", "--param", "delay=0.15",
+    "--data", "train_classes=30", "--data", "test_classes=10", "--name", "r", "--no-progress",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_two_runs_with_one_name_at_once_second_stops_and_first_is_whole(tmp_path):
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "HARNESS_PLUGINS": PROTONET}
+    first = subprocess.Popen(
+        [sys.executable, "-m", "harness", *SLOW_RUN, "--out", str(tmp_path)], env=env, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    lock = tmp_path / "r" / ".lock"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and first.poll() is None and not (lock.exists() and lock.read_text()):
+        time.sleep(0.02)
+    second = harness_cli(*SLOW_RUN, "--out", str(tmp_path), "--seed", "1", env={"HARNESS_PLUGINS": PROTONET})
+    _, err = first.communicate(timeout=120)
+    assert first.returncode == 0, err
+    assert second.returncode == 2 and second.stderr.count("\n") == 1, second.stderr
+    assert f"is in use by pid {first.pid} on {socket.gethostname()} since" in second.stderr
+    record = json.loads((tmp_path / "r" / "record.json").read_text())
+    assert record["seed"] == 0 and load_checkpoint(tmp_path / "r" / "checkpoint.pkl")["config"]["seed"] == 0
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pkl", "record.json"]
