@@ -44,7 +44,13 @@ class Model(Protocol):
     """A model the runner can train, evaluate and checkpoint.
 
     ``state_dict`` must hold everything needed to continue training exactly: weights,
-    optimizer state and the model's own random generator state. Its values must pickle.
+    optimizer state and the model's own random generator state. A checkpoint is read
+    without running code (``harness.safepickle``), so its values may only be ``None``,
+    bools, ints, floats, complex numbers, strings, ``bytes``, lists, tuples, dicts, sets,
+    ``OrderedDict`` and NumPy arrays and scalars (not of Python objects): keep a dtype as
+    ``dtype.str``, a NumPy generator as ``rng.bit_generator.state`` and torch state as
+    ``torch.save`` bytes (as ``harness.torch.TorchModel`` does). Saving anything else stops
+    the run in one line.
     """
 
     def train_step(self, batch: EpisodeBatch) -> SupportsFloat:

@@ -31,8 +31,8 @@ plateau for tens of thousands of episodes before they learn (the row says when v
 FEWSHOT_PAPER: dict[str, Any] = {**PAPER, "val_every": 5000, "val_episodes": 500, "keep": "best", "patience": 10}
 """SNAIL's and MetaNet's 100,000 episodes (our choice), validated every 5,000 on the validation characters; the best
 model is tested and training stops after 10 validations without improvement (the row says so)."""
-SNAIL_QUICK: dict[str, Any] = {"episodes": 480, "eval_episodes": 100, "batch_size": 16, "checkpoint_every": 240}
-"""A demo: 30 steps per cell (20-way 5-shot steps take seconds on a CPU), still near chance."""
+SNAIL_QUICK: dict[str, Any] = {"episodes": 240, "eval_episodes": 100, "batch_size": 8, "checkpoint_every": 120}
+"""A demo: 30 steps of 8 episodes per cell (a 20-way 5-shot step takes seconds on a CPU), still near chance."""
 METANET_QUICK: dict[str, Any] = {"episodes": 32, "eval_episodes": 40, "batch_size": 4, "checkpoint_every": 16}
 """A demo: 8 steps of 4 tasks per cell (MetaNet's fast weights make a step cost seconds on a CPU), near chance."""
 

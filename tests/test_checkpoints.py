@@ -1,0 +1,377 @@
+"""Checkpoints: read without running code, damage refused in one line, version 1 files read and upgraded."""
+
+from __future__ import annotations
+
+import collections
+import io
+import os
+import pickle
+import random
+import struct
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import fewshot_config, harness_cli
+from lock_holder import held_elsewhere
+
+from harness import atomic, checkpoints
+from harness.checkpoints import CHECKPOINT, FORMAT, HEADER_SIZE, LEGACY_FORMAT, MAGIC, load, save, upgrade
+from harness.errors import HarnessError
+from harness.runner import run
+
+QUIET = {"log": lambda _: None}
+KNN_RUN = ["run", "--model", "knn", "--kind", "fewshot", "--episodes", "0", "--eval-episodes", "16", "--no-progress"]
+
+
+class Exploit:
+    """Pickles as a call of ``function(argument)``: what a planted checkpoint would run on ``pickle.load``."""
+
+    def __init__(self, function: Any, argument: str) -> None:
+        self.function, self.argument = function, argument
+
+    def __reduce__(self) -> tuple[Any, tuple[str]]:
+        return self.function, (self.argument,)
+
+
+def exploits(marker: Path) -> dict[str, bytes]:
+    """Files that create ``marker`` when unpickled, by name."""
+    code = Exploit(exec, f"open({str(marker)!r}, 'w').close()")
+    shell = Exploit(os.system, f"touch '{marker}'")
+    nested = {"format": LEGACY_FORMAT, "step": 1, "config": {}, "model_state": {"weights": [1.0, code]}}
+    payload = pickle.dumps({"format": FORMAT, "model_state": code}, protocol=5)
+    start = struct.pack("<8sIQ", MAGIC, 2, len(payload))
+    forged = start + checkpoints._digest(start, payload) + payload  # a checksum is no defence against a forger
+    return {
+        "exec": pickle.dumps(code, protocol=5),
+        "os.system": pickle.dumps(shell, protocol=5),
+        "nested in a version 1 checkpoint": pickle.dumps(nested, protocol=5),
+        "version 2 with a valid checksum": forged,
+        "protocol 0": pickle.dumps(code, protocol=0),  # never a checkpoint: refused unread
+    }
+
+
+def refusal(kind: str) -> str:
+    """What the message refusing exploit ``kind`` says."""
+    if kind == "protocol 0":
+        return "cannot be read: not a harness checkpoint (it starts b'c__built')"
+    return f"refused: it names {'posix.system' if kind == 'os.system' else 'builtins.exec'}, which a checkpoint may not"
+
+
+def identical(a: Any, b: Any) -> bool:
+    """Same types, keys, dtypes, shapes and bytes throughout (NaN matching NaN)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (np.ndarray, np.generic)):
+        return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+    if isinstance(a, dict):
+        return [(type(k), k) for k in a] == [(type(k), k) for k in b] and all(identical(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(map(identical, a, b))
+    if isinstance(a, float):
+        return struct.pack("<d", a) == struct.pack("<d", b)
+    return bool(a == b)
+
+
+def one_line_error(path: Path) -> str:
+    """The message ``load(path)`` refuses with; fails the test if it is not one line."""
+    with pytest.raises(HarnessError) as err:
+        load(path)
+    message = str(err.value)
+    assert "\n" not in message and str(path) in message, message
+    return message
+
+
+def upgrade_cli(*args: str) -> subprocess.CompletedProcess:
+    """Run ``python -m harness.checkpoints ARGS``."""
+    return subprocess.run([sys.executable, "-m", "harness.checkpoints", *args], capture_output=True, text=True)
+
+
+@pytest.fixture
+def small_run(protonet_host, tmp_path: Path) -> Path:
+    """The checkpoint of a real, short ``weighted-protonet`` run (arrays, generator state, curves)."""
+    run(fewshot_config(episodes=32, eval_episodes=8, val_every=16, val_episodes=8, keep="best"), protonet_host,
+        tmp_path / "runs", name="r", **QUIET)  # fmt: skip
+    return tmp_path / "runs" / "r" / CHECKPOINT
+
+
+# -- code in a planted file never runs ----------------------------------------------------
+
+
+def test_the_exploits_are_live(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    pickle.loads(exploits(marker)["exec"])  # what the old pickle.load did with such a file
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("kind", list(exploits(Path("m"))))
+def test_a_planted_checkpoint_is_refused_by_load_and_runs_nothing(tmp_path: Path, kind: str) -> None:
+    marker, path = tmp_path / "pwned", tmp_path / "evil.pkl"
+    path.write_bytes(exploits(marker)[kind])
+    assert refusal(kind) in one_line_error(path)
+    assert not marker.exists()
+
+
+def test_harness_evaluate_refuses_a_planted_checkpoint_in_one_line(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    for kind, data in exploits(marker).items():
+        path = tmp_path / "evil.pkl"
+        path.write_bytes(data)
+        result = harness_cli("evaluate", "--checkpoint", str(path), "--no-progress")
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, (kind, result.stderr)
+        assert result.stderr.startswith(f"harness: error: checkpoint {path} {refusal(kind)}"), result.stderr
+        assert not marker.exists(), kind
+
+
+@pytest.mark.parametrize("kind", ["exec", "version 2 with a valid checksum"])
+def test_a_resume_over_a_planted_checkpoint_refuses_in_one_line(tmp_path: Path, kind: str) -> None:
+    marker, planted = tmp_path / "pwned", tmp_path / "out" / "r" / CHECKPOINT
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(exploits(marker)[kind])
+    result = harness_cli(*KNN_RUN, "--out", str(tmp_path / "out"), "--name", "r")
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert f"harness: error: checkpoint {planted} {refusal(kind)}" in result.stderr
+    assert not marker.exists() and not (planted.parent / "record.json").exists()
+    assert planted.read_bytes() == exploits(marker)[kind]  # left for the user to look at
+
+
+# -- damage is refused in one line ----------------------------------------------------------
+
+
+def test_every_byte_flip_is_refused_in_one_line(small_run: Path, tmp_path: Path) -> None:
+    data = small_run.read_bytes()
+    assert data.startswith(MAGIC)
+    rng = random.Random(0)
+    positions = list(range(HEADER_SIZE)) + [rng.randrange(len(data)) for _ in range(600 - HEADER_SIZE)]
+    path = tmp_path / "flipped.pkl"
+    reasons: collections.Counter[str] = collections.Counter()
+    for position in positions:
+        flipped = bytearray(data)
+        flipped[position] ^= rng.randrange(1, 256)
+        path.write_bytes(flipped)
+        message = one_line_error(path)
+        reasons[message.split(str(path), 1)[1].split(";")[0]] += 1
+    assert sum(reasons.values()) == 600
+    assert reasons[" is corrupt (checksum mismatch)"] > 500, reasons
+
+
+def test_a_truncated_or_extended_checkpoint_is_refused_in_one_line(small_run: Path, tmp_path: Path) -> None:
+    data = small_run.read_bytes()
+    path = tmp_path / "cut.pkl"
+    for size, reason in [(0, "is empty"), (1, "not a harness checkpoint"), (8, "truncated"), (HEADER_SIZE - 1,
+                         "truncated"), (HEADER_SIZE, "truncated"), (len(data) // 2, "truncated"), (len(data) - 1,
+                         "truncated (")]:  # fmt: skip
+        path.write_bytes(data[:size])
+        assert reason in one_line_error(path), size
+    path.write_bytes(data + b"\0")
+    assert "is corrupt (1 bytes too many)" in one_line_error(path)
+
+
+def test_an_unknown_version_and_a_foreign_file_are_refused_in_one_line(small_run: Path, tmp_path: Path) -> None:
+    data = bytearray(small_run.read_bytes())
+    data[8:12] = struct.pack("<I", 3)
+    path = tmp_path / "future.pkl"
+    path.write_bytes(data)
+    assert "is in format version 3, which this harness does not read (it reads 2)" in one_line_error(path)
+    path.write_bytes(b"PK\x03\x04 a zip")
+    assert "not a harness checkpoint" in one_line_error(path)
+    path.write_bytes(pickle.dumps([1, 2]))
+    assert one_line_error(path) == f"{path} is not a harness checkpoint"
+    path.write_bytes(pickle.dumps({"format": "harness-checkpoint/3"}))
+    assert one_line_error(path) == f"{path} is not a harness checkpoint"
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [
+        (b"\x80\x05\x96" + struct.pack("<Q", 10**6) + b"xy.", "expected 1000000 bytes in a bytearray8"),
+        (b"\x80\x05N\x8c\x01ar" + struct.pack("<I", 10**6) + b".", "memo index 1000000 out of order"),
+        (b"\x80\x05\x8c\x03a\nb\x8c\x01c\x93.", "refused: it names 'a\\nb.c'"),
+        (b"\x80\x05N.junk", "4 bytes follow the end of the pickle"),
+        (b"\x80\x05K\x01\x94Q.", "persistent"),
+    ],
+)
+def test_crafted_pickles_are_refused_before_they_allocate_or_print(tmp_path: Path, data: bytes, reason: str) -> None:
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(data)
+    assert reason in one_line_error(path)
+
+
+def test_byte_flips_in_a_version_1_checkpoint_never_raise_anything_but_a_one_line_error(
+    small_run: Path, tmp_path: Path
+) -> None:
+    legacy = tmp_path / "legacy.pkl"
+    atomic.write_pickle(legacy, {**load(small_run), "format": LEGACY_FORMAT})
+    data, rng = legacy.read_bytes(), random.Random(1)
+    for _ in range(300):
+        flipped = bytearray(data)
+        flipped[rng.randrange(len(data))] ^= rng.randrange(1, 256)
+        legacy.write_bytes(flipped)
+        try:
+            load(legacy)  # no checksum: some flips go unseen, which is why upgrading matters
+        except HarnessError as exc:
+            assert "\n" not in str(exc)
+
+
+# -- what a checkpoint holds --------------------------------------------------------------
+
+
+def test_allowed_values_round_trip_exactly_and_a_generator_state_resumes(tmp_path: Path) -> None:
+    generators = {
+        name: np.random.Generator(getattr(np.random, name)(7)) for name in ("PCG64", "MT19937", "Philox", "SFC64")
+    }
+    for rng in generators.values():
+        rng.random(3)
+    state = {
+        "rngs": {name: rng.bit_generator.state for name, rng in generators.items()},
+        "legacy_rng": np.random.RandomState(3).get_state(),
+        "arrays": [
+            np.arange(6).astype(dtype).reshape(2, 3) for dtype in ("<f4", ">f8", "i1", "u8", "?", "c16", "M8[s]")
+        ],
+        "views": [np.arange(12.0).reshape(3, 4)[:, ::2], np.asfortranarray(np.ones((2, 3))), np.array(np.nan)],
+        "structured": np.zeros(2, dtype=[("a", "<i4"), ("b", "<f8", (2,))]),
+        "scalars": [np.float32(1.5), np.int64(-3), np.bool_(True), np.datetime64("2020-01-02"), np.str_("ab")],
+        "plain": (None, True, 2**70, float("inf"), 1 - 2j, "é", b"\x00\x80", bytearray(b"x"), {1, 2}, frozenset("ab")),
+        "ordered": collections.OrderedDict([("w", np.ones(2)), (3, [])]),
+    }
+    path = tmp_path / "c.pkl"
+    save(path, {"model_state": state})
+    back = load(path)["model_state"]
+    assert identical(back, state) and not identical(back, {**state, "views": state["views"][:2]})
+    for name, rng in generators.items():
+        again = np.random.Generator(getattr(np.random, name)())
+        again.bit_generator.state = back["rngs"][name]
+        assert np.array_equal(again.random(5), rng.random(5)), name
+
+
+@pytest.mark.parametrize(
+    ("value", "named"),
+    [
+        (np.random.default_rng(0), "numpy.random._pickle.__generator_ctor"),
+        (collections.Counter("ab"), "collections.Counter"),
+        (Path("x"), "pathlib"),
+        (lambda: 0, "Can't pickle"),
+        (np.array([1, "a"], dtype=object), "numpy._core.multiarray._reconstruct"),
+        (np.float32, "numpy.float32"),
+        (np.dtype("f4"), "a bare NumPy dtype (store dtype.str)"),
+        (np.ma.array([1.0]), "numpy.ma"),
+    ],
+)
+def test_saving_what_could_not_be_read_back_is_refused_in_one_line(tmp_path: Path, value: Any, named: str) -> None:
+    path = tmp_path / CHECKPOINT
+    with pytest.raises(HarnessError, match="a model's state_dict may hold only plain values") as err:
+        save(path, {"model_state": {"rng": value}})
+    assert named in str(err.value) and "\n" not in str(err.value) and str(path) in str(err.value)
+    assert not path.exists()
+
+
+# -- version 1 files ----------------------------------------------------------------------
+
+
+def test_a_version_1_checkpoint_is_read_and_upgraded_to_identical_state(small_run: Path, tmp_path: Path) -> None:
+    state = {**load(small_run), "format": LEGACY_FORMAT}
+    legacy = tmp_path / "r" / CHECKPOINT
+    atomic.write_pickle(legacy, state)  # what version 1 wrote
+    assert checkpoints.version(legacy) == 1 and identical(load(legacy), state)
+    assert upgrade(legacy) is True
+    assert checkpoints.version(legacy) == 2 and legacy.read_bytes().startswith(MAGIC)
+    upgraded = load(legacy)
+    assert upgraded["format"] == FORMAT and identical({**upgraded, "format": LEGACY_FORMAT}, state)
+    before = legacy.read_bytes()
+    assert upgrade(legacy) is False and legacy.read_bytes() == before
+    assert sorted(p.name for p in legacy.parent.iterdir()) == [CHECKPOINT]  # no lock or temporary file left
+
+
+def test_upgrade_refuses_a_planted_file_a_damaged_one_and_a_run_in_progress(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+    evil = tmp_path / "evil" / CHECKPOINT
+    evil.parent.mkdir()
+    evil.write_bytes(exploits(marker)["nested in a version 1 checkpoint"])
+    with pytest.raises(HarnessError, match=r"refused: it names builtins\.exec"):
+        upgrade(evil)
+    assert not marker.exists() and evil.read_bytes() == exploits(marker)["nested in a version 1 checkpoint"]
+    busy = tmp_path / "busy" / CHECKPOINT
+    busy.parent.mkdir()
+    atomic.write_pickle(busy, {"format": LEGACY_FORMAT, "step": 1})
+    with held_elsewhere(busy.parent), pytest.raises(HarnessError, match=r"is in use by pid .*; upgrade it once"):
+        upgrade(busy)
+    assert checkpoints.version(busy) == 1
+    with pytest.raises(HarnessError, match="does not exist"):
+        upgrade(tmp_path / "missing" / CHECKPOINT)
+    assert not (tmp_path / "missing").exists()
+
+
+def test_the_upgrade_command_prints_one_line_per_file(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for name, tag in [("a", LEGACY_FORMAT), ("b/seed0", FORMAT)]:  # a bare pickle, whatever its tag
+        atomic.write_pickle(runs / name / CHECKPOINT, {"format": tag, "step": 1, "name": name})
+    save(runs / "c" / CHECKPOINT, {"step": 2})
+    (runs / "d").mkdir()
+    (runs / "d" / CHECKPOINT).write_bytes(b"\x80\x05garbage")
+    result = upgrade_cli(str(runs), str(tmp_path / "nothing-here"))
+    assert result.returncode == 2
+    assert result.stdout.splitlines() == [
+        f"{runs / 'a' / CHECKPOINT}: upgraded to {FORMAT}",
+        f"{runs / 'b' / 'seed0' / CHECKPOINT}: upgraded to {FORMAT}",
+        f"{runs / 'c' / CHECKPOINT}: already {FORMAT}",
+    ]
+    errors = result.stderr.splitlines()
+    assert len(errors) == 2 and f"checkpoint {runs / 'd' / CHECKPOINT} is corrupt" in errors[0]
+    assert "nothing-here" in errors[1] and "does not exist" in errors[1]
+    assert load(runs / "b" / "seed0" / CHECKPOINT) == {"format": FORMAT, "step": 1, "name": "b/seed0"}
+    again = upgrade_cli(str(runs / "a"))
+    assert again.returncode == 0 and again.stdout == f"{runs / 'a' / CHECKPOINT}: already {FORMAT}\n"
+    helped = upgrade_cli("--help")
+    assert helped.returncode == 0 and "usage: python -m harness.checkpoints" in helped.stdout
+
+
+# -- torch models -------------------------------------------------------------------------
+
+
+class Interrupted(Exception):
+    """Stands in for the process being killed."""
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("written_as", [1, 2])
+def test_a_torch_run_resumes_exactly_from_a_checkpoint_of_either_version(
+    host, tmp_path: Path, monkeypatch, written_as: int
+) -> None:
+    torch = pytest.importorskip("torch")
+    from harness_test_plugins import torch_protonet
+
+    from harness.torch import TorchModel
+
+    host.register(torch_protonet, "torch-protonet-plugin")
+    config = fewshot_config(model="torch-protonet", episodes=48, eval_episodes=16, augment=True)
+    whole = run(config, host, tmp_path, name="whole", **QUIET)
+    steps, train_step = 0, TorchModel.train_step
+
+    def killed_after_five(self: TorchModel, batch: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        if steps > 5:
+            raise Interrupted
+        return train_step(self, batch)
+
+    monkeypatch.setattr(TorchModel, "train_step", killed_after_five)
+    with pytest.raises(Interrupted):
+        run(config, host, tmp_path, name="killed", **QUIET)
+    monkeypatch.undo()
+    path = tmp_path / "killed" / CHECKPOINT
+    state = load(path)
+    assert state["episodes_trained"] == 32 and isinstance(state["model_state"]["torch"], bytes)
+    if written_as == 1:
+        atomic.write_pickle(path, {**state, "format": LEGACY_FORMAT})  # what version 1 wrote
+    resumed = run(config, host, tmp_path, name="killed", **QUIET)
+    assert resumed["resumes"] == 1 and whole["resumes"] == 0
+    for key in ("metrics", "loss_history", "val_history", "episodes_trained"):
+        assert resumed[key] == whole[key], key
+    assert checkpoints.version(path) == 2
+    final = [torch.load(io.BytesIO(load(tmp_path / name / CHECKPOINT)["model_state"]["torch"]), weights_only=True)
+             for name in ("killed", "whole")]  # fmt: skip
+    for key, tensor in final[0]["module"].items():
+        assert torch.equal(tensor, final[1]["module"][key]), key
