@@ -10,12 +10,14 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from harness import __version__
 from harness.errors import HarnessError
+from harness.hints import for_command
 
 RESULTS_ENV = "HARNESS_RESULTS_DIR"
 DEFAULT_RESULTS = "results"
@@ -69,6 +71,7 @@ folder share the work: each leaves the cells the other is running to it.
 """
 
 PAPERS_HELP = "folder of the paper tables (default: $HARNESS_PAPERS_DIR or leaderboards/papers)"
+TRACEBACK_HELP = "on an error, print the full traceback as well as the one-line message"
 RESULTS_HELP = f"results directory (default: ${RESULTS_ENV} or ./{DEFAULT_RESULTS})"
 
 
@@ -95,8 +98,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"harness {__version__}")
     parser.add_argument(
-        "--strict-plugins", action="store_true", help="fail when a plugin is broken instead of skipping it"
+        "--strict-plugins",
+        action="store_true",
+        help="fail when a plugin is broken or two register one name, instead of skipping it",
     )
+    parser.add_argument("--traceback", action="store_true", help=TRACEBACK_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     plugins = commands.add_parser(
@@ -217,6 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     curves.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
     curves.add_argument("--out", type=Path, default=Path("curves.png"), metavar="PNG", help="output file (curves.png)")
+    for command in commands.choices.values():  # also after the command; left unset there unless given
+        command.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=TRACEBACK_HELP)
     return parser
 
 
@@ -259,6 +267,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     host = _host(args)
     results = _results(args.results)
     locations = {dataset: {"root": root} for dataset, root in args.locations}
+    failed: list[str] = []
+    total = 0
     for table in _tables(host, args.tables):
         done = reproduce(
             table,
@@ -274,8 +284,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             device=args.device,
             progress=not args.no_progress,
             log=lambda msg: tqdm.write(msg, file=sys.stderr),
+            tracebacks=args.traceback,
         )
+        failed += done["failed"]
+        total += sum(len(names) for names in done.values())
         summary = f"{table.name}: {len(done['run'])} cells run, {len(done['skipped'])} already done"
+        if done["failed"]:
+            summary += f", {len(done['failed'])} failed"
         if done["elsewhere"]:
             summary += (
                 f", {len(done['elsewhere'])} running elsewhere (left to the processes that hold them; "
@@ -283,6 +298,14 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             )
         print(summary)
         print(f"  leaderboard: {_write_leaderboard(table, results, args.leaderboards, args.papers)}")
+    if failed:
+        where = "" if args.traceback else "; --traceback shows where"
+        print(
+            f"harness: error: {len(failed)} of {total} cells failed (see above): {', '.join(failed)}; "
+            f"fix them and rerun the same command, which keeps the finished cells{where}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
@@ -299,8 +322,12 @@ def _host(args: argparse.Namespace) -> Any:
     from harness.plugins import get_host
 
     host = get_host(strict=args.strict_plugins or None)
-    for problem in host.problems():
-        print(f"harness: warning: {problem}; skipped (--strict-plugins makes this fatal)", file=sys.stderr)
+    for info in host.plugins():
+        if info.error:
+            problem = f"plugin {info.name!r} {info.error}"
+            print(f"harness: warning: {problem}; skipped (--strict-plugins makes this fatal)", file=sys.stderr)
+        for conflict in info.conflicts:
+            print(f"harness: warning: {conflict} (--strict-plugins makes this fatal)", file=sys.stderr)
     return host
 
 
@@ -317,6 +344,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(f"{info.name} {version}{dist} [{info.origin}] {info.location or ''}".rstrip())
         if info.error:
             print(f"    BROKEN: {info.error}")
+        for conflict in info.conflicts:
+            print(f"    CONFLICT: {conflict}")
         for kind, names in info.provides.items():
             if names:
                 print(f"    {kind}: {', '.join(names)}")
@@ -422,7 +451,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return COMMANDS[args.command](args)
     except HarnessError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        if args.traceback:
+            traceback.print_exc()
+        message = for_command(str(exc), args.command)
+        if exc.__cause__ is not None and not args.traceback:  # the error of a plugin's code, folded into one line
+            message += " (--traceback shows where)"
+        print(f"harness: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("harness: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)

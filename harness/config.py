@@ -12,6 +12,7 @@ from typing import Any
 
 from harness.episodes import EpisodeKind, EpisodeSettings, LabelEncoding
 from harness.errors import ConfigError
+from harness.params import check_types
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -87,6 +88,8 @@ class RunConfig:
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 POSITIVE = ("shots", "queries", "instances", "batch_size", "eval_episodes", "checkpoint_every", "val_episodes")
+MAXIMA = {"batch_size": 4096, "eval_episodes": 1_000_000, "val_episodes": 1_000_000}
+"""Largest values the harness accepts: beyond them a run would only exhaust memory or time."""
 KEEP = ("last", "best")
 PRECISIONS = ("fp32", "bf16")
 MACHINE_KEYS = ("device",)
@@ -147,6 +150,9 @@ def _check_values(config: RunConfig, source: str) -> None:
     for key in POSITIVE:
         if getattr(config, key) < 1:
             raise ConfigError(f"{key} in {source} must be at least 1, got {getattr(config, key)}")
+    for key, bound in MAXIMA.items():
+        if getattr(config, key) > bound:
+            raise ConfigError(f"{key} in {source} must be at most {bound:,}, got {getattr(config, key):,}")
     for key in ("episodes", "seed", "eval_seed", "val_every", "patience"):
         if getattr(config, key) < 0:
             raise ConfigError(f"{key} in {source} must not be negative, got {getattr(config, key)}")
@@ -179,9 +185,11 @@ def check_device_name(device: str, source: str) -> None:
 
 
 def merge_options(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str, noun: str) -> dict[str, Any]:
-    """``defaults`` overridden by ``given``; a key the defaults lack is an error naming the valid keys."""
+    """``defaults`` overridden by ``given``; a key the defaults lack, or a value not of its default's type
+    (``harness.params.check_type``), is an error naming what is valid."""
     for key in given:
         if key not in defaults:
             valid = ", ".join(sorted(defaults)) or "none"
             raise ConfigError(f"{owner} has no {noun} {key!r}{did_you_mean(key, list(defaults))} (valid: {valid})")
+    check_types(defaults, given, owner, noun)
     return {**defaults, **given}

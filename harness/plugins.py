@@ -4,8 +4,9 @@ Callers use ``PluginHost`` (``get_host()``) and its registries; nothing outside 
 module calls ``pm.hook``. Built-ins are registered from ``DEFAULT_PLUGINS``; third-party
 plugins come from the ``harness`` entry-point group unless ``HARNESS_DISABLE_PLUGINS``
 is set. A plugin that fails to import, raises in a hook or returns the wrong type is
-reported and left out; ``HARNESS_STRICT_PLUGINS=1`` (or ``--strict-plugins``) makes
-that fatal.
+reported and left out (``sys.exit`` in one included); when two plugins register one name,
+the first registered (a built-in before any other) keeps it and both are reported.
+``HARNESS_STRICT_PLUGINS=1`` (or ``--strict-plugins``) makes either fatal.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from harness import __version__, hookspecs
-from harness.errors import PluginError, describe
+from harness.errors import DuplicateNameError, PluginError, describe
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
 from harness.tables import TableSpec
@@ -73,6 +74,8 @@ class PluginInfo:
     location: str | None = None
     provides: dict[str, list[str]] = field(default_factory=dict)
     error: str | None = None
+    conflicts: list[str] = field(default_factory=list)
+    """One line per name this plugin registers that an earlier plugin took (left out)."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -84,6 +87,7 @@ class PluginInfo:
             "location": self.location,
             "provides": self.provides,
             "error": self.error,
+            "conflicts": self.conflicts,
         }
 
 
@@ -141,7 +145,7 @@ class PluginHost:
         version = dist.version if dist is not None else None
         try:
             plugin = load()
-        except Exception as exc:  # a broken plugin must not take the harness down
+        except (Exception, SystemExit) as exc:  # a broken plugin must not take the harness down
             self._broken(PluginInfo(name, origin, dist_name, version), f"failed to import: {describe(exc)}")
             return
         if version is None:
@@ -162,7 +166,11 @@ class PluginHost:
         info.error = problem
         if self.strict:
             raise PluginError(f"plugin {info.name!r} {problem}")
-        self._infos[info.name] = info
+        key, n = info.name, 1
+        while key in self._infos and self._infos[key] is not info:  # a working plugin of that name stays listed
+            n += 1
+            key = f"{info.name} #{n}"
+        self._infos[key] = info
         self._registries = None
 
     # -- queries ------------------------------------------------------------------------
@@ -198,13 +206,16 @@ class PluginHost:
         return self._infos[name]
 
     def problems(self) -> list[str]:
-        """One line per broken plugin."""
-        return [f"plugin {i.name!r} {i.error}" for i in self.plugins() if i.error]
+        """One line per broken plugin, then one per name two plugins register."""
+        infos = self.plugins()
+        return [f"plugin {i.name!r} {i.error}" for i in infos if i.error] + [c for i in infos for c in i.conflicts]
 
     def _build(self) -> dict[str, Registry[Any]]:
         if self._registries is not None:
             return self._registries
         contributions: dict[str, dict[str, list[Any]]] = {}
+        for each in self._infos.values():
+            each.conflicts = []
         for kind, (hook_name, spec_type) in HOOKS.items():
             caller = getattr(self._pm.hook, hook_name)
             for impl in caller.get_hookimpls():
@@ -213,22 +224,36 @@ class PluginHost:
                     continue
                 try:
                     specs: list[Any] = _validated(impl.function(), spec_type, hook_name)
-                except Exception as exc:
+                except (Exception, SystemExit) as exc:
                     self._broken(info, f"failed in hook {hook_name}: {describe(exc)}")
                     continue
                 contributions.setdefault(impl.plugin_name, {})[kind] = specs
         registries: dict[str, Registry[Any]] = {kind: Registry(kind[:-1]) for kind in HOOKS}
-        for plugin_name, by_kind in contributions.items():
+        order = [name for name in self._infos if name in contributions]  # the order plugins were registered
+        for plugin_name in sorted(order, key=lambda name: self._infos[name].origin != "builtin"):
             info = self._infos[plugin_name]
             if info.error:  # broken in another hook: leave out everything it provides
                 continue
             info.provides = {}
-            for kind, specs in by_kind.items():
-                for spec in specs:
-                    registries[kind].add(spec.name, spec, plugin_name)
-                info.provides[kind] = [s.name for s in specs]
+            for kind, specs in contributions[plugin_name].items():
+                info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
         self._registries = registries
         return registries
+
+    def _add(self, registry: Registry[Any], spec: Any, info: PluginInfo) -> bool:
+        """Add ``spec``; on a name another plugin took, keep that one and note the clash (fatal if strict)."""
+        try:
+            registry.add(spec.name, spec, info.name)
+        except DuplicateNameError:
+            if self.strict:
+                raise
+            first = registry.plugin_of(spec.name)
+            info.conflicts.append(
+                f"{registry.kind} {spec.name!r} is registered by both plugin {first!r} and plugin {info.name!r}; "
+                f"kept the one from {first!r}, skipped the other; uninstall or disable one of them"
+            )
+            return False
+        return True
 
 
 def _validated(result: object, spec_type: type[S], hook_name: str) -> list[S]:

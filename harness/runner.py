@@ -28,6 +28,8 @@ from harness.config import MACHINE_KEYS, RunConfig, build_config, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
 from harness.evaluation import TRAIN, batches, evaluate, validation_accuracy
+from harness.guard import guarded, model_call, model_state
+from harness.params import DATA_BOUNDS, check_bounds
 from harness.plugins import PluginHost, PluginInfo
 from harness.specs import DatasetSpec, EpisodeSource, MetricSpec, Model, ModelContext, ModelSpec
 
@@ -54,7 +56,13 @@ class Prepared:
             self.settings, self.source.input_shape(), c.params, c.seed, model=c.model, batch_size=c.batch_size,
             total_steps=self.total_steps, device=c.device, precision=c.precision, compile=c.compile, run_dir=run_dir,
         )  # fmt: skip
-        return self.model_spec.factory(context)
+        with model_call(c.model, self.model_plugin, "its factory"):
+            return self.model_spec.factory(context)
+
+    @property
+    def model_plugin(self) -> str:
+        """Name of the plugin that registered the model."""
+        return self.host.models.plugin_of(self.model_spec.name)
 
     @property
     def total_steps(self) -> int:
@@ -90,6 +98,7 @@ def prepare(config: RunConfig, host: PluginHost, sources: dict[str, EpisodeSourc
             )
     params = merge_options(model_spec.defaults, config.params, f"model {model_spec.name!r}", "parameter")
     data = merge_options(dataset_spec.options, config.data, f"dataset {dataset_spec.name!r}", "option")
+    check_bounds(data, DATA_BOUNDS, f"dataset {dataset_spec.name!r}", "option")
     if config.metrics:
         metrics = [host.metrics.get(name) for name in config.metrics]
         for metric in metrics:
@@ -191,7 +200,7 @@ class Run:
             if record.get("status") == "complete":
                 log(f"{self.directory} is already complete; pass --restart to run it again")
                 return record
-        model = self.prepared.build_model(self.directory)
+        model = guarded(self.prepared.build_model(self.directory), config.model, self.prepared.model_plugin)
         done = Progress()
         if state is not None:
             model.load_state_dict(state["model_state"])
@@ -259,16 +268,17 @@ class Run:
         return state
 
     def _save(self, model: Model, done: Progress, final: dict[str, Any] | None = None) -> None:
-        checkpoints.save(
-            self.checkpoint_path,
-            {
-                "harness_version": __version__,
-                "config": _plain(self.prepared.config.to_dict()),
-                "episodes_trained": self._episodes(done.step),
-                **dataclasses.asdict(done),
-                **(final or {"model_state": model.state_dict()}),
-            },
-        )
+        with model_state(self.prepared.config.model, self.prepared.model_plugin):
+            checkpoints.save(
+                self.checkpoint_path,
+                {
+                    "harness_version": __version__,
+                    "config": _plain(self.prepared.config.to_dict()),
+                    "episodes_trained": self._episodes(done.step),
+                    **dataclasses.asdict(done),
+                    **(final or {"model_state": model.state_dict()}),
+                },
+            )
 
     def _keep(self, model: Model, done: Progress) -> dict[str, Any]:
         """Load the model to test (``keep``) into ``model``; say which it is."""
@@ -282,6 +292,8 @@ class Run:
         values = []
         for offset, loss in enumerate(losses):
             try:
+                if isinstance(loss, (str, bytes)):  # float() would read "1.5"
+                    raise TypeError
                 value = float(loss)
             except (TypeError, ValueError, RuntimeError):
                 raise HarnessError(
@@ -425,7 +437,7 @@ def evaluate_checkpoint(
     if data:
         values["data"] = {**values["data"], **data}
     prepared = prepare(build_config(values, source=str(path)), host)
-    model = prepared.build_model()
+    model = guarded(prepared.build_model(), prepared.config.model, prepared.model_plugin)
     best = state.get("best") or {}
     use_best = prepared.config.keep == "best" and best.get("model_state") is not None and not state.get("final")
     model.load_state_dict(best["model_state"] if use_best else state["model_state"])

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 from conftest import fewshot_config, harness_cli
 
@@ -92,3 +94,58 @@ def test_cli_run_from_toml_with_flag_overrides(tmp_path):
     assert "knn on synthetic (5-way x10 string), 0 episodes trained" in result.stdout
     assert "accuracy_per_instance 10th" in result.stdout
     assert (tmp_path / "knn-synthetic-sequence-5w10i-string-seed0" / "record.json").exists()
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"params": {"lr": "abc"}}, "model 'weighted-protonet' parameter lr must be a float (or an int) like its "
+                                    "default 0.05, got 'abc'"),
+        ({"params": {"nan_after": 1.5}}, "parameter nan_after must be an int like its default 0, got 1.5"),
+        ({"params": {"nan_after": True}}, "parameter nan_after must be an int like its default 0, got True"),
+        ({"params": {"nan_after": [1, 2]}}, "parameter nan_after must be an int like its default 0, got [1, 2]"),
+        ({"data": {"noise": "abc"}}, "dataset 'synthetic' option noise must be a float (or an int) like its "
+                                     "default 0.05, got 'abc'"),
+        ({"data": {"image_size": 100000}}, "dataset 'synthetic' option image_size must be at most 512, got 100000"),
+    ],
+)  # fmt: skip
+def test_params_and_data_options_are_checked_against_their_defaults(protonet_host, overrides, message):
+    with pytest.raises(ConfigError) as err:
+        prepare(fewshot_config(**overrides), protonet_host)
+    assert str(err.value).endswith(message) and str(err.value).startswith("model" if "params" in overrides else "data")
+
+
+def test_option_types_follow_the_default():
+    from harness.config import merge_options
+
+    defaults = {"n": 1, "rate": 0.5, "flag": False, "name": "a", "anything": None}
+    given = {"n": 2, "rate": 1, "flag": True, "name": "b", "anything": [1, "x"]}
+    assert merge_options(defaults, given, "model 'm'", "parameter") == given
+    for key, value, expected in [("flag", "yes", "a bool (true or false)"), ("name", 3, "a str")]:
+        with pytest.raises(ConfigError, match=rf"model 'm' parameter {key} must be {re.escape(expected)}"):
+            merge_options(defaults, {key: value}, "model 'm'", "parameter")
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"batch_size": 5000}, "batch_size in test must be at most 4,096, got 5,000"),
+        ({"eval_episodes": 2_000_000}, "eval_episodes in test must be at most 1,000,000, got 2,000,000"),
+    ],
+)
+def test_sizes_above_their_bound_are_refused(values, message):
+    with pytest.raises(ConfigError) as err:
+        build_config({"model": "knn", **values}, "test")
+    assert str(err.value) == message
+
+
+def test_cli_refuses_a_mistyped_param_before_any_work(tmp_path):
+    for args, message in [
+        (["--param", "k=abc"], "model 'knn' parameter k must be an int like its default 1, got 'abc'"),
+        (["--param", "k=[1,2]"], "got [1, 2]"),
+        (["--data", "noise=abc"], "dataset 'synthetic' option noise must be a float (or an int)"),
+        (["--batch-size", "100000"], "batch_size in flags must be at most 4,096"),
+    ]:
+        result = harness_cli("run", "--model", "knn", "--kind", "fewshot", *args, "--out", str(tmp_path))
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
+    assert not any(tmp_path.iterdir())

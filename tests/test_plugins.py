@@ -7,11 +7,14 @@ import textwrap
 
 import pytest
 from conftest import PROTONET, fewshot_config, harness_cli
-from harness_test_plugins import broken, weighted_protonet
+from harness_test_plugins import broken, misbehaving, weighted_protonet
 
 from harness.errors import DuplicateNameError, PluginError, UnknownNameError
 from harness.plugins import DEFAULT_PLUGINS, PluginHost
 from harness.runner import run
+
+EXITS = "harness_test_plugins.exit_at_import"
+DUPLICATE = "harness_test_plugins.duplicate_knn"
 
 
 def test_builtins_are_plugins(host):
@@ -71,13 +74,78 @@ def test_import_error_is_reported_and_strict_mode_fails():
         PluginHost(autoload=False, modules=["harness_test_plugins.import_error"], strict=True)
 
 
-def test_two_plugins_with_one_name_is_an_error_naming_both(host):
-    with host.registered(broken.DuplicateKnn(), "other-knn"), pytest.raises(DuplicateNameError) as err:
-        host.models  # noqa: B018
+CONFLICT = (
+    "model 'knn' is registered by both plugin 'harness.builtins.knn' and plugin 'other-knn'; "
+    "kept the one from 'harness.builtins.knn', skipped the other; uninstall or disable one of them"
+)
+
+
+def test_two_plugins_with_one_name_keep_the_first_and_report_both(host):
+    with host.registered(broken.DuplicateKnn(), "other-knn"):
+        assert host.models.plugin_of("knn") == "harness.builtins.knn"
+        assert host.problems() == [CONFLICT]
+        other = host.info("other-knn")
+        assert other.error is None and other.conflicts == [CONFLICT] and other.provides == {"models": []}
+    assert host.problems() == []
+
+
+def test_a_second_plugin_under_a_taken_plugin_name_leaves_the_first_working():
+    host = PluginHost(autoload=False, modules=[PROTONET, PROTONET], strict=False)
+    assert "weighted-protonet" in host.models
+    (problem,) = host.problems()
+    assert problem.startswith(f"plugin '{PROTONET}' could not be registered: ValueError: ")
+    assert [p.error is None for p in host.plugins() if p.name == PROTONET] == [True, False]
+
+
+def test_strict_mode_makes_two_plugins_with_one_name_an_error_naming_both():
+    strict = PluginHost(autoload=False, modules=[], strict=True)
+    strict.register(broken.DuplicateKnn(), "other-knn")
+    with pytest.raises(DuplicateNameError) as err:
+        strict.models  # noqa: B018
     assert str(err.value) == (
         "model 'knn' is registered by both plugin 'harness.builtins.knn' and plugin 'other-knn'; "
         "uninstall or disable one of them"
     )
+
+
+def test_cli_keeps_working_when_a_plugin_duplicates_a_builtin_name(tmp_path):
+    env = {"HARNESS_PLUGINS": DUPLICATE}
+    listed = harness_cli("plugins", env=env)
+    assert listed.returncode == 0, listed.stderr
+    warning = f"model 'knn' is registered by both plugin 'harness.builtins.knn' and plugin '{DUPLICATE}'"
+    assert listed.stderr.count("\n") == 1 and warning in listed.stderr
+    assert f"    CONFLICT: {warning}" in listed.stdout and "    models: knn-copy" in listed.stdout
+    ran = harness_cli(
+        "run", "--model", "knn-copy", "--kind", "fewshot", "--eval-episodes", "8", "--out", str(tmp_path),
+        "--no-progress", env=env,
+    )  # fmt: skip
+    assert ran.returncode == 0 and warning in ran.stderr, ran.stderr
+    strict = harness_cli("plugins", env={**env, "HARNESS_STRICT_PLUGINS": "1"})
+    assert strict.returncode == 2 and strict.stderr.count("\n") == 1 and warning in strict.stderr
+
+
+def test_sys_exit_at_import_or_in_a_hook_is_a_broken_plugin():
+    lenient = PluginHost(autoload=False, modules=[EXITS, PROTONET], strict=False)
+    lenient.register(misbehaving.ExitingHook(), "exiting")
+    assert lenient.problems() == [
+        f"plugin '{EXITS}' failed to import: SystemExit: 3",
+        "plugin 'exiting' failed in hook harness_models: SystemExit: leaving now",
+    ]
+    assert "weighted-protonet" in lenient.models
+    with pytest.raises(PluginError, match="SystemExit: 3"):
+        PluginHost(autoload=False, modules=[EXITS], strict=True)
+    strict = PluginHost(autoload=False, modules=[], strict=True)
+    strict.register(misbehaving.ExitingHook(), "exiting")
+    with pytest.raises(PluginError, match="failed in hook harness_models: SystemExit: leaving now"):
+        strict.models  # noqa: B018
+
+
+def test_cli_survives_a_plugin_that_exits_at_import():
+    result = harness_cli("plugins", "--json", env={"HARNESS_PLUGINS": f"{EXITS},{PROTONET}"})
+    assert result.returncode == 0, result.stderr
+    listed = {p["name"]: p for p in json.loads(result.stdout)}
+    assert listed[EXITS]["error"] == "failed to import: SystemExit: 3"
+    assert listed[PROTONET]["provides"] == {"models": ["weighted-protonet"]}
 
 
 @pytest.mark.parametrize(

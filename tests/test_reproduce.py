@@ -12,8 +12,8 @@ import sys
 import time
 
 import pytest
-from conftest import TESTS, harness_cli
-from harness_test_plugins import toy_table
+from conftest import REPO, TESTS, harness_cli
+from harness_test_plugins import misbehaving, toy_table
 from lock_holder import held_elsewhere
 
 from harness import leaderboard
@@ -23,6 +23,7 @@ from harness.reproduce import reproduce, run_cell, table_cells
 from harness.runner import evaluate_checkpoint
 
 TOY = "harness_test_plugins.toy_table"
+MISBEHAVING = "harness_test_plugins.misbehaving"
 
 
 @pytest.fixture
@@ -122,12 +123,12 @@ def test_a_cell_held_by_another_process_is_left_to_it_and_run_once_it_is_free(to
     messages: list[str] = []
     with held_elsewhere(tmp_path / CELL_5WAY) as holder:
         done = reproduce(table, toy_host, tmp_path, seeds=[0], log=messages.append)
-    assert done == {"run": [CELL_10WAY], "skipped": [], "elsewhere": [CELL_5WAY]}
+    assert done == {"run": [CELL_10WAY], "skipped": [], "elsewhere": [CELL_5WAY], "failed": []}
     assert [p.name for p in (tmp_path / CELL_5WAY).iterdir()] == [".lock"]  # of the holder, killed at the end
     assert messages == [f"{tmp_path / CELL_5WAY}: running elsewhere (pid {holder.pid} on {socket.gethostname()} "
                         f"since {messages[0].split(' since ')[1]}"]  # fmt: skip
     again = reproduce(table, toy_host, tmp_path, seeds=[0])
-    assert again == {"run": [CELL_5WAY], "skipped": [CELL_10WAY], "elsewhere": []}
+    assert again == {"run": [CELL_5WAY], "skipped": [CELL_10WAY], "elsewhere": [], "failed": []}
 
 
 def test_the_ray_task_body_leaves_a_held_cell_alone_and_skips_a_done_one(toy_host, tmp_path):
@@ -202,3 +203,59 @@ def test_bad_table_name_missing_paper_file_and_malformed_row(toy_host, tmp_path,
     assert "toy-table.csv:2" in str(err.value) and "\n" not in str(err.value)
     result = harness_cli("leaderboard", "toy-tabel", env={"HARNESS_PLUGINS": TOY})
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "did you mean 'toy-table'" in result.stderr
+
+
+FAILING = [f"toy-table/quick/toy-failing/{setting}/seed0" for setting in ("5-way-1-shot", "10-way-1-shot")]
+
+
+def test_a_row_whose_model_raises_fails_alone_and_is_tried_again_on_a_rerun(toy_host, tmp_path):
+    toy_host.register(misbehaving, "misbehaving-plugin")
+    table = toy_host.tables.get("toy-table")
+    messages: list[str] = []
+    done = reproduce(table, toy_host, tmp_path, seeds=[0], log=messages.append)
+    assert sorted(done["run"]) == sorted([CELL_5WAY, CELL_10WAY]) and sorted(done["failed"]) == sorted(FAILING)
+    assert sorted(messages) == sorted(
+        f"{name}: failed: model 'failing' (plugin 'misbehaving-plugin') failed in train_step: "
+        "ValueError: shapes do not match"
+        for name in FAILING
+    )
+    for name in FAILING:
+        assert not (tmp_path / name / "record.json").exists()
+    again = reproduce(table, toy_host, tmp_path, seeds=[0], log=messages.append)
+    assert sorted(again["failed"]) == sorted(FAILING) and sorted(again["skipped"]) == sorted([CELL_5WAY, CELL_10WAY])
+
+
+def test_cli_reproduce_runs_the_working_rows_and_exits_2_naming_the_failed_cells(tmp_path, papers):
+    env = {"HARNESS_PLUGINS": f"{TOY},{MISBEHAVING}", "HARNESS_PAPERS_DIR": str(papers)}
+    args = ["reproduce", "toy-table", "--results", str(tmp_path), "--no-progress"]
+    result = harness_cli(*args, env=env)
+    assert result.returncode == 2, result.stderr
+    assert "toy-table: 2 cells run, 0 already done, 2 failed" in result.stdout and "leaderboard: " in result.stdout
+    assert "Traceback" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("harness: error: 2 of 4 cells failed (see above): ") and all(n in last for n in FAILING)
+    assert f"{FAILING[0]}: failed: model 'failing' (plugin '{MISBEHAVING}') failed in train_step" in result.stderr
+    traced = harness_cli("--traceback", *args, env=env)
+    assert traced.returncode == 2 and "toy-table: 0 cells run, 2 already done, 2 failed" in traced.stdout
+    assert "Traceback" in traced.stderr and 'raise ValueError("shapes do not match")' in traced.stderr
+
+
+def test_a_data_dir_for_an_unknown_dataset_is_refused(toy_host, tmp_path):
+    table = toy_host.tables.get("toy-table")
+    with pytest.raises(UnknownNameError, match=re.escape("unknown dataset 'synthetik'; did you mean 'synthetic'?")):
+        reproduce(table, toy_host, tmp_path, locations={"synthetik": {"root": "/x"}})
+    result = harness_cli("reproduce", "toy-table", "--data-dir", "bogus=/x", "--results", str(tmp_path),
+                         env={"HARNESS_PLUGINS": TOY})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "unknown dataset 'bogus'" in result.stderr
+    assert not any(tmp_path.iterdir())
+
+
+def test_data_hints_name_the_option_the_command_has(host, tmp_path):
+    table = host.tables.get("mann-table1")
+    with pytest.raises(DataError) as err:
+        reproduce(table, host, tmp_path, models=["knn"], locations={"omniglot": {"root": str(tmp_path / "none")}})
+    assert "pass --data-dir omniglot=DIR or set HARNESS_OMNIGLOT_DIR" in str(err.value)
+    checkpoint = REPO / "leaderboards/runs/mann-table1/paper/knn-raw-pixels/5-way/seed0/checkpoint.pkl"
+    result = harness_cli("evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(tmp_path / "none"))
+    assert result.returncode == 2 and "pass --data-dir DIR or set HARNESS_OMNIGLOT_DIR" in result.stderr
+    assert "--data root" not in result.stderr

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -97,3 +98,16 @@ def test_a_short_run_on_omniglot_beats_chance(host, tmp_path):
     record = run(config(**values), host, tmp_path, name="omniglot", **QUIET)
     accuracy = record["metrics"]["accuracy"]["accuracy"]
     assert accuracy["mean"] - accuracy["ci95"] > 1 / 3 + 0.03, accuracy
+
+
+RUNS = REPO / "leaderboards" / "runs"
+COMMITTED = sorted(str(p.parent.relative_to(RUNS)) for p in RUNS.glob("snail-table*/*/snail/*/seed*/record.json"))
+
+
+@pytest.mark.parametrize("cell", COMMITTED)
+def test_a_committed_checkpoint_gives_the_number_in_the_table(host, cell):
+    if not (OMNIGLOT / "images_background.zip").exists():
+        pytest.skip(f"Omniglot archives not found in {OMNIGLOT}; set HARNESS_OMNIGLOT_DIR")
+    record = json.loads((RUNS / cell / "record.json").read_text())
+    result = evaluate_checkpoint(RUNS / cell / "checkpoint.pkl", host, data={"root": str(OMNIGLOT)}, device="cpu")
+    assert result["metrics"] == record["metrics"]

@@ -1,0 +1,46 @@
+"""Checks of model parameters and dataset options against their defaults' types, and size bounds the core knows."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.errors import ConfigError
+
+DATA_BOUNDS: dict[str, int] = {"image_size": 512}
+"""Largest value of a dataset option with this name, whatever the dataset (pixels a side)."""
+
+
+def check_type(key: str, value: Any, default: Any, owner: str, noun: str) -> None:
+    """Raise ``ConfigError`` unless ``value`` fits the type of ``default`` (any value fits a ``None`` default).
+
+    An int default takes integers only, a float default integers or floats, a bool default
+    ``true`` or ``false``, a string default a string; defaults of other types take anything.
+    """
+    if isinstance(default, bool):
+        ok, expected = isinstance(value, bool), "a bool (true or false)"
+    elif isinstance(default, int):
+        ok, expected = isinstance(value, int) and not isinstance(value, bool), "an int"
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a float (or an int)"
+    elif isinstance(default, str):
+        ok, expected = isinstance(value, str), "a str"
+    else:
+        return
+    if not ok:
+        raise ConfigError(f"{owner} {noun} {key} must be {expected} like its default {default!r}, got {value!r}")
+
+
+def check_types(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str, noun: str) -> None:
+    """``check_type`` for each key of ``given`` that ``defaults`` has."""
+    for key, value in given.items():
+        if key in defaults:
+            check_type(key, value, defaults[key], owner, noun)
+
+
+def check_bounds(options: Mapping[str, Any], bounds: Mapping[str, int], owner: str, noun: str) -> None:
+    """Raise ``ConfigError`` for a numeric value above its bound in ``bounds``."""
+    for key, bound in bounds.items():
+        value = options.get(key)
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > bound:
+            raise ConfigError(f"{owner} {noun} {key} must be at most {bound}, got {value!r}")

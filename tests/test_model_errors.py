@@ -1,0 +1,54 @@
+"""A model plugin that raises, exits or returns what the harness cannot use stops a run in one line naming it."""
+
+from __future__ import annotations
+
+import pytest
+from conftest import harness_cli
+from harness_test_plugins import misbehaving
+
+from harness.config import build_config
+from harness.errors import HarnessError
+from harness.guard import ModelError
+from harness.runner import run
+
+PLUGIN = "harness_test_plugins.misbehaving"
+PREFIX = "model 'failing' (plugin 'misbehaving-plugin')"
+
+
+def failing_config(fail: str):
+    """A short few-shot run of ``failing`` on synthetic data."""
+    values = {"model": "failing", "kind": "fewshot", "episodes": 16, "batch_size": 8, "eval_episodes": 8}
+    return build_config({**values, "params": {"fail": fail}}, "test")
+
+
+@pytest.mark.parametrize(
+    ("fail", "error", "message"),
+    [
+        ("factory", ModelError, f"{PREFIX} failed in its factory: RuntimeError: cannot build the network"),
+        ("train_step", ModelError, f"{PREFIX} failed in train_step: ValueError: shapes do not match"),
+        ("predict", ModelError, f"{PREFIX} failed in predict: RuntimeError: no prediction"),
+        ("exit", ModelError, f"{PREFIX} failed in train_step: SystemExit: 3"),
+        ("loss", HarnessError, "model 'failing': train_step returned str, not a float or a 0-d tensor"),
+        ("state", ModelError, f"{PREFIX}: cannot save checkpoint "),
+    ],
+)
+def test_a_failing_model_is_one_line_naming_model_and_plugin(host, tmp_path, fail, error, message):
+    with host.registered(misbehaving, "misbehaving-plugin"), pytest.raises(error) as err:
+        run(failing_config(fail), host, tmp_path, name="r", log=lambda _: None)
+    assert str(err.value).startswith(message) and "\n" not in str(err.value)
+    assert not (tmp_path / "r" / "record.json").exists()
+
+
+def test_cli_prints_one_line_with_status_2_and_the_traceback_on_request(tmp_path):
+    args = ["run", "--model", "failing", "--kind", "fewshot", "--episodes", "16", "--batch-size", "8",
+            "--eval-episodes", "8", "--param", "fail=train_step", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
+    result = harness_cli(*args, env={"HARNESS_PLUGINS": PLUGIN})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr == (
+        f"harness: error: model 'failing' (plugin '{PLUGIN}') failed in train_step: "
+        "ValueError: shapes do not match (--traceback shows where)\n"
+    )
+    traced = harness_cli(*args, "--traceback", env={"HARNESS_PLUGINS": PLUGIN})
+    assert traced.returncode == 2 and "Traceback (most recent call last)" in traced.stderr
+    assert 'raise ValueError("shapes do not match")' in traced.stderr
+    assert traced.stderr.strip().splitlines()[-1].startswith("harness: error: model 'failing'")
