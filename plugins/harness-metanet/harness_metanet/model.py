@@ -20,7 +20,8 @@ Per task (Algorithm 1; equation numbers as cited by a review of the paper)::
     for every query: r = u(Q, Q*, x); a = cosine(R, r)                       (Eq. 8)
         W* = softmax(a)^T M                                                  (Eq. 9)
         logits = b(W, W*, x)                                                 (Eq. 12)
-    update all slow weights {W, Q, Z, G} with the gradient of the query loss.
+    update all slow weights {W, Q, Z, G} with the gradient of the query loss plus the
+    representation loss loss_emb of the sampled examples (``rep_loss_weight``, default 1).
 
 Layer augmentation (Section 3.3, Figure 2): a hidden layer computes
 ``act(W h) + act(W* h)`` (two activation vectors summed element-wise); the output
@@ -41,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import grad, vmap
 
-__all__ = ["BACKBONES", "VARIANTS", "FastWeights", "MetaNet", "preprocess_gradients"]
+__all__ = ["BACKBONES", "IMAGE_SIZES", "VARIANTS", "FastWeights", "MetaNet", "preprocess_gradients"]
 
 VARIANTS = ("full", "minus", "plus")
 BACKBONES = ("omniglot", "miniimagenet")
@@ -54,6 +55,9 @@ _BACKBONE_SPECS = {
     "miniimagenet": dict(filters=32, n_conv=5, n_plain=3, sizes=(65, 96), final=3),
 }
 
+IMAGE_SIZES = {name: spec["sizes"] for name, spec in _BACKBONE_SPECS.items()}
+"""Backbone -> (smallest, largest) image side it takes."""
+
 _SIZE_DEFAULTS = dict(
     filters=None,  # conv filters (backbone default: 64 Omniglot, 32 mini-ImageNet)
     hidden=None,  # fc1 width (backbone default: filters * final**2, i.e. 64 / 288)
@@ -61,13 +65,15 @@ _SIZE_DEFAULTS = dict(
     m_layers=2,  # hidden layers of the coordinate-wise MLP m
     rep_samples=5,  # T, examples sampled for the task-level fast weights (T <= N)
     rep_loss="auto",  # loss_emb: "ce" (one-shot), "contrastive" (K > 1), "auto"
-    rep_loss_weight=0.0,  # weight of loss_emb in the training loss (paper: 0, see doc)
+    rep_loss_weight=1.0,  # weight of loss_emb in the training loss (0: query loss only)
     margin=1.0,  # contrastive-loss margin
     grad_p=7.0,  # gradient preprocessing constant (Andrychowicz et al. 2016, p = 7)
     second_order=False,  # backpropagate through the meta-information gradients
     key_layer="output",  # which output of u is the memory key r: "output"|"penultimate"
     fast_scale=True,  # multiply generated weights by 1/sqrt(fan_in) of their layer
     seed=None,  # seed of the module's own sampler (default: drawn from torch at init)
+    # In eval mode every task draws its T examples from a generator reset to this seed, so
+    # that a prediction depends on its episode alone (not on what was predicted before).
 )
 
 
@@ -357,6 +363,13 @@ class FastNet(nn.Module):
         self.bns = nn.ModuleList(_TaskBatchNorm(filters) for _ in range(n_plain))
         self.fc1 = nn.Linear(filters * final * final, hidden)
         self.fc2 = nn.Linear(hidden, out_dim)
+        # He initialisation, zero biases (the paper gives none).  PyTorch's default (weights
+        # of variance 1/(3 fan_in), uniform biases) shrinks the signal ~6x per ReLU layer, so
+        # after five convolutions the features hardly depend on the image: cosine attention
+        # was uniform and training sat at chance for hundreds of steps.
+        for layer in (*self.convs, self.fc1, self.fc2):
+            nn.init.kaiming_normal_(layer.weight, nonlinearity="relu" if layer is not self.fc2 else "linear")
+            nn.init.zeros_(layer.bias)
         self.aug_names = [f"conv{i}" for i in range(n_plain, n_conv)] + ["fc1", "fc2"]
         self.shapes = {k: tuple(self.slow_weight(k).shape) for k in self.aug_names}
         self.numels = [math.prod(self.shapes[k]) for k in self.aug_names]
@@ -487,10 +500,16 @@ class MetaNet(nn.Module):
     Choices the paper leaves open (documented in the package README/report):
     the meta-information gradients are inputs to m and d and are not differentiated
     through (``second_order=False``; set True for create-graph gradients); the slow weights
-    are trained on the query loss only (``rep_loss_weight=0``: Algorithm 1 updates with
-    the gradient of L_train; set it > 0 to also train u on loss_emb, returned as
-    ``aux_loss``); the memory key r is u's output (``key_layer``); generated weights are
-    scaled by 1/sqrt(fan_in) of their layer (``fast_scale``).
+    are trained on the query loss plus loss_emb of the T sampled examples, returned as
+    ``aux_loss`` (``rep_loss_weight=1``; 0 trains on the query loss alone, the reading of
+    Algorithm 1's "update with the gradient of L_task"); the memory key r is u's output
+    (``key_layer``); generated weights are scaled by 1/sqrt(fan_in) of their layer
+    (``fast_scale``).
+
+    Sampling of the T examples: in training mode from the module's own generator (its
+    state travels with ``state_dict()``); in eval mode each task draws from a generator
+    reset to the module's seed, so that a prediction depends on its episode alone, not on
+    the episodes predicted before it or on the others in its batch.
 
     Inspection: ``fast_weights(support, labels)`` returns the generated weights,
     ``last_attention`` holds the memory-read attention ``[B, Q, N*K]`` of the last forward,
@@ -555,17 +574,19 @@ class MetaNet(nn.Module):
         seed = cfg["seed"]
         if seed is None:  # global RNG is used at init only
             seed = int(torch.randint(0, 2**62, ()).item())
-        self.sampler = torch.Generator().manual_seed(int(seed))
+        self.seed = int(seed)
+        self.sampler = torch.Generator().manual_seed(self.seed)
         self.zero_fast_weights = False
         self.last_attention: Tensor | None = None
         self.last_rep_loss: Tensor | None = None
 
     # ------------------------------------------------------------------ public helpers
-    def get_extra_state(self) -> dict:  # the sampler's state travels with state_dict()
-        return {"sampler": self.sampler.get_state()}
+    def get_extra_state(self) -> dict:  # the sampler's seed and state travel with state_dict()
+        return {"sampler": self.sampler.get_state(), "seed": self.seed}
 
     def set_extra_state(self, state: dict) -> None:
         self.sampler.set_state(state["sampler"])
+        self.seed = int(state.get("seed", self.seed))
 
     def set_zero_fast_weights(self, flag: bool = True) -> MetaNet:
         self.zero_fast_weights = bool(flag)
@@ -685,26 +706,30 @@ class MetaNet(nn.Module):
     def _sample_rep_indices(self, labels: Tensor) -> tuple[Tensor, Tensor | None, Tensor]:
         """Indices [B, T] of the sampled support examples for loss_emb; for the
         contrastive loss also partners [B, T] and same-class flags [B, T] (alternating
-        same / different class pairs).  Uses the module's own generator."""
+        same / different class pairs).  Training mode draws from the module's own
+        generator; eval mode gives each task a generator reset to the module's seed (see
+        ``MetaNet.__doc__``)."""
         b, n = labels.shape
         t = max(1, min(int(self.cfg["rep_samples"]), n))
+        fresh = not self.training
+        gens = [torch.Generator().manual_seed(self.seed) if fresh else self.sampler for _ in range(b)]
         if self.rep_loss_kind == "ce":
             if t == n:
                 idx = torch.arange(n).expand(b, n)
             else:
-                idx = torch.stack([torch.randperm(n, generator=self.sampler)[:t] for _ in range(b)])
+                idx = torch.stack([torch.randperm(n, generator=gen)[:t] for gen in gens])
             return idx.to(labels.device), None, None
         lab = labels.cpu()
         anchors, partners, same = [], [], []
-        for i in range(b):
+        for i, gen in enumerate(gens):
             a_row, p_row, s_row = [], [], []
             for k in range(t):
-                a = int(torch.randint(n, (), generator=self.sampler))
+                a = int(torch.randint(n, (), generator=gen))
                 want_same = k % 2 == 0
                 pool = [j for j in range(n) if j != a and (lab[i, j] == lab[i, a]) == want_same]
                 if not pool:  # e.g. one shot: no other example of the class
                     pool = [j for j in range(n) if j != a]
-                p = pool[int(torch.randint(len(pool), (), generator=self.sampler))]
+                p = pool[int(torch.randint(len(pool), (), generator=gen))]
                 a_row.append(a)
                 p_row.append(p)
                 s_row.append(float(lab[i, a] == lab[i, p]))

@@ -131,6 +131,23 @@ def test_layer_augmentation_matches_the_papers_formula():
             torch.testing.assert_close(out_example[t, i], ref_e, rtol=1e-4, atol=1e-5)
 
 
+def test_slow_network_features_depend_on_the_input_at_init():
+    # Bug fixed: with PyTorch's default initialisation the five ReLU convolutions shrank the
+    # signal ~6x each and the uniform biases dominated: every image got the same output
+    # (cosine similarity 1.0000), so the cosine attention was uniform and training sat at
+    # chance.  He initialisation with zero biases keeps the image in the features.
+    g = torch.Generator().manual_seed(0)
+    x = (torch.rand(1, 10, 1, 28, 28, generator=g) < 0.15).float()  # sparse strokes, like Omniglot
+    off = ~torch.eye(10, dtype=torch.bool)
+    for seed in range(3):
+        net = make("full", seed=seed).b
+        assert all(torch.count_nonzero(lin.bias) == 0 for lin in (*net.convs, net.fc1, net.fc2))
+        with torch.no_grad():
+            out = net.head(x)[0]
+        cos = F.cosine_similarity(out[:, None], out[None], dim=-1)[off]
+        assert cos.mean() < 0.99, (seed, cos.mean())
+
+
 # --------------------------------------------------------------------------- memory read
 def test_memory_read_attends_to_the_identical_support_example():
     model = make("full")
@@ -162,15 +179,44 @@ def test_gradients_reach_every_slow_parameter(variant):
 
 
 def test_representation_loss_is_returned_when_weighted_and_trains_u():
-    model = make("full", rep_loss_weight=1.0)
+    model = make("full")  # default rep_loss_weight=1: aux is loss_emb itself
+    assert model.cfg["rep_loss_weight"] == 1.0
     xs, ys, xq, _ = episode(6)
     _, aux = model(xs, ys, xq)
     assert aux.item() > 0 and torch.equal(aux.detach(), model.last_rep_loss)
+    # one shot, T = N*K = 5: loss_emb is u's slow-network cross entropy on every support example
+    torch.testing.assert_close(aux, F.cross_entropy(model.u(xs.flatten(0, 1)), ys.flatten()))
     aux.backward()
     assert model.u.fc2.weight.grad.abs().sum() > 0
     assert all(p.grad is None for p in model.b.parameters())
-    _, aux0 = make("full")(xs, ys, xq)  # paper default: no representation loss term
+    _, half = make("full", rep_loss_weight=0.5)(xs, ys, xq)
+    torch.testing.assert_close(half, 0.5 * aux.detach())
+    _, aux0 = make("full", rep_loss_weight=0.0)(xs, ys, xq)  # query loss only
     assert aux0.item() == 0.0
+
+
+@pytest.mark.parametrize(("ways", "shots"), [(3, 2), (8, 1)])  # contrastive pairs; T = 5 of 8
+def test_eval_predictions_depend_on_the_episode_alone(ways, shots):
+    # Bug fixed: eval-mode forwards drew the T examples from the training sampler, so a
+    # prediction depended on how many episodes had been predicted before it (a checkpoint
+    # saved after evaluation did not re-evaluate to the same numbers).
+    torch.manual_seed(0)
+    model = MetaNet(ways, shots, **SMALL, fast_scale=False)  # larger fast weights: clearer effect
+    xs, ys, xq, _ = episode(17, ways=ways, shots=shots, batch=3)
+    model.eval()
+    with torch.no_grad():
+        first = model.fast_weights(xs, ys).task
+        logits, _ = model(xs, ys, xq)
+        for _ in range(3):
+            again = model.fast_weights(xs, ys).task
+            assert all(torch.equal(first[k], again[k]) for k in first)
+            assert torch.equal(model(xs, ys, xq)[0], logits)
+        alone = model(xs[2:], ys[2:], xq[2:])[0]  # the same episode in another batch
+    torch.testing.assert_close(alone, logits[2:], rtol=1e-5, atol=1e-6)
+    model.train()  # training still draws fresh examples every time
+    with torch.no_grad():
+        q1, q2 = model.fast_weights(xs, ys).task, model.fast_weights(xs, ys).task
+    assert not all(torch.equal(q1[k], q2[k]) for k in q1)
 
 
 def test_contrastive_representation_loss_for_several_shots():
