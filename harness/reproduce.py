@@ -60,6 +60,14 @@ def table_cells(
                 if row.settings and setting.name not in row.settings:
                     continue
                 cells.extend(make_cell(table, spec.name, row, setting, seed, budget) for seed in seeds or table.seeds)
+    folders: dict[str, str] = {}
+    for cell in cells:
+        other = folders.setdefault(cell.name, cell.row)
+        if other != cell.row:
+            raise ConfigError(
+                f"rows {other!r} and {cell.row!r} of table {table.name!r} share the folder {cell.name}; "
+                "give one of them a label that differs in letters or digits"
+            )
     if not cells:
         raise ConfigError(
             f"no installed model fills table {table.name!r}; install a model plugin that lists rows for it "

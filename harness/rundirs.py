@@ -50,9 +50,24 @@ def claim(directory: Path, log: Callable[[str], None] | None = None) -> Iterator
     """Lock ``directory`` (creating it) for this process, then remove leftover temporary files; yield those.
 
     Raises ``locks.LockHeldError`` at once, naming the holder, when another process holds it.
-    Within a claim already held by this thread it only yields ``[]``.
+    Within a claim already held by this thread it only yields ``[]``. A directory this claim
+    created is removed again when the work inside fails and leaves it empty.
     """
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
+    try:
+        with _claimed(directory, log) as removed:
+            yield removed
+    except BaseException:
+        if created:  # a run that failed before writing anything leaves no folder behind
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
+
+
+@contextlib.contextmanager
+def _claimed(directory: Path, log: Callable[[str], None] | None) -> Iterator[list[Path]]:
+    """Hold the lock of ``directory`` and clear leftover temporary files; yield those removed."""
     with contextlib.ExitStack() as stack:
         try:
             fresh = stack.enter_context(locks.exclusive(directory / LOCK))

@@ -103,15 +103,21 @@ class Cell:
         return {"table": self.table, "row": self.row, "setting": self.setting, "seed": self.seed, "budget": self.budget}
 
 
+SIGNS = {"+": "-plus-", "\u2212": "-minus-"}
+"""Signs that tell rows apart (``MetaNet+``, ``MetaNet\u2212``), spelt out so that their folders differ."""
+
+
 def slug(text: str) -> str:
-    """File-name-safe form of a row or setting label: ``MANN (LSTM)`` -> ``mann-lstm``."""
+    """Folder-safe form of a label: ``MANN (LSTM)`` -> ``mann-lstm``, ``MetaNet+`` -> ``metanet-plus``."""
+    for sign, word in SIGNS.items():
+        text = text.replace(sign, word)
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
 
 
 def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting, seed: int, budget: str) -> Cell:
-    """The run config of one cell: setting, then budget, then the row's model and hyperparameters."""
+    """The run config of one cell: budget, then setting (which may override a budget key), then the row's model."""
     if budget not in table.budgets:
         raise ConfigError(f"table {table.name!r} has no budget {budget!r} (budgets: {', '.join(table.budgets)})")
-    values: dict[str, Any] = {**setting.config, **table.budgets[budget]}
+    values: dict[str, Any] = {**table.budgets[budget], **setting.config}
     values.update(model=model, seed=seed, budget=budget, metrics=[table.metric], params=dict(row.params))
     return Cell(table.name, row.row, setting.name, seed, budget, build_config(values, f"table {table.name}"))

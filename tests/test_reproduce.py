@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -16,11 +17,13 @@ from conftest import REPO, TESTS, harness_cli
 from harness_test_plugins import misbehaving, toy_table
 from lock_holder import held_elsewhere
 
-from harness import leaderboard
+from harness import hookimpl, leaderboard
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError, DataError, UnknownNameError
 from harness.reproduce import reproduce, run_cell, table_cells
 from harness.runner import evaluate_checkpoint
+from harness.specs import ModelSpec
+from harness.tables import TableRow, slug
 
 TOY = "harness_test_plugins.toy_table"
 MISBEHAVING = "harness_test_plugins.misbehaving"
@@ -76,6 +79,25 @@ def test_row_option_runs_only_that_row_and_a_misspelt_one_says_the_right_label(t
     assert not any(tmp_path.iterdir())
     done = reproduce(table, toy_host, tmp_path, seeds=[0], rows=["Toy ProtoNet"])
     assert len(done["run"]) == 2 and all("/toy-protonet/" in name for name in done["run"])
+
+
+def test_rows_told_apart_by_a_sign_get_folders_of_their_own_and_a_clash_is_refused(toy_host, tmp_path):
+    assert len({slug("MetaNet"), slug("MetaNet\u2212"), slug("MetaNet+")}) == 3
+
+    twin = dataclasses.replace(
+        toy_host.models.get("toy-protonet"), name="toy-protonet-2", rows=(TableRow("toy-table", "Toy ProtoNet!"),)
+    )
+
+    class Clashing:
+        @hookimpl
+        def harness_models(self) -> list[ModelSpec]:
+            return [twin]
+
+    toy_host.register(Clashing(), "clashing")
+    with pytest.raises(
+        ConfigError, match=r"rows 'Toy ProtoNet' and 'Toy ProtoNet!' of table 'toy-table' share the folder"
+    ):
+        reproduce(toy_host.tables.get("toy-table"), toy_host, tmp_path)
 
 
 def test_reproduce_skips_finished_cells(toy_host, tmp_path):

@@ -152,7 +152,7 @@ def test_the_miniimagenet_backbone_runs_end_to_end_on_generated_84x84_colour_ima
 @pytest.mark.skipif(not (OMNIGLOT / "images_background.zip").exists(), reason="Omniglot archives not found")
 def test_a_short_run_on_omniglot_beats_chance_in_seconds(host, tmp_path):
     """150 steps of 3-way 1-shot on real Omniglot (4 tasks of 5 queries per class, filters 8, Adam 5e-3), one
-    thread: 57.5% +- 1.9% on 300 test episodes against the 33% of guessing, in 29-36 s on a loaded 2-core machine.
+    thread: 57.5% +- 1.9% on 300 test episodes against the 33% of guessing, in 22-34 s on a loaded 2-core machine.
 
     Query loss alone (``rep_loss_weight=0``): with the representation loss added (the default) runs this short stayed
     at chance more often (README.md). When training leaves chance varies with the seed: from about step 50, and one
