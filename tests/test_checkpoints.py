@@ -331,8 +331,8 @@ def test_the_upgrade_command_prints_one_line_per_file(tmp_path: Path) -> None:
 # -- torch models -------------------------------------------------------------------------
 
 
-class Interrupted(Exception):
-    """Stands in for the process being killed."""
+class Interrupted(BaseException):
+    """Stands in for the process being killed (a BaseException, like KeyboardInterrupt, so no guard wraps it)."""
 
 
 @pytest.mark.torch
