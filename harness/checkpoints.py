@@ -74,10 +74,8 @@ def version(path: Path) -> int:
     try:
         with open(path, "rb") as handle:
             start = handle.read(len(MAGIC))
-    except FileNotFoundError:
-        raise HarnessError(f"checkpoint {path} does not exist; check the path") from None
     except OSError as exc:
-        raise HarnessError(f"checkpoint {path} cannot be read ({describe(exc)})") from None
+        raise _unreadable(path, exc) from None
     return VERSION if start == MAGIC else 1
 
 
@@ -149,10 +147,19 @@ def _encode(path: Path, state: dict[str, Any]) -> bytes:
 def _read(path: Path) -> bytes:
     try:
         return path.read_bytes()
-    except FileNotFoundError:
-        raise HarnessError(f"checkpoint {path} does not exist; check the path") from None
     except OSError as exc:
-        raise HarnessError(f"checkpoint {path} cannot be read ({describe(exc)})") from None
+        raise _unreadable(path, exc) from None
+
+
+def _unreadable(path: Path, exc: OSError) -> HarnessError:
+    """The one-line error for a checkpoint path that cannot be opened, naming the fix."""
+    if isinstance(exc, FileNotFoundError):
+        return HarnessError(f"checkpoint {path} does not exist; check the path")
+    if isinstance(exc, IsADirectoryError):
+        inside = path / CHECKPOINT
+        fix = f"give {inside}" if inside.is_file() else f"give a run's {CHECKPOINT} (<out>/<run name>/{CHECKPOINT})"
+        return HarnessError(f"checkpoint {path} is a folder, not a checkpoint file; {fix}")
+    return HarnessError(f"checkpoint {path} cannot be read ({describe(exc)}); check its permissions")
 
 
 def _digest(start: bytes, payload: bytes | memoryview) -> bytes:

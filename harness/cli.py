@@ -7,6 +7,7 @@ need when they run, so ``harness --help`` and ``harness plugins`` start fast.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -16,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import HarnessError
+from harness.errors import HarnessError, describe
 from harness.hints import for_command
+from harness.writable import check_writable
 
 RESULTS_ENV = "HARNESS_RESULTS_DIR"
 DEFAULT_RESULTS = "results"
@@ -25,6 +27,7 @@ DEFAULT_RESULTS = "results"
 RUN_FLAGS: dict[str, tuple[type, str]] = {
     "model": (str, "model name (see 'harness plugins')"),
     "dataset": (str, "episode dataset name (default: synthetic)"),
+    "test_dataset": (str, "dataset to test on, when not --dataset (e.g. published test episodes)"),
     "kind": (str, "episode kind: sequence (MANN) or fewshot (SNAIL, MetaNet)"),
     "ways": (int, "classes per episode (N)"),
     "shots": (int, "fewshot: support examples per class (K)"),
@@ -43,6 +46,7 @@ RUN_FLAGS: dict[str, tuple[type, str]] = {
     "patience": (int, "stop after this many validations without improvement (0: never)"),
     "device": (str, "torch models: auto (CUDA if present), cpu, cuda, cuda:N or mps"),
     "precision": (str, "torch models: fp32 or bf16 (autocast)"),
+    "threads": (int, "torch models: CPU threads (default 1; part of the run, as it changes the numbers)"),
     "budget": (str, "label for the training budget recorded with the run (quick, paper, custom)"),
 }
 
@@ -51,6 +55,7 @@ examples:
   harness run --model knn --kind fewshot --ways 5 --shots 1
   harness run --config configs/demo.toml --seed 1
   harness run --model knn --dataset omniglot --data-dir ../shared/data/omniglot --kind sequence
+  harness run --model snail --dataset omniglot --test-dataset NAME --test-data k=v --eval-episodes 40
 
 A run writes <out>/<name>/checkpoint.pkl while it trains and record.json when done.
 Rerunning the same command resumes from the checkpoint after an interruption. The
@@ -70,7 +75,10 @@ command skips finished cells and resumes interrupted ones. Two commands on one r
 folder share the work: each leaves the cells the other is running to it.
 """
 
-PAPERS_HELP = "folder of the paper tables (default: $HARNESS_PAPERS_DIR or leaderboards/papers)"
+PAPERS_HELP = (
+    "also look for the papers' numbers (<table>.csv) in DIR, before $HARNESS_PAPERS_DIR and the numbers each table "
+    "ships with (repeatable)"
+)
 TRACEBACK_HELP = "on an error, print the full traceback as well as the one-line message"
 RESULTS_HELP = f"results directory (default: ${RESULTS_ENV} or ./{DEFAULT_RESULTS})"
 
@@ -109,6 +117,12 @@ def build_parser() -> argparse.ArgumentParser:
         "plugins", help="list installed plugins and what they provide", description="List installed plugins."
     )
     plugins.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    plugins.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="also show each model, dataset, metric and table: description, defaults, options, scope",
+    )
 
     run = commands.add_parser(
         "run",
@@ -136,7 +150,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--data", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="dataset option (repeatable)"
     )
-    run.add_argument("--data-dir", type=Path, metavar="DIR", help="dataset directory (same as --data root=DIR)")
+    run.add_argument(
+        "--data-dir", type=Path, metavar="DIR", help="the dataset's data directory (--data root=DIR for omniglot)"
+    )
+    run.add_argument(
+        "--test-data",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of --test-dataset (repeatable)",
+    )
     run.add_argument("--out", type=Path, metavar="DIR", help=RESULTS_HELP)
     run.add_argument("--name", help="run directory name under --out (default: derived from the config)")
     run.add_argument("--restart", action="store_true", help="discard an existing checkpoint and record and start over")
@@ -146,10 +170,20 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser(
         "evaluate",
         help="evaluate a checkpoint on the fixed test episodes",
-        description="Rebuild the model in a checkpoint and evaluate it on the run's fixed test episodes.",
+        description="Rebuild the model in a checkpoint and evaluate it on the run's fixed test episodes, "
+        "or on another dataset's (--dataset NAME --data k=v).",
     )
     evaluate.add_argument("--checkpoint", type=Path, required=True, metavar="PATH", help="a run's checkpoint.pkl")
     evaluate.add_argument("--eval-episodes", type=int, metavar="N", help="number of test episodes (default: the run's)")
+    evaluate.add_argument("--dataset", metavar="NAME", help="dataset to test on (default: the run's test dataset)")
+    evaluate.add_argument(
+        "--data",
+        action="append",
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="option of the dataset tested on (repeatable)",
+    )
     evaluate.add_argument("--data-dir", type=Path, metavar="DIR", help="where the dataset lives on this machine")
     evaluate.add_argument("--device", default="auto", help="torch models: auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -197,9 +231,14 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("inprocess", "ray"),
         help="run cells in this process (default) or on Ray",
     )
-    reproduce.add_argument("--address", help="address of an existing Ray cluster (default: start a local one)")
+    reproduce.add_argument(
+        "--address", metavar="HOST:PORT", help="with --executor ray: a running Ray cluster (default: start a local one)"
+    )
     reproduce.add_argument("--device", help="torch models: auto (default), cpu, cuda, cuda:N or mps")
-    reproduce.add_argument("--papers", type=Path, metavar="DIR", help=PAPERS_HELP)
+    reproduce.add_argument(
+        "--threads", type=int, metavar="N", help="torch models: CPU threads per cell (default 1; part of each cell)"
+    )
+    reproduce.add_argument("--papers", type=Path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
     reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     leaderboard = commands.add_parser(
@@ -213,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument(
         "--out", type=Path, metavar="DIR", help="output directory (default: <results>/leaderboards)"
     )
-    leaderboard.add_argument("--papers", type=Path, metavar="DIR", help=PAPERS_HELP)
+    leaderboard.add_argument("--papers", type=Path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
 
     curves = commands.add_parser(
         "curves",
@@ -250,7 +289,7 @@ def _results(given: Path | None) -> Path:
     return given or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
 
 
-def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: Path | None) -> str:
+def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list[Path]) -> str:
     """Write ``table``'s leaderboard; return a line naming the files."""
     from harness import leaderboard
 
@@ -262,14 +301,21 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """``harness reproduce``."""
     from tqdm import tqdm
 
-    from harness.reproduce import reproduce
+    from harness.paper_tables import paper_cells
+    from harness.reproduce import check_executor, reproduce
 
+    check_executor(args.executor, args.address)
     host = _host(args)
     results = _results(args.results)
-    locations = {dataset: {"root": root} for dataset, root in args.locations}
+    locations = {dataset: host.datasets.get(dataset).data_dir(root) for dataset, root in args.locations}
+    check_writable(results, "--results")
+    check_writable(args.leaderboards or results / "leaderboards", "--leaderboards")
+    tables = _tables(host, args.tables)
+    for table in tables:  # missing or malformed paper numbers fail before any training, not after
+        paper_cells(table, args.papers)
     failed: list[str] = []
     total = 0
-    for table in _tables(host, args.tables):
+    for table in tables:
         done = reproduce(
             table,
             host,
@@ -282,6 +328,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             address=args.address,
             locations=locations,
             device=args.device,
+            threads=args.threads,
             progress=not args.no_progress,
             log=lambda msg: tqdm.write(msg, file=sys.stderr),
             tracebacks=args.traceback,
@@ -313,6 +360,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     """``harness leaderboard``."""
     host = _host(args)
     results = _results(args.results)
+    check_writable(args.out or results / "leaderboards", "--out")
     for table in _tables(host, args.tables):
         print(f"{table.name}: {_write_leaderboard(table, results, args.out, args.papers)}")
     return 0
@@ -328,20 +376,47 @@ def _host(args: argparse.Namespace) -> Any:
             print(f"harness: warning: {problem}; skipped (--strict-plugins makes this fatal)", file=sys.stderr)
         for conflict in info.conflicts:
             print(f"harness: warning: {conflict} (--strict-plugins makes this fatal)", file=sys.stderr)
+    _warn_unknown_blocked(host)
     return host
+
+
+def _warn_unknown_blocked(host: Any) -> None:
+    """Warn about a name in HARNESS_BLOCK_PLUGINS that no plugin has (a typo blocks nothing)."""
+    from harness.config import did_you_mean
+    from harness.plugins import BLOCK_ENV
+
+    names = [info.name for info in host.plugins()]
+    for name in host.blocked:
+        if name not in names:
+            print(
+                f"harness: warning: {BLOCK_ENV} names {name!r}, which is no plugin here{did_you_mean(name, names)} "
+                "(see 'harness plugins')",
+                file=sys.stderr,
+            )
 
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """``harness plugins``."""
+    from harness.plugins import BLOCK_ENV, spec_details
+
     host = _host(args)
     infos = host.plugins()
     if args.json:
-        print(json.dumps([i.as_dict() for i in infos], indent=2))
+        listing = [info.as_dict() for info in infos]
+        if args.verbose:
+            for entry, info in zip(listing, infos, strict=True):
+                entry["specs"] = {
+                    kind: [spec_details(host.registry(kind).get(name)) for name in names]
+                    for kind, names in info.provides.items()
+                }
+        print(json.dumps(listing, indent=2))
         return 0
     for info in infos:
         version = info.version or "-"
         dist = f" ({info.distribution})" if info.distribution else ""
         print(f"{info.name} {version}{dist} [{info.origin}] {info.location or ''}".rstrip())
+        if info.blocked:
+            print(f"    BLOCKED: left out by {BLOCK_ENV}")
         if info.error:
             print(f"    BROKEN: {info.error}")
         for conflict in info.conflicts:
@@ -349,7 +424,23 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         for kind, names in info.provides.items():
             if names:
                 print(f"    {kind}: {', '.join(names)}")
+            for name in names if args.verbose else ():
+                details = spec_details(host.registry(kind).get(name))
+                print(f"      {name}: {details.pop('description', '')}".rstrip(" :"))
+                for key, value in details.items():
+                    if key != "name":
+                        print(f"        {key}: {_shown(value)}")
     return 0
+
+
+def _shown(value: Any) -> str:
+    """A spec field on one line: ``k=v, k=v`` for a table, comma-separated items for a list."""
+    if isinstance(value, dict):
+        shown = {k: f"({_shown(v)})" if isinstance(v, (dict, list)) else _shown(v) for k, v in value.items()}
+        return ", ".join(f"{k}={v}" for k, v in shown.items() if v not in ("", "(-)", "None")) or "-"
+    if isinstance(value, list):
+        return ", ".join(f"({_shown(v)})" if isinstance(v, dict) else _shown(v) for v in value) or "-"
+    return str(value)
 
 
 def _run_values(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
@@ -362,11 +453,10 @@ def _run_values(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
             values[key] = getattr(args, key)
     if args.param:
         values["params"] = {**values.get("params", {}), **dict(args.param)}
-    data = dict(args.data)
-    if args.data_dir is not None:
-        data["root"] = str(args.data_dir)
-    if data:
-        values["data"] = {**values.get("data", {}), **data}
+    if args.data:
+        values["data"] = {**values.get("data", {}), **dict(args.data)}
+    if args.test_data:
+        values["test_data"] = {**values.get("test_data", {}), **dict(args.test_data)}
     return values, source
 
 
@@ -377,14 +467,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     values, source = _run_values(args)
     config = build_config(values, source)
+    host = _host(args)
+    if args.data_dir is not None:
+        located = host.datasets.get(config.dataset).data_dir(args.data_dir)
+        config = dataclasses.replace(config, data={**config.data, **located})
     out = _results(args.out)
+    check_writable(out, "--out")
     log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
-    record = run(config, _host(args), out, name=args.name, restart=args.restart, progress=not args.no_progress, log=log)
+    record = run(config, host, out, name=args.name, restart=args.restart, progress=not args.no_progress, log=log)
     if args.json:
         print(json.dumps(record, indent=2))
     else:
         print(
-            f"{record['model']} on {record['dataset']} ({record['setting']}), "
+            f"{record['model']} on {_datasets(record)} ({record['setting']}), "
             f"{record['episodes_trained']} episodes trained, {record['wall_time_s']:.1f} s"
         )
         _print_metrics(record["metrics"])
@@ -400,17 +495,25 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         args.checkpoint,
         _host(args),
         eval_episodes=args.eval_episodes,
-        data={"root": str(args.data_dir)} if args.data_dir else None,
+        dataset=args.dataset,
+        data=dict(args.data),
+        data_dir=args.data_dir,
         device=args.device,
         progress=not args.no_progress,
     )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['model']} on {result['dataset']} ({result['setting']}), ", end="")
+        print(f"{result['model']} on {_datasets(result)} ({result['setting']}), ", end="")
         print(f"{result['episodes_trained']} episodes trained")
         _print_metrics(result["metrics"])
     return 0
+
+
+def _datasets(result: dict[str, Any]) -> str:
+    """``omniglot``, or ``omniglot, tested on NAME`` for a run or evaluation tested on another dataset."""
+    tested = result.get("test_dataset", result["dataset"])
+    return result["dataset"] if tested == result["dataset"] else f"{result['dataset']}, tested on {tested}"
 
 
 def _print_metrics(metrics: dict[str, dict[str, dict[str, Any]]]) -> None:
@@ -424,6 +527,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
     """``harness curves``."""
     from harness.curves import plot_curves
 
+    check_writable(args.out.parent, "--out", "PNG in a folder")
     print(plot_curves(args.runs, args.out))
     return 0
 
@@ -457,6 +561,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         if exc.__cause__ is not None and not args.traceback:  # the error of a plugin's code, folded into one line
             message += " (--traceback shows where)"
         print(f"harness: error: {message}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file or folder the command needed: a permission, the disk, a path gone
+        if args.traceback:
+            traceback.print_exc()
+        where = "" if args.traceback else " (--traceback shows where)"
+        print(
+            f"harness: error: {describe(exc)}; make that path readable and writable (or free disk space), then "
+            f"rerun the same command, which keeps finished runs and checkpoints{where}",
+            file=sys.stderr,
+        )
         return 2
     except KeyboardInterrupt:
         print("harness: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)

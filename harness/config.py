@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.episodes import EpisodeKind, EpisodeSettings, LabelEncoding
-from harness.errors import ConfigError
+from harness.errors import ConfigError, describe
 from harness.params import check_types
 
 if sys.version_info >= (3, 11):
@@ -56,6 +56,12 @@ class RunConfig:
     """``fp32`` or ``bf16`` (autocast) for torch models."""
     compile: bool = False
     """Wrap a torch model's network in ``torch.compile``."""
+    threads: int = 1
+    """CPU threads of torch's operations (``torch.set_num_threads``, set only where torch is loaded).
+    Part of what a run computes: torch's sums split across threads round differently, so it is
+    fixed rather than one per core, and a run gives the same numbers in this process and on
+    any Ray worker or machine. 1 is what runs made before this key existed used, so their
+    checkpoints (which lack it) resume as ``threads = 1``."""
     metrics: tuple[str, ...] = ()
     """Metric names; empty means every registered metric that fits the episode kind."""
     budget: str = "custom"
@@ -64,6 +70,10 @@ class RunConfig:
     """Model hyperparameters (override the model's defaults)."""
     data: dict[str, Any] = field(default_factory=dict)
     """Dataset options (override the dataset's defaults)."""
+    test_dataset: str | None = None
+    """Dataset to test on, when not ``dataset`` (e.g. a published set of test episodes)."""
+    test_data: dict[str, Any] = field(default_factory=dict)
+    """Options of ``test_dataset`` (override its defaults)."""
 
     def settings(self) -> EpisodeSettings:
         """Episode settings; ``kind`` must be resolved first."""
@@ -87,13 +97,18 @@ class RunConfig:
 
 
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
-POSITIVE = ("shots", "queries", "instances", "batch_size", "eval_episodes", "checkpoint_every", "val_episodes")
+POSITIVE = (
+    "shots", "queries", "instances", "batch_size", "eval_episodes", "checkpoint_every", "val_episodes", "threads",
+)  # fmt: skip
 MAXIMA = {"batch_size": 4096, "eval_episodes": 1_000_000, "val_episodes": 1_000_000}
 """Largest values the harness accepts: beyond them a run would only exhaust memory or time."""
 KEEP = ("last", "best")
 PRECISIONS = ("fp32", "bf16")
 MACHINE_KEYS = ("device",)
 """Config keys that say where a run happens, not what it computes: a resumed run may change them."""
+EVAL_KEYS = ("eval_episodes", "test_dataset", "test_data", "metrics")
+"""Config keys that say only how a trained model is tested: a resumed run may change them, and a
+complete one is then tested again (not ``eval_seed``: it also picks the validation episodes)."""
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
@@ -103,12 +118,23 @@ def did_you_mean(name: str, choices: list[str]) -> str:
 
 
 def load_toml(path: Path) -> dict[str, Any]:
-    """Read a TOML config file, with one-line errors for a missing or malformed file."""
+    """Read a TOML config file, with one-line errors for a missing, unreadable or malformed file."""
     try:
         with open(path, "rb") as handle:
             return tomllib.load(handle)
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; check the path") from None
+    except IsADirectoryError:
+        raise ConfigError(
+            f"config file {path} is a folder; give the TOML file itself, e.g. --config {path}/run.toml"
+        ) from None
+    except OSError as exc:
+        raise ConfigError(f"config file {path} cannot be read ({describe(exc)}); check its permissions") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "
+            "save it as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
@@ -130,7 +156,7 @@ def build_config(values: Mapping[str, Any], source: str = "config") -> RunConfig
 
 def _check_type(key: str, value: Any, source: str) -> Any:
     default = FIELDS[key].default
-    if key in ("params", "data"):
+    if key in ("params", "data", "test_data"):
         if not isinstance(value, Mapping):
             raise ConfigError(f"{key} in {source} must be a table of key = value pairs")
         return dict(value)
@@ -138,7 +164,7 @@ def _check_type(key: str, value: Any, source: str) -> Any:
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"metrics in {source} must be a list of metric names")
         return tuple(value)
-    if key == "kind" and value is None:
+    if key in ("kind", "test_dataset") and value is None:
         return None
     expected = bool if isinstance(default, bool) else int if isinstance(default, int) else str
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -166,6 +192,8 @@ def _check_values(config: RunConfig, source: str) -> None:
     check_device_name(config.device, source)
     if (config.keep == "best" or config.patience) and not config.val_every:
         raise ConfigError(f"keep = best and patience need validation ({source}); set val_every (episodes)")
+    if config.test_data and config.test_dataset is None:
+        raise ConfigError(f"test_data in {source} needs test_dataset; pass --test-dataset NAME or drop test_data")
     if config.labels == LabelEncoding.STRING.value and config.kind == EpisodeKind.FEWSHOT.value:
         raise ConfigError(f"string labels apply to sequence episodes only ({source}); drop labels or use kind sequence")
 

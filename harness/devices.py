@@ -1,10 +1,11 @@
 """Devices for torch models: ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``, resolved with one-line errors.
 
-Imports torch only when a device is resolved, which only torch models do.
+Imports torch only when a device is resolved, which only torch models do; ``set_threads`` never does.
 """
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
 from harness.config import check_device_name
@@ -30,3 +31,10 @@ def resolve(name: str) -> Any:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {name!r} asked for, but MPS is not available here; use --device cpu or auto")
     return device
+
+
+def set_threads(threads: int) -> None:
+    """Give torch ``threads`` CPU threads, where torch is loaded (a NumPy model's run never imports it)."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)

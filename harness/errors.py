@@ -13,6 +13,15 @@ class UnknownNameError(ConfigError):
     """A model, dataset, metric or table name is not registered."""
 
 
+class EpisodeCountError(ConfigError):
+    """A run asks a split for more episodes than its dataset holds."""
+
+    def __init__(self, message: str, *, dataset: str, count: int) -> None:
+        super().__init__(message)
+        self.dataset = dataset
+        self.count = count
+
+
 class PluginError(HarnessError):
     """A plugin could not be loaded or returned something unusable."""
 

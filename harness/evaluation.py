@@ -2,7 +2,8 @@
 
 Episode ``i`` of a stream is drawn from ``default_rng([seed, stream, i])``: training
 episodes from the run's ``seed`` on ``TRAIN``, test and validation episodes from
-``eval_seed`` on ``TEST`` and ``VAL``. A model predicts from ``batch.inputs()`` alone;
+``eval_seed`` on ``TEST`` and ``VAL``; the dataset is told ``i`` too, so fixed episodes are
+served by index. A model predicts from ``batch.inputs()`` alone;
 its answer is checked (shape, label range, no NaN) before a metric sees it, and a
 sequence model is checked once per evaluation for reading steps after the one it predicts.
 """
@@ -16,6 +17,7 @@ import numpy as np
 
 from harness.episodes import EpisodeBatch, EpisodeSettings, Prediction, SequenceBatch
 from harness.errors import HarnessError
+from harness.per_episode import PerEpisode
 from harness.prefetch import prefetched
 from harness.specs import Model
 
@@ -24,6 +26,9 @@ if TYPE_CHECKING:
 
 TRAIN, TEST, VAL = 0, 1, 2
 """Episode streams."""
+
+Summaries = dict[str, dict[str, dict[str, Any]]]
+"""``{metric: {key: {mean, ci95, n}}}``."""
 
 
 def episode_rngs(seed: int, stream: int, first: int, count: int) -> list[np.random.Generator]:
@@ -34,12 +39,17 @@ def episode_rngs(seed: int, stream: int, first: int, count: int) -> list[np.rand
 def batches(
     prepared: Prepared, split: str, stream: int, seed: int, episodes: int, start: int = 0
 ) -> Iterator[EpisodeBatch]:
-    """Batches of ``batch_size`` episodes ``start .. episodes - 1``, the next one drawn in the background."""
+    """Batches of ``batch_size`` episodes ``start .. episodes - 1``, the next one drawn in the background.
+
+    ``TEST`` episodes come from the test dataset, the others from the training dataset.
+    """
     size = prepared.config.batch_size
+    source = prepared.test_source if stream == TEST else prepared.source
 
     def make(first: int) -> EpisodeBatch:
         count = min(size, episodes - first)
-        return prepared.source.sample(split, prepared.settings, episode_rngs(seed, stream, first, count))
+        rngs = episode_rngs(seed, stream, first, count)
+        return source.sample(split, prepared.settings, rngs, list(range(first, first + count)))
 
     return prefetched(make, range(start, episodes, size))
 
@@ -98,28 +108,50 @@ def check_causal(model: Model, batch: SequenceBatch, full: Prediction, name: str
         )
 
 
-def evaluate(prepared: Prepared, model: Model, *, progress: bool = False) -> dict[str, dict[str, dict[str, Any]]]:
-    """Metrics of ``model`` on the fixed test episodes: ``{metric: {key: {mean, ci95, n}}}``."""
+def score(prepared: Prepared, model: Model, *, progress: bool = False) -> tuple[Summaries, PerEpisode]:
+    """``model``'s metrics on the fixed test episodes: ``{metric: {key: {mean, ci95, n}}}`` and every episode's value.
+
+    A key a metric leaves out of a batch is NaN for that batch's episodes.
+    """
     from tqdm import tqdm
 
     config = prepared.config
-    values: dict[str, dict[str, list[np.ndarray]]] = {m.name: {} for m in prepared.metrics}
-    stream = batches(prepared, prepared.dataset_spec.test_split, TEST, config.eval_seed, config.eval_episodes)
-    with tqdm(total=config.eval_episodes, unit="ep", desc="test", disable=not progress, dynamic_ncols=True) as bar:
+    total = config.eval_episodes
+    values: dict[str, dict[str, np.ndarray]] = {m.name: {} for m in prepared.metrics}
+    stream = batches(prepared, prepared.test_spec.test_split, TEST, config.eval_seed, total)
+    first = 0
+    with tqdm(total=total, unit="ep", desc="test", disable=not progress, dynamic_ncols=True) as bar:
         for index, batch in enumerate(stream):
             prediction = predict(model, batch, config.model)
             if index == 0 and isinstance(batch, SequenceBatch):
                 check_causal(model, batch, prediction, config.model)
             for metric in prepared.metrics:
                 for key, per_episode in metric.per_episode(batch, prediction).items():
-                    values[metric.name].setdefault(key, []).append(np.asarray(per_episode, dtype=np.float64))
+                    column = values[metric.name].setdefault(key, np.full(total, np.nan))
+                    column[first : first + len(batch)] = _one_per_episode(per_episode, len(batch), metric.name, key)
+            first += len(batch)
             bar.update(len(batch))
-    return {
-        metric.name: {
-            key: metric.aggregate(np.concatenate(parts)).as_dict() for key, parts in values[metric.name].items()
-        }
+    summaries = {
+        metric.name: {key: metric.aggregate(column).as_dict() for key, column in values[metric.name].items()}
         for metric in prepared.metrics
     }
+    return summaries, PerEpisode(np.arange(total), values)
+
+
+def evaluate(prepared: Prepared, model: Model, *, progress: bool = False) -> Summaries:
+    """Metrics of ``model`` on the fixed test episodes: ``{metric: {key: {mean, ci95, n}}}``."""
+    return score(prepared, model, progress=progress)[0]
+
+
+def _one_per_episode(values: Any, episodes: int, metric: str, key: str) -> np.ndarray:
+    """A metric's values for one key as floats, refused unless there is one per episode."""
+    array = np.asarray(values, dtype=np.float64)
+    if array.shape != (episodes,):
+        raise HarnessError(
+            f"metric {metric!r} returned values of shape {array.shape} for key {key!r}, expected ({episodes},): "
+            "one per episode of the batch"
+        )
+    return array
 
 
 def validation_accuracy(prepared: Prepared, model: Model) -> float:

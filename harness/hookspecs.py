@@ -1,7 +1,8 @@
 """Hook specifications: what a harness plugin may implement.
 
 Every hook takes no arguments and returns a list of specs. Models fill table rows by
-listing ``TableRow`` entries in ``ModelSpec.rows``. Implement one with
+listing ``TableRow`` entries in ``ModelSpec.rows``; ``harness_table_rows`` lists rows
+for models a plugin does not provide. Implement one with
 ``@harness.hookimpl`` in a module registered under the ``harness`` entry-point group.
 """
 
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 import pluggy
 
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
-from harness.tables import TableSpec
+from harness.tables import TableRow, TableSpec
 
 hookspec = pluggy.HookspecMarker("harness")
 
@@ -35,3 +36,8 @@ def harness_metrics() -> Sequence[MetricSpec]:  # type: ignore[empty-body]
 @hookspec
 def harness_tables() -> Sequence[TableSpec]:  # type: ignore[empty-body]
     """Return the paper tables this plugin defines, as ``TableSpec`` objects."""
+
+
+@hookspec
+def harness_table_rows() -> Sequence[TableRow]:  # type: ignore[empty-body]
+    """Return table rows for models the plugin may not provide (e.g. ``knn``), as ``TableRow`` with ``model`` set."""

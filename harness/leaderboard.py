@@ -1,20 +1,23 @@
-"""``harness leaderboard``: our runs beside the paper's numbers, as pandas tables and seaborn plots.
+"""``harness leaderboard``: our runs beside the paper's numbers, as pandas tables (plots: ``harness.plots``).
 
 The long-format DataFrame has one row per (table row, setting, key, source), where
-``source`` is ``paper`` or ``ours (<budget>)``. Ours are averaged over seeds: with one
-seed the 95% CI is over test episodes, with several it is over the seeds' means.
+``source`` is ``paper``, ``secondary`` (the paper's number as another source quotes it) or
+``ours (<budget> budget)``. Ours are averaged over seeds and rounded to two decimals: with
+one seed the 95% CI is over test episodes, with several it is Student's t over the seeds' means.
+The ``text`` shown (one decimal) is rounded from the numbers before that, so it is never rounded twice.
 """
 
 from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import atomic
 from harness.errors import ConfigError
-from harness.paper_tables import load_paper_table, paper_file
+from harness.paper_tables import paper_cells
 from harness.runner import RECORD
 from harness.tables import CELL, TableSpec
 
@@ -23,8 +26,29 @@ if TYPE_CHECKING:
 
 COLUMNS = [
     "table", "row", "setting", "key", "source", "value", "ci95", "seeds", "budget", "episodes_trained",
-    "stopped_early", "paper_value", "diff", "commit", "citation", "checked", "text",
+    "stopped_early", "paper_value", "diff", "commit", "citation", "checked", "note", "text",
 ]  # fmt: skip
+DECIMALS = 2
+"""Our values, intervals and differences are rounded to this many decimals (the papers print at most two)."""
+PUBLISHED = ("paper", "secondary")
+"""Sources of published numbers: the paper itself, or a source quoting it."""
+
+T975 = (
+    12.706, 4.303, 3.182, 2.776, 2.571, 2.447, 2.365, 2.306, 2.262, 2.228, 2.201, 2.179, 2.160, 2.145, 2.131,
+    2.120, 2.110, 2.101, 2.093, 2.086, 2.080, 2.074, 2.069, 2.064, 2.060, 2.056, 2.052, 2.048, 2.045, 2.042,
+)  # fmt: skip
+"""Student's t 97.5% quantiles for 1 to 30 degrees of freedom, as printed in statistics tables."""
+
+
+def t975(df: int) -> float:
+    """Student's t 97.5% quantile for ``df`` degrees of freedom: a 95% interval is the mean ± this x the SE."""
+    if df < 1:
+        raise ValueError(f"degrees of freedom must be at least 1, got {df}")
+    if df <= len(T975):
+        return T975[df - 1]
+    z = 1.959963984540054  # the normal quantile, then Cornish-Fisher terms in 1/df: within 1e-5 beyond 30
+    terms = ((z**3 + z) / 4, (5 * z**5 + 16 * z**3 + 3 * z) / 96, (3 * z**7 + 19 * z**5 + 17 * z**3 - 15 * z) / 384)
+    return z + sum(term / df**power for power, term in enumerate(terms, start=1))
 
 
 def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
@@ -48,16 +72,17 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
             ci = 100 * summaries[0]["ci95"]
         else:
             var = sum((m - value) ** 2 for m in means) / (len(means) - 1)
-            ci = 1.96 * math.sqrt(var / len(means))
+            ci = t975(len(means) - 1) * math.sqrt(var / len(means))
         commits = sorted({_commit(record["provenance"]["git"]) for _, record in runs})
         stops = [r["stopped_early"]["at_episode"] for _, r in runs if r.get("stopped_early")]
         rows.append(
             {
                 "table": table.name, "row": row, "setting": setting, "key": key, "source": f"ours ({budget} budget)",
-                "value": value, "ci95": ci, "seeds": len(runs), "budget": budget,
+                "value": round(value, DECIMALS), "ci95": round(ci, DECIMALS), "text": f"{value:.1f} ± {ci:.1f}",
+                "seeds": len(runs), "budget": budget,
                 "episodes_trained": min(record["episodes_trained"] for _, record in runs),
                 "stopped_early": len(stops),
-                "commit": ",".join(commits), "citation": "", "checked": "",
+                "commit": ",".join(commits), "citation": "", "checked": "", "note": "",
             }
         )  # fmt: skip
     return rows
@@ -69,27 +94,28 @@ def _commit(git: dict[str, Any]) -> str:
     return commit + ("-dirty" if git.get("dirty") else "")
 
 
-def build(table: TableSpec, results: Path, papers_dir: Path | None = None) -> pd.DataFrame:
-    """Long-format DataFrame of our rows and the paper's rows, with differences from the paper."""
+def build(table: TableSpec, results: Path, papers: Sequence[Path] = ()) -> pd.DataFrame:
+    """Long-format DataFrame of our rows and the published rows, with our differences from the paper.
+
+    ``papers`` are folders searched for ``<table>.csv`` before the table's own numbers (``harness.paper_tables``).
+    """
     import pandas as pd
 
-    paper_rows = [
+    published = [
         {
-            "table": table.name, "row": c.row, "setting": c.setting, "key": c.key, "source": "paper",
+            "table": table.name, "row": c.row, "setting": c.setting, "key": c.key, "source": c.source,
             "value": c.value, "ci95": c.ci95, "seeds": None, "budget": None, "episodes_trained": None,
-            "stopped_early": None,
-            "commit": "", "citation": f"{c.paper}, {c.table}", "checked": c.checked,
-            "text": c.value_text + (f" ± {c.ci95_text}" if c.ci95_text else ""),
+            "stopped_early": None, "commit": "", "citation": ", ".join(part for part in (c.paper, c.table) if part),
+            "checked": c.checked, "note": c.note, "text": c.value_text + (f" ± {c.ci95_text}" if c.ci95_text else ""),
         }
-        for c in load_paper_table(paper_file(table.name, papers_dir))
+        for c in paper_cells(table, papers)
     ]  # fmt: skip
-    paper_value = {(r["row"], r["setting"], r["key"]): r["value"] for r in paper_rows}
+    paper_value = {(r["row"], r["setting"], r["key"]): r["value"] for r in published}
     ours = our_results(table, results)
     for row in ours:
         row["paper_value"] = paper_value.get((row["row"], row["setting"], row["key"]))
-        row["diff"] = None if row["paper_value"] is None else row["value"] - row["paper_value"]
-        row["text"] = f"{row['value']:.1f} ± {row['ci95']:.1f}"
-    frame = pd.DataFrame(paper_rows + ours, columns=COLUMNS)
+        row["diff"] = None if row["paper_value"] is None else round(row["value"] - row["paper_value"], DECIMALS)
+    frame = pd.DataFrame(published + ours, columns=COLUMNS)
     frame = frame.astype({"seeds": "Int64", "episodes_trained": "Int64", "stopped_early": "Int64"})
     settings = [s.name for s in table.settings]
     frame["setting"] = pd.Categorical(frame["setting"], settings, ordered=True)
@@ -99,7 +125,7 @@ def build(table: TableSpec, results: Path, papers_dir: Path | None = None) -> pd
 def pivot(frame: pd.DataFrame) -> pd.DataFrame:
     """Display form: one line per (row, source), one column per setting and key, ``value ± ci``.
 
-    Paper rows show the numbers as printed; ours are rounded to one decimal.
+    Published rows show the numbers as printed; ours are rounded to one decimal.
     """
     shown = frame.copy()
     shown["column"] = [
@@ -110,19 +136,44 @@ def pivot(frame: pd.DataFrame) -> pd.DataFrame:
     return table.reindex(columns=columns).fillna("")
 
 
+def _published_lines(frame: pd.DataFrame) -> list[str]:
+    """One line per (source, citation, what it was checked against), naming its rows; then the rows' notes."""
+    published = frame[frame["source"].isin(PUBLISHED)]
+    lines = []
+    for (source, citation, checked), group in published.groupby(["source", "citation", "checked"], sort=False):
+        quoted = ", as quoted by secondary sources" if source == "secondary" else ""
+        rows = ", ".join(dict.fromkeys(group["row"]))
+        lines.append(f"- {rows}: {citation}{quoted}; checked against {checked}.")
+    for (row, note), group in published[published["note"] != ""].groupby(["row", "note"], sort=False):
+        settings = ", ".join(dict.fromkeys(group["setting"].astype(str)))
+        lines.append(f"- {row}, {settings}: {note}.")
+    return lines
+
+
 def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
-    """The pivoted table as Markdown, with the paper citation and what "ours" means."""
+    """The pivoted table as Markdown: citation, where each published number comes from, notes, our training."""
     shown = pivot(frame).reset_index()
     header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
     lines = [f"# {table.title}", "", f"Paper: {table.paper}.", "", header, "|" + "---|" * len(shown.columns)]
     lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    ours = frame[frame["source"] != "paper"]
+    secondary = (
+        "; *secondary* rows are the paper's numbers as quoted by others"
+        if (frame["source"] == "secondary").any()
+        else ""
+    )
     lines += [
         "",
-        "Values are percent accuracy ± 95% CI. Rows marked *ours* are runs of this harness "
-        "(budget in brackets; details in the CSV: episodes trained, seeds, commit); *paper* rows are the "
-        "published numbers with their citation.",
+        f"Values are percent {table.quantity}, ours ± 95% CI, the papers' ± as printed. Rows marked *ours* are runs "
+        "of "
+        "this harness (budget in brackets; details in the CSV: episodes trained, seeds, commit); *paper* rows are "
+        f"the published numbers{secondary}.",
     ]
+    published = _published_lines(frame)
+    if published:
+        lines += ["", "Published numbers:", "", *published]
+    if table.notes:
+        lines += ["", "Notes:", "", *(f"- {note}" for note in table.notes)]
+    ours = frame[frame["source"].str.startswith("ours")]
     if ours.empty:
         lines += ["", "No run of ours is recorded for this table yet."]
     else:
@@ -137,71 +188,17 @@ def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
-def plot(table: TableSpec, frame: pd.DataFrame, path: Path) -> None:
-    """Accuracy-per-instance curves (ours solid, paper dashed) or grouped bars with CI and paper markers."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    import seaborn as sns
-
-    sns.set_theme(style="whitegrid", context="notebook")
-    data = frame.copy()
-    data["origin"] = ["paper" if s == "paper" else "ours" for s in data["source"]]
-    data["setting"] = data["setting"].astype(str)
-    if table.plot == "curves":
-        data["instance"] = [int("".join(ch for ch in k if ch.isdigit())) for k in data["key"]]
-        grid = sns.relplot(
-            data=data, x="instance", y="value", hue="row", style="origin", style_order=["ours", "paper"],
-            dashes={"ours": "", "paper": (4, 2)}, markers=True, col="setting", kind="line", height=4, aspect=1.1,
-        )  # fmt: skip
-        grid.set(xticks=sorted(data["instance"].unique()), ylim=(-2, 102), xlabel="instance", ylabel="accuracy (%)")
-        grid.figure.suptitle(table.title, y=1.03, fontsize=10)
-        grid.figure.savefig(path, dpi=120, bbox_inches="tight")
-        plt.close(grid.figure)
-        return
-    settings = list(dict.fromkeys(data["setting"]))
-    rows = list(dict.fromkeys(data["row"]))
-    palette = dict(zip(rows, sns.color_palette("tab10", len(rows)), strict=True))
-    fig, ax = plt.subplots(figsize=(max(6, 1.6 * len(settings) * max(1, len(rows)) / 3), 4.5))
-    width = 0.8 / len(rows)
-    for i, setting in enumerate(settings):
-        for j, row in enumerate(rows):
-            x = i - 0.4 + width * (j + 0.5)
-            here = data[(data["setting"] == setting) & (data["row"] == row)]
-            ours, paper = here[here["origin"] == "ours"], here[here["origin"] == "paper"]
-            if not ours.empty:
-                ax.bar(x, ours["value"].iloc[0], width, color=palette[row])
-                ax.errorbar(x, ours["value"].iloc[0], yerr=ours["ci95"].iloc[0], color="black", capsize=3)
-            if not paper.empty:
-                ax.plot(x, paper["value"].iloc[0], marker="D", color=palette[row], markeredgecolor="black")
-    from matplotlib.artist import Artist
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    handles: list[Artist] = [Patch(color=palette[row], label=row) for row in rows]
-    handles += [
-        Line2D([], [], color="black", marker="|", linestyle="", markersize=10, label="ours: bar ± 95% CI"),
-        Line2D([], [], color="gray", marker="D", markeredgecolor="black", linestyle="", label="paper"),
-    ]
-    ax.legend(handles=handles, fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0), frameon=False)
-    ax.set_xticks(range(len(settings)), settings)
-    ax.set_ylabel("accuracy (%)")
-    ax.set_ylim(0, 102)
-    ax.set_title(table.title, fontsize=10)
-    fig.savefig(path, dpi=120, bbox_inches="tight")
-    plt.close(fig)
-
-
-def write(table: TableSpec, results: Path, out: Path, papers_dir: Path | None = None) -> dict[str, Path]:
+def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = ()) -> dict[str, Path]:
     """Build the leaderboard of ``table`` from ``results``; write ``<table>.csv``, ``.md`` and ``.png`` in ``out``."""
+    from harness import plots
+
     if not results.is_dir():
         raise ConfigError(f"results directory {results} does not exist; run 'harness reproduce {table.name}' first")
-    frame = build(table, results, papers_dir)
+    frame = build(table, results, papers)
     paths = {"csv": out / f"{table.name}.csv", "md": out / f"{table.name}.md", "png": out / f"{table.name}.png"}
     atomic.write_bytes(paths["csv"], frame.to_csv(index=False).encode())
     atomic.write_bytes(paths["md"], to_markdown(table, frame).encode())
     tmp = out / f".{table.name}.tmp.png"
-    plot(table, frame, tmp)
+    plots.save(table, frame, tmp)
     tmp.replace(paths["png"])
     return paths

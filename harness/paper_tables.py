@@ -1,41 +1,46 @@
-"""The papers' published numbers, one CSV file per table under ``leaderboards/papers/``.
+"""The papers' published numbers: one CSV file per table, shipped with the table's plugin.
 
-Each row of a file is one cell of a paper's table::
+A table names its file as package data (``TableSpec.numbers``, ``"<package>:<path>"``); the
+built-in tables' files are the repository's ``leaderboards/papers/``, installed as the
+package ``harness.papers``. Folders given with ``--papers DIR`` or in ``$HARNESS_PAPERS_DIR``
+are searched first for ``<table>.csv``, so a table's numbers can be added or corrected
+without touching its plugin. Each row of a file is one cell of a paper's table::
 
     row,setting,metric,key,value,ci95,paper,table,source,checked,note
 
 ``value`` and ``ci95`` are percentages as printed (``ci95`` empty where the paper prints no ±);
 ``source`` is ``paper`` or ``secondary`` (the number comes from a source quoting the paper);
-``checked`` is ``tables.md`` (checked against our transcription, ``../shared/papers/tables.md``)
-or ``paper (<where>)`` (checked against the paper's own text). A cell nobody could confirm has
-no row. Only the standard library is used, so loading a table is cheap.
+``checked`` says in words what the number was checked against (e.g. ``a transcription of the
+paper's Table 1``). A cell nobody could confirm has no row. Only the standard library is
+used, so loading a table is cheap.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 import os
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 
 from harness.errors import DataError
+from harness.tables import TableSpec
 
-PAPERS_DIR = Path(__file__).resolve().parents[1] / "leaderboards" / "papers"
-"""Folder of the paper tables in a source checkout (the repository's ``leaderboards/papers``)."""
 PAPERS_ENV = "HARNESS_PAPERS_DIR"
-"""Overrides where the paper tables are read from."""
+"""Folders (separated by ``os.pathsep``) searched for ``<table>.csv`` before the table's own file."""
 
 COLUMNS = ("row", "setting", "metric", "key", "value", "ci95", "paper", "table", "source", "checked", "note")
-METRICS = ("accuracy_per_instance", "nway_kshot_accuracy")
 SOURCES = ("paper", "secondary")
 REQUIRED = ("row", "setting", "metric", "key", "value", "paper", "source", "checked")
 """Columns that may not be empty (``ci95``, ``table`` and ``note`` may)."""
 
-_ORDINAL = re.compile(r"[1-9][0-9]*(st|nd|rd|th)")
-_NWAY_KSHOT = re.compile(r"[1-9][0-9]*-way [1-9][0-9]*-shot( \(.+\))?")
-_CHECKED = re.compile(r"tables\.md|paper \(.+\)")
+_FILE_NAME = re.compile(r"[\w./-]+\.(md|csv|txt|pdf|tex)")
+"""A ``checked`` that is only a file name: a reader cannot follow it."""
 
 
 @dataclass(frozen=True)
@@ -71,7 +76,7 @@ def _percent(text: str, column: str, where: str) -> float:
     return number
 
 
-def _check_header(header: list[str], path: Path) -> None:
+def _check_header(header: list[str], path: Path | Traversable) -> None:
     missing = [c for c in COLUMNS if c not in header]
     unknown = [c for c in header if c not in COLUMNS]
     duplicated = sorted({c for c in header if header.count(c) > 1})
@@ -90,23 +95,20 @@ def _cell(fields: dict[str, str], where: str) -> PaperCell:
     for column in REQUIRED:
         if not fields[column].strip():
             raise DataError(f"{where}: {column} is empty; fill it in or drop the row")
-    metric, key, source, checked = fields["metric"], fields["key"], fields["source"], fields["checked"]
-    if metric not in METRICS:
-        raise DataError(f"{where}: unknown metric {metric!r}; use one of {', '.join(METRICS)}")
-    if metric == "accuracy_per_instance" and not _ORDINAL.fullmatch(key):
-        raise DataError(f"{where}: key {key!r} is not an instance number; use 1st, 2nd, 3rd, ..., 10th")
-    if metric == "nway_kshot_accuracy" and not _NWAY_KSHOT.fullmatch(key):
-        raise DataError(f"{where}: key {key!r} is not an N-way K-shot setting; use e.g. '5-way 1-shot'")
+    source, checked = fields["source"], fields["checked"]
     if source not in SOURCES:
-        raise DataError(f"{where}: bad source {source!r}; use 'paper' or 'secondary' (as tables.md says)")
-    if not _CHECKED.fullmatch(checked):
-        raise DataError(f"{where}: bad checked {checked!r}; use 'tables.md' or 'paper (<arXiv id, table>)'")
+        raise DataError(f"{where}: bad source {source!r}; use 'paper', or 'secondary' for a source quoting the paper")
+    if _FILE_NAME.fullmatch(checked):
+        raise DataError(
+            f"{where}: checked {checked!r} is a file name; say in words what the number was checked against, "
+            "e.g. 'a transcription of the paper's Table 1'"
+        )
     value_text, ci95_text = fields["value"].strip(), fields["ci95"].strip()
     return PaperCell(
         row=fields["row"],
         setting=fields["setting"],
-        metric=metric,
-        key=key,
+        metric=fields["metric"],
+        key=fields["key"],
         value=_percent(value_text, "value", where),
         ci95=_percent(ci95_text, "ci95", where) if ci95_text else None,
         paper=fields["paper"],
@@ -119,38 +121,54 @@ def _cell(fields: dict[str, str], where: str) -> PaperCell:
     )
 
 
-def load_paper_table(path: Path) -> list[PaperCell]:
-    """The cells of one paper-table CSV, in file order; ``DataError`` (one line: file, line, fix) if malformed."""
-    path = Path(path)
+def _fits(cell: PaperCell, table: TableSpec, where: str) -> None:
+    """``DataError`` unless ``cell`` is a cell of ``table``: its metric, one of its settings and that setting's keys."""
+    if cell.metric != table.metric:
+        raise DataError(f"{where}: metric {cell.metric!r} is not table {table.name!r}'s; use {table.metric!r}")
+    settings = [s.name for s in table.settings]
+    if cell.setting not in settings:
+        raise DataError(
+            f"{where}: table {table.name!r} has no setting {cell.setting!r}; use one of {', '.join(settings)}"
+        )
+    keys = table.cell_keys(cell.setting)
+    if cell.key not in keys:
+        raise DataError(f"{where}: key {cell.key!r} is not a column of {cell.setting!r}; use one of {', '.join(keys)}")
+
+
+def load_paper_table(path: Path | Traversable, table: TableSpec | None = None) -> list[PaperCell]:
+    """The cells of a paper-table CSV in file order, checked against ``table`` if given; one-line ``DataError``."""
     if not path.is_file():
-        raise DataError(f"{path} does not exist; paper tables live in {PAPERS_DIR} as <table>.csv")
+        raise DataError(
+            f"{path} does not exist; write the paper's numbers there as CSV with the header {','.join(COLUMNS)}"
+        )
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            reader = csv.reader(handle, strict=True)
-            header = next(reader, None)
-            if header is None:
-                raise DataError(f"{path}:1: the file is empty; the first line must be the header {','.join(COLUMNS)}")
-            _check_header(header, path)
-            cells: list[PaperCell] = []
-            seen: dict[tuple[str, str, str], int] = {}
-            for values in reader:
-                line = reader.line_num
-                if not any(v.strip() for v in values):
-                    continue
-                where = f"{path}:{line}"
-                if len(values) != len(header):
-                    raise DataError(
-                        f"{where}: {len(values)} fields, the header has {len(header)}; quote fields that contain commas"
-                    )
-                cell = _cell(dict(zip(header, values, strict=True)), where)
-                ident = (cell.row, cell.setting, cell.key)
-                if ident in seen:
-                    raise DataError(
-                        f"{where}: duplicate (row, setting, key) {ident} (first on line {seen[ident]}); "
-                        "keep one row per cell"
-                    )
-                seen[ident] = line
-                cells.append(cell)
+        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline=""), strict=True)
+        header = next(reader, None)
+        if header is None:
+            raise DataError(f"{path}:1: the file is empty; the first line must be the header {','.join(COLUMNS)}")
+        _check_header(header, path)
+        cells: list[PaperCell] = []
+        seen: dict[tuple[str, str, str], int] = {}
+        for values in reader:
+            line = reader.line_num
+            if not any(v.strip() for v in values):
+                continue
+            where = f"{path}:{line}"
+            if len(values) != len(header):
+                raise DataError(
+                    f"{where}: {len(values)} fields, the header has {len(header)}; quote fields that contain commas"
+                )
+            cell = _cell(dict(zip(header, values, strict=True)), where)
+            if table is not None:
+                _fits(cell, table, where)
+            ident = (cell.row, cell.setting, cell.key)
+            if ident in seen:
+                raise DataError(
+                    f"{where}: duplicate (row, setting, key) {ident} (first on line {seen[ident]}); "
+                    "keep one row per cell"
+                )
+            seen[ident] = line
+            cells.append(cell)
     except UnicodeDecodeError as error:
         raise DataError(f"{path}: not UTF-8 ({error.reason} at byte {error.start}); save the file as UTF-8") from None
     except csv.Error as error:
@@ -158,23 +176,51 @@ def load_paper_table(path: Path) -> list[PaperCell]:
     return cells
 
 
-def papers_dir(directory: Path | None = None) -> Path:
-    """``directory``, else ``$HARNESS_PAPERS_DIR``, else the checkout's folder, else ``./leaderboards/papers``."""
-    if directory is not None:
-        return Path(directory)
-    if os.environ.get(PAPERS_ENV):
-        return Path(os.environ[PAPERS_ENV])
-    return PAPERS_DIR if PAPERS_DIR.is_dir() else Path.cwd() / "leaderboards" / "papers"
+def search_path(papers: Sequence[Path] = ()) -> list[Path]:
+    """Folders searched for ``<table>.csv``: ``papers`` (``--papers``), then ``$HARNESS_PAPERS_DIR``'s (must exist)."""
+    folders = [*papers, *(Path(p) for p in os.environ.get(PAPERS_ENV, "").split(os.pathsep) if p)]
+    for folder in folders:
+        if not folder.is_dir():
+            raise DataError(f"papers folder {folder} does not exist; pass a folder holding <table>.csv files")
+    return folders
 
 
-def paper_file(table: str, directory: Path | None = None) -> Path:
-    """The CSV holding the paper's numbers of ``table``."""
-    return papers_dir(directory) / f"{table}.csv"
+def shipped(table: TableSpec) -> Traversable | None:
+    """The file of numbers ``table``'s plugin ships (``TableSpec.numbers``), or ``None`` if it names none."""
+    if not table.numbers:
+        return None
+    package, _, path = table.numbers.partition(":")
+    if not package or not path:
+        raise DataError(
+            f"table {table.name!r}: numbers {table.numbers!r} is not '<package>:<path>'; "
+            f"write e.g. 'my_plugin:papers/{table.name}.csv'"
+        )
+    try:
+        return resources.files(package).joinpath(*path.split("/"))
+    except ModuleNotFoundError:
+        raise DataError(
+            f"table {table.name!r}: package {package!r} of its numbers is not installed; reinstall the plugin"
+        ) from None
 
 
-def load_paper_tables(directory: Path | None = None) -> dict[str, list[PaperCell]]:
-    """Every ``*.csv`` in the papers folder (see ``papers_dir``), keyed by table name (the file stem)."""
-    folder = papers_dir(directory)
-    if not folder.is_dir():
-        raise DataError(f"{folder} does not exist; pass the folder holding the paper-table CSVs")
-    return {path.stem: load_paper_table(path) for path in sorted(folder.glob("*.csv"))}
+def paper_file(table: TableSpec, papers: Sequence[Path] = ()) -> Path | Traversable:
+    """The file of ``table``'s paper numbers: the first ``<table>.csv`` on the search path, else the table's own."""
+    folders = search_path(papers)
+    for folder in folders:
+        if (folder / f"{table.name}.csv").is_file():
+            return folder / f"{table.name}.csv"
+    own = shipped(table)
+    if own is not None and own.is_file():
+        return own
+    looked = [str(f) for f in folders] + (
+        [f"{table.numbers} (missing from the installed package)"] if own is not None else []
+    )
+    raise DataError(
+        f"no paper numbers for table {table.name!r} (looked in: {', '.join(looked) or 'nothing'}); "
+        f"pass --papers DIR holding {table.name}.csv, or ship it with the table (TableSpec.numbers)"
+    )
+
+
+def paper_cells(table: TableSpec, papers: Sequence[Path] = ()) -> list[PaperCell]:
+    """The published cells of ``table`` (see ``paper_file``), checked against the table."""
+    return load_paper_table(paper_file(table, papers), table)

@@ -4,18 +4,24 @@ Callers use ``PluginHost`` (``get_host()``) and its registries; nothing outside 
 module calls ``pm.hook``. Built-ins are registered from ``DEFAULT_PLUGINS``; third-party
 plugins come from the ``harness`` entry-point group unless ``HARNESS_DISABLE_PLUGINS``
 is set. A plugin that fails to import, raises in a hook or returns the wrong type is
-reported and left out (``sys.exit`` in one included); when two plugins register one name,
-the first registered (a built-in before any other) keeps it and both are reported.
-``HARNESS_STRICT_PLUGINS=1`` (or ``--strict-plugins``) makes either fatal.
+reported and left out (``sys.exit`` in one included), and so is one implementing a hook that
+does not exist (a misspelt ``harness_model``) or defining a hook without marking it; when two
+plugins register one name, the first registered (a built-in before any other) keeps it and
+both are reported. ``HARNESS_STRICT_PLUGINS=1`` (or ``--strict-plugins``) makes either fatal.
+``HARNESS_BLOCK_PLUGINS`` names plugins to leave out (listed as blocked, never imported).
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import difflib
+import enum
 import functools
 import importlib
 import os
-from collections.abc import Callable, Iterator, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
@@ -27,7 +33,7 @@ from harness import __version__, hookspecs
 from harness.errors import DuplicateNameError, PluginError, describe
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
-from harness.tables import TableSpec
+from harness.tables import TableRow, TableSpec
 
 ENTRY_POINT_GROUP = "harness"
 DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
@@ -36,6 +42,8 @@ STRICT_ENV = "HARNESS_STRICT_PLUGINS"
 """Set to 1 to make a broken plugin fatal instead of reported and skipped."""
 MODULES_ENV = "HARNESS_PLUGINS"
 """Comma-separated importable modules to register as plugins, like ``pytest -p``."""
+BLOCK_ENV = "HARNESS_BLOCK_PLUGINS"
+"""Comma-separated plugin names to leave out (pluggy's ``set_blocked``); a blocked module is not imported."""
 
 DEFAULT_PLUGINS: tuple[str, ...] = (
     "harness.builtins.synthetic",
@@ -52,6 +60,7 @@ HOOKS: dict[str, tuple[str, type]] = {
     "datasets": ("harness_datasets", DatasetSpec),
     "metrics": ("harness_metrics", MetricSpec),
     "tables": ("harness_tables", TableSpec),
+    "rows": ("harness_table_rows", TableRow),
 }
 """Registry kind -> (hook name, spec type the hook must return)."""
 
@@ -60,6 +69,10 @@ S = TypeVar("S")
 
 def _env_flag(name: str) -> bool:
     return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _env_list(name: str) -> list[str]:
+    return [item.strip() for item in os.environ.get(name, "").split(",") if item.strip()]
 
 
 @dataclass
@@ -76,6 +89,8 @@ class PluginInfo:
     error: str | None = None
     conflicts: list[str] = field(default_factory=list)
     """One line per name this plugin registers that an earlier plugin took (left out)."""
+    blocked: bool = False
+    """Left out because ``HARNESS_BLOCK_PLUGINS`` names it."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -88,6 +103,7 @@ class PluginInfo:
             "provides": self.provides,
             "error": self.error,
             "conflicts": self.conflicts,
+            "blocked": self.blocked,
         }
 
 
@@ -100,19 +116,25 @@ class PluginHost:
         strict: bool | None = None,
         autoload: bool | None = None,
         modules: Sequence[str] | None = None,
+        blocked: Sequence[str] | None = None,
     ) -> None:
         self.strict = _env_flag(STRICT_ENV) if strict is None else strict
+        self.autoload = (not _env_flag(DISABLE_ENV)) if autoload is None else autoload
+        self.modules = tuple(_env_list(MODULES_ENV) if modules is None else modules)
+        self.blocked = tuple(_env_list(BLOCK_ENV) if blocked is None else blocked)
         self._pm = pluggy.PluginManager("harness")
         self._pm.add_hookspecs(hookspecs)
+        self._hook_names = sorted(vars(self._pm.hook))
+        for name in self.blocked:
+            self._pm.set_blocked(name)
         self._infos: dict[str, PluginInfo] = {}
         self._registries: dict[str, Registry[Any]] | None = None
         for module_name in DEFAULT_PLUGINS:
-            self._register(importlib.import_module(module_name), module_name, "builtin", "harness", __version__)
-        if modules is None:
-            modules = [m.strip() for m in os.environ.get(MODULES_ENV, "").split(",") if m.strip()]
-        for module_name in modules:
+            if not self._listed_blocked(module_name, "builtin", "harness", __version__):
+                self._register(importlib.import_module(module_name), module_name, "builtin", "harness", __version__)
+        for module_name in self.modules:
             self._load(module_name, "module", None, functools.partial(importlib.import_module, module_name))
-        if (not _env_flag(DISABLE_ENV)) if autoload is None else autoload:
+        if self.autoload:
             for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
                 self._load(ep.name, "entry point", ep.dist, ep.load)
 
@@ -122,7 +144,9 @@ class PluginHost:
         """Register ``plugin`` (a module or object with hook implementations) under ``name``."""
         if name in self._infos:
             raise PluginError(f"a plugin named {name!r} is already registered; pick another name")
-        self._register(plugin, name, "registered", None, getattr(plugin, "__version__", None))
+        version = getattr(plugin, "__version__", None)
+        if not self._listed_blocked(name, "registered", None, version):
+            self._register(plugin, name, "registered", None, version)
 
     def unregister(self, name: str) -> None:
         """Remove the plugin registered as ``name``."""
@@ -143,6 +167,8 @@ class PluginHost:
     def _load(self, name: str, origin: str, dist: metadata.Distribution | None, load: Callable[[], object]) -> None:
         dist_name = dist.metadata["Name"] if dist is not None else None
         version = dist.version if dist is not None else None
+        if self._listed_blocked(name, origin, dist_name, version):
+            return
         try:
             plugin = load()
         except (Exception, SystemExit) as exc:  # a broken plugin must not take the harness down
@@ -159,8 +185,40 @@ class PluginHost:
         except Exception as exc:
             self._broken(info, f"could not be registered: {describe(exc)}")
             return
+        problem = self._hook_problem(plugin)
+        if problem is not None:
+            self._pm.unregister(plugin)
+            self._broken(info, problem)
+            return
         self._infos[name] = info
         self._registries = None
+
+    def _listed_blocked(self, name: str, origin: str, dist_name: str | None, version: str | None) -> bool:
+        """Whether ``name`` is blocked; if so, list it as blocked instead of loading it."""
+        if not self._pm.is_blocked(name):
+            return False
+        self._infos[name] = PluginInfo(name, origin, dist_name, version, blocked=True)
+        self._registries = None
+        return True
+
+    def _hook_problem(self, plugin: object) -> str | None:
+        """One line on a hook implementation that matches no hook, or a hook function left unmarked.
+
+        A hook function imported under another name (``from x import harness_models as base``)
+        is an alias, not a misspelling: pluggy files it under the new name, and it is left alone.
+        """
+        implemented = set()
+        for caller in self._pm.get_hookcallers(plugin) or []:
+            implemented.add(caller.name)
+            names = [getattr(i.function, "__name__", "") for i in caller.get_hookimpls() if i.plugin is plugin]
+            if not caller.has_spec() and any(name not in self._hook_names for name in names):
+                close = difflib.get_close_matches(caller.name, self._hook_names, n=1, cutoff=0.6)
+                hint = f"did you mean {close[0]!r}?" if close else f"hooks: {', '.join(self._hook_names)}"
+                return f"implements unknown hook {caller.name!r} ({hint})"
+        for name in self._hook_names:
+            if name not in implemented and callable(getattr(plugin, name, None)):
+                return f"defines {name!r} without @harness.hookimpl, so it is never called; decorate it"
+        return None
 
     def _broken(self, info: PluginInfo, problem: str) -> None:
         info.error = problem
@@ -195,8 +253,30 @@ class PluginHost:
         """Registered paper tables."""
         return self._build()["tables"]
 
+    @property
+    def rows(self) -> Registry[TableRow]:
+        """Table rows listed by ``harness_table_rows``, named ``<table>/<row>``."""
+        return self._build()["rows"]
+
+    def registry(self, kind: str) -> Registry[Any]:
+        """The registry of ``kind`` (a key of ``HOOKS``: ``models``, ``datasets`` ...)."""
+        return self._build()[kind]
+
+    def setup(self) -> HostSetup:
+        """What rebuilds this host in a fresh process, such as a Ray worker.
+
+        Raises ``PluginError`` for a plugin registered at run time that such a process cannot
+        import by name: an object rather than a module, or a module not importable as itself.
+        """
+        registered = []
+        for name, info in self._infos.items():
+            plugin = self._pm.get_plugin(name)
+            if info.origin == "registered" and plugin is not None:
+                registered.append((name, _importable_name(name, plugin)))
+        return HostSetup(self.strict, self.autoload, self.modules, tuple(registered), self.blocked)
+
     def plugins(self) -> list[PluginInfo]:
-        """Every plugin, working or broken, with what it provides."""
+        """Every plugin, working, broken or blocked, with what it provides."""
         self._build()
         return list(self._infos.values())
 
@@ -254,6 +334,56 @@ class PluginHost:
             )
             return False
         return True
+
+
+@dataclass(frozen=True)
+class HostSetup:
+    """The settings and plugins of a ``PluginHost``, to build the same host in another process."""
+
+    strict: bool
+    autoload: bool
+    modules: tuple[str, ...]
+    registered: tuple[tuple[str, str], ...]
+    """(plugin name, module name) of each module registered at run time, in order."""
+    blocked: tuple[str, ...]
+
+    def build(self) -> PluginHost:
+        """A host with the same plugins, each registered under the same name."""
+        host = PluginHost(strict=self.strict, autoload=self.autoload, modules=self.modules, blocked=self.blocked)
+        for name, module_name in self.registered:
+            host.register(importlib.import_module(module_name), name)
+        return host
+
+
+def _importable_name(name: str, plugin: object) -> str:
+    """The module name another process imports ``plugin`` by, or ``PluginError`` saying why there is none."""
+    module_name = plugin.__name__ if isinstance(plugin, ModuleType) else None
+    if module_name is not None and module_name != "__main__" and sys.modules.get(module_name) is plugin:
+        return module_name
+    what = f"module {module_name!r}" if module_name else f"a {type(plugin).__name__} object"
+    raise PluginError(
+        f"plugin {name!r} is registered at run time as {what}, which a Ray worker cannot import by name; "
+        "register an importable module instead (or list it in HARNESS_PLUGINS)"
+    )
+
+
+def spec_details(spec: object) -> dict[str, Any]:
+    """A spec's fields as JSON-friendly values, leaving out its functions (factories, metric code)."""
+    details: dict[str, Any] = _plain(spec)
+    return details
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, enum.Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        fields = {f.name: getattr(value, f.name) for f in dataclasses.fields(value)}
+        return {key: _plain(v) for key, v in fields.items() if not callable(v)}
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
 
 
 def _validated(result: object, spec_type: type[S], hook_name: str) -> list[S]:

@@ -3,7 +3,7 @@
 A cell (model row x setting x seed) is an independent run under
 ``<results>/<table>/<budget>/<row>/<setting>/seed<N>/``. Finished cells are skipped and
 interrupted ones resume from their checkpoints. Cells go through an executor: in this
-process by default, or on Ray (a local Ray, or an existing cluster by address). A cell
+process by default, or on Ray (``harness.executors``: a local Ray, or a cluster by address). A cell
 runs only under its directory's lock (``harness.rundirs``), so two commands on one results
 folder share the cells: each leaves a cell another process holds to that process. A cell
 that fails (a model that raises, say) is reported and left without a record, so a rerun
@@ -15,24 +15,38 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from harness import atomic, locks, rundirs
-from harness.config import build_config, did_you_mean
-from harness.errors import ConfigError, DataError, HarnessError, UnknownNameError, describe
+from harness.config import did_you_mean
+from harness.errors import ConfigError, DataError, EpisodeCountError, HarnessError, UnknownNameError, describe
 from harness.hints import for_command
-from harness.plugins import DISABLE_ENV, MODULES_ENV, STRICT_ENV, PluginHost, get_host
+from harness.plugins import PluginHost
 from harness.runner import RECORD, Prepared, Run, prepare
 from harness.specs import EpisodeSource
-from harness.tables import CELL, Cell, TableSpec, make_cell
+from harness.tables import CELL, Cell, TableRow, TableSpec, make_cell
 
 EXECUTORS = ("inprocess", "ray")
 RAN, DONE, ELSEWHERE, FAILED = "run", "skipped", "elsewhere", "failed"
 """What became of a cell: run here, found done, left to another process that holds its directory, or failed."""
+
+
+def table_rows(table: TableSpec, host: PluginHost) -> list[tuple[str, TableRow]]:
+    """``(model, row)`` of every row of ``table``: from the models' ``ModelSpec.rows``, then ``harness_table_rows``."""
+    listed = [(row.model or spec.name, row) for spec in host.models for row in spec.rows if row.table == table.name]
+    for row in host.rows:
+        if row.table != table.name:
+            continue
+        where = f"row {row.row!r} of table {table.name!r} (plugin {host.rows.plugin_of(row.name)!r})"
+        if not row.model:
+            raise ConfigError(f"{where} names no model; set TableRow(model=...) to the model that fills it")
+        if row.model not in host.models:
+            raise UnknownNameError(f"{where}: {host.models.unknown_message(row.model)}")
+        listed.append((row.model, row))
+    return listed
 
 
 def table_cells(
@@ -42,7 +56,8 @@ def table_cells(
     """Every cell the installed models can fill in ``table``, optionally for some models or row labels only."""
     for name in models or ():
         host.models.get(name)
-    labels = [row.row for spec in host.models for row in spec.rows if row.table == table.name]
+    listed = table_rows(table, host)
+    labels = [row.row for _, row in listed]
     for label in rows or ():
         if label not in labels:
             raise ConfigError(
@@ -50,28 +65,31 @@ def table_cells(
                 f"{did_you_mean(label, labels)}"
             )
     cells: list[Cell] = []
-    for spec in host.models:
-        if models and spec.name not in models:
+    for model, row in listed:
+        if (models and model not in models) or (rows and row.row not in rows):
             continue
-        for row in spec.rows:
-            if row.table != table.name or (rows and row.row not in rows):
+        for setting in table.settings:
+            if row.settings and setting.name not in row.settings:
                 continue
-            for setting in table.settings:
-                if row.settings and setting.name not in row.settings:
-                    continue
-                cells.extend(make_cell(table, spec.name, row, setting, seed, budget) for seed in seeds or table.seeds)
-    folders: dict[str, str] = {}
+            cells.extend(make_cell(table, model, row, setting, seed, budget) for seed in seeds or table.seeds)
+    folders: dict[str, Cell] = {}
     for cell in cells:
-        other = folders.setdefault(cell.name, cell.row)
-        if other != cell.row:
+        other = folders.setdefault(cell.name, cell)
+        if other is cell:
+            continue
+        if other.row != cell.row:
             raise ConfigError(
-                f"rows {other!r} and {cell.row!r} of table {table.name!r} share the folder {cell.name}; "
+                f"rows {other.row!r} and {cell.row!r} of table {table.name!r} share the folder {cell.name}; "
                 "give one of them a label that differs in letters or digits"
             )
+        raise ConfigError(
+            f"row {cell.row!r} of table {table.name!r} is listed twice (for model {other.config.model!r} and "
+            f"model {cell.config.model!r}); list it once, or give one of them another label"
+        )
     if not cells:
         raise ConfigError(
             f"no installed model fills table {table.name!r}; install a model plugin that lists rows for it "
-            "(ModelSpec.rows, see docs/writing-a-plugin.md)"
+            "(ModelSpec.rows or harness_table_rows, see docs/writing-a-plugin.md)"
         )
     return cells
 
@@ -110,47 +128,21 @@ def claim_and_run(
         return FAILED, detail + ("\n" + "".join(traceback.format_exception(exc)).rstrip() if tracebacks else "")
 
 
-def run_cell(
-    config: dict[str, Any], directory: str, data: dict[str, Any], cell: dict[str, Any], tracebacks: bool = False
-) -> tuple[str, str]:
-    """Run one cell in a fresh process (the body of a Ray task); see ``claim_and_run``."""
-
-    def prepared() -> Prepared:
-        cell_config = build_config({**config, "data": {**config["data"], **data}}, directory)
-        return prepare(cell_config, get_host())
-
-    return claim_and_run(Path(directory), cell, prepared, tracebacks)
-
-
 Job = tuple[Cell, Prepared, Path, dict[str, Any]]
 """A cell to run: the cell, its prepared config, its directory and where its dataset lives."""
 
 
-def _execute_ray(
-    jobs: list[Job], on_done: Callable[[Cell, str, str], None], address: str | None, tracebacks: bool
-) -> None:
-    try:
-        import ray
-    except ImportError:
-        raise ConfigError("--executor ray needs Ray: pip install 'harness[ray]'") from None
-    env = {k: os.environ[k] for k in (MODULES_ENV, DISABLE_ENV, STRICT_ENV, "OMP_WAIT_POLICY") if k in os.environ}
-    env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p)
-    started_here = not ray.is_initialized()
-    if started_here:
-        ray.init(address=address, include_dashboard=False, log_to_driver=False, runtime_env={"env_vars": env})
-    try:
-        task = ray.remote(run_cell)
-        cells = {
-            task.remote(p.config.to_dict(), str(directory), where, cell.describe(), tracebacks): cell
-            for cell, p, directory, where in jobs
-        }
-        pending = list(cells)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            on_done(cells[done[0]], *ray.get(done[0]))
-    finally:
-        if started_here:
-            ray.shutdown()
+def check_executor(executor: str, address: str | None) -> None:
+    """Raise ``ConfigError`` for an unknown executor, a Ray address without the Ray executor, or an address
+    where no cluster answers (within seconds, before any cell is prepared)."""
+    if executor not in EXECUTORS:
+        raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    if address is not None and executor != "ray":
+        raise ConfigError("--address is the address of a Ray cluster; add --executor ray, or drop --address")
+    if address is not None:
+        from harness.executors import check_address
+
+        check_address(address)
 
 
 def reproduce(
@@ -166,6 +158,7 @@ def reproduce(
     address: str | None = None,
     locations: Mapping[str, Mapping[str, Any]] | None = None,
     device: str | None = None,
+    threads: int | None = None,
     progress: bool = False,
     log: Callable[[str], None] | None = None,
     tracebacks: bool = False,
@@ -174,20 +167,27 @@ def reproduce(
     and failed.
 
     ``locations`` maps a dataset name to options saying where its data lives (e.g. ``root``);
-    an unknown dataset name is an error. ``device`` is where torch models run (default
-    ``auto``). Cells with the same dataset options share one opened dataset. A cell whose
+    an unknown dataset name is an error, and relative folders are taken from the current
+    directory (on Ray too), as is ``out``. ``device`` is where torch models run (default
+    ``auto``); ``threads`` replaces the cells' torch CPU threads (``RunConfig.threads``).
+    ``address`` (a Ray cluster) needs ``executor = "ray"``. Cells with the same dataset
+    options share one opened dataset. A cell whose
     directory another process holds is left to it (``elsewhere``), with a line to ``log``
     naming the holder; a cell that fails is reported to ``log`` in one line (then its
     traceback with ``tracebacks``) and the rest still run.
     """
     from tqdm import tqdm
 
-    if executor not in EXECUTORS:
-        raise ConfigError(f"unknown executor {executor!r}; use one of {', '.join(EXECUTORS)}")
+    check_executor(executor, address)
+    if threads is not None and threads < 1:
+        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    setup = host.setup() if executor == "ray" else None  # refuses plugins a worker cannot import, before any work
+    out = Path(os.path.abspath(out))
     locations = locations or {}
     for dataset in locations:
         if dataset not in host.datasets:
             raise UnknownNameError(f"data directory given for {host.datasets.unknown_message(dataset)}")
+    locations = {dataset: _absolute(host, dataset, options) for dataset, options in locations.items()}
     cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows)
     directories = {cell.name: rundirs.resolve(out, cell.name) for cell in cells}
     todo = [c for c in cells if not _complete(directories[c.name])]
@@ -202,11 +202,23 @@ def reproduce(
     sources: dict[str, EpisodeSource] = {}
     for cell in todo:
         where = dict(locations.get(cell.config.dataset, {}))
-        config = dataclasses.replace(cell.config, data={**cell.config.data, **where}, device=device or "auto")
+        config = dataclasses.replace(
+            cell.config,
+            data={**cell.config.data, **where},
+            device=device or "auto",
+            threads=cell.config.threads if threads is None else threads,
+        )
         try:
             jobs.append((cell, prepare(config, host, sources), directories[cell.name], where))
         except DataError as exc:  # its hint names harness run's option
             raise DataError(for_command(str(exc), "reproduce", config.dataset)) from None
+        except EpisodeCountError as exc:  # the table sets the counts, not a flag of reproduce
+            raise EpisodeCountError(
+                f"table {table.name!r}, cell {cell.name}: {str(exc).split(';')[0]}; the table needs them all: "
+                f"check that the folder given with --data-dir {exc.dataset}=DIR is complete",
+                dataset=exc.dataset,
+                count=exc.count,
+            ) from None
     initial = len(outcomes[DONE])
     with tqdm(total=len(cells), initial=initial, unit="cell", desc=table.name, disable=not progress) as bar:
 
@@ -219,9 +231,20 @@ def reproduce(
             bar.set_postfix_str(f"{cell.row} {cell.setting}")
             bar.update(1)
 
-        if executor == "ray":
-            _execute_ray(jobs, on_done, address, tracebacks)
+        if setup is not None:
+            from harness.executors import execute_ray
+
+            execute_ray(jobs, on_done, address=address, setup=setup, tracebacks=tracebacks)
         else:
             for cell, prepared, directory, _ in jobs:
                 on_done(cell, *claim_and_run(directory, cell.describe(), prepared, tracebacks))
     return outcomes
+
+
+def _absolute(host: PluginHost, dataset: str, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``options`` with the folders among the dataset's location options made absolute."""
+    folders = host.datasets.get(dataset).location_options
+    return {
+        key: os.path.abspath(os.path.expanduser(value)) if key in folders and isinstance(value, str) else value
+        for key, value in options.items()
+    }

@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -22,15 +22,16 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__, atomic, checkpoints, provenance, rundirs
+from harness import __version__, atomic, checkpoints, devices, per_episode, provenance, rundirs
 from harness.checkpoints import CHECKPOINT
-from harness.config import MACHINE_KEYS, RunConfig, build_config, merge_options
+from harness.config import EVAL_KEYS, MACHINE_KEYS, RunConfig, build_config, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
-from harness.evaluation import TRAIN, batches, evaluate, validation_accuracy
+from harness.evaluation import TRAIN, batches, evaluate, score, validation_accuracy
 from harness.guard import guarded, model_call, model_state
 from harness.params import DATA_BOUNDS, check_bounds
 from harness.plugins import PluginHost, PluginInfo
+from harness.sources import check_episode_count, open_source
 from harness.specs import DatasetSpec, EpisodeSource, MetricSpec, Model, ModelContext, ModelSpec
 
 RECORD = "record.json"
@@ -39,7 +40,7 @@ RECORD_FORMAT = "harness-run/1"
 
 @dataclass
 class Prepared:
-    """A config resolved against the installed plugins, with its dataset opened."""
+    """A config resolved against the installed plugins, with its datasets opened."""
 
     config: RunConfig
     settings: EpisodeSettings
@@ -47,7 +48,13 @@ class Prepared:
     dataset_spec: DatasetSpec
     metrics: list[MetricSpec]
     source: EpisodeSource
+    """The training dataset (the test dataset's when only evaluating)."""
     host: PluginHost
+    test_spec: DatasetSpec
+    """The dataset test episodes come from: ``test_dataset``, else ``dataset``."""
+    test_source: EpisodeSource
+    metrics_given: bool = True
+    """False when the config named no metrics: a resumed run then keeps the ones it was started with."""
 
     def build_model(self, run_dir: Path | None = None) -> Model:
         """A fresh model from the model plugin's factory."""
@@ -57,7 +64,9 @@ class Prepared:
             total_steps=self.total_steps, device=c.device, precision=c.precision, compile=c.compile, run_dir=run_dir,
         )  # fmt: skip
         with model_call(c.model, self.model_plugin, "its factory"):
-            return self.model_spec.factory(context)
+            model = self.model_spec.factory(context)
+        devices.set_threads(c.threads)  # after the factory, which may be what imports torch
+        return model
 
     @property
     def model_plugin(self) -> str:
@@ -72,68 +81,149 @@ class Prepared:
         return math.ceil(self.config.episodes / self.config.batch_size)
 
 
-def prepare(config: RunConfig, host: PluginHost, sources: dict[str, EpisodeSource] | None = None) -> Prepared:
-    """Resolve names, kind, hyperparameters and options; open the dataset and check it fits.
+def prepare(
+    config: RunConfig,
+    host: PluginHost,
+    sources: dict[str, EpisodeSource] | None = None,
+    *,
+    input_shape: tuple[int, int, int] | None = None,
+) -> Prepared:
+    """Resolve names, kind, hyperparameters and options; open the datasets and check they fit.
 
-    ``sources`` shares opened datasets between runs with the same dataset and options.
+    ``sources`` shares opened datasets between runs with the same dataset and options. With
+    ``input_shape`` (that of the images a checkpoint's model was trained on) only the test
+    dataset is opened and checked: the model is evaluated, not trained.
     """
     model_spec = host.models.get(config.model)
     dataset_spec = host.datasets.get(config.dataset)
-    kinds = [k for k in model_spec.episode_kinds if k in dataset_spec.episode_kinds]
+    test_spec = dataset_spec if config.test_dataset is None else host.datasets.get(config.test_dataset)
+    kind = _kind(config, model_spec, dataset_spec, test_spec)
+    params = merge_options(model_spec.defaults, config.params, f"model {model_spec.name!r}", "parameter")
+    data = _options(dataset_spec, config.data)
+    test_data = data if config.test_dataset is None else _options(test_spec, config.test_data)
+    metrics = resolve_metrics(host, config.metrics, kind, test_spec.name)
+    resolved = dataclasses.replace(
+        config, kind=kind.value, params=params, metrics=tuple(m.name for m in metrics),
+        data=_portable(dataset_spec, data), test_data=_portable(test_spec, test_data) if config.test_dataset else {},
+    )  # fmt: skip
+    settings = resolved.settings()
+    training = input_shape is None and model_spec.trainable and resolved.episodes > 0
+    _check_splits(resolved, dataset_spec, test_spec, training)
+    test_source = _opened(test_spec, test_data, sources)
+    separate = input_shape is None and config.test_dataset is not None
+    source = _opened(dataset_spec, data, sources) if separate else test_source
+    if training:
+        source.check(dataset_spec.train_split, settings)
+        check_episode_count(source, dataset_spec, dataset_spec.train_split, resolved.episodes, "--episodes")
+        if resolved.val_every and dataset_spec.val_split is not None:
+            source.check(dataset_spec.val_split, settings)
+            check_episode_count(source, dataset_spec, dataset_spec.val_split, resolved.val_episodes, "--val-episodes")
+    test_source.check(test_spec.test_split, settings)
+    check_episode_count(test_source, test_spec, test_spec.test_split, resolved.eval_episodes, "--eval-episodes")
+    trained_on = tuple(source.input_shape() if input_shape is None else input_shape)
+    if tuple(test_source.input_shape()) != trained_on:
+        flag = "--data" if input_shape is not None else "--test-data"
+        raise ConfigError(
+            f"test dataset {test_spec.name!r} has images of shape {tuple(test_source.input_shape())}, but model "
+            f"{model_spec.name!r} is trained on {trained_on} (dataset {dataset_spec.name!r}); "
+            f"pick options that make them agree ({flag} KEY=VALUE)"
+        )
+    return Prepared(
+        resolved, settings, model_spec, dataset_spec, metrics, source, host, test_spec, test_source,
+        bool(config.metrics),
+    )  # fmt: skip
+
+
+def _kind(config: RunConfig, model_spec: ModelSpec, dataset_spec: DatasetSpec, test_spec: DatasetSpec) -> EpisodeKind:
+    """The run's episode kind: the one given, or the only one model and datasets share."""
+    datasets = f"dataset {dataset_spec.name!r}"
+    if test_spec is not dataset_spec:
+        datasets += f" and test dataset {test_spec.name!r}"
+    kinds = [k for k in model_spec.episode_kinds if k in dataset_spec.episode_kinds and k in test_spec.episode_kinds]
     if not kinds:
-        raise ConfigError(f"model {model_spec.name!r} and dataset {dataset_spec.name!r} share no episode kind")
+        raise ConfigError(f"model {model_spec.name!r} and {datasets} share no episode kind")
     if config.kind is None:
         if len(kinds) > 1:
             raise ConfigError(
                 f"model {model_spec.name!r} accepts {' and '.join(k.value for k in kinds)} episodes; "
                 "choose one with --kind"
             )
-        kind = kinds[0]
-    else:
-        kind = EpisodeKind(config.kind)
-        if kind not in kinds:
-            raise ConfigError(
-                f"model {model_spec.name!r} with dataset {dataset_spec.name!r} accepts only "
-                f"{', '.join(k.value for k in kinds)} episodes, not {kind.value}"
-            )
-    params = merge_options(model_spec.defaults, config.params, f"model {model_spec.name!r}", "parameter")
-    data = merge_options(dataset_spec.options, config.data, f"dataset {dataset_spec.name!r}", "option")
-    check_bounds(data, DATA_BOUNDS, f"dataset {dataset_spec.name!r}", "option")
-    if config.metrics:
-        metrics = [host.metrics.get(name) for name in config.metrics]
-        for metric in metrics:
-            if kind not in metric.episode_kinds:
-                raise ConfigError(f"metric {metric.name!r} does not apply to {kind.value} episodes")
-    else:
-        metrics = [m for m in host.metrics if kind in m.episode_kinds]
-    portable = {k: v for k, v in data.items() if k not in dataset_spec.location_options}
-    resolved = dataclasses.replace(
-        config, kind=kind.value, params=params, data=portable, metrics=tuple(m.name for m in metrics)
-    )
-    settings = resolved.settings()
-    key = json.dumps([dataset_spec.name, data], sort_keys=True, default=str)
+        return kinds[0]
+    kind = EpisodeKind(config.kind)
+    if kind not in kinds:
+        raise ConfigError(
+            f"model {model_spec.name!r} with {datasets} accepts only "
+            f"{', '.join(k.value for k in kinds)} episodes, not {kind.value}"
+        )
+    return kind
+
+
+def _options(spec: DatasetSpec, given: dict[str, Any]) -> dict[str, Any]:
+    """A dataset's default options overridden by ``given``, checked."""
+    options = merge_options(spec.options, given, f"dataset {spec.name!r}", "option")
+    check_bounds(options, DATA_BOUNDS, f"dataset {spec.name!r}", "option")
+    return options
+
+
+def _portable(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
+    """``options`` without those that say where the data lives (kept out of the run config)."""
+    return {k: v for k, v in options.items() if k not in spec.location_options}
+
+
+def _opened(spec: DatasetSpec, options: dict[str, Any], sources: dict[str, EpisodeSource] | None) -> EpisodeSource:
+    """The dataset opened with ``options``, from ``sources`` when it is there already."""
+    key = json.dumps([spec.name, options], sort_keys=True, default=str)
     source = sources.get(key) if sources is not None else None
     if source is None:
-        source = dataset_spec.factory(data)
+        source = open_source(spec, options)
         if sources is not None:
             sources[key] = source
-    if model_spec.trainable and resolved.episodes > 0:
-        source.check(dataset_spec.train_split, settings)
-        if resolved.val_every:
-            if dataset_spec.val_split is None:
-                raise ConfigError(f"dataset {dataset_spec.name!r} has no validation split; drop val_every")
-            source.check(dataset_spec.val_split, settings)
-    source.check(dataset_spec.test_split, settings)
-    return Prepared(resolved, settings, model_spec, dataset_spec, metrics, source, host)
+    return source
+
+
+def _check_splits(config: RunConfig, spec: DatasetSpec, test_spec: DatasetSpec, training: bool) -> None:
+    """Raise ``ConfigError`` when a split the run draws from is not among its dataset's ``splits``."""
+    if training and spec.train_split not in spec.splits:
+        raise ConfigError(
+            f"dataset {spec.name!r} has no {spec.train_split!r} split to train model {config.model!r} on "
+            f"(splits: {', '.join(spec.splits)}); train on another and test on this one: "
+            f"--dataset NAME --test-dataset {spec.name}"
+        )
+    if training and config.val_every and (spec.val_split is None or spec.val_split not in spec.splits):
+        raise ConfigError(f"dataset {spec.name!r} has no validation split; drop val_every")
+    if test_spec.test_split not in test_spec.splits:
+        raise ConfigError(
+            f"dataset {test_spec.name!r} has no {test_spec.test_split!r} split to test on "
+            f"(splits: {', '.join(test_spec.splits)}); test on another with --test-dataset NAME"
+        )
+
+
+def resolve_metrics(host: PluginHost, names: tuple[str, ...], kind: EpisodeKind, dataset: str) -> list[MetricSpec]:
+    """The metrics ``names``, checked to apply; with none named, all that score ``kind`` episodes of ``dataset``."""
+    if not names:
+        return [m for m in host.metrics if m.applies_to(kind, dataset)]
+    metrics = [host.metrics.get(name) for name in names]
+    for metric in metrics:
+        if kind not in metric.episode_kinds:
+            raise ConfigError(
+                f"metric {metric.name!r} does not apply to {kind.value} episodes; drop --metric {metric.name}"
+            )
+        if not metric.applies_to(kind, dataset):
+            raise ConfigError(
+                f"metric {metric.name!r} scores only datasets {', '.join(metric.datasets)}, not {dataset!r}; "
+                f"drop --metric {metric.name}"
+            )
+    return metrics
 
 
 def default_name(config: RunConfig) -> str:
-    """Run directory name, e.g. ``knn-synthetic-fewshot-5w1s-seed0``."""
+    """Run directory name, e.g. ``knn-synthetic-fewshot-5w1s-seed0`` (``knn-omniglot-test-NAME-...``)."""
     if config.kind == EpisodeKind.SEQUENCE.value:
         shape = f"{config.ways}w{config.instances}i-{config.labels}"
     else:
         shape = f"{config.ways}w{config.shots}s"
-    return f"{config.model}-{config.dataset}-{config.kind}-{shape}-seed{config.seed}"
+    datasets = config.dataset if config.test_dataset is None else f"{config.dataset}-test-{config.test_dataset}"
+    return f"{config.model}-{datasets}-{config.kind}-{shape}-seed{config.seed}"
 
 
 def _plain(obj: Any) -> Any:
@@ -145,6 +235,11 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
     """A saved or wanted config with every key filled in and the machine keys (``device``) left out."""
     full = {**_plain(RunConfig(model=config["model"]).to_dict()), **_plain(config)}
     return {k: v for k, v in full.items() if k not in MACHINE_KEYS}
+
+
+def differences(saved: dict[str, Any], wanted: dict[str, Any], keys: Iterable[str]) -> str:
+    """``key: saved -> wanted`` for each of ``keys`` whose values differ, comma-separated; empty if none do."""
+    return ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys if saved.get(k) != wanted.get(k))
 
 
 @dataclass
@@ -190,16 +285,20 @@ class Run:
     # -- internals ----------------------------------------------------------------------
 
     def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
-        config = self.prepared.config
         if restart:
             self.checkpoint_path.unlink(missing_ok=True)
             self.record_path.unlink(missing_ok=True)
+            (self.directory / per_episode.FILE).unlink(missing_ok=True)
         state = self._resume_state()
+        config = self.prepared.config
         if state is not None and self.record_path.exists():
             record: dict[str, Any] = json.loads(self.record_path.read_text())
             if record.get("status") == "complete":
-                log(f"{self.directory} is already complete; pass --restart to run it again")
-                return record
+                retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)
+                if not retest:
+                    log(f"{self.directory} is already complete; pass --restart to run it again")
+                    return record
+                log(f"testing {self.directory} again ({retest})")
         model = guarded(self.prepared.build_model(self.directory), config.model, self.prepared.model_plugin)
         done = Progress()
         if state is not None:
@@ -215,14 +314,16 @@ class Run:
             None if done.stopped_early is None else {"at_episode": done.stopped_early, "patience": config.patience}
         )
         eval_clock = time.perf_counter()
-        metrics = evaluate(self.prepared, model, progress=progress)
+        metrics, values = score(self.prepared, model, progress=progress)
         eval_wall = time.perf_counter() - eval_clock
+        stored = per_episode.write(self.directory, values)  # before the record: a complete record has its file
         record = {
             "format": RECORD_FORMAT,
             "name": self.directory.name,
             "status": "complete",
             "model": config.model,
             "dataset": config.dataset,
+            "test_dataset": self.prepared.test_spec.name,
             "setting": self.prepared.settings.describe(),
             "budget": config.budget,
             "seed": config.seed,
@@ -235,6 +336,7 @@ class Run:
             "eval_wall_time_s": round(eval_wall, 3),
             "resumes": done.resumes,
             "metrics": metrics,
+            "per_episode": stored,
             "loss_history": done.loss_history,
             "val_history": done.val_history,
             "config": _plain(config.to_dict()),
@@ -248,6 +350,8 @@ class Run:
         if final is not None:  # the tested weights alone: a small checkpoint to commit and evaluate
             done.best = None
             self._save(model, done, {"final": True, "kept": kept, "model_state": final()})
+        elif self.prepared.total_steps == 0:  # saved once tested: a failed test leaves nothing to block a rerun
+            self._save(model, done)
         atomic.write_json(self.record_path, record)
         return record
 
@@ -258,14 +362,37 @@ class Run:
         if not self.checkpoint_path.exists():
             return None
         state = checkpoints.load(self.checkpoint_path)
-        saved, wanted = comparable(state["config"]), comparable(self.prepared.config.to_dict())
-        if saved != wanted:
-            changed = ", ".join(f"{k}: {saved.get(k)!r} -> {v!r}" for k, v in wanted.items() if saved.get(k) != v)
+        saved = comparable(state["config"])
+        if not self.prepared.metrics_given:
+            self._keep_metrics(saved)
+        wanted = comparable(self.prepared.config.to_dict())
+        changed = differences(saved, wanted, [k for k in wanted if k not in EVAL_KEYS])
+        if changed:
             raise ConfigError(
                 f"{self.directory} holds a run with another config ({changed}); "
                 "pass --name for a new run or --restart to discard it"
             )
         return state
+
+    def _keep_metrics(self, started: dict[str, Any]) -> None:
+        """Score with the metrics of the run's last test (or its start), whatever metric plugins came since.
+
+        Tested on another dataset now, it keeps the metrics resolved for that dataset.
+        """
+        prepared = self.prepared
+        last = comparable(json.loads(self.record_path.read_text())["config"]) if self.record_path.exists() else started
+        if last["test_dataset"] != prepared.config.test_dataset:
+            return
+        names = last["metrics"]
+        missing = [name for name in names if name not in prepared.host.metrics]
+        if missing:
+            raise ConfigError(
+                f"{self.directory} was scored with metric {missing[0]!r}, which no installed plugin provides; "
+                "install its plugin, or pass --metric NAME to score it with others"
+            )
+        config = dataclasses.replace(prepared.config, metrics=tuple(names))
+        metrics = [prepared.host.metrics.get(name) for name in names]
+        self.prepared = dataclasses.replace(prepared, config=config, metrics=metrics)
 
     def _save(self, model: Model, done: Progress, final: dict[str, Any] | None = None) -> None:
         with model_state(self.prepared.config.model, self.prepared.model_plugin):
@@ -274,6 +401,7 @@ class Run:
                 {
                     "harness_version": __version__,
                     "config": _plain(self.prepared.config.to_dict()),
+                    "input_shape": list(self.prepared.source.input_shape()),
                     "episodes_trained": self._episodes(done.step),
                     **dataclasses.asdict(done),
                     **(final or {"model_state": model.state_dict()}),
@@ -372,8 +500,6 @@ class Run:
                 if done.stopped_early is not None:
                     break
         done.wall_time_s = wall_before + time.perf_counter() - session_start
-        if total == 0:
-            self._save(model, done)
 
     def _provenance(self) -> dict[str, Any]:
         host, config = self.prepared.host, self.prepared.config
@@ -384,6 +510,7 @@ class Run:
             "harness_version": __version__,
             "model_plugin": _plugin_ref(model_plugin),
             "dataset_plugin": _plugin_ref(dataset_plugin),
+            "test_dataset_plugin": _plugin_ref(host.info(host.datasets.plugin_of(self.prepared.test_spec.name))),
             "plugins": {p.name: p.version for p in host.plugins() if not p.error},
             "libraries": provenance.library_versions(),
             "machine": provenance.machine(),
@@ -421,22 +548,35 @@ def evaluate_checkpoint(
     host: PluginHost,
     *,
     eval_episodes: int | None = None,
+    dataset: str | None = None,
     data: dict[str, Any] | None = None,
+    data_dir: Path | None = None,
     device: str = "auto",
     progress: bool = False,
 ) -> dict[str, Any]:
     """Rebuild the model saved in a checkpoint (the best one with ``keep = best``) and evaluate it.
 
-    ``data`` adds dataset options such as where the data lives on this machine; ``device``
-    is where to run it, whatever device wrote the checkpoint.
+    ``dataset`` tests it on another dataset than the run's (its images must have the shape it
+    was trained on; the metrics are then all that score that dataset); ``data`` adds options of
+    the dataset tested on, such as where it lives on this machine (``data_dir`` sets its data
+    directory option, see ``DatasetSpec.data_dir``). ``device`` is where to run it, whatever
+    device wrote the checkpoint.
     """
     state = checkpoints.load(path)
     values = {**state["config"], "device": device}
     if eval_episodes is not None:
         values["eval_episodes"] = eval_episodes
+    if dataset is not None and dataset != (values.get("test_dataset") or values["dataset"]):
+        values["test_dataset"] = None if dataset == values["dataset"] else dataset
+        values["test_data"], values["metrics"] = {}, []
+    key = "test_data" if values.get("test_dataset") else "data"
+    if data_dir is not None:
+        data = {**(data or {}), **host.datasets.get(values.get("test_dataset") or values["dataset"]).data_dir(data_dir)}
     if data:
-        values["data"] = {**values["data"], **data}
-    prepared = prepare(build_config(values, source=str(path)), host)
+        values[key] = {**values.get(key, {}), **data}
+    shape = state.get("input_shape")
+    config = build_config(values, source=str(path))
+    prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape))
     model = guarded(prepared.build_model(), prepared.config.model, prepared.model_plugin)
     best = state.get("best") or {}
     use_best = prepared.config.keep == "best" and best.get("model_state") is not None and not state.get("final")
@@ -445,6 +585,7 @@ def evaluate_checkpoint(
         "checkpoint": str(path),
         "model": prepared.config.model,
         "dataset": prepared.config.dataset,
+        "test_dataset": prepared.test_spec.name,
         "setting": prepared.settings.describe(),
         "episodes_trained": state["episodes_trained"],
         "kept": state["kept"]["which"] if state.get("final") else "best" if use_best else "last",

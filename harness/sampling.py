@@ -222,8 +222,14 @@ class ArrayEpisodeSource:
                 f"ways={settings.ways} exceeds the {settings.num_labels} labels of {settings.labels.value}"
             )
 
-    def sample(self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]) -> EpisodeBatch:
-        """One batch; episode ``i`` is drawn from ``rngs[i]`` alone."""
+    def sample(
+        self,
+        split: str,
+        settings: EpisodeSettings,
+        rngs: Sequence[np.random.Generator],
+        indices: Sequence[int] | None = None,
+    ) -> EpisodeBatch:
+        """One batch; episode ``i`` is drawn from ``rngs[i]`` alone, whatever its index in ``indices``."""
         if settings.kind is EpisodeKind.SEQUENCE:
             return self._sequence_batch(split, settings, rngs)
         return self._fewshot_batch(split, settings, rngs)

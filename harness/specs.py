@@ -10,6 +10,7 @@ from typing import Any, Protocol, SupportsFloat, runtime_checkable
 import numpy as np
 
 from harness.episodes import EpisodeBatch, EpisodeInputs, EpisodeKind, EpisodeSettings, Prediction
+from harness.errors import ConfigError
 from harness.tables import TableRow
 
 
@@ -69,7 +70,11 @@ class Model(Protocol):
 
 @runtime_checkable
 class EpisodeSource(Protocol):
-    """A dataset opened with its options: samples episode batches from its splits."""
+    """A dataset opened with its options: samples episode batches from its splits.
+
+    A source may also have ``episode_count(split) -> int | None``: how many episodes a split
+    holds (``None``: unlimited, the default); a run asking for more is refused before it starts.
+    """
 
     def check(self, split: str, settings: EpisodeSettings) -> None:
         """Raise ``ConfigError`` if ``split`` cannot supply episodes with ``settings``."""
@@ -77,8 +82,14 @@ class EpisodeSource(Protocol):
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width) of the images it yields."""
 
-    def sample(self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator]) -> EpisodeBatch:
-        """One batch, episode ``i`` drawn from ``rngs[i]`` alone (so episodes do not depend on batch size)."""
+    def sample(
+        self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator], indices: Sequence[int]
+    ) -> EpisodeBatch:
+        """One batch: its episode ``i`` is episode ``indices[i]`` of the split's stream, drawn from ``rngs[i]`` alone.
+
+        Episodes so do not depend on batch size; a dataset of fixed, published episodes
+        serves episode ``indices[i]`` of the split and may ignore the generators.
+        """
 
 
 @dataclass(frozen=True)
@@ -104,6 +115,7 @@ class DatasetSpec:
     name: str
     description: str
     splits: tuple[str, ...]
+    """Splits it has; a run draws only from these (a dataset of published test episodes has ``("test",)``)."""
     episode_kinds: tuple[EpisodeKind, ...]
     factory: Callable[[Mapping[str, Any]], EpisodeSource]
     options: Mapping[str, Any] = field(default_factory=dict)
@@ -114,7 +126,14 @@ class DatasetSpec:
     """Split validation episodes come from (``val_every``); ``None`` when the dataset has none."""
     location_options: tuple[str, ...] = ()
     """Options that say where data lives (e.g. ``root``, ``cache_dir``): passed to the factory but
-    kept out of the run config, so checkpoints move between machines and resume anywhere."""
+    kept out of the run config, so checkpoints move between machines and resume anywhere. The
+    first is the data directory, the option ``--data-dir`` sets."""
+
+    def data_dir(self, directory: str | Path) -> dict[str, str]:
+        """The options ``--data-dir DIRECTORY`` stands for; ``ConfigError`` when the dataset reads no directory."""
+        if not self.location_options:
+            raise ConfigError(f"dataset {self.name!r} reads no data directory; drop --data-dir")
+        return {self.location_options[0]: str(directory)}
 
 
 @dataclass(frozen=True)
@@ -157,3 +176,14 @@ class MetricSpec:
     episode_kinds: tuple[EpisodeKind, ...]
     per_episode: Callable[[EpisodeBatch, Prediction], Mapping[str, np.ndarray]]
     aggregate: Callable[[np.ndarray], Summary] = mean_ci95
+    datasets: tuple[str, ...] = ()
+    """Datasets whose test episodes it scores; empty means every dataset."""
+
+    def __post_init__(self) -> None:
+        """Refuse one dataset name given as a string (it would read as one name per letter)."""
+        if isinstance(self.datasets, str):
+            raise TypeError(f"metric {self.name!r}: datasets must be a tuple of names, e.g. ({self.datasets!r},)")
+
+    def applies_to(self, kind: EpisodeKind, dataset: str) -> bool:
+        """Whether it scores ``kind`` episodes of ``dataset``."""
+        return kind in self.episode_kinds and (not self.datasets or dataset in self.datasets)

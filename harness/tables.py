@@ -1,9 +1,10 @@
 """Table definitions: which cells a paper table has and how each one is run.
 
 A ``TableSpec`` (registered through the ``harness_tables`` hook) lists the table's
-settings, the metric and keys that fill its columns, and run-config values per budget.
-A model fills rows by declaring ``TableRow`` entries in its ``ModelSpec.rows``, so a
-third-party model appears in a table without any change to the core.
+settings, the metric and keys that fill its columns, run-config values per budget and
+where its paper's numbers ship. A model fills rows by declaring ``TableRow`` entries in
+its ``ModelSpec.rows``, and any plugin may list rows for a model it does not provide
+(``harness_table_rows``), so a third-party model or table needs no change to the core.
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ class TableSpec:
     paper: str
     """Citation of the paper the table comes from."""
     metric: str
-    """Metric whose values fill the cells (``accuracy_per_instance`` or ``nway_kshot_accuracy``)."""
+    """Metric whose values fill the cells: any registered metric, e.g. ``nway_kshot_accuracy``."""
     keys: tuple[str, ...] | None
     """Metric keys shown as columns; ``None`` means the key is the setting name."""
     settings: tuple[TableSetting, ...]
@@ -50,6 +51,13 @@ class TableSpec:
     seeds: tuple[int, ...] = (0,)
     plot: str = "bars"
     """``curves`` (accuracy per instance) or ``bars`` (N-way K-shot accuracy)."""
+    numbers: str = ""
+    """The paper's numbers shipped as package data: ``"<package>:<path>"``, e.g. ``"my_plugin:papers/my-table.csv"``
+    (see ``harness.paper_tables``); empty: only the folders of ``--papers`` and ``$HARNESS_PAPERS_DIR`` are searched."""
+    notes: tuple[str, ...] = ()
+    """Sentences the leaderboard prints under the table, e.g. why a number is below chance."""
+    quantity: str = "accuracy"
+    """What the cells measure, in percent (``accuracy``, ``error``): the plots' axis and the tables' legend say it."""
 
     def setting(self, name: str) -> TableSetting:
         """The setting called ``name``."""
@@ -74,12 +82,21 @@ class TableSpec:
 
 @dataclass(frozen=True)
 class TableRow:
-    """A row a model fills in a table: the row label, hyperparameters, and which settings (all if empty)."""
+    """A row of a table: the row label, hyperparameters, which settings (all if empty), dataset options, model."""
 
     table: str
     row: str
     params: Mapping[str, Any] = field(default_factory=dict)
     settings: tuple[str, ...] = ()
+    data: Mapping[str, Any] = field(default_factory=dict)
+    """Dataset options over the setting's, e.g. ``{"image_size": 105}`` for a model that needs raw Omniglot images."""
+    model: str = ""
+    """The model filling the row: required in ``harness_table_rows``; in ``ModelSpec.rows`` empty means that model."""
+
+    @property
+    def name(self) -> str:
+        """``<table>/<row>``: the row's name among those of ``harness_table_rows`` (two plugins listing one clash)."""
+        return f"{self.table}/{self.row}"
 
 
 @dataclass(frozen=True)
@@ -115,9 +132,12 @@ def slug(text: str) -> str:
 
 
 def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting, seed: int, budget: str) -> Cell:
-    """The run config of one cell: budget, then setting (which may override a budget key), then the row's model."""
+    """The run config of one cell: budget, then setting (which may override a budget key), then the row's model,
+    hyperparameters and dataset options (over the setting's)."""
     if budget not in table.budgets:
         raise ConfigError(f"table {table.name!r} has no budget {budget!r} (budgets: {', '.join(table.budgets)})")
     values: dict[str, Any] = {**table.budgets[budget], **setting.config}
     values.update(model=model, seed=seed, budget=budget, metrics=[table.metric], params=dict(row.params))
+    if row.data:
+        values["data"] = {**values.get("data", {}), **row.data}
     return Cell(table.name, row.row, setting.name, seed, budget, build_config(values, f"table {table.name}"))

@@ -1,11 +1,13 @@
 """The papers' published numbers under leaderboards/papers/: they load, and they are exactly tables.md's.
 
 tables.md (``../shared/papers/tables.md`` next to the repository) is parsed here on its own, so a
-number filled in, left out or mistyped in a CSV file fails a test.
+number filled in, left out or mistyped in a CSV file fails a test. The installed package ships
+these files (``harness.papers``), found through the tables that name them.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from harness.errors import DataError
-from harness.paper_tables import COLUMNS, load_paper_table, load_paper_tables
+from harness.paper_tables import COLUMNS, load_paper_table, paper_cells, paper_file
+from harness.plugins import PluginHost
 
 PAPERS_DIR = Path(__file__).resolve().parents[1] / "leaderboards" / "papers"
 """The repository's paper tables (the installed package may live elsewhere)."""
@@ -156,13 +159,17 @@ def tables_md() -> str:
 
 @pytest.fixture(scope="module")
 def loaded() -> dict[str, list]:
-    return load_paper_tables(PAPERS_DIR)
+    """Each built-in table's numbers as the installed package ships them, checked against the table."""
+    host = PluginHost(autoload=False, modules=[], strict=False)
+    return {name: paper_cells(host.tables.get(name)) for name in FILES}
 
 
-def test_every_csv_loads(loaded):
-    assert sorted(loaded) == sorted(FILES)
+def test_every_csv_loads_and_the_package_ships_the_repositorys_files(loaded):
+    assert sorted(p.stem for p in PAPERS_DIR.glob("*.csv")) == sorted(FILES)
+    host = PluginHost(autoload=False, modules=[], strict=False)
     for name in FILES:
-        cells = load_paper_table(PAPERS_DIR / f"{name}.csv")
+        assert paper_file(host.tables.get(name)).read_text() == (PAPERS_DIR / f"{name}.csv").read_text()
+        cells = loaded[name]
         assert cells, name
         metric = "accuracy_per_instance" if name.startswith("mann") else "nway_kshot_accuracy"
         assert {c.metric for c in cells} == {metric}
@@ -170,6 +177,17 @@ def test_every_csv_loads(loaded):
         assert all((c.ci95 is None) == (c.ci95_text == "") for c in cells)
         if metric == "nway_kshot_accuracy":
             assert all(c.key == c.setting for c in cells)
+
+
+def test_the_wheel_installs_every_package_and_the_papers_numbers():
+    from harness.config import tomllib
+
+    repo = PAPERS_DIR.parents[1]
+    setuptools = tomllib.loads((repo / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {".".join(p.parent.relative_to(repo).parts) for p in (repo / "harness").rglob("__init__.py")}
+    assert set(setuptools["packages"]) == packages | {"harness.papers"}, "list a new package in pyproject.toml"
+    assert setuptools["package-dir"]["harness.papers"] == "leaderboards/papers"
+    assert setuptools["package-data"]["harness.papers"] == ["*.csv"]
 
 
 def test_tables_md_parses_as_expected(tables_md):
@@ -223,13 +241,18 @@ def test_citation_and_checked_columns(loaded):
     for name, cells in loaded.items():
         for cell in cells:
             assert cell.paper == papers[name.split("-")[0]]
-            assert cell.checked == "tables.md" or re.fullmatch(r"paper \(arXiv:\d{4}\.\d{4,5}.*\)", cell.checked)
+            if cell.source == "paper":  # checked in words, naming the table it was checked against
+                assert cell.checked == f"our transcription of the paper's {cell.table}", cell
+            else:
+                assert cell.checked == "the secondary sources that quote it, not the paper itself", cell
+            assert "tables.md" not in cell.checked + cell.note and ".csv" not in cell.note, cell
 
 
 # --- loader errors: one line naming the file, the line and the fix ---------------------------------
 
 HEADER = ",".join(COLUMNS)
-GOOD = 'SNAIL,5-way 1-shot,nway_kshot_accuracy,5-way 1-shot,99.07,0.16,"Mishra et al. 2018",Table 1,paper,tables.md,'
+CHECKED = "our transcription of the paper's Table 1"
+GOOD = f'SNAIL,5-way 1-shot,nway_kshot_accuracy,5-way 1-shot,99.07,0.16,"Mishra et al. 2018",Table 1,paper,{CHECKED},'
 
 
 def _error(tmp_path: Path, *lines: str) -> str:
@@ -255,11 +278,6 @@ def test_missing_file(tmp_path):
         load_paper_table(tmp_path / "nope.csv")
     message = str(info.value)
     assert "\n" not in message and "nope.csv does not exist;" in message
-
-
-def test_missing_directory(tmp_path):
-    with pytest.raises(DataError, match="does not exist"):
-        load_paper_tables(tmp_path / "nope")
 
 
 def test_non_numeric_value(tmp_path):
@@ -288,9 +306,31 @@ def test_missing_column(tmp_path):
     assert ":1:" in message and "missing column(s) note" in message
 
 
-def test_unknown_metric(tmp_path):
-    message = _error(tmp_path, HEADER, GOOD.replace("nway_kshot_accuracy", "top5"))
-    assert ":2:" in message and "unknown metric 'top5'" in message and "accuracy_per_instance" in message
+def test_any_metric_loads_and_a_table_checks_metric_setting_and_key(tmp_path):
+    top5 = GOOD.replace("nway_kshot_accuracy", "top5_accuracy")
+    path = tmp_path / "t.csv"
+    path.write_text(f"{HEADER}\n{top5}\n", encoding="utf-8")
+    (cell,) = load_paper_table(path)
+    assert cell.metric == "top5_accuracy"
+    snail = PluginHost(autoload=False, modules=[], strict=False).tables.get("snail-table1")
+    snail_top5 = dataclasses.replace(snail, metric="top5_accuracy")
+    assert load_paper_table(path, snail_top5) == [cell]  # a table may name any metric
+    cases = [
+        (snail, top5, "metric 'top5_accuracy' is not table 'snail-table1''s; use 'nway_kshot_accuracy'"),
+        (
+            snail_top5, top5.replace("5-way 1-shot,top5", "5-way 2-shot,top5"),
+            "table 'snail-table1' has no setting '5-way 2-shot'; use one of 5-way 1-shot, 5-way 5-shot, 20-way 1-shot",
+        ),
+        (
+            snail_top5, top5.replace("top5_accuracy,5-way 1-shot", "top5_accuracy,5-way 5-shot"),
+            "key '5-way 5-shot' is not a column of '5-way 1-shot'; use one of 5-way 1-shot",
+        ),
+    ]  # fmt: skip
+    for table, row, expected in cases:
+        path.write_text(f"{HEADER}\n{row}\n", encoding="utf-8")
+        with pytest.raises(DataError) as err:
+            load_paper_table(path, table)
+        assert str(err.value).startswith(f"{path}:2: {expected}"), str(err.value)
 
 
 def test_bad_source(tmp_path):
@@ -304,5 +344,10 @@ def test_wrong_field_count(tmp_path):
 
 
 def test_empty_required_field(tmp_path):
-    message = _error(tmp_path, HEADER, GOOD.replace("tables.md", ""))
+    message = _error(tmp_path, HEADER, GOOD.replace(CHECKED, ""))
     assert ":2:" in message and "checked is empty" in message
+
+
+def test_checked_naming_a_file_is_refused(tmp_path):
+    message = _error(tmp_path, HEADER, GOOD.replace(CHECKED, "tables.md"))
+    assert ":2: checked 'tables.md' is a file name; say in words what the number was checked against" in message

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import textwrap
 
 import pytest
@@ -221,3 +222,74 @@ def test_help_and_plugins_do_not_import_torch():
 
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+MISSPELT = "harness_test_plugins.misspelt_hook"
+MISSPELT_PROBLEM = f"plugin {MISSPELT!r} implements unknown hook 'harness_model' (did you mean 'harness_models'?)"
+
+
+def test_a_misspelt_hook_is_reported_with_the_closest_hook_name_and_fatal_when_strict(host):
+    lenient = PluginHost(autoload=False, modules=[MISSPELT, PROTONET], strict=False)
+    assert lenient.problems() == [MISSPELT_PROBLEM]
+    assert lenient.info(MISSPELT).error and "weighted-protonet" in lenient.models
+    with pytest.raises(PluginError, match=rf"^{re.escape(MISSPELT_PROBLEM)}$"):
+        PluginHost(autoload=False, modules=[MISSPELT], strict=True)
+    result = harness_cli("plugins", env={"HARNESS_PLUGINS": MISSPELT})
+    assert result.returncode == 0 and f"BROKEN: {MISSPELT_PROBLEM.split(' ', 2)[2]}" in result.stdout
+    assert f"harness: warning: {MISSPELT_PROBLEM}; skipped (--strict-plugins makes this fatal)" in result.stderr
+    strict = harness_cli("--strict-plugins", "plugins", env={"HARNESS_PLUGINS": MISSPELT})
+    assert (strict.returncode, strict.stderr) == (2, f"harness: error: {MISSPELT_PROBLEM}\n")
+
+
+def test_a_hook_function_left_unmarked_is_reported(host):
+    class Unmarked:
+        def harness_models(self) -> list:
+            return weighted_protonet.harness_models()
+
+    host.register(Unmarked(), "unmarked")
+    assert host.problems() == [
+        "plugin 'unmarked' defines 'harness_models' without @harness.hookimpl, so it is never called; decorate it"
+    ]
+
+
+def test_blocked_plugins_are_listed_as_blocked_and_never_imported(monkeypatch):
+    monkeypatch.setenv("HARNESS_BLOCK_PLUGINS", "harness_test_plugins.import_error, harness.builtins.knn")
+    host = PluginHost(autoload=False, modules=["harness_test_plugins.import_error", PROTONET])
+    assert host.problems() == []
+    blocked = {i.name: i.origin for i in host.plugins() if i.blocked}
+    assert blocked == {"harness_test_plugins.import_error": "module", "harness.builtins.knn": "builtin"}
+    assert host.models.names() == ["weighted-protonet"]
+    env = {
+        "HARNESS_PLUGINS": "harness_test_plugins.import_error",
+        "HARNESS_BLOCK_PLUGINS": "harness_test_plugins.import_error,knnn",
+    }
+    result = harness_cli("plugins", env=env)
+    assert result.returncode == 0, result.stderr
+    assert (
+        "harness_test_plugins.import_error - [module]\n    BLOCKED: left out by HARNESS_BLOCK_PLUGINS\n"
+        in result.stdout
+    )
+    assert result.stderr == (
+        "harness: warning: HARNESS_BLOCK_PLUGINS names 'knnn', which is no plugin here (see 'harness plugins')\n"
+    )
+    listed = {p["name"]: p for p in json.loads(harness_cli("plugins", "--json", env=env).stdout)}
+    assert listed["harness_test_plugins.import_error"]["blocked"] is True
+
+
+def test_plugins_verbose_shows_each_spec_with_its_defaults_options_and_scope():
+    short = harness_cli("plugins")
+    verbose = harness_cli("plugins", "-v")
+    assert short.returncode == verbose.returncode == 0, short.stderr + verbose.stderr
+    assert "defaults:" not in short.stdout and "Nearest neighbour" not in short.stdout
+    for line in (
+        "      knn: Nearest neighbour on raw pixels",
+        "        defaults: k=1",
+        "        options: train_classes=64, val_classes=16, test_classes=32,",
+        "      nway_kshot_accuracy: Query accuracy of N-way K-shot episodes",
+        "        episode_kinds: fewshot\n",
+        "        title: MANN Table 1:",
+    ):
+        assert line in verbose.stdout
+    listed = {p["name"]: p for p in json.loads(harness_cli("plugins", "--json", "-v").stdout)}
+    (knn,) = listed["harness.builtins.knn"]["specs"]["models"]
+    assert knn["defaults"] == {"k": 1} and knn["episode_kinds"] == ["sequence", "fewshot"] and "factory" not in knn

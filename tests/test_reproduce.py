@@ -20,7 +20,7 @@ from lock_holder import held_elsewhere
 from harness import hookimpl, leaderboard
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError, DataError, UnknownNameError
-from harness.reproduce import reproduce, run_cell, table_cells
+from harness.reproduce import reproduce, table_cells
 from harness.runner import evaluate_checkpoint
 from harness.specs import ModelSpec
 from harness.tables import TableRow, slug
@@ -47,14 +47,14 @@ def test_reproduce_then_leaderboard_puts_our_rows_beside_the_papers(toy_host, tm
     table = toy_host.tables.get("toy-table")
     done = reproduce(table, toy_host, tmp_path / "results")
     assert done["skipped"] == [] and len(done["run"]) == 2
-    paths = leaderboard.write(table, tmp_path / "results", tmp_path / "boards", papers)
-    frame = leaderboard.build(table, tmp_path / "results", papers)
+    paths = leaderboard.write(table, tmp_path / "results", tmp_path / "boards", [papers])
+    frame = leaderboard.build(table, tmp_path / "results", [papers])
     ours = frame[frame["source"] == "ours (quick budget)"].set_index("setting")
     assert list(ours["row"]) == ["Toy ProtoNet", "Toy ProtoNet"]
     record = json.loads((tmp_path / "results/toy-table/quick/toy-protonet/5-way-1-shot/seed0/record.json").read_text())
-    expected = 100 * record["metrics"]["nway_kshot_accuracy"]["5-way 1-shot"]["mean"]
-    assert ours.loc["5-way 1-shot", "value"] == pytest.approx(expected)
-    assert ours.loc["5-way 1-shot", "diff"] == pytest.approx(expected - 90.0)
+    expected = round(100 * record["metrics"]["nway_kshot_accuracy"]["5-way 1-shot"]["mean"], 2)
+    assert ours.loc["5-way 1-shot", "value"] == expected
+    assert ours.loc["5-way 1-shot", "diff"] == round(expected - 90.0, 2)
     assert ours.loc["5-way 1-shot", "episodes_trained"] == 64
     assert pd_isna(ours.loc["10-way 1-shot", "paper_value"])  # the paper has no Toy ProtoNet 10-way cell
     paper = frame[frame["source"] == "paper"]
@@ -153,18 +153,6 @@ def test_a_cell_held_by_another_process_is_left_to_it_and_run_once_it_is_free(to
     assert again == {"run": [CELL_5WAY], "skipped": [CELL_10WAY], "elsewhere": [], "failed": []}
 
 
-def test_the_ray_task_body_leaves_a_held_cell_alone_and_skips_a_done_one(toy_host, tmp_path):
-    table = toy_host.tables.get("toy-table")
-    (cell,) = (c for c in table_cells(table, toy_host, "quick", seeds=[0]) if c.name == CELL_5WAY)
-    args = (cell.config.to_dict(), str(tmp_path / CELL_5WAY), {}, cell.describe())
-    with held_elsewhere(tmp_path / CELL_5WAY) as holder:
-        outcome, holder_text = run_cell(*args)
-    assert outcome == "elsewhere" and holder_text.startswith(f"pid {holder.pid} on ")
-    assert [p.name for p in (tmp_path / CELL_5WAY).iterdir()] == [".lock"]
-    reproduce(table, toy_host, tmp_path, seeds=[0])
-    assert run_cell(*args) == ("skipped", "")
-
-
 @pytest.mark.slow
 def test_two_reproduce_commands_on_one_results_folder_share_the_cells(tmp_path, papers):
     env = {**os.environ, "PYTHONPATH": str(TESTS), "HARNESS_PLUGINS": TOY, "HARNESS_PAPERS_DIR": str(papers)}
@@ -185,28 +173,14 @@ def test_two_reproduce_commands_on_one_results_folder_share_the_cells(tmp_path, 
     for name in (CELL_5WAY, CELL_10WAY):
         record = json.loads((tmp_path / name / "record.json").read_text())
         assert record["resumes"] == 0 and record["episodes_trained"] == 64
-        assert sorted(p.name for p in (tmp_path / name).iterdir()) == ["cell.json", "checkpoint.pkl", "record.json"]
-
-
-@pytest.mark.slow
-def test_local_ray_gives_the_same_numbers_as_in_process(toy_host, tmp_path, monkeypatch):
-    pytest.importorskip("ray")
-    monkeypatch.setenv("HARNESS_PLUGINS", TOY)
-    monkeypatch.setenv("PYTHONPATH", str(TESTS))
-    table = toy_host.tables.get("toy-table")
-    reproduce(table, toy_host, tmp_path / "local")
-    done = reproduce(table, toy_host, tmp_path / "ray", executor="ray")
-    assert len(done["run"]) == 2
-    for name in done["run"]:
-        local = json.loads((tmp_path / "local" / name / "record.json").read_text())
-        remote = json.loads((tmp_path / "ray" / name / "record.json").read_text())
-        assert remote["metrics"] == local["metrics"] and remote["loss_history"] == local["loss_history"]
+        files = ["cell.json", "checkpoint.pkl", "episodes.npz", "record.json"]
+        assert sorted(p.name for p in (tmp_path / name).iterdir()) == files
 
 
 def test_third_party_row_appears_without_core_changes(host, tmp_path, papers):
     with host.registered(toy_table, "toy-plugin"):
         reproduce(host.tables.get("toy-table"), host, tmp_path, seeds=[3])
-        frame = leaderboard.build(host.tables.get("toy-table"), tmp_path, papers)
+        frame = leaderboard.build(host.tables.get("toy-table"), tmp_path, [papers])
     assert set(frame["row"]) == {"Toy ProtoNet", "Toy Human"}
     assert set(frame[frame["row"] == "Toy ProtoNet"]["source"]) == {"paper", "ours (quick budget)"}
 
@@ -214,14 +188,19 @@ def test_third_party_row_appears_without_core_changes(host, tmp_path, papers):
 def test_bad_table_name_missing_paper_file_and_malformed_row(toy_host, tmp_path, papers):
     with pytest.raises(UnknownNameError, match=re.escape("unknown table 'toy-tabel'; did you mean 'toy-table'?")):
         toy_host.tables.get("toy-tabel")
-    table = toy_host.tables.get("toy-table")
+    table = dataclasses.replace(toy_host.tables.get("toy-table"), numbers="")
     (tmp_path / "results" / "toy-table").mkdir(parents=True)
     with pytest.raises(DataError) as err:
-        leaderboard.build(table, tmp_path / "results", tmp_path / "nowhere")
-    assert "toy-table.csv does not exist" in str(err.value) and "\n" not in str(err.value)
+        leaderboard.build(table, tmp_path / "results", [tmp_path])
+    assert str(err.value) == (
+        f"no paper numbers for table 'toy-table' (looked in: {tmp_path}); "
+        "pass --papers DIR holding toy-table.csv, or ship it with the table (TableSpec.numbers)"
+    )
+    with pytest.raises(DataError, match=r"^papers folder .*nowhere does not exist; pass a folder holding"):
+        leaderboard.build(table, tmp_path / "results", [tmp_path / "nowhere"])
     (papers / "toy-table.csv").write_text(toy_table.PAPER_CSV.replace("90.0", "ninety"))
     with pytest.raises(DataError) as err:
-        leaderboard.build(table, tmp_path / "results", papers)
+        leaderboard.build(table, tmp_path / "results", [papers])
     assert "toy-table.csv:2" in str(err.value) and "\n" not in str(err.value)
     result = harness_cli("leaderboard", "toy-tabel", env={"HARNESS_PLUGINS": TOY})
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "did you mean 'toy-table'" in result.stderr
@@ -281,3 +260,112 @@ def test_data_hints_name_the_option_the_command_has(host, tmp_path):
     result = harness_cli("evaluate", "--checkpoint", str(checkpoint), "--data-dir", str(tmp_path / "none"))
     assert result.returncode == 2 and "pass --data-dir DIR or set HARNESS_OMNIGLOT_DIR" in result.stderr
     assert "--data root" not in result.stderr
+
+
+# --- where the papers' numbers come from ----------------------------------------------------------
+
+
+def test_papers_adds_to_the_search_path(tmp_path):
+    extra = tmp_path / "extra"
+    extra.mkdir()
+    (extra / "toy-table.csv").write_text(toy_table.PAPER_CSV.replace("90.0,1.5", "91.5,1.5"))
+    (tmp_path / "results").mkdir()
+    args = ["leaderboard", "mann-table1", "toy-table", "--results", str(tmp_path / "results")]
+    for how, env in (("--papers", {}), ("HARNESS_PAPERS_DIR", {"HARNESS_PAPERS_DIR": str(extra)})):
+        out = tmp_path / how
+        flags = ["--papers", str(extra)] if how == "--papers" else []
+        result = harness_cli(*args, "--out", str(out), *flags, cwd=tmp_path, env={"HARNESS_PLUGINS": TOY, **env})
+        assert result.returncode == 0, result.stderr
+        assert "| Toy ProtoNet | paper | 91.5 ± 1.5 |" in (out / "toy-table.md").read_text()  # DIR's file comes first
+        assert "| Human | paper | 34.5 |" in (out / "mann-table1.md").read_text()  # the built-in numbers still found
+
+
+def test_a_table_ships_its_numbers_as_package_data(toy_host, tmp_path, monkeypatch):
+    from harness.paper_tables import paper_cells, paper_file
+
+    monkeypatch.delenv("HARNESS_PAPERS_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)  # found through the plugin, wherever the command runs
+    table = toy_host.tables.get("toy-table")
+    assert paper_file(table) == TESTS / "harness_test_plugins" / "papers" / "toy-table.csv"
+    assert [(c.row, c.value) for c in paper_cells(table)] == [("Toy ProtoNet", 90.0), ("Toy Human", 95.5)]
+    mann = toy_host.tables.get("mann-table1")
+    assert paper_file(mann).read_text() == (REPO / "leaderboards/papers/mann-table1.csv").read_text()
+    with pytest.raises(DataError) as err:
+        paper_cells(dataclasses.replace(table, numbers="harness_nowhere:papers/toy-table.csv"))
+    assert str(err.value) == (
+        "table 'toy-table': package 'harness_nowhere' of its numbers is not installed; reinstall the plugin"
+    )
+    with pytest.raises(DataError, match=r"'papers/toy-table.csv' is not '<package>:<path>'; write e\.g\. 'my_plugin:"):
+        paper_cells(dataclasses.replace(table, numbers="papers/toy-table.csv"))
+    missing = dataclasses.replace(table, numbers="harness_test_plugins:papers/none.csv")
+    with pytest.raises(DataError, match=r"looked in: harness_test_plugins:papers/none.csv \(missing from the"):
+        paper_cells(missing)
+
+
+def test_reproduce_checks_the_papers_numbers_before_training(tmp_path, papers):
+    (papers / "toy-table.csv").write_text(toy_table.PAPER_CSV.replace("5-way 1-shot,90.0", "5-way 1-shot,ninety"))
+    args = ["reproduce", "toy-table", "--results", str(tmp_path / "results"), "--papers", str(papers)]
+    result = harness_cli(*args, "--no-progress", env={"HARNESS_PLUGINS": TOY})
+    assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+    assert "toy-table.csv:2: value 'ninety' is not a number" in result.stderr
+    assert not (tmp_path / "results" / "toy-table").exists()
+
+
+# --- rows: dataset options, and rows for a model another plugin provides -----------------------------
+
+
+class KnnRows:
+    """A table plugin's rows for the built-in ``knn``."""
+
+    def __init__(self, *rows: TableRow) -> None:
+        self.rows = list(rows)
+
+    @hookimpl
+    def harness_table_rows(self) -> list[TableRow]:
+        return self.rows
+
+
+def test_a_row_sets_dataset_options_over_the_settings(host):
+    raw = TableRow("snail-table1", "kNN (105x105)", data={"image_size": 105}, model="knn")
+    with host.registered(KnnRows(raw), "raw-rows"):
+        cells = table_cells(host.tables.get("snail-table1"), host, "paper", rows=["kNN (105x105)"])
+    assert len(cells) == 4 and {c.config.model for c in cells} == {"knn"}
+    assert {c.config.data["image_size"] for c in cells} == {105}  # the settings say 28
+    assert all(c.name.startswith("snail-table1/paper/knn-105x105/") for c in cells)
+
+
+def test_table_rows_hook_puts_the_builtin_knn_in_a_plugin_table(toy_host, tmp_path):
+    toy_host.register(KnnRows(TableRow("toy-table", "Toy kNN", settings=("5-way 1-shot",), model="knn")), "knn-rows")
+    assert "toy-table/Toy kNN" in toy_host.rows and toy_host.info("knn-rows").provides["rows"] == ["toy-table/Toy kNN"]
+    table = toy_host.tables.get("toy-table")
+    done = reproduce(table, toy_host, tmp_path, rows=["Toy kNN"])
+    assert done["run"] == ["toy-table/quick/toy-knn/5-way-1-shot/seed0"]
+    frame = leaderboard.build(table, tmp_path)
+    assert list(frame[frame["row"] == "Toy kNN"]["source"]) == ["ours (quick budget)"]
+
+
+def test_bad_table_rows_are_refused_in_one_line(toy_host):
+    table = toy_host.tables.get("toy-table")
+
+    def refused(row: TableRow) -> str:
+        with toy_host.registered(KnnRows(row), "rows"), pytest.raises((ConfigError, UnknownNameError)) as err:
+            table_cells(table, toy_host, "quick")
+        return str(err.value)
+
+    assert refused(TableRow("toy-table", "Toy kNN")) == (
+        "row 'Toy kNN' of table 'toy-table' (plugin 'rows') names no model; "
+        "set TableRow(model=...) to the model that fills it"
+    )
+    assert refused(TableRow("toy-table", "Toy kNN", model="knnn")).startswith(
+        "row 'Toy kNN' of table 'toy-table' (plugin 'rows'): unknown model 'knnn'; did you mean 'knn'?"
+    )
+    assert refused(TableRow("toy-table", "Toy ProtoNet", model="knn")) == (
+        "row 'Toy ProtoNet' of table 'toy-table' is listed twice (for model 'toy-protonet' and model 'knn'); "
+        "list it once, or give one of them another label"
+    )
+    twice = TableRow("toy-table", "Toy kNN", model="knn")
+    with toy_host.registered(KnnRows(twice), "rows"), toy_host.registered(KnnRows(twice), "rows-again"):
+        assert toy_host.problems() == [
+            "row 'toy-table/Toy kNN' is registered by both plugin 'rows' and plugin 'rows-again'; "
+            "kept the one from 'rows', skipped the other; uninstall or disable one of them"
+        ]

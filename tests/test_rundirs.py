@@ -146,4 +146,4 @@ def test_two_runs_with_one_name_at_once_second_stops_and_first_is_whole(tmp_path
     assert f"is in use by pid {first.pid} on {socket.gethostname()} since" in second.stderr
     record = json.loads((tmp_path / "r" / "record.json").read_text())
     assert record["seed"] == 0 and load_checkpoint(tmp_path / "r" / "checkpoint.pkl")["config"]["seed"] == 0
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pkl", "record.json"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pkl", "episodes.npz", "record.json"]

@@ -30,7 +30,7 @@ def test_record_has_provenance_and_nothing_half_written(protonet_host, tmp_path)
     record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     on_disk = json.loads((tmp_path / "r" / "record.json").read_text())
     assert on_disk == json.loads(json.dumps(record))
-    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pkl", "record.json"]
+    assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pkl", "episodes.npz", "record.json"]
     prov = record["provenance"]
     assert prov["git"].keys() == {"commit", "dirty"}
     assert prov["harness_version"] and prov["machine"]["cpu_count"] and prov["libraries"]["numpy"]
@@ -85,6 +85,7 @@ def test_run_killed_with_sigkill_resumes_and_matches_uninterrupted(tmp_path):
     assert resumed_record["resumes"] == 1 and whole_record["resumes"] == 0
     assert resumed_record["episodes_trained"] == whole_record["episodes_trained"] == 160
     assert resumed_record["metrics"] == whole_record["metrics"]
+    assert resumed_record["per_episode"] == whole_record["per_episode"], "same values, same file and SHA-256"
     assert resumed_record["loss_history"] == whole_record["loss_history"]
     final_a = load_checkpoint(tmp_path / "killed" / "r" / "checkpoint.pkl")["model_state"]
     final_b = load_checkpoint(tmp_path / "whole" / "r" / "checkpoint.pkl")["model_state"]

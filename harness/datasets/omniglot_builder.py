@@ -42,6 +42,12 @@ class HarnessOmniglot(tfds.core.GeneratorBasedBuilder):
             homepage="https://github.com/brendenlake/omniglot",
         )
 
+    def _log_download_bytes(self) -> None:
+        """Silent: tfds would print "Downloading and preparing dataset Unknown size" for local archives."""
+
+    def _log_download_done(self) -> None:
+        """Silent: ``omniglot.py`` says what it builds."""
+
     def _split_generators(self, dl_manager: Any) -> dict[str, Iterator[tuple[str, dict[str, Any]]]]:
         return {split: self._generate_examples(path) for split, path in self._archives.items()}
 

@@ -1,8 +1,9 @@
-"""A third-party-style plugin with its own table on synthetic data and a model row for it."""
+"""A third-party-style plugin with its own table on synthetic data, the table's numbers and a model row for it."""
 
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 from harness import hookimpl
 from harness.specs import ModelSpec
@@ -10,10 +11,9 @@ from harness.tables import TableRow, TableSetting, TableSpec
 from harness_test_plugins.weighted_protonet import harness_models as protonet_models
 
 DATA = {"train_classes": 30, "val_classes": 5, "test_classes": 12}
-PAPER_CSV = """row,setting,metric,key,value,ci95,paper,table,source,checked,note
-Toy ProtoNet,5-way 1-shot,nway_kshot_accuracy,5-way 1-shot,90.0,1.5,"Toy et al. 2026",Table 1,paper,tables.md,
-Toy Human,10-way 1-shot,nway_kshot_accuracy,10-way 1-shot,95.5,,"Toy et al. 2026",Table 1,paper,tables.md,
-"""
+NUMBERS = "harness_test_plugins:papers/toy-table.csv"
+"""The toy paper's numbers, shipped with the plugin as package data."""
+PAPER_CSV = (Path(__file__).parent / "papers" / "toy-table.csv").read_text(encoding="utf-8")
 
 
 def toy_table() -> TableSpec:
@@ -23,7 +23,9 @@ def toy_table() -> TableSpec:
         for ways in (5, 10)
     )
     budgets = {"quick": {"episodes": 64, "eval_episodes": 48, "batch_size": 8, "checkpoint_every": 8}}
-    return TableSpec("toy-table", "Toy table", "Toy et al. 2026", "nway_kshot_accuracy", None, settings, budgets)
+    return TableSpec(
+        "toy-table", "Toy table", "Toy et al. 2026", "nway_kshot_accuracy", None, settings, budgets, numbers=NUMBERS
+    )
 
 
 @hookimpl

@@ -34,7 +34,8 @@ def source(host: PluginHost):
 
 def batch(source, split: str, first: int, size: int = 4) -> FewShotBatch:
     """Episodes ``first .. first + size - 1``, each from its own seeded generator."""
-    return source.sample(split, SETTINGS, [np.random.default_rng([0, first + i]) for i in range(size)])
+    indices = range(first, first + size)
+    return source.sample(split, SETTINGS, [np.random.default_rng([0, i]) for i in indices], indices)
 
 
 def build(host: PluginHost, source, seed: int = 0) -> Model:

@@ -1,0 +1,104 @@
+"""Per-episode metric values of a run: ``episodes.npz`` beside ``record.json``, which holds its SHA-256.
+
+The file holds ``episodes``, the indices 0..n-1 of the test episodes in their seeded stream,
+and one float64 array per metric key named ``metric/key`` (NaN where the key does not apply).
+Runs tested on the same stream (dataset, data options, setting and ``eval_seed``) pair up
+episode by episode, e.g. for the mean difference of two models and its confidence interval.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from harness import atomic
+from harness.errors import DataError
+
+FILE = "episodes.npz"
+EPISODES = "episodes"
+"""Name of the array of episode indices."""
+
+
+@dataclass(frozen=True)
+class PerEpisode:
+    """Each test episode's value of every metric key, with the episodes' indices in the test stream."""
+
+    episodes: np.ndarray
+    values: dict[str, dict[str, np.ndarray]]
+    """``{metric: {key: float64 array shaped like episodes}}``."""
+
+    def encode(self) -> bytes:
+        """The ``.npz`` bytes: no pickles, and a fixed timestamp, so the same values give the same bytes."""
+        arrays = {EPISODES: self.episodes} | {
+            f"{metric}/{key}": column for metric, keys in self.values.items() for key, column in keys.items()
+        }
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w") as archive:
+            for name, array in arrays.items():
+                info = zipfile.ZipInfo(f"{name}.npy")
+                info.compress_type = zipfile.ZIP_DEFLATED
+                with archive.open(info, "w") as member:
+                    np.lib.format.write_array(member, np.asarray(array), allow_pickle=False)
+        return buffer.getvalue()
+
+
+def write(directory: Path, values: PerEpisode) -> dict[str, str]:
+    """Atomically write ``FILE`` into ``directory``; return the record's reference to it (file name, SHA-256)."""
+    data = values.encode()
+    atomic.write_bytes(directory / FILE, data)
+    return {"file": FILE, "sha256": hashlib.sha256(data).hexdigest()}
+
+
+def load(run_dir: str | Path) -> PerEpisode:
+    """The per-episode values of a complete run; refused in one line unless they match its record's SHA-256."""
+    from harness.runner import RECORD
+
+    record_path = Path(run_dir) / RECORD
+    try:
+        record = json.loads(record_path.read_text())
+    except FileNotFoundError:
+        raise DataError(f"{record_path} does not exist; finish the run first (rerun its command)") from None
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise DataError(f"{record_path} is not valid JSON; rerun the run with --restart") from None
+    reference = record.get("per_episode") if isinstance(record, dict) else None
+    if not isinstance(reference, dict):
+        raise DataError(f"{record_path} keeps no per-episode values (an older harness wrote it); rerun with --restart")
+    name = reference.get("file")
+    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
+        raise DataError(f"{record_path}: per_episode.file must name a file beside it, got {name!r}")
+    path = record_path.parent / name
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise DataError(f"{path} is missing but {record_path} refers to it; rerun the run with --restart") from None
+    if hashlib.sha256(data).hexdigest() != reference.get("sha256"):
+        raise DataError(
+            f"{path} does not match the SHA-256 in {record_path}: it was changed or damaged; rerun with --restart"
+        )
+    return _decode(data, record.get("metrics") or {}, path)
+
+
+def _decode(data: bytes, metrics: dict[str, dict[str, object]], path: Path) -> PerEpisode:
+    """The arrays of ``metrics``' keys (the record's metrics) in the ``.npz`` bytes ``data``."""
+    try:
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        raise DataError(f"{path} is not a valid .npz file ({type(exc).__name__}); rerun with --restart") from None
+    episodes = arrays.get(EPISODES)
+    values: dict[str, dict[str, np.ndarray]] = {}
+    for metric, keys in metrics.items():
+        for key in keys:
+            column = arrays.get(f"{metric}/{key}")
+            if episodes is None or column is None or column.shape != episodes.shape:
+                raise DataError(f"{path} lacks the values of {metric} {key} its record reports; rerun with --restart")
+            values.setdefault(metric, {})[key] = column
+    if episodes is None:
+        raise DataError(f"{path} lacks the episode indices; rerun with --restart")
+    return PerEpisode(episodes, values)

@@ -1,0 +1,156 @@
+"""One-line errors (exit status 2, nothing lost) for files and folders the commands cannot use."""
+
+from __future__ import annotations
+
+import errno
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+KNN = ["--model", "knn", "--kind", "fewshot", "--eval-episodes", "8", "--no-progress"]
+RUN_NAME = "knn-synthetic-fewshot-5w1s-seed0"
+
+
+def error_of(capsys: pytest.CaptureFixture, *args: str) -> str:
+    """The error line of ``harness ARGS``, checked to be the only output, with exit status 2."""
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    assert status == 2 and out == "", err
+    assert err.startswith("harness: error: ") and err.count("\n") == 1, err
+    return err.removeprefix("harness: error: ").rstrip("\n")
+
+
+@pytest.fixture
+def read_only(monkeypatch: pytest.MonkeyPatch) -> Callable[[Path], None]:
+    """``read_only(folder)``: no file or folder can be made in ``folder`` or below.
+
+    Its mode says so; root, whom modes do not stop, is refused by ``os.open`` and ``os.mkdir`` instead.
+    """
+    changed: list[tuple[Path, int]] = []
+
+    def make(folder: Path) -> None:
+        if os.geteuid() != 0:
+            for path in [folder, *folder.rglob("*")]:
+                if path.is_dir():
+                    changed.append((path, path.stat().st_mode))
+                    path.chmod(0o555)
+            return
+        top = folder.resolve()
+        real_open, real_mkdir = os.open, os.mkdir
+
+        def inside(path: object) -> bool:
+            return isinstance(path, str | os.PathLike) and top in (
+                Path(os.fspath(path)).resolve(),
+                *Path(os.fspath(path)).resolve().parents,
+            )
+
+        def refusing_open(path, flags, *args, **kwargs):
+            if flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT) and inside(path):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return real_open(path, flags, *args, **kwargs)
+
+        def refusing_mkdir(path, *args, **kwargs):
+            if inside(path):
+                raise PermissionError(errno.EACCES, "Permission denied", os.fspath(path))
+            return real_mkdir(path, *args, **kwargs)
+
+        monkeypatch.setattr(os, "open", refusing_open)
+        monkeypatch.setattr(os, "mkdir", refusing_mkdir)
+
+    yield make
+    for path, mode in changed:
+        path.chmod(mode)
+
+
+# -- config files and checkpoints -----------------------------------------------------------
+
+
+def test_a_config_file_that_is_not_utf8(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    config = tmp_path / "run.toml"
+    config.write_bytes(b'model = "knn"\n# caf\xe9\n')
+    message = error_of(capsys, "run", "--config", str(config))
+    assert message == f"config file {config} is not UTF-8 text (byte 0xe9 at offset 19); save it as UTF-8"
+
+
+def test_a_config_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    message = error_of(capsys, "run", "--config", str(tmp_path))
+    assert (
+        message == f"config file {tmp_path} is a folder; give the TOML file itself, e.g. --config {tmp_path}/run.toml"
+    )
+
+
+def test_a_checkpoint_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    message = error_of(capsys, "evaluate", "--checkpoint", str(tmp_path))
+    assert message.startswith(f"checkpoint {tmp_path} is a folder, not a checkpoint file; give a run's checkpoint.pkl")
+    assert main(["run", *KNN, "--out", str(tmp_path)]) == 0
+    run_dir = tmp_path / RUN_NAME
+    capsys.readouterr()
+    message = error_of(capsys, "evaluate", "--checkpoint", str(run_dir))
+    assert message == f"checkpoint {run_dir} is a folder, not a checkpoint file; give {run_dir / 'checkpoint.pkl'}"
+
+
+# -- results folders --------------------------------------------------------------------------
+
+
+def test_results_under_a_file(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    file = tmp_path / "file"
+    file.write_text("kept")
+    for args, fix in [
+        (["run", *KNN, "--out", f"{file}/results"], "--out DIR naming a folder"),
+        (
+            ["reproduce", "mann-table1", "--model", "knn", "--results", f"{file}/results"],
+            "--results DIR naming a folder",
+        ),
+        (
+            ["reproduce", "mann-table1", "--results", str(tmp_path / "r"), "--leaderboards", f"{file}/b"],
+            "--leaderboards DIR naming a folder",
+        ),
+        (["leaderboard", "mann-table1", "--results", str(tmp_path), "--out", f"{file}/b"], "--out DIR naming a folder"),
+        (["curves", str(tmp_path), "--out", f"{file}/curves.png"], "--out PNG in a folder"),
+    ]:
+        message = error_of(capsys, *args)
+        assert f": {file} is a file, not a folder; pass {fix} you can write to" in message
+    assert sorted(tmp_path.iterdir()) == [file] and file.read_text() == "kept"
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_results_in_proc(capsys: pytest.CaptureFixture) -> None:
+    message = error_of(capsys, "run", *KNN, "--out", "/proc/x")
+    assert message.startswith("cannot write in /proc/x: /proc does not take new files (")
+    assert message.endswith("); pass --out DIR naming a folder you can write to")
+
+
+def test_run_reproduce_and_leaderboard_in_a_read_only_folder(tmp_path: Path, capsys, read_only) -> None:
+    read_only(tmp_path)
+    for args, option in [
+        (["run", *KNN, "--out", str(tmp_path / "results")], "--out"),
+        (["reproduce", "mann-table1", "--model", "knn", "--results", str(tmp_path)], "--results"),
+        (["leaderboard", "mann-table1", "--results", str(tmp_path)], "--out"),
+    ]:
+        message = error_of(capsys, *args)
+        assert message.startswith(f"cannot write in {tmp_path}")
+        assert f"does not take new files (PermissionError: Permission denied); pass {option} DIR" in message
+    assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize("locked", ["results", "run"])
+def test_resuming_in_a_read_only_folder_keeps_the_checkpoint(tmp_path: Path, capsys, read_only, locked: str) -> None:
+    assert main(["run", *KNN, "--out", str(tmp_path)]) == 0
+    run_dir = tmp_path / RUN_NAME
+    (run_dir / "record.json").unlink()  # as a run killed before its end leaves it
+    files = {path.name: path.read_bytes() for path in run_dir.iterdir()}
+    capsys.readouterr()
+    read_only(tmp_path if locked == "results" else run_dir)
+    message = error_of(capsys, "run", *KNN, "--out", str(tmp_path))
+    if locked == "results":
+        assert message.startswith(f"cannot write in {tmp_path}: {tmp_path} does not take new files")
+    else:  # found only once the run starts
+        assert message.startswith(f"PermissionError: [Errno 13] Permission denied: '{run_dir / '.lock'}'; make that")
+        assert message.endswith(
+            "rerun the same command, which keeps finished runs and checkpoints (--traceback shows where)"
+        )
+    assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == files

@@ -1,0 +1,77 @@
+"""Per-episode values: written beside the record with its SHA-256, loaded checked, paired between runs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pytest
+from conftest import fewshot_config
+
+from harness import hookimpl, per_episode
+from harness.episodes import EpisodeBatch, EpisodeKind, Prediction
+from harness.errors import DataError, HarnessError
+from harness.runner import run
+from harness.specs import MetricSpec, mean_ci95
+
+QUIET = {"log": lambda _: None}
+
+
+def test_a_record_refers_to_its_per_episode_values(protonet_host, tmp_path):
+    record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    data = (tmp_path / "r" / "episodes.npz").read_bytes()
+    assert record["per_episode"] == {"file": "episodes.npz", "sha256": hashlib.sha256(data).hexdigest()}
+    values = per_episode.load(tmp_path / "r")
+    assert values.episodes.tolist() == list(range(64))
+    assert {m: set(keys) for m, keys in values.values.items()} == {m: set(k) for m, k in record["metrics"].items()}
+    for metric, keys in values.values.items():
+        for key, column in keys.items():
+            assert column.shape == (64,) and mean_ci95(column).as_dict() == record["metrics"][metric][key]
+    again = run(fewshot_config(), protonet_host, tmp_path, name="again", **QUIET)
+    assert again["per_episode"] == record["per_episode"], "the same values give the same bytes"
+
+
+def test_a_changed_or_missing_per_episode_file_is_refused_in_one_line(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    path = tmp_path / "r" / "episodes.npz"
+    values = per_episode.load(tmp_path / "r")
+    values.values["accuracy"]["accuracy"][0] = 1.0 - values.values["accuracy"]["accuracy"][0]
+    path.write_bytes(values.encode())
+    with pytest.raises(DataError, match=r"^\S+episodes.npz does not match the SHA-256 in \S+record.json: .*--restart$"):
+        per_episode.load(tmp_path / "r")
+    path.unlink()
+    with pytest.raises(DataError, match=r"episodes.npz is missing but \S+ refers to it; rerun the run with --restart$"):
+        per_episode.load(tmp_path / "r")
+    record = json.loads((tmp_path / "r" / "record.json").read_text())
+    record["per_episode"]["file"] = "../elsewhere.npz"
+    (tmp_path / "r" / "record.json").write_text(json.dumps(record))
+    with pytest.raises(DataError, match=r"per_episode.file must name a file beside it, got '../elsewhere.npz'$"):
+        per_episode.load(tmp_path / "r")
+
+
+def test_two_runs_pair_up_on_the_same_episodes(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="a", **QUIET)
+    run(fewshot_config(seed=3, params={"lr": 1.0}), protonet_host, tmp_path, name="b", **QUIET)
+    a, b = per_episode.load(tmp_path / "a"), per_episode.load(tmp_path / "b")
+    assert (a.episodes == b.episodes).all()
+    difference = mean_ci95(a.values["accuracy"]["accuracy"] - b.values["accuracy"]["accuracy"])
+    means = a.values["accuracy"]["accuracy"].mean() - b.values["accuracy"]["accuracy"].mean()
+    assert difference.n == 64 and difference.mean == pytest.approx(means) and difference.ci95 > 0
+
+
+def wrong_shape(batch: EpisodeBatch, prediction: Prediction) -> dict[str, np.ndarray]:
+    """One value for the whole batch instead of one per episode."""
+    return {"mean": np.asarray((prediction.labels == batch.targets).mean())}
+
+
+class WrongShapeMetric:
+    @hookimpl
+    def harness_metrics(self) -> list[MetricSpec]:
+        return [MetricSpec("batch_mean", "wrong", True, (EpisodeKind.FEWSHOT,), wrong_shape)]
+
+
+def test_a_metric_must_give_one_value_per_episode(protonet_host, tmp_path):
+    protonet_host.register(WrongShapeMetric(), "wrong-shape")
+    with pytest.raises(HarnessError, match=r"^metric 'batch_mean' returned values of shape \(\) for key 'mean', "):
+        run(fewshot_config(metrics=["batch_mean"], episodes=0), protonet_host, tmp_path, **QUIET)
