@@ -63,7 +63,7 @@ def time_cell(cell: dict[str, Any], steps: int, threads: int, device: str) -> di
 
     from harness.evaluation import TRAIN, batches, episode_rngs
     from harness.plugins import get_host
-    from harness.runner import prepare
+    from harness.prepare import prepare
     from harness.tables import TableRow, make_cell
 
     torch.set_num_threads(threads)

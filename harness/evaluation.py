@@ -22,7 +22,7 @@ from harness.prefetch import prefetched
 from harness.specs import Model
 
 if TYPE_CHECKING:
-    from harness.runner import Prepared
+    from harness.prepare import Prepared
 
 TRAIN, TEST, VAL = 0, 1, 2
 """Episode streams."""

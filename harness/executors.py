@@ -23,8 +23,8 @@ from typing import Any
 from harness.config import build_config
 from harness.errors import ConfigError, describe
 from harness.plugins import HostSetup, PluginHost
+from harness.prepare import Prepared, prepare
 from harness.reproduce import FAILED, Job, claim_and_run
-from harness.runner import Prepared, prepare
 from harness.tables import Cell
 
 PROBE_TIMEOUT_S = 3.0

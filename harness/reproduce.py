@@ -25,7 +25,8 @@ from harness.config import did_you_mean
 from harness.errors import ConfigError, DataError, EpisodeCountError, HarnessError, UnknownNameError, describe
 from harness.hints import for_command
 from harness.plugins import PluginHost
-from harness.runner import RECORD, Prepared, Run, prepare
+from harness.prepare import Prepared, prepare
+from harness.runner import RECORD, Run
 from harness.specs import EpisodeSource
 from harness.tables import CELL, Cell, TableRow, TableSpec, make_cell
 

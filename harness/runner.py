@@ -22,208 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__, atomic, checkpoints, devices, per_episode, provenance, rundirs
+from harness import __version__, atomic, checkpoints, per_episode, provenance, rundirs
 from harness.checkpoints import CHECKPOINT
-from harness.config import EVAL_KEYS, MACHINE_KEYS, RunConfig, build_config, merge_options
-from harness.episodes import EpisodeKind, EpisodeSettings
+from harness.config import EVAL_KEYS, MACHINE_KEYS, RunConfig, build_config
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
 from harness.evaluation import TRAIN, batches, evaluate, score, validation_accuracy
-from harness.guard import guarded, model_call, model_state
-from harness.params import DATA_BOUNDS, check_bounds
+from harness.guard import guarded, model_state
 from harness.plugins import PluginHost, PluginInfo
-from harness.sources import check_episode_count, open_source
-from harness.specs import DatasetSpec, EpisodeSource, MetricSpec, Model, ModelContext, ModelSpec
+from harness.prepare import Prepared, default_name, prepare
+from harness.specs import Model
 
 RECORD = "record.json"
 RECORD_FORMAT = "harness-run/1"
-
-
-@dataclass
-class Prepared:
-    """A config resolved against the installed plugins, with its datasets opened."""
-
-    config: RunConfig
-    settings: EpisodeSettings
-    model_spec: ModelSpec
-    dataset_spec: DatasetSpec
-    metrics: list[MetricSpec]
-    source: EpisodeSource
-    """The training dataset (the test dataset's when only evaluating)."""
-    host: PluginHost
-    test_spec: DatasetSpec
-    """The dataset test episodes come from: ``test_dataset``, else ``dataset``."""
-    test_source: EpisodeSource
-    metrics_given: bool = True
-    """False when the config named no metrics: a resumed run then keeps the ones it was started with."""
-
-    def build_model(self, run_dir: Path | None = None) -> Model:
-        """A fresh model from the model plugin's factory."""
-        c = self.config
-        context = ModelContext(
-            self.settings, self.source.input_shape(), c.params, c.seed, model=c.model, batch_size=c.batch_size,
-            total_steps=self.total_steps, device=c.device, precision=c.precision, compile=c.compile, run_dir=run_dir,
-        )  # fmt: skip
-        with model_call(c.model, self.model_plugin, "its factory"):
-            model = self.model_spec.factory(context)
-        devices.set_threads(c.threads)  # after the factory, which may be what imports torch
-        return model
-
-    @property
-    def model_plugin(self) -> str:
-        """Name of the plugin that registered the model."""
-        return self.host.models.plugin_of(self.model_spec.name)
-
-    @property
-    def total_steps(self) -> int:
-        """Training batches the run makes (0 for models with nothing to train)."""
-        if not self.model_spec.trainable:
-            return 0
-        return math.ceil(self.config.episodes / self.config.batch_size)
-
-
-def prepare(
-    config: RunConfig,
-    host: PluginHost,
-    sources: dict[str, EpisodeSource] | None = None,
-    *,
-    input_shape: tuple[int, int, int] | None = None,
-) -> Prepared:
-    """Resolve names, kind, hyperparameters and options; open the datasets and check they fit.
-
-    ``sources`` shares opened datasets between runs with the same dataset and options. With
-    ``input_shape`` (that of the images a checkpoint's model was trained on) only the test
-    dataset is opened and checked: the model is evaluated, not trained.
-    """
-    model_spec = host.models.get(config.model)
-    dataset_spec = host.datasets.get(config.dataset)
-    test_spec = dataset_spec if config.test_dataset is None else host.datasets.get(config.test_dataset)
-    kind = _kind(config, model_spec, dataset_spec, test_spec)
-    params = merge_options(model_spec.defaults, config.params, f"model {model_spec.name!r}", "parameter")
-    data = _options(dataset_spec, config.data)
-    test_data = data if config.test_dataset is None else _options(test_spec, config.test_data)
-    metrics = resolve_metrics(host, config.metrics, kind, test_spec.name)
-    resolved = dataclasses.replace(
-        config, kind=kind.value, params=params, metrics=tuple(m.name for m in metrics),
-        data=_portable(dataset_spec, data), test_data=_portable(test_spec, test_data) if config.test_dataset else {},
-    )  # fmt: skip
-    settings = resolved.settings()
-    training = input_shape is None and model_spec.trainable and resolved.episodes > 0
-    _check_splits(resolved, dataset_spec, test_spec, training)
-    test_source = _opened(test_spec, test_data, sources)
-    separate = input_shape is None and config.test_dataset is not None
-    source = _opened(dataset_spec, data, sources) if separate else test_source
-    if training:
-        source.check(dataset_spec.train_split, settings)
-        check_episode_count(source, dataset_spec, dataset_spec.train_split, resolved.episodes, "--episodes")
-        if resolved.val_every and dataset_spec.val_split is not None:
-            source.check(dataset_spec.val_split, settings)
-            check_episode_count(source, dataset_spec, dataset_spec.val_split, resolved.val_episodes, "--val-episodes")
-    test_source.check(test_spec.test_split, settings)
-    check_episode_count(test_source, test_spec, test_spec.test_split, resolved.eval_episodes, "--eval-episodes")
-    trained_on = tuple(source.input_shape() if input_shape is None else input_shape)
-    if tuple(test_source.input_shape()) != trained_on:
-        flag = "--data" if input_shape is not None else "--test-data"
-        raise ConfigError(
-            f"test dataset {test_spec.name!r} has images of shape {tuple(test_source.input_shape())}, but model "
-            f"{model_spec.name!r} is trained on {trained_on} (dataset {dataset_spec.name!r}); "
-            f"pick options that make them agree ({flag} KEY=VALUE)"
-        )
-    return Prepared(
-        resolved, settings, model_spec, dataset_spec, metrics, source, host, test_spec, test_source,
-        bool(config.metrics),
-    )  # fmt: skip
-
-
-def _kind(config: RunConfig, model_spec: ModelSpec, dataset_spec: DatasetSpec, test_spec: DatasetSpec) -> EpisodeKind:
-    """The run's episode kind: the one given, or the only one model and datasets share."""
-    datasets = f"dataset {dataset_spec.name!r}"
-    if test_spec is not dataset_spec:
-        datasets += f" and test dataset {test_spec.name!r}"
-    kinds = [k for k in model_spec.episode_kinds if k in dataset_spec.episode_kinds and k in test_spec.episode_kinds]
-    if not kinds:
-        raise ConfigError(f"model {model_spec.name!r} and {datasets} share no episode kind")
-    if config.kind is None:
-        if len(kinds) > 1:
-            raise ConfigError(
-                f"model {model_spec.name!r} accepts {' and '.join(k.value for k in kinds)} episodes; "
-                "choose one with --kind"
-            )
-        return kinds[0]
-    kind = EpisodeKind(config.kind)
-    if kind not in kinds:
-        raise ConfigError(
-            f"model {model_spec.name!r} with {datasets} accepts only "
-            f"{', '.join(k.value for k in kinds)} episodes, not {kind.value}"
-        )
-    return kind
-
-
-def _options(spec: DatasetSpec, given: dict[str, Any]) -> dict[str, Any]:
-    """A dataset's default options overridden by ``given``, checked."""
-    options = merge_options(spec.options, given, f"dataset {spec.name!r}", "option")
-    check_bounds(options, DATA_BOUNDS, f"dataset {spec.name!r}", "option")
-    return options
-
-
-def _portable(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
-    """``options`` without those that say where the data lives (kept out of the run config)."""
-    return {k: v for k, v in options.items() if k not in spec.location_options}
-
-
-def _opened(spec: DatasetSpec, options: dict[str, Any], sources: dict[str, EpisodeSource] | None) -> EpisodeSource:
-    """The dataset opened with ``options``, from ``sources`` when it is there already."""
-    key = json.dumps([spec.name, options], sort_keys=True, default=str)
-    source = sources.get(key) if sources is not None else None
-    if source is None:
-        source = open_source(spec, options)
-        if sources is not None:
-            sources[key] = source
-    return source
-
-
-def _check_splits(config: RunConfig, spec: DatasetSpec, test_spec: DatasetSpec, training: bool) -> None:
-    """Raise ``ConfigError`` when a split the run draws from is not among its dataset's ``splits``."""
-    if training and spec.train_split not in spec.splits:
-        raise ConfigError(
-            f"dataset {spec.name!r} has no {spec.train_split!r} split to train model {config.model!r} on "
-            f"(splits: {', '.join(spec.splits)}); train on another and test on this one: "
-            f"--dataset NAME --test-dataset {spec.name}"
-        )
-    if training and config.val_every and (spec.val_split is None or spec.val_split not in spec.splits):
-        raise ConfigError(f"dataset {spec.name!r} has no validation split; drop val_every")
-    if test_spec.test_split not in test_spec.splits:
-        raise ConfigError(
-            f"dataset {test_spec.name!r} has no {test_spec.test_split!r} split to test on "
-            f"(splits: {', '.join(test_spec.splits)}); test on another with --test-dataset NAME"
-        )
-
-
-def resolve_metrics(host: PluginHost, names: tuple[str, ...], kind: EpisodeKind, dataset: str) -> list[MetricSpec]:
-    """The metrics ``names``, checked to apply; with none named, all that score ``kind`` episodes of ``dataset``."""
-    if not names:
-        return [m for m in host.metrics if m.applies_to(kind, dataset)]
-    metrics = [host.metrics.get(name) for name in names]
-    for metric in metrics:
-        if kind not in metric.episode_kinds:
-            raise ConfigError(
-                f"metric {metric.name!r} does not apply to {kind.value} episodes; drop --metric {metric.name}"
-            )
-        if not metric.applies_to(kind, dataset):
-            raise ConfigError(
-                f"metric {metric.name!r} scores only datasets {', '.join(metric.datasets)}, not {dataset!r}; "
-                f"drop --metric {metric.name}"
-            )
-    return metrics
-
-
-def default_name(config: RunConfig) -> str:
-    """Run directory name, e.g. ``knn-synthetic-fewshot-5w1s-seed0`` (``knn-omniglot-test-NAME-...``)."""
-    if config.kind == EpisodeKind.SEQUENCE.value:
-        shape = f"{config.ways}w{config.instances}i-{config.labels}"
-    else:
-        shape = f"{config.ways}w{config.shots}s"
-    datasets = config.dataset if config.test_dataset is None else f"{config.dataset}-test-{config.test_dataset}"
-    return f"{config.model}-{datasets}-{config.kind}-{shape}-seed{config.seed}"
 
 
 def _plain(obj: Any) -> Any:
@@ -251,7 +61,8 @@ class Progress:
     loss_history: list[list[float]] = dataclasses.field(default_factory=list)
     val_history: list[list[float]] = dataclasses.field(default_factory=list)
     best: dict[str, Any] | None = None
-    """Best validation so far: ``episode``, ``accuracy`` and, with ``keep = best``, ``model_state``."""
+    """Best validation so far: ``episode``, ``accuracy`` and, with ``keep = best``, ``model_state`` (its weights
+    alone where the model has ``final_state_dict``)."""
     stale: int = 0
     """Validations since the best one."""
     stopped_early: int | None = None
@@ -446,7 +257,9 @@ class Run:
         episode = self._episodes(done.step)
         done.val_history.append([episode, accuracy])
         if done.best is None or accuracy > done.best["accuracy"]:
-            state = copy.deepcopy(model.state_dict()) if self.prepared.config.keep == "best" else None
+            state = None
+            if self.prepared.config.keep == "best":  # the weights alone where the model gives them: nothing trains on
+                state = copy.deepcopy(getattr(model, "final_state_dict", model.state_dict)())
             done.best = {"episode": episode, "accuracy": accuracy, "model_state": state}
             done.stale = 0
         else:

@@ -375,3 +375,37 @@ def test_a_torch_run_resumes_exactly_from_a_checkpoint_of_either_version(
              for name in ("killed", "whole")]  # fmt: skip
     for key, tensor in final[0]["module"].items():
         assert torch.equal(tensor, final[1]["module"][key]), key
+
+
+@pytest.mark.torch
+def test_the_best_model_is_kept_as_weights_alone_and_a_resume_still_matches(host, tmp_path: Path, monkeypatch) -> None:
+    torch = pytest.importorskip("torch")
+    from harness_test_plugins import torch_protonet
+
+    from harness.torch import TorchModel
+
+    host.register(torch_protonet, "torch-protonet-plugin")
+    config = fewshot_config(
+        model="torch-protonet", episodes=48, eval_episodes=16, val_every=16, val_episodes=8, keep="best"
+    )
+    whole = run(config, host, tmp_path, name="whole", **QUIET)
+    steps, train_step = 0, TorchModel.train_step
+
+    def killed_after_five(self: TorchModel, batch: Any) -> Any:
+        nonlocal steps
+        steps += 1
+        if steps > 5:
+            raise Interrupted
+        return train_step(self, batch)
+
+    monkeypatch.setattr(TorchModel, "train_step", killed_after_five)
+    with pytest.raises(Interrupted):
+        run(config, host, tmp_path, name="killed", **QUIET)
+    monkeypatch.undo()
+    state = load(tmp_path / "killed" / CHECKPOINT)
+    best = torch.load(io.BytesIO(state["best"]["model_state"]["torch"]), weights_only=True)
+    everything = torch.load(io.BytesIO(state["model_state"]["torch"]), weights_only=True)
+    assert set(best) == {"module"} and "optimizer" in everything
+    resumed = run(config, host, tmp_path, name="killed", **QUIET)
+    for key in ("metrics", "kept", "val_history", "loss_history"):
+        assert resumed[key] == whole[key], key

@@ -9,7 +9,7 @@ from conftest import fewshot_config, harness_cli
 
 from harness.config import build_config, load_toml
 from harness.errors import ConfigError
-from harness.runner import prepare
+from harness.prepare import prepare
 
 
 @pytest.mark.parametrize(

@@ -128,7 +128,7 @@ def test_the_knn_note_explains_its_first_instance_and_holds(host):
 
     from harness.builtins.knn import NearestNeighbour
     from harness.config import build_config
-    from harness.runner import prepare
+    from harness.prepare import prepare
 
     table = host.tables.get("mann-table1")
     markdown = leaderboard.to_markdown(table, leaderboard.build(table, RUNS))

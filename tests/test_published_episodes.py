@@ -17,7 +17,8 @@ from harness.checkpoints import load as load_checkpoint
 from harness.config import build_config
 from harness.errors import ConfigError, DataError
 from harness.evaluation import TEST, batches
-from harness.runner import evaluate_checkpoint, prepare, run
+from harness.prepare import prepare
+from harness.runner import evaluate_checkpoint, run
 from harness.specs import DatasetSpec
 
 QUIET = {"log": lambda _: None}

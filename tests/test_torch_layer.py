@@ -12,7 +12,8 @@ from conftest import fewshot_config, harness_cli, killed_and_whole
 from harness import checkpoints
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError
-from harness.runner import evaluate_checkpoint, prepare, run
+from harness.prepare import prepare
+from harness.runner import evaluate_checkpoint, run
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch

@@ -11,7 +11,8 @@ import pytest
 from harness.config import build_config
 from harness.errors import ConfigError
 from harness.plugins import PluginHost
-from harness.runner import evaluate_checkpoint, prepare, run
+from harness.prepare import prepare
+from harness.runner import evaluate_checkpoint, run
 
 QUIET = {"log": lambda _: None}
 REPO = Path(__file__).resolve().parents[3]
