@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import pickle
 import tempfile
@@ -32,8 +33,19 @@ def write_bytes(path: Path, data: bytes) -> None:
 
 
 def write_json(path: Path, obj: Any) -> None:
-    """Atomically write ``obj`` as indented JSON."""
-    write_bytes(path, (json.dumps(obj, indent=2, sort_keys=False, allow_nan=True) + "\n").encode())
+    """Atomically write ``obj`` as indented, strict JSON: a NaN or infinite float is written as ``null``."""
+    write_bytes(path, (json.dumps(strict(obj), indent=2, sort_keys=False, allow_nan=False) + "\n").encode())
+
+
+def strict(obj: Any) -> Any:
+    """``obj`` with every NaN or infinite float in its dicts, lists and tuples replaced by ``None``."""
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: strict(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [strict(value) for value in obj]
+    return obj
 
 
 def write_array(path: Path, array: Any) -> None:

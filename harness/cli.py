@@ -17,8 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import HarnessError, describe
-from harness.hints import for_command
+from harness.errors import HarnessError, describe, printable
 from harness.writable import check_writable
 
 RESULTS_ENV = "HARNESS_RESULTS_DIR"
@@ -301,9 +300,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     """``harness reproduce``."""
     from tqdm import tqdm
 
-    from harness.paper_tables import paper_cells
+    from harness.paper_tables import paper_cells, search_path
     from harness.reproduce import check_executor, reproduce
 
+    search_path(args.papers)
     check_executor(args.executor, args.address)
     host = _host(args)
     results = _results(args.results)
@@ -358,6 +358,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_leaderboard(args: argparse.Namespace) -> int:
     """``harness leaderboard``."""
+    from harness.paper_tables import search_path
+
+    search_path(args.papers)
     host = _host(args)
     results = _results(args.results)
     check_writable(args.out or results / "leaderboards", "--out")
@@ -372,10 +375,10 @@ def _host(args: argparse.Namespace) -> Any:
     host = get_host(strict=args.strict_plugins or None)
     for info in host.plugins():
         if info.error:
-            problem = f"plugin {info.name!r} {info.error}"
+            problem = printable(f"plugin {info.name!r} {info.error}")
             print(f"harness: warning: {problem}; skipped (--strict-plugins makes this fatal)", file=sys.stderr)
-        for conflict in info.conflicts:
-            print(f"harness: warning: {conflict} (--strict-plugins makes this fatal)", file=sys.stderr)
+        for line in (*info.conflicts, *info.warnings):
+            print(f"harness: warning: {printable(line)} (--strict-plugins makes this fatal)", file=sys.stderr)
     _warn_unknown_blocked(host)
     return host
 
@@ -414,23 +417,30 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     for info in infos:
         version = info.version or "-"
         dist = f" ({info.distribution})" if info.distribution else ""
-        print(f"{info.name} {version}{dist} [{info.origin}] {info.location or ''}".rstrip())
+        _say(f"{info.name} {version}{dist} [{info.origin}] {info.location or ''}".rstrip())
         if info.blocked:
-            print(f"    BLOCKED: left out by {BLOCK_ENV}")
+            _say(f"    BLOCKED: left out by {BLOCK_ENV}")
         if info.error:
-            print(f"    BROKEN: {info.error}")
+            _say(f"    BROKEN: {info.error}")
         for conflict in info.conflicts:
-            print(f"    CONFLICT: {conflict}")
+            _say(f"    CONFLICT: {conflict}")
+        for warning in info.warnings:
+            _say(f"    WARNING: {warning}")
         for kind, names in info.provides.items():
             if names:
-                print(f"    {kind}: {', '.join(names)}")
+                _say(f"    {kind}: {', '.join(names)}")
             for name in names if args.verbose else ():
                 details = spec_details(host.registry(kind).get(name))
-                print(f"      {name}: {details.pop('description', '')}".rstrip(" :"))
+                _say(f"      {name}: {details.pop('description', '')}".rstrip(" :"))
                 for key, value in details.items():
                     if key != "name":
-                        print(f"        {key}: {_shown(value)}")
+                        _say(f"        {key}: {_shown(value)}")
     return 0
+
+
+def _say(line: str) -> None:
+    """Print a line of plugin-given text with its control characters escaped."""
+    print(printable(line))
 
 
 def _shown(value: Any) -> str:
@@ -520,7 +530,10 @@ def _print_metrics(metrics: dict[str, dict[str, dict[str, Any]]]) -> None:
     for name, values in metrics.items():
         for key, summary in values.items():
             label = name if key == name else f"{name} {key}"
-            print(f"  {label}: {100 * summary['mean']:.2f}% ± {100 * summary['ci95']:.2f} (n={summary['n']})")
+            mean, ci95 = summary["mean"], summary["ci95"]
+            shown = "n/a" if mean is None else f"{100 * mean:.2f}%"
+            interval = "" if ci95 is None else f" ± {100 * ci95:.2f}"
+            print(f"  {label}: {shown}{interval} (n={summary['n']})")
 
 
 def cmd_curves(args: argparse.Namespace) -> int:
@@ -557,7 +570,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         if args.traceback:
             traceback.print_exc()
-        message = for_command(str(exc), args.command)
+        message = printable(str(exc))
         if exc.__cause__ is not None and not args.traceback:  # the error of a plugin's code, folded into one line
             message += " (--traceback shows where)"
         print(f"harness: error: {message}", file=sys.stderr)

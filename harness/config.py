@@ -12,7 +12,7 @@ from typing import Any
 
 from harness.episodes import EpisodeKind, EpisodeSettings, LabelEncoding
 from harness.errors import ConfigError, describe
-from harness.params import check_types
+from harness.params import SEED_MAX, check_types
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -100,8 +100,11 @@ FIELDS = {f.name: f for f in dataclasses.fields(RunConfig)}
 POSITIVE = (
     "shots", "queries", "instances", "batch_size", "eval_episodes", "checkpoint_every", "val_episodes", "threads",
 )  # fmt: skip
-MAXIMA = {"batch_size": 4096, "eval_episodes": 1_000_000, "val_episodes": 1_000_000}
-"""Largest values the harness accepts: beyond them a run would only exhaust memory or time."""
+MAXIMA = {
+    "batch_size": 4096, "eval_episodes": 1_000_000, "val_episodes": 1_000_000, "seed": SEED_MAX, "eval_seed": SEED_MAX,
+}  # fmt: skip
+"""Largest values the harness accepts: beyond them a run would only exhaust memory or time, or a seed
+would not fit every generator it seeds (the model's, torch's)."""
 KEEP = ("last", "best")
 PRECISIONS = ("fp32", "bf16")
 MACHINE_KEYS = ("device",)
@@ -121,7 +124,7 @@ def load_toml(path: Path) -> dict[str, Any]:
     """Read a TOML config file, with one-line errors for a missing, unreadable or malformed file."""
     try:
         with open(path, "rb") as handle:
-            return tomllib.load(handle)
+            return tomllib.loads(handle.read().decode("utf-8-sig"))  # utf-8-sig: a BOM some editors write is fine
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; check the path") from None
     except IsADirectoryError:

@@ -8,15 +8,15 @@ missing or empty in records from before validation existed).
 
 from __future__ import annotations
 
-import json
+import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import checkpoints
+from harness import checkpoints, records
 from harness.checkpoints import CHECKPOINT
-from harness.errors import HarnessError
+from harness.errors import ConfigError, HarnessError
 from harness.runner import RECORD
 
 
@@ -30,12 +30,7 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
         raise HarnessError(f"run directory {run_dir} does not exist; check the path")
     record_path, checkpoint_path = run_dir / RECORD, run_dir / CHECKPOINT
     if record_path.is_file():
-        try:
-            state = json.loads(record_path.read_text())
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise HarnessError(f"{record_path} cannot be read ({type(exc).__name__}: {exc})") from None
-        if not isinstance(state, dict):
-            raise HarnessError(f"{record_path} is not a harness run record")
+        state = records.read_json(record_path, "rerun the run with --restart")
         source, complete = record_path, state.get("status", "complete") == "complete"
     elif checkpoint_path.is_file():
         state, source, complete = checkpoints.load(checkpoint_path), checkpoint_path, False
@@ -54,7 +49,7 @@ def _points(history: Any, key: str, source: Path) -> list[list[float]]:
     if history is None:
         return []
     try:
-        points = [[int(episodes), float(value)] for episodes, value in history]
+        points = [[int(episodes), math.nan if value is None else float(value)] for episodes, value in history]
     except (TypeError, ValueError):
         raise HarnessError(f"{key} in {source} is not a list of [episodes, value] pairs") from None
     return sorted(points, key=lambda point: point[0])
@@ -83,6 +78,8 @@ def plot_curves(run_dirs: Sequence[Path], out: Path) -> Path:
     """
     if not run_dirs:
         raise HarnessError("no run directories given; pass one or more")
+    if Path(out).is_dir():
+        raise ConfigError(f"--out {out} is a folder; pass the PNG file to write, e.g. --out {Path(out) / 'curves.png'}")
     curves = [load_curves(Path(d)) for d in run_dirs]
     labels = [
         label if curve["complete"] else f"{label} (training)"
@@ -145,9 +142,10 @@ def plot_curves(run_dirs: Sequence[Path], out: Path) -> Path:
     tmp = out.with_name(f".{out.name}.tmp.png")
     try:
         fig.savefig(tmp, dpi=120, bbox_inches="tight")
+        tmp.replace(out)
     finally:
         plt.close(fig)
-    tmp.replace(out)
+        tmp.unlink(missing_ok=True)
     return out
 
 

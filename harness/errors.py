@@ -1,5 +1,7 @@
 """Exceptions the harness raises; each message is one line that names the fix."""
 
+import unicodedata
+
 
 class HarnessError(Exception):
     """Base class: the CLI prints the message on one line and exits with status 2."""
@@ -42,3 +44,9 @@ def describe(exc: BaseException) -> str:
     """``Type: first line of the message``: an exception folded into one line for an error message."""
     lines = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {lines[0]}" if lines else type(exc).__name__
+
+
+def printable(text: str) -> str:
+    """``text`` with control and format characters escaped (``\\n``, ``\\x1b``), so printing it cannot move the
+    cursor, recolour the terminal or reorder the line."""
+    return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)

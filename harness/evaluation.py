@@ -6,20 +6,24 @@ episodes from the run's ``seed`` on ``TRAIN``, test and validation episodes from
 served by index. A model predicts from ``batch.inputs()`` alone;
 its answer is checked (shape, label range, no NaN) before a metric sees it, and a
 sequence model is checked once per evaluation for reading steps after the one it predicts.
+A metric's answer is checked too: a dict of one number per episode under each key, keys
+that can name a file member (no ``/``, ``\\`` or control characters), and a ``Summary`` from
+its ``aggregate``; what its plugin raises or returns otherwise is a one-line ``MetricError``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from harness.episodes import EpisodeBatch, EpisodeSettings, Prediction, SequenceBatch
 from harness.errors import HarnessError
+from harness.guard import MetricError, culprit, metric_call
 from harness.per_episode import PerEpisode
 from harness.prefetch import prefetched
-from harness.specs import Model
+from harness.specs import MetricSpec, Model, Summary
 
 if TYPE_CHECKING:
     from harness.prepare import Prepared
@@ -117,6 +121,7 @@ def score(prepared: Prepared, model: Model, *, progress: bool = False) -> tuple[
 
     config = prepared.config
     total = config.eval_episodes
+    plugins = {m.name: prepared.host.metrics.plugin_of(m.name) for m in prepared.metrics}
     values: dict[str, dict[str, np.ndarray]] = {m.name: {} for m in prepared.metrics}
     stream = batches(prepared, prepared.test_spec.test_split, TEST, config.eval_seed, total)
     first = 0
@@ -126,14 +131,14 @@ def score(prepared: Prepared, model: Model, *, progress: bool = False) -> tuple[
             if index == 0 and isinstance(batch, SequenceBatch):
                 check_causal(model, batch, prediction, config.model)
             for metric in prepared.metrics:
-                for key, per_episode in metric.per_episode(batch, prediction).items():
+                for key, per_episode in _metric_values(metric, plugins[metric.name], batch, prediction).items():
                     column = values[metric.name].setdefault(key, np.full(total, np.nan))
-                    column[first : first + len(batch)] = _one_per_episode(per_episode, len(batch), metric.name, key)
+                    column[first : first + len(batch)] = per_episode
             first += len(batch)
             bar.update(len(batch))
     summaries = {
-        metric.name: {key: metric.aggregate(column).as_dict() for key, column in values[metric.name].items()}
-        for metric in prepared.metrics
+        m.name: {key: _summary(m, plugins[m.name], key, column) for key, column in values[m.name].items()}
+        for m in prepared.metrics
     }
     return summaries, PerEpisode(np.arange(total), values)
 
@@ -143,13 +148,56 @@ def evaluate(prepared: Prepared, model: Model, *, progress: bool = False) -> Sum
     return score(prepared, model, progress=progress)[0]
 
 
-def _one_per_episode(values: Any, episodes: int, metric: str, key: str) -> np.ndarray:
-    """A metric's values for one key as floats, refused unless there is one per episode."""
-    array = np.asarray(values, dtype=np.float64)
+def _metric_values(
+    metric: MetricSpec, plugin: str, batch: EpisodeBatch, prediction: Prediction
+) -> dict[str, np.ndarray]:
+    """``metric``'s values for ``batch``, checked: one float per episode under each key."""
+    with metric_call(metric.name, plugin, "per_episode"):
+        result = metric.per_episode(batch, prediction)
+    who = culprit("metric", metric.name, plugin)
+    if not isinstance(result, Mapping):
+        raise MetricError(
+            f"{who}: per_episode returned {type(result).__name__}, not a dict of one value per episode "
+            "under each key; fix the metric plugin"
+        )
+    return {_checked_key(key, who): _one_per_episode(v, len(batch), who, key) for key, v in result.items()}
+
+
+def _summary(metric: MetricSpec, plugin: str, key: str, column: np.ndarray) -> dict[str, Any]:
+    """``metric``'s ``aggregate`` of one key's values over all episodes, as a plain dict."""
+    with metric_call(metric.name, plugin, f"aggregate (key {key!r})"):
+        result = metric.aggregate(column)
+        if isinstance(result, Summary):
+            return result.as_dict()
+    raise MetricError(
+        f"{culprit('metric', metric.name, plugin)}: aggregate returned {type(result).__name__} for key {key!r}, "
+        "not a harness.specs.Summary; fix the metric plugin"
+    )
+
+
+def _checked_key(key: Any, who: str) -> str:
+    """``key`` if it can name a metric's values in a file: a non-empty string without path or control characters."""
+    if not isinstance(key, str) or key in ("", ".", "..") or any(c in "/\\" or not c.isprintable() for c in key):
+        raise MetricError(
+            f"{who}: per_episode returned the key {key!r}; keys must be non-empty strings without '/', '\\' "
+            "or control characters; fix the metric plugin"
+        )
+    return key
+
+
+def _one_per_episode(values: Any, episodes: int, who: str, key: str) -> np.ndarray:
+    """A metric's values for one key as floats, refused unless numbers, one per episode."""
+    try:
+        array = np.asarray(values, dtype=np.float64)
+    except (TypeError, ValueError):
+        raise MetricError(
+            f"{who} returned values for key {key!r} that are not numbers ({type(values).__name__}); "
+            "return one float per episode; fix the metric plugin"
+        ) from None
     if array.shape != (episodes,):
-        raise HarnessError(
-            f"metric {metric!r} returned values of shape {array.shape} for key {key!r}, expected ({episodes},): "
-            "one per episode of the batch"
+        raise MetricError(
+            f"{who} returned values of shape {array.shape} for key {key!r}, expected ({episodes},): "
+            "one per episode of the batch; fix the metric plugin"
         )
     return array
 

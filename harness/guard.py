@@ -1,7 +1,10 @@
-"""Calls into model plugins: whatever they raise (``SystemExit`` included) becomes a one-line ``ModelError``.
+"""Calls into model, dataset and metric plugins: whatever they raise (``SystemExit`` included) becomes one line.
 
-The message names the model, its plugin and the call that failed; the original exception
-stays the ``__cause__``, so ``harness --traceback`` can show it whole.
+A model's failure is a ``ModelError``, a dataset's a ``DatasetError``, a metric's a
+``MetricError``. The message names the model, dataset or metric, its plugin and the call
+that failed; the original exception stays the ``__cause__``, so ``harness --traceback``
+can show it whole. A ``HarnessError`` raised in a plugin (a dataset's ``check`` refusing
+settings) is already one line and passes unchanged.
 """
 
 from __future__ import annotations
@@ -18,15 +21,43 @@ class ModelError(PluginError):
     """A model plugin raised while the harness built, trained, evaluated or saved it."""
 
 
+class DatasetError(PluginError):
+    """A dataset plugin raised, or returned what the harness cannot use, while opened or sampled."""
+
+
+class MetricError(PluginError):
+    """A metric plugin raised, or returned what the harness cannot use, while scoring."""
+
+
+def culprit(noun: str, name: str, plugin: str) -> str:
+    """``dataset 'x' (plugin 'p')``: how a message names the plugin at fault."""
+    return f"{noun} {name!r} (plugin {plugin!r})"
+
+
 @contextlib.contextmanager
-def model_call(model: str, plugin: str, what: str) -> Iterator[None]:
-    """Turn an exception raised in the block into a ``ModelError`` naming ``model``, ``plugin`` and ``what``."""
+def plugin_call(error: type[PluginError], noun: str, name: str, plugin: str, what: str) -> Iterator[None]:
+    """Turn an exception raised in the block into ``error`` naming the ``noun`` ``name``, ``plugin`` and ``what``."""
     try:
         yield
     except HarnessError:  # already one line that says what to change
         raise
     except (Exception, SystemExit) as exc:
-        raise ModelError(f"model {model!r} (plugin {plugin!r}) failed in {what}: {describe(exc)}") from exc
+        raise error(f"{culprit(noun, name, plugin)} failed in {what}: {describe(exc)}") from exc
+
+
+def model_call(model: str, plugin: str, what: str) -> contextlib.AbstractContextManager[None]:
+    """Turn an exception raised in the block into a ``ModelError`` naming ``model``, ``plugin`` and ``what``."""
+    return plugin_call(ModelError, "model", model, plugin, what)
+
+
+def dataset_call(dataset: str, plugin: str, what: str) -> contextlib.AbstractContextManager[None]:
+    """Turn an exception raised in the block into a ``DatasetError`` naming ``dataset``, ``plugin`` and ``what``."""
+    return plugin_call(DatasetError, "dataset", dataset, plugin, what)
+
+
+def metric_call(metric: str, plugin: str, what: str) -> contextlib.AbstractContextManager[None]:
+    """Turn an exception raised in the block into a ``MetricError`` naming ``metric``, ``plugin`` and ``what``."""
+    return plugin_call(MetricError, "metric", metric, plugin, what)
 
 
 @contextlib.contextmanager

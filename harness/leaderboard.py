@@ -9,14 +9,13 @@ The ``text`` shown (one decimal) is rounded from the numbers before that, so it 
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import atomic
-from harness.errors import ConfigError
+from harness import atomic, records
+from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
 from harness.runner import RECORD
 from harness.tables import CELL, TableSpec
@@ -28,6 +27,9 @@ COLUMNS = [
     "table", "row", "setting", "key", "source", "value", "ci95", "seeds", "budget", "episodes_trained",
     "stopped_early", "paper_value", "diff", "commit", "citation", "checked", "note", "text",
 ]  # fmt: skip
+TEXT_COLUMNS = ("table", "row", "setting", "key", "source", "budget", "commit", "citation", "checked", "note", "text")
+"""Columns of text, which ``csv_safe`` keeps a spreadsheet from running as formulas."""
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 DECIMALS = 2
 """Our values, intervals and differences are rounded to this many decimals (the papers print at most two)."""
 PUBLISHED = ("paper", "secondary")
@@ -52,35 +54,36 @@ def t975(df: int) -> float:
 
 
 def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
-    """Complete runs of ``table`` under ``results``, one dict per (row, setting, key, budget)."""
-    groups: dict[tuple[str, str, str, str], list[tuple[dict, dict]]] = {}
+    """Complete runs of ``table`` under ``results``, one dict per (row, setting, key, budget).
+
+    A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell to run again.
+    """
+    groups: dict[tuple[str, str, str, str], list[tuple[dict[str, Any], float, float]]] = {}
     for cell_path in sorted((results / table.name).glob(f"**/{CELL}")):
-        record_path = cell_path.parent / RECORD
-        if not record_path.exists():
+        run = _read_run(table, cell_path)
+        if run is None:
             continue
-        cell, record = json.loads(cell_path.read_text()), json.loads(record_path.read_text())
-        if record.get("status") != "complete" or cell.get("table") != table.name:
-            continue
+        cell, record = run
         for key in table.cell_keys(cell["setting"]):
-            groups.setdefault((cell["row"], cell["setting"], key, cell["budget"]), []).append((cell, record))
+            mean, ci = _mean_ci(table, record, key, cell_path.parent)
+            groups.setdefault((cell["row"], cell["setting"], key, cell["budget"]), []).append((record, mean, ci))
     rows = []
     for (row, setting, key, budget), runs in groups.items():
-        summaries = [table.summary(record["metrics"], key) for _, record in runs]
-        means = [100 * s["mean"] for s in summaries]
+        means = [100 * mean for _, mean, _ in runs]
         value = sum(means) / len(means)
         if len(means) == 1:
-            ci = 100 * summaries[0]["ci95"]
+            ci = 100 * runs[0][2]
         else:
             var = sum((m - value) ** 2 for m in means) / (len(means) - 1)
             ci = t975(len(means) - 1) * math.sqrt(var / len(means))
-        commits = sorted({_commit(record["provenance"]["git"]) for _, record in runs})
-        stops = [r["stopped_early"]["at_episode"] for _, r in runs if r.get("stopped_early")]
+        commits = sorted({_commit(record.get("provenance")) for record, _, _ in runs})
+        stops = [record["stopped_early"]["at_episode"] for record, _, _ in runs if record.get("stopped_early")]
         rows.append(
             {
                 "table": table.name, "row": row, "setting": setting, "key": key, "source": f"ours ({budget} budget)",
-                "value": round(value, DECIMALS), "ci95": round(ci, DECIMALS), "text": f"{value:.1f} ± {ci:.1f}",
+                "value": round(value, DECIMALS), "ci95": round(ci, DECIMALS), "text": _text(value, ci),
                 "seeds": len(runs), "budget": budget,
-                "episodes_trained": min(record["episodes_trained"] for _, record in runs),
+                "episodes_trained": min(record["episodes_trained"] for record, _, _ in runs),
                 "stopped_early": len(stops),
                 "commit": ",".join(commits), "citation": "", "checked": "", "note": "",
             }
@@ -88,10 +91,68 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _commit(git: dict[str, Any]) -> str:
-    """Short commit of a run, marked ``-dirty`` when the checkout had uncommitted changes."""
-    commit = (git.get("commit") or "unknown")[:10]
-    return commit + ("-dirty" if git.get("dirty") else "")
+def _rerun(table: TableSpec, directory: Path) -> str:
+    """How to replace a damaged cell: delete its folder and reproduce the table again."""
+    return f"delete {directory} and rerun 'harness reproduce {table.name}' to run the cell again"
+
+
+def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+    """``(cell, record)`` of a complete run of ``table``, else ``None``; a damaged one is a one-line ``DataError``."""
+    record_path = cell_path.parent / RECORD
+    if not record_path.exists():
+        return None
+    fix = _rerun(table, cell_path.parent)
+    cell, record = records.read_json(cell_path, fix), records.read_record(record_path, fix)
+    if cell.get("table") != table.name or record["status"] != "complete":
+        return None
+    if not all(isinstance(cell.get(field), str) for field in ("row", "setting", "budget")):
+        raise DataError(f"{cell_path} does not name the row, setting and budget of its cell; {fix}")
+    stopped = record.get("stopped_early")
+    if not _count(record.get("episodes_trained")) or not (stopped is None or _count(_get(stopped, "at_episode"))):
+        raise DataError(f"{record_path} lacks the episodes trained (or where training stopped); {fix}")
+    return cell, record
+
+
+def _mean_ci(table: TableSpec, record: dict[str, Any], key: str, directory: Path) -> tuple[float, float]:
+    """The mean and 95% CI half-width (fractions; NaN where the record has ``null``) behind column ``key``."""
+    try:
+        summary = table.summary(record["metrics"], key)
+        return _number(summary["mean"]), _number(summary["ci95"])
+    except (KeyError, TypeError, ValueError):
+        raise DataError(
+            f"{directory / RECORD} has no {table.metric} {key!r} mean and ci95; {_rerun(table, directory)}"
+        ) from None
+
+
+def _text(value: float, ci: float) -> str:
+    """``46.7 ± 0.3``, or ``46.7`` alone where there is no interval (one seed tested on one episode)."""
+    return f"{value:.1f} ± {ci:.1f}" if math.isfinite(ci) else f"{value:.1f}"
+
+
+def _number(value: Any) -> float:
+    """A summary's number: ``null`` (what JSON keeps of NaN) is NaN; anything but a number is a ``TypeError``."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)
+
+
+def _count(value: Any) -> bool:
+    """Whether ``value`` is a count of episodes: an int, not negative (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _get(value: Any, key: str) -> Any:
+    """``value[key]`` when ``value`` is a dict, else ``None``."""
+    return value.get(key) if isinstance(value, dict) else None
+
+
+def _commit(provenance: Any) -> str:
+    """Short commit of a run, marked ``-dirty`` when the checkout had uncommitted changes; ``unknown`` if unrecorded."""
+    git = _get(provenance, "git")
+    commit = _get(git, "commit")
+    return (commit[:10] if isinstance(commit, str) and commit else "unknown") + ("-dirty" if _get(git, "dirty") else "")
 
 
 def build(table: TableSpec, results: Path, papers: Sequence[Path] = ()) -> pd.DataFrame:
@@ -153,9 +214,9 @@ def _published_lines(frame: pd.DataFrame) -> list[str]:
 def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
     """The pivoted table as Markdown: citation, where each published number comes from, notes, our training."""
     shown = pivot(frame).reset_index()
-    header = "| " + " | ".join(str(c) for c in shown.columns) + " |"
+    header = "| " + " | ".join(_md_cell(c) for c in shown.columns) + " |"
     lines = [f"# {table.title}", "", f"Paper: {table.paper}.", "", header, "|" + "---|" * len(shown.columns)]
-    lines += ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     secondary = (
         "; *secondary* rows are the paper's numbers as quoted by others"
         if (frame["source"] == "secondary").any()
@@ -188,6 +249,20 @@ def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _md_cell(value: Any) -> str:
+    """``value`` as one Markdown table cell: ``|`` escaped, line breaks as spaces."""
+    return " ".join(str(value).replace("|", "\\|").splitlines())
+
+
+def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with each text cell that a spreadsheet would run as a formula (``=``, ``+``, ``-``, ``@``, tab or
+    carriage return first) prefixed with ``'``, as OWASP advises against CSV injection; numbers stay numbers."""
+    safe = frame.copy()
+    for column in TEXT_COLUMNS:
+        safe[column] = [f"'{v}" if isinstance(v, str) and v.startswith(FORMULA_STARTS) else v for v in safe[column]]
+    return safe
+
+
 def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = ()) -> dict[str, Path]:
     """Build the leaderboard of ``table`` from ``results``; write ``<table>.csv``, ``.md`` and ``.png`` in ``out``."""
     from harness import plots
@@ -196,9 +271,12 @@ def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = (
         raise ConfigError(f"results directory {results} does not exist; run 'harness reproduce {table.name}' first")
     frame = build(table, results, papers)
     paths = {"csv": out / f"{table.name}.csv", "md": out / f"{table.name}.md", "png": out / f"{table.name}.png"}
-    atomic.write_bytes(paths["csv"], frame.to_csv(index=False).encode())
+    atomic.write_bytes(paths["csv"], csv_safe(frame).to_csv(index=False).encode())
     atomic.write_bytes(paths["md"], to_markdown(table, frame).encode())
     tmp = out / f".{table.name}.tmp.png"
-    plots.save(table, frame, tmp)
-    tmp.replace(paths["png"])
+    try:
+        plots.save(table, frame, tmp)
+        tmp.replace(paths["png"])
+    finally:
+        tmp.unlink(missing_ok=True)
     return paths

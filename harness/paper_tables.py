@@ -28,7 +28,7 @@ from importlib import resources
 from importlib.resources.abc import Traversable
 from pathlib import Path
 
-from harness.errors import DataError
+from harness.errors import DataError, describe
 from harness.tables import TableSpec
 
 PAPERS_ENV = "HARNESS_PAPERS_DIR"
@@ -39,6 +39,8 @@ SOURCES = ("paper", "secondary")
 REQUIRED = ("row", "setting", "metric", "key", "value", "paper", "source", "checked")
 """Columns that may not be empty (``ci95``, ``table`` and ``note`` may)."""
 
+_PACKAGE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
+"""A package name that ``TableSpec.numbers`` may give (dotted identifiers)."""
 _FILE_NAME = re.compile(r"[\w./-]+\.(md|csv|txt|pdf|tex)")
 """A ``checked`` that is only a file name: a reader cannot follow it."""
 
@@ -142,7 +144,7 @@ def load_paper_table(path: Path | Traversable, table: TableSpec | None = None) -
             f"{path} does not exist; write the paper's numbers there as CSV with the header {','.join(COLUMNS)}"
         )
     try:
-        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8"), newline=""), strict=True)
+        reader = csv.reader(io.StringIO(path.read_text(encoding="utf-8-sig"), newline=""), strict=True)
         header = next(reader, None)
         if header is None:
             raise DataError(f"{path}:1: the file is empty; the first line must be the header {','.join(COLUMNS)}")
@@ -178,11 +180,24 @@ def load_paper_table(path: Path | Traversable, table: TableSpec | None = None) -
 
 def search_path(papers: Sequence[Path] = ()) -> list[Path]:
     """Folders searched for ``<table>.csv``: ``papers`` (``--papers``), then ``$HARNESS_PAPERS_DIR``'s (must exist)."""
-    folders = [*papers, *(Path(p) for p in os.environ.get(PAPERS_ENV, "").split(os.pathsep) if p)]
-    for folder in folders:
-        if not folder.is_dir():
-            raise DataError(f"papers folder {folder} does not exist; pass a folder holding <table>.csv files")
-    return folders
+    from_env = [Path(p) for p in os.environ.get(PAPERS_ENV, "").split(os.pathsep) if p]
+    for folder in papers:
+        _check_folder(folder, f"pass --papers {folder.parent}, its folder", "pass a folder holding <table>.csv files")
+    for folder in from_env:
+        _check_folder(
+            folder,
+            f"set ${PAPERS_ENV} to its folder, {folder.parent}",
+            f"fix or unset ${PAPERS_ENV}, which names it",
+        )
+    return [*papers, *from_env]
+
+
+def _check_folder(folder: Path, if_file: str, if_missing: str) -> None:
+    """``DataError`` unless ``folder`` is a folder: ``if_file`` is the fix when it is a file, else ``if_missing``."""
+    if folder.is_file():
+        raise DataError(f"papers folder {folder} is a file; {if_file}")
+    if not folder.is_dir():
+        raise DataError(f"papers folder {folder} does not exist; {if_missing}")
 
 
 def shipped(table: TableSpec) -> Traversable | None:
@@ -190,17 +205,31 @@ def shipped(table: TableSpec) -> Traversable | None:
     if not table.numbers:
         return None
     package, _, path = table.numbers.partition(":")
-    if not package or not path:
+    where = f"table {table.name!r}: numbers {table.numbers!r}"
+    parts = path.split("/")
+    if not _PACKAGE.fullmatch(package) or any(part in ("", ".", "..") for part in parts):
         raise DataError(
-            f"table {table.name!r}: numbers {table.numbers!r} is not '<package>:<path>'; "
-            f"write e.g. 'my_plugin:papers/{table.name}.csv'"
+            f"{where} is not '<package>:<path>'; write e.g. 'my_plugin:papers/{table.name}.csv' "
+            "(a relative path inside the package)"
         )
+    if not path.endswith(".csv"):
+        raise DataError(f"{where} names no .csv file; ship the numbers as CSV, e.g. 'papers/{table.name}.csv'")
+    return _package_files(package, table.name).joinpath(*parts)
+
+
+def _package_files(package: str, table: str) -> Traversable:
+    """The files of the installed package ``package`` (of ``table``'s numbers); one-line ``DataError`` if none."""
+    where = f"table {table!r}: package {package!r} of its numbers"
     try:
-        return resources.files(package).joinpath(*path.split("/"))
-    except ModuleNotFoundError:
-        raise DataError(
-            f"table {table.name!r}: package {package!r} of its numbers is not installed; reinstall the plugin"
-        ) from None
+        return resources.files(package)
+    except ModuleNotFoundError as exc:
+        if exc.name is None or package == exc.name or package.startswith(f"{exc.name}."):
+            raise DataError(f"{where} is not installed; reinstall the plugin") from None
+        raise DataError(f"{where} failed to import ({describe(exc)}); fix or reinstall its plugin") from None
+    except TypeError:  # a module, not a package
+        raise DataError(f"{where} is a module, not a package; name the package holding the file") from None
+    except (Exception, SystemExit) as exc:  # its __init__ raised
+        raise DataError(f"{where} failed to import ({describe(exc)}); fix or reinstall its plugin") from None
 
 
 def paper_file(table: TableSpec, papers: Sequence[Path] = ()) -> Path | Traversable:

@@ -1,4 +1,4 @@
-"""Checks of model parameters and dataset options against their defaults' types, and size bounds the core knows."""
+"""Checks of model parameters and dataset options against their defaults' types, and value bounds the core knows."""
 
 from __future__ import annotations
 
@@ -7,8 +7,11 @@ from typing import Any
 
 from harness.errors import ConfigError
 
-DATA_BOUNDS: dict[str, int] = {"image_size": 512}
-"""Largest value of a dataset option with this name, whatever the dataset (pixels a side)."""
+SEED_MAX = 2**32 - 1
+"""Largest seed: what every generator takes (NumPy's legacy ``RandomState`` stops here, torch at 2**64 - 1)."""
+DATA_BOUNDS: dict[str, tuple[int, int]] = {"image_size": (1, 512), "seed": (0, SEED_MAX)}
+"""Smallest and largest value of a dataset option with this name, whatever the dataset (``image_size``: pixels
+a side; ``seed``: what draws a generated dataset)."""
 
 
 def check_type(key: str, value: Any, default: Any, owner: str, noun: str) -> None:
@@ -38,9 +41,13 @@ def check_types(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: st
             check_type(key, value, defaults[key], owner, noun)
 
 
-def check_bounds(options: Mapping[str, Any], bounds: Mapping[str, int], owner: str, noun: str) -> None:
-    """Raise ``ConfigError`` for a numeric value above its bound in ``bounds``."""
-    for key, bound in bounds.items():
+def check_bounds(options: Mapping[str, Any], bounds: Mapping[str, tuple[int, int]], owner: str, noun: str) -> None:
+    """Raise ``ConfigError`` for a numeric value outside its (smallest, largest) in ``bounds``."""
+    for key, (low, high) in bounds.items():
         value = options.get(key)
-        if isinstance(value, (int, float)) and not isinstance(value, bool) and value > bound:
-            raise ConfigError(f"{owner} {noun} {key} must be at most {bound}, got {value!r}")
+        if not isinstance(value, (int, float)) or isinstance(value, bool):
+            continue
+        if value < low:
+            raise ConfigError(f"{owner} {noun} {key} must be at least {low}, got {value!r}")
+        if value > high:
+            raise ConfigError(f"{owner} {noun} {key} must be at most {high}, got {value!r}")

@@ -10,19 +10,19 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from harness import atomic
+from harness import atomic, records
 from harness.errors import DataError
 
 FILE = "episodes.npz"
 EPISODES = "episodes"
 """Name of the array of episode indices."""
+RESTART = "rerun the run with --restart"
 
 
 @dataclass(frozen=True)
@@ -60,28 +60,23 @@ def load(run_dir: str | Path) -> PerEpisode:
     from harness.runner import RECORD
 
     record_path = Path(run_dir) / RECORD
-    try:
-        record = json.loads(record_path.read_text())
-    except FileNotFoundError:
-        raise DataError(f"{record_path} does not exist; finish the run first (rerun its command)") from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise DataError(f"{record_path} is not valid JSON; rerun the run with --restart") from None
-    reference = record.get("per_episode") if isinstance(record, dict) else None
-    if not isinstance(reference, dict):
-        raise DataError(f"{record_path} keeps no per-episode values (an older harness wrote it); rerun with --restart")
-    name = reference.get("file")
-    if not isinstance(name, str) or name in ("", ".", "..") or Path(name).name != name:
-        raise DataError(f"{record_path}: per_episode.file must name a file beside it, got {name!r}")
-    path = record_path.parent / name
+    if not record_path.exists():
+        raise DataError(f"{record_path} does not exist; finish the run first (rerun its command)")
+    record = records.read_record(record_path, RESTART)
+    if record["status"] != "complete":
+        raise DataError(f"{record_path} is of a run that is not complete; finish it first (rerun its command)")
+    if record.get("per_episode") is None:
+        raise DataError(f"{record_path} keeps no per-episode values (an older harness wrote it); {RESTART}")
+    path = record_path.parent / record["per_episode"]["file"]
     try:
         data = path.read_bytes()
     except FileNotFoundError:
-        raise DataError(f"{path} is missing but {record_path} refers to it; rerun the run with --restart") from None
-    if hashlib.sha256(data).hexdigest() != reference.get("sha256"):
-        raise DataError(
-            f"{path} does not match the SHA-256 in {record_path}: it was changed or damaged; rerun with --restart"
-        )
-    return _decode(data, record.get("metrics") or {}, path)
+        raise DataError(f"{path} is missing but {record_path} refers to it; {RESTART}") from None
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not the file {record_path} refers to; {RESTART}") from None
+    if hashlib.sha256(data).hexdigest() != record["per_episode"]["sha256"]:
+        raise DataError(f"{path} does not match the SHA-256 in {record_path}: it was changed or damaged; {RESTART}")
+    return _decode(data, record["metrics"], path)
 
 
 def _decode(data: bytes, metrics: dict[str, dict[str, object]], path: Path) -> PerEpisode:
@@ -90,15 +85,15 @@ def _decode(data: bytes, metrics: dict[str, dict[str, object]], path: Path) -> P
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a valid .npz file ({type(exc).__name__}); rerun with --restart") from None
+        raise DataError(f"{path} is not a valid .npz file ({type(exc).__name__}); {RESTART}") from None
     episodes = arrays.get(EPISODES)
     values: dict[str, dict[str, np.ndarray]] = {}
     for metric, keys in metrics.items():
         for key in keys:
             column = arrays.get(f"{metric}/{key}")
             if episodes is None or column is None or column.shape != episodes.shape:
-                raise DataError(f"{path} lacks the values of {metric} {key} its record reports; rerun with --restart")
+                raise DataError(f"{path} lacks the values of {metric} {key} its record reports; {RESTART}")
             values.setdefault(metric, {})[key] = column
     if episodes is None:
-        raise DataError(f"{path} lacks the episode indices; rerun with --restart")
+        raise DataError(f"{path} lacks the episode indices; {RESTART}")
     return PerEpisode(episodes, values)

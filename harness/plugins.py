@@ -19,6 +19,7 @@ import difflib
 import enum
 import functools
 import importlib
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -30,7 +31,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from harness import __version__, hookspecs
-from harness.errors import DuplicateNameError, PluginError, describe
+from harness.errors import DuplicateNameError, PluginError, describe, printable
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
 from harness.tables import TableRow, TableSpec
@@ -91,6 +92,8 @@ class PluginInfo:
     """One line per name this plugin registers that an earlier plugin took (left out)."""
     blocked: bool = False
     """Left out because ``HARNESS_BLOCK_PLUGINS`` names it."""
+    warnings: list[str] = field(default_factory=list)
+    """One line per thing it provides that nothing can use, such as a row of a table no plugin registers."""
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly dict."""
@@ -104,6 +107,7 @@ class PluginInfo:
             "error": self.error,
             "conflicts": self.conflicts,
             "blocked": self.blocked,
+            "warnings": self.warnings,
         }
 
 
@@ -288,14 +292,16 @@ class PluginHost:
     def problems(self) -> list[str]:
         """One line per broken plugin, then one per name two plugins register."""
         infos = self.plugins()
-        return [f"plugin {i.name!r} {i.error}" for i in infos if i.error] + [c for i in infos for c in i.conflicts]
+        return [f"plugin {i.name!r} {i.error}" for i in infos if i.error] + [
+            line for i in infos for line in (*i.conflicts, *i.warnings)
+        ]
 
     def _build(self) -> dict[str, Registry[Any]]:
         if self._registries is not None:
             return self._registries
         contributions: dict[str, dict[str, list[Any]]] = {}
         for each in self._infos.values():
-            each.conflicts = []
+            each.conflicts, each.warnings = [], []
         for kind, (hook_name, spec_type) in HOOKS.items():
             caller = getattr(self._pm.hook, hook_name)
             for impl in caller.get_hookimpls():
@@ -304,6 +310,7 @@ class PluginHost:
                     continue
                 try:
                     specs: list[Any] = _validated(impl.function(), spec_type, hook_name)
+                    _check_names(specs, hook_name)
                 except (Exception, SystemExit) as exc:
                     self._broken(info, f"failed in hook {hook_name}: {describe(exc)}")
                     continue
@@ -318,7 +325,23 @@ class PluginHost:
             for kind, specs in contributions[plugin_name].items():
                 info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
         self._registries = registries
+        self._check_rows(registries)
         return registries
+
+    def _check_rows(self, registries: dict[str, Registry[Any]]) -> None:
+        """Note each ``harness_table_rows`` row of a table no plugin registers (fatal if strict)."""
+        for row in registries["rows"]:
+            if row.table in registries["tables"]:
+                continue
+            plugin = registries["rows"].plugin_of(row.name)
+            problem = (
+                f"plugin {plugin!r} lists row {row.row!r} for table {row.table!r}, which no plugin registers; "
+                "install the plugin of that table, or fix the table name in its harness_table_rows"
+            )
+            if self.strict:
+                self._registries = None
+                raise PluginError(problem)
+            self._infos[plugin].warnings.append(problem)
 
     def _add(self, registry: Registry[Any], spec: Any, info: PluginInfo) -> bool:
         """Add ``spec``; on a name another plugin took, keep that one and note the clash (fatal if strict)."""
@@ -387,6 +410,7 @@ def _plain(value: Any) -> Any:
 
 
 def _validated(result: object, spec_type: type[S], hook_name: str) -> list[S]:
+    """A hook's result as a list of named ``spec_type``s with plain defaults and options; ``TypeError`` if not."""
     if result is None:
         return []
     if not isinstance(result, (list, tuple)):
@@ -398,7 +422,61 @@ def _validated(result: object, spec_type: type[S], hook_name: str) -> list[S]:
             )
         if not isinstance(getattr(item, "name", None), str) or not item.name:  # type: ignore[attr-defined]
             raise TypeError(f"{hook_name} returned a {spec_type.__name__} without a name")
+        _check_plain_values(item)
     return list(result)
+
+
+PLAIN_FIELDS: dict[type, str] = {ModelSpec: "defaults", DatasetSpec: "options"}
+"""The spec field whose values go into run configs and records (JSON): they must be plain values."""
+
+
+def _check_plain_values(spec: object) -> None:
+    """Raise ``TypeError`` unless a model's defaults or a dataset's options are plain JSON values."""
+    field_name = next((name for kind, name in PLAIN_FIELDS.items() if isinstance(spec, kind)), None)
+    if field_name is None:
+        return
+    values = getattr(spec, field_name)
+    where = f"{type(spec).__name__} {spec.name!r}"  # type: ignore[attr-defined]
+    if not isinstance(values, Mapping):
+        raise TypeError(f"{where}: {field_name} must be a dict, got {type(values).__name__}")
+    problem = _not_plain(values, field_name)
+    if problem is not None:
+        raise TypeError(
+            f"{where}: {problem}, not a plain JSON value (None, bool, int, finite float, str, or a list or "
+            "dict of them); make it one (a list instead of an array)"
+        )
+
+
+def _not_plain(value: object, where: str) -> str | None:
+    """Where in ``value`` (named ``where``) a value is not plain JSON, and its type; ``None`` if all are."""
+    if value is None or isinstance(value, (bool, int, str)):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{where} is {value!r}"
+    if isinstance(value, Mapping):
+        keys = [key for key in value if not isinstance(key, str)]
+        if keys:
+            return f"{where} has the key {keys[0]!r} of type {type(keys[0]).__name__}"
+        items = [(f"{where}[{key!r}]", item) for key, item in value.items()]
+    elif isinstance(value, (list, tuple)):
+        items = [(f"{where}[{i}]", item) for i, item in enumerate(value)]
+    else:
+        return f"{where} is of type {type(value).__name__}"
+    return next((problem for name, item in items if (problem := _not_plain(item, name)) is not None), None)
+
+
+def _check_names(specs: list[Any], hook_name: str) -> None:
+    """Raise ``TypeError`` for a spec whose name holds control or format characters (a newline, an ANSI escape),
+    or a ``TableRow`` whose table, row label or model is not text."""
+    for spec in specs:
+        if isinstance(spec, TableRow) and not (
+            isinstance(spec.table, str) and isinstance(spec.row, str) and spec.row and isinstance(spec.model, str)
+        ):
+            raise TypeError(
+                f"{hook_name} returned {spec!r}; its table, row and model must be strings, the row not empty"
+            )
+        if printable(spec.name) != spec.name:
+            raise TypeError(f"{hook_name} returned the name {spec.name!r}, which holds control characters; rename it")
 
 
 def _location(plugin: object) -> str | None:

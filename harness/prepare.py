@@ -10,11 +10,12 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import devices
+from harness import devices, hints
 from harness.config import RunConfig, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError
@@ -74,12 +75,14 @@ def prepare(
     sources: dict[str, EpisodeSource] | None = None,
     *,
     input_shape: tuple[int, int, int] | None = None,
+    evaluating: bool = False,
 ) -> Prepared:
     """Resolve names, kind, hyperparameters and options; open the datasets and check they fit.
 
     ``sources`` shares opened datasets between runs with the same dataset and options. With
     ``input_shape`` (that of the images a checkpoint's model was trained on) only the test
-    dataset is opened and checked: the model is evaluated, not trained.
+    dataset is opened and checked: the model is evaluated, not trained. ``evaluating``: for
+    ``harness evaluate``, whose hints name its own options.
     """
     model_spec = host.models.get(config.model)
     dataset_spec = host.datasets.get(config.dataset)
@@ -96,9 +99,11 @@ def prepare(
     settings = resolved.settings()
     training = input_shape is None and model_spec.trainable and resolved.episodes > 0
     _check_splits(resolved, dataset_spec, test_spec, training)
-    test_source = _opened(test_spec, test_data, sources)
     separate = input_shape is None and config.test_dataset is not None
-    source = _opened(dataset_spec, data, sources) if separate else test_source
+    form = hints.EVALUATE if evaluating else hints.TEST if separate else hints.RUN
+    with hints.dataset_hints(test_spec, form):
+        test_source = _opened(host, test_spec, test_data, sources)
+    source = _opened(host, dataset_spec, data, sources) if separate else test_source
     if training:
         source.check(dataset_spec.train_split, settings)
         check_episode_count(source, dataset_spec, dataset_spec.train_split, resolved.episodes, "--episodes")
@@ -157,12 +162,14 @@ def _portable(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in options.items() if k not in spec.location_options}
 
 
-def _opened(spec: DatasetSpec, options: dict[str, Any], sources: dict[str, EpisodeSource] | None) -> EpisodeSource:
+def _opened(
+    host: PluginHost, spec: DatasetSpec, options: dict[str, Any], sources: dict[str, EpisodeSource] | None
+) -> EpisodeSource:
     """The dataset opened with ``options``, from ``sources`` when it is there already."""
     key = json.dumps([spec.name, options], sort_keys=True, default=str)
     source = sources.get(key) if sources is not None else None
     if source is None:
-        source = open_source(spec, options)
+        source = open_source(spec, options, host.datasets.plugin_of(spec.name))
         if sources is not None:
             sources[key] = source
     return source
@@ -186,9 +193,21 @@ def _check_splits(config: RunConfig, spec: DatasetSpec, test_spec: DatasetSpec, 
 
 
 def resolve_metrics(host: PluginHost, names: tuple[str, ...], kind: EpisodeKind, dataset: str) -> list[MetricSpec]:
-    """The metrics ``names``, checked to apply; with none named, all that score ``kind`` episodes of ``dataset``."""
+    """The metrics ``names``, checked to apply; with none named, all that score ``kind`` episodes of ``dataset``.
+
+    A name given twice, or no metric at all to score the run, is refused before any work.
+    """
     if not names:
-        return [m for m in host.metrics if m.applies_to(kind, dataset)]
+        applying = [m for m in host.metrics if m.applies_to(kind, dataset)]
+        if not applying:
+            raise ConfigError(
+                f"no installed metric scores {kind.value} episodes of dataset {dataset!r}, so the run would "
+                "record no results; install or unblock a metric plugin ('harness plugins' lists them)"
+            )
+        return applying
+    twice = sorted({name for name in names if names.count(name) > 1})
+    if twice:
+        raise ConfigError(f"metric {twice[0]!r} is given more than once; give each --metric once")
     metrics = [host.metrics.get(name) for name in names]
     for metric in metrics:
         if kind not in metric.episode_kinds:
@@ -210,4 +229,9 @@ def default_name(config: RunConfig) -> str:
     else:
         shape = f"{config.ways}w{config.shots}s"
     datasets = config.dataset if config.test_dataset is None else f"{config.dataset}-test-{config.test_dataset}"
-    return f"{config.model}-{datasets}-{config.kind}-{shape}-seed{config.seed}"
+    return _one_folder(f"{config.model}-{datasets}-{config.kind}-{shape}-seed{config.seed}")
+
+
+def _one_folder(name: str) -> str:
+    """``name`` as one folder name: each character other than a letter, digit, ``.``, ``_``, ``+`` or ``-`` is ``-``."""
+    return re.sub(r"[^\w.+-]", "-", name)

@@ -13,17 +13,16 @@ tries it again; the other cells still run.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import atomic, locks, rundirs
+from harness import atomic, locks, records, rundirs
 from harness.config import did_you_mean
 from harness.errors import ConfigError, DataError, EpisodeCountError, HarnessError, UnknownNameError, describe
-from harness.hints import for_command
+from harness.hints import REPRODUCE, for_dataset
 from harness.plugins import PluginHost
 from harness.prepare import Prepared, prepare
 from harness.runner import RECORD, Run
@@ -101,8 +100,13 @@ def is_done(out: Path, cell: Cell) -> bool:
 
 
 def _complete(directory: Path) -> bool:
+    """Whether the cell in ``directory`` has a complete record with its per-episode values; a damaged record is
+    refused in one line."""
     path = directory / RECORD
-    return path.exists() and json.loads(path.read_text()).get("status") == "complete"
+    if not path.exists():
+        return False
+    record = records.read_record(path, f"delete {directory} and rerun to run the cell again")
+    return records.is_complete(record, directory)
 
 
 def claim_and_run(
@@ -212,7 +216,7 @@ def reproduce(
         try:
             jobs.append((cell, prepare(config, host, sources), directories[cell.name], where))
         except DataError as exc:  # its hint names harness run's option
-            raise DataError(for_command(str(exc), "reproduce", config.dataset)) from None
+            raise DataError(for_dataset(str(exc), host.datasets.get(config.dataset), REPRODUCE)) from None
         except EpisodeCountError as exc:  # the table sets the counts, not a flag of reproduce
             raise EpisodeCountError(
                 f"table {table.name!r}, cell {cell.name}: {str(exc).split(';')[0]}; the table needs them all: "
@@ -228,7 +232,7 @@ def reproduce(
             if outcome == ELSEWHERE and log is not None:
                 log(f"{directories[cell.name]}: running elsewhere ({detail})")
             if outcome == FAILED and log is not None:
-                log(f"{cell.name}: failed: {for_command(detail, 'reproduce', cell.config.dataset)}")
+                log(f"{cell.name}: failed: {for_dataset(detail, host.datasets.get(cell.config.dataset), REPRODUCE)}")
             bar.set_postfix_str(f"{cell.row} {cell.setting}")
             bar.update(1)
 

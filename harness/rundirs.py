@@ -32,6 +32,9 @@ def resolve(out: Path, name: str) -> Path:
     directory = out / path
     if out.resolve() not in directory.resolve().parents:
         raise ConfigError(f"run name {name!r} leads outside the results folder {out} through a symlink; {hint}")
+    blocking = next((p for p in (directory, *directory.parents[: len(path.parts) - 1]) if p.is_file()), None)
+    if blocking is not None:
+        raise ConfigError(f"run name {name!r} leads into the file {blocking}, not a folder; {hint}")
     return directory
 
 

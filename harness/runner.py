@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__, atomic, checkpoints, per_episode, provenance, rundirs
+from harness import __version__, atomic, checkpoints, per_episode, provenance, records, rundirs
 from harness.checkpoints import CHECKPOINT
-from harness.config import EVAL_KEYS, MACHINE_KEYS, RunConfig, build_config
+from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig, build_config, check_device_name
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
 from harness.evaluation import TRAIN, batches, evaluate, score, validation_accuracy
 from harness.guard import guarded, model_state
@@ -102,14 +102,15 @@ class Run:
             (self.directory / per_episode.FILE).unlink(missing_ok=True)
         state = self._resume_state()
         config = self.prepared.config
-        if state is not None and self.record_path.exists():
-            record: dict[str, Any] = json.loads(self.record_path.read_text())
-            if record.get("status") == "complete":
-                retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)
-                if not retest:
-                    log(f"{self.directory} is already complete; pass --restart to run it again")
-                    return record
-                log(f"testing {self.directory} again ({retest})")
+        record = self._record() if state is not None else None
+        if record is not None and record["status"] == "complete":
+            retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)
+            if not records.is_complete(record, self.directory):
+                retest = retest or f"its {record['per_episode']['file']} is missing"
+            if not retest:
+                log(f"{self.directory} is already complete; pass --restart to run it again")
+                return record
+            log(f"testing {self.directory} again ({retest})")
         model = guarded(self.prepared.build_model(self.directory), config.model, self.prepared.model_plugin)
         done = Progress()
         if state is not None:
@@ -166,6 +167,13 @@ class Run:
         atomic.write_json(self.record_path, record)
         return record
 
+    def _record(self) -> dict[str, Any] | None:
+        """The run's record, if it has one; a damaged one is refused in one line naming ``--restart``."""
+        if not self.record_path.exists():
+            return None
+        fix = f"pass --restart to discard {self.directory} and run it again"
+        return records.read_record(self.record_path, fix, config=True)
+
     def _episodes(self, step: int) -> int:
         return min(step * self.prepared.config.batch_size, self.prepared.config.episodes)
 
@@ -191,7 +199,8 @@ class Run:
         Tested on another dataset now, it keeps the metrics resolved for that dataset.
         """
         prepared = self.prepared
-        last = comparable(json.loads(self.record_path.read_text())["config"]) if self.record_path.exists() else started
+        record = self._record()
+        last = started if record is None or record["status"] != "complete" else comparable(record["config"])
         if last["test_dataset"] != prepared.config.test_dataset:
             return
         names = last["metrics"]
@@ -330,6 +339,17 @@ class Run:
         }
 
 
+def _check_flags(eval_episodes: int | None, device: str) -> None:
+    """Refuse a bad ``--eval-episodes`` or ``--device`` naming the flag, not the checkpoint whose value it replaces."""
+    most = MAXIMA["eval_episodes"]
+    if eval_episodes is not None and not 1 <= eval_episodes <= most:
+        raise ConfigError(f"--eval-episodes must be from 1 to {most:,}, got {eval_episodes:,}")
+    try:
+        check_device_name(device, "--device")
+    except ConfigError:
+        raise ConfigError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}") from None
+
+
 def _plugin_ref(info: PluginInfo) -> dict[str, str | None]:
     return {"name": info.name, "distribution": info.distribution, "version": info.version}
 
@@ -375,6 +395,7 @@ def evaluate_checkpoint(
     directory option, see ``DatasetSpec.data_dir``). ``device`` is where to run it, whatever
     device wrote the checkpoint.
     """
+    _check_flags(eval_episodes, device)
     state = checkpoints.load(path)
     values = {**state["config"], "device": device}
     if eval_episodes is not None:
@@ -389,7 +410,7 @@ def evaluate_checkpoint(
         values[key] = {**values.get(key, {}), **data}
     shape = state.get("input_shape")
     config = build_config(values, source=str(path))
-    prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape))
+    prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
     model = guarded(prepared.build_model(), prepared.config.model, prepared.model_plugin)
     best = state.get("best") or {}
     use_best = prepared.config.keep == "best" and best.get("model_state") is not None and not state.get("final")

@@ -3,6 +3,12 @@
 The harness calls ``sample(split, settings, rngs, indices)``. A source written for the
 older three-argument ``sample(split, settings, rngs)`` keeps working: it is wrapped so
 that the indices are left out. Any other signature is refused in one line.
+
+The harness calls a source through ``GuardedSource``: what the dataset plugin raises
+(``SystemExit`` included) becomes a one-line ``DatasetError`` naming the dataset and its
+plugin, and so does an answer it cannot use (an episode count that is not an int >= 0 or
+``None``, an image shape that is not three sizes, a batch of another number of episodes
+than asked for).
 """
 
 from __future__ import annotations
@@ -15,16 +21,19 @@ import numpy as np
 
 from harness.episodes import EpisodeBatch, EpisodeSettings
 from harness.errors import ConfigError, EpisodeCountError
+from harness.guard import DatasetError, culprit, dataset_call
 from harness.specs import DatasetSpec, EpisodeSource
 
 SIGNATURE = "sample(split, settings, rngs, indices)"
 """The signature the harness calls."""
 
 
-def open_source(spec: DatasetSpec, options: Mapping[str, Any]) -> EpisodeSource:
-    """``spec.factory(options)``, wrapped when its ``sample`` takes no ``indices``."""
-    source = spec.factory(options)
-    return source if _takes_indices(source, spec.name) else ThreeArgumentSource(source)
+def open_source(spec: DatasetSpec, options: Mapping[str, Any], plugin: str) -> GuardedSource:
+    """``spec.factory(options)`` (``spec`` from ``plugin``), guarded; wrapped when its ``sample`` takes no indices."""
+    with dataset_call(spec.name, plugin, "its factory"):
+        source = spec.factory(options)
+    opened = source if _takes_indices(source, spec.name) else ThreeArgumentSource(source)
+    return GuardedSource(opened, spec.name, plugin)
 
 
 def episode_count(source: EpisodeSource, split: str) -> int | None:
@@ -36,6 +45,13 @@ def episode_count(source: EpisodeSource, split: str) -> int | None:
 def check_episode_count(source: EpisodeSource, spec: DatasetSpec, split: str, wanted: int, flag: str) -> None:
     """Raise ``EpisodeCountError`` when ``split`` holds fewer than ``wanted`` episodes, naming ``flag``."""
     count = episode_count(source, split)
+    if count == 0 and wanted > 0:
+        raise EpisodeCountError(
+            f"dataset {spec.name!r} holds no {split} episodes: its {split} split is empty; "
+            "give that split episodes or use another dataset",
+            dataset=spec.name,
+            count=0,
+        )
     if count is not None and wanted > count:
         raise EpisodeCountError(
             f"dataset {spec.name!r} has {count} {split} episodes, fewer than the {wanted} asked for; "
@@ -64,10 +80,81 @@ class ThreeArgumentSource:
         return episode_count(self.source, split)
 
     def sample(
-        self, split: str, settings: EpisodeSettings, rngs: Sequence[np.random.Generator], indices: Sequence[int]
+        self,
+        split: str,
+        settings: EpisodeSettings,
+        rngs: Sequence[np.random.Generator],
+        indices: Sequence[int] | None = None,
     ) -> EpisodeBatch:
         """The wrapped source's batch, drawn from ``rngs`` alone."""
         return self.source.sample(split, settings, rngs)
+
+
+class GuardedSource:
+    """A dataset's source whose calls and answers fail in one line naming the dataset and its plugin.
+
+    Other attributes (an ``ArrayEpisodeSource``'s ``splits`` ...) are the wrapped source's.
+    """
+
+    def __init__(self, source: EpisodeSource, name: str, plugin: str) -> None:
+        self.source, self.name, self.plugin = source, name, plugin
+
+    def __getattr__(self, attribute: str) -> Any:
+        """The wrapped source's other attributes, as they are."""
+        if "source" not in vars(self):  # half-built (copy, pickle): no wrapped source to ask
+            raise AttributeError(attribute)
+        return getattr(self.source, attribute)
+
+    def check(self, split: str, settings: EpisodeSettings) -> None:
+        """The source's ``check``: a ``HarnessError`` it raises passes; anything else is a ``DatasetError``."""
+        with dataset_call(self.name, self.plugin, "check"):
+            self.source.check(split, settings)
+
+    def input_shape(self) -> tuple[int, int, int]:
+        """The source's (channels, height, width), refused unless three positive ints."""
+        with dataset_call(self.name, self.plugin, "input_shape"):
+            shape = self.source.input_shape()
+        sizes = tuple(shape) if isinstance(shape, (tuple, list)) else ()
+        if len(sizes) != 3 or not all(_is_int(size) and size > 0 for size in sizes):
+            raise self._unusable(f"input_shape() returned {shape!r}, not (channels, height, width) as positive ints")
+        return (int(sizes[0]), int(sizes[1]), int(sizes[2]))
+
+    def episode_count(self, split: str) -> int | None:
+        """Episodes ``split`` holds (``None``: unlimited), refused unless an int >= 0 or ``None``."""
+        with dataset_call(self.name, self.plugin, "episode_count"):
+            count = episode_count(self.source, split)
+        if count is not None and not (_is_int(count) and count >= 0):
+            raise self._unusable(f"episode_count({split!r}) returned {count!r}, not an int >= 0 or None")
+        return None if count is None else int(count)
+
+    def sample(
+        self,
+        split: str,
+        settings: EpisodeSettings,
+        rngs: Sequence[np.random.Generator],
+        indices: Sequence[int] | None = None,
+    ) -> EpisodeBatch:
+        """The source's batch, refused unless it holds one episode per index (per generator without indices)."""
+        arguments = (split, settings, rngs) if indices is None else (split, settings, rngs, indices)
+        with dataset_call(self.name, self.plugin, "sample"):
+            batch = self.source.sample(*arguments)
+            size = len(batch)
+        asked = len(rngs) if indices is None else len(indices)
+        if size != asked:
+            raise self._unusable(
+                f"sample returned a batch of {size} {split} episodes for the {asked} asked for; "
+                "it must return one episode per index, in the order given"
+            )
+        return batch
+
+    def _unusable(self, problem: str) -> DatasetError:
+        """A ``DatasetError``: the plugin answered something the harness cannot use."""
+        return DatasetError(f"{culprit('dataset', self.name, self.plugin)}: {problem}; fix the dataset plugin")
+
+
+def _is_int(value: Any) -> bool:
+    """Whether ``value`` is an integer (a NumPy one included), not a bool."""
+    return isinstance(value, (int, np.integer)) and not isinstance(value, (bool, np.bool_))
 
 
 def _takes_indices(source: Any, name: str) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -144,9 +145,15 @@ class Summary:
     ci95: float
     n: int
 
-    def as_dict(self) -> dict[str, float | int]:
-        """Plain JSON-friendly dict."""
-        return {"mean": self.mean, "ci95": self.ci95, "n": self.n}
+    def as_dict(self) -> dict[str, float | int | None]:
+        """Plain dict for strict JSON: a mean or ci95 that is NaN or infinite (no episodes, or one) is ``None``."""
+        return {"mean": finite_or_none(self.mean), "ci95": finite_or_none(self.ci95), "n": int(self.n)}
+
+
+def finite_or_none(value: SupportsFloat) -> float | None:
+    """``value`` as a float, or ``None`` when it is NaN or infinite (JSON's ``null``)."""
+    number = float(value)
+    return number if math.isfinite(number) else None
 
 
 def mean_ci95(values: np.ndarray) -> Summary:
@@ -156,8 +163,9 @@ def mean_ci95(values: np.ndarray) -> Summary:
     n = int(values.size)
     if n == 0:
         return Summary(float("nan"), float("nan"), 0)
-    ci = 1.96 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
-    return Summary(float(values.mean()), float(ci), n)
+    with np.errstate(invalid="ignore"):  # infinite values: the mean is infinite or NaN, the CI NaN (null in JSON)
+        ci = 1.96 * float(values.std(ddof=1)) / np.sqrt(n) if n > 1 else float("nan")
+        return Summary(float(values.mean()), float(ci), n)
 
 
 @dataclass(frozen=True)

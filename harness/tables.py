@@ -9,6 +9,7 @@ its ``ModelSpec.rows``, and any plugin may list rows for a model it does not pro
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -125,10 +126,13 @@ SIGNS = {"+": "-plus-", "\u2212": "-minus-"}
 
 
 def slug(text: str) -> str:
-    """Folder-safe form of a label: ``MANN (LSTM)`` -> ``mann-lstm``, ``MetaNet+`` -> ``metanet-plus``."""
+    """Folder-safe form of a label: ``MANN (LSTM)`` -> ``mann-lstm``, ``MetaNet+`` -> ``metanet-plus``; a label
+    without ASCII letters or digits (``日本``) gets a stable hash of itself, ``label-1a2b3c4d``, never an empty name."""
+    spelt = text
     for sign, word in SIGNS.items():
-        text = text.replace(sign, word)
-    return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")
+        spelt = spelt.replace(sign, word)
+    folder = re.sub(r"[^a-z0-9]+", "-", spelt.lower()).strip("-")
+    return folder or f"label-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
 
 
 def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting, seed: int, budget: str) -> Cell:

@@ -49,6 +49,7 @@ def test_bad_values(values, message):
         ({"model": "knnn"}, "unknown model 'knnn'; did you mean 'knn'?"),
         ({"dataset": "omniglotx"}, "unknown dataset 'omniglotx'"),
         ({"metrics": ("acuracy",)}, "unknown metric 'acuracy'; did you mean 'accuracy'?"),
+        ({"metrics": ("accuracy", "accuracy")}, "metric 'accuracy' is given more than once; give each --metric once"),
     ],
 )
 def test_values_checked_against_plugins_and_data(protonet_host, overrides, message):
@@ -107,6 +108,9 @@ def test_cli_run_from_toml_with_flag_overrides(tmp_path):
         ({"data": {"noise": "abc"}}, "dataset 'synthetic' option noise must be a float (or an int) like its "
                                      "default 0.05, got 'abc'"),
         ({"data": {"image_size": 100000}}, "dataset 'synthetic' option image_size must be at most 512, got 100000"),
+        ({"data": {"seed": -1}}, "dataset 'synthetic' option seed must be at least 0, got -1"),
+        ({"test_dataset": "synthetic", "test_data": {"seed": -3}},
+         "dataset 'synthetic' option seed must be at least 0, got -3"),
     ],
 )  # fmt: skip
 def test_params_and_data_options_are_checked_against_their_defaults(protonet_host, overrides, message):
@@ -131,6 +135,8 @@ def test_option_types_follow_the_default():
     [
         ({"batch_size": 5000}, "batch_size in test must be at most 4,096, got 5,000"),
         ({"eval_episodes": 2_000_000}, "eval_episodes in test must be at most 1,000,000, got 2,000,000"),
+        ({"seed": 2**64}, "seed in test must be at most 4,294,967,295, got 18,446,744,073,709,551,616"),
+        ({"eval_seed": 2**32}, "eval_seed in test must be at most 4,294,967,295, got 4,294,967,296"),
     ],
 )
 def test_sizes_above_their_bound_are_refused(values, message):
@@ -149,3 +155,18 @@ def test_cli_refuses_a_mistyped_param_before_any_work(tmp_path):
         result = harness_cli("run", "--model", "knn", "--kind", "fewshot", *args, "--out", str(tmp_path))
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("values", "most", "offered"),
+    [
+        ({"kind": "fewshot", "ways": 5, "shots": 2}, 10, "5-way 2-shot episodes (their support examples)"),
+        ({"kind": "sequence", "instances": 10}, 49, "5-way x10 onehot episodes (their steps before the last one)"),
+    ],
+)
+def test_knn_refuses_more_neighbours_than_an_episode_offers(host, values, most, offered):
+    prepare(build_config({"model": "knn", **values, "params": {"k": most}}, "test"), host).build_model()
+    with pytest.raises(ConfigError) as err:
+        prepare(build_config({"model": "knn", **values, "params": {"k": most + 1}}, "test"), host).build_model()
+    expected = f"knn parameter k must be at most {most} for {offered}, got {most + 1}; pass --param k={most} or less"
+    assert str(err.value) == expected

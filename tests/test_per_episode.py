@@ -46,7 +46,7 @@ def test_a_changed_or_missing_per_episode_file_is_refused_in_one_line(protonet_h
     record = json.loads((tmp_path / "r" / "record.json").read_text())
     record["per_episode"]["file"] = "../elsewhere.npz"
     (tmp_path / "r" / "record.json").write_text(json.dumps(record))
-    with pytest.raises(DataError, match=r"per_episode.file must name a file beside it, got '../elsewhere.npz'$"):
+    with pytest.raises(DataError, match=r"\(per_episode does not name a file beside it and its SHA-256\); rerun the"):
         per_episode.load(tmp_path / "r")
 
 
@@ -73,5 +73,6 @@ class WrongShapeMetric:
 
 def test_a_metric_must_give_one_value_per_episode(protonet_host, tmp_path):
     protonet_host.register(WrongShapeMetric(), "wrong-shape")
-    with pytest.raises(HarnessError, match=r"^metric 'batch_mean' returned values of shape \(\) for key 'mean', "):
+    message = r"^metric 'batch_mean' \(plugin 'wrong-shape'\) returned values of shape \(\) for key 'mean', "
+    with pytest.raises(HarnessError, match=message):
         run(fewshot_config(metrics=["batch_mean"], episodes=0), protonet_host, tmp_path, **QUIET)

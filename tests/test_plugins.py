@@ -46,6 +46,16 @@ def test_plugin_registered_at_test_time_is_listed_and_runs(host, tmp_path):
         (broken.RaisingHook(), "failed in hook harness_models: RuntimeError: model table is corrupt"),
         (broken.WrongReturnType(), "must return a list of ModelSpec, got dict"),
         (broken.WrongItemType(), "got an item of type str"),
+        (
+            broken.ArrayDefaults(),
+            "failed in hook harness_models: TypeError: ModelSpec 'arrays': defaults['weights'] is of type ndarray, "
+            "not a plain JSON value",
+        ),
+        (
+            broken.NanOption(),
+            "failed in hook harness_datasets: TypeError: DatasetSpec 'nan-data': options['noise'] is nan, "
+            "not a plain JSON value",
+        ),
     ],
 )
 def test_broken_hook_is_reported_and_the_rest_keeps_working(host, plugin, message):
@@ -61,6 +71,13 @@ def test_strict_mode_makes_a_broken_hook_fatal():
     strict = PluginHost(autoload=False, modules=[], strict=True)
     strict.register(broken.RaisingHook(), "bad")
     with pytest.raises(PluginError, match="plugin 'bad' failed in hook harness_models"):
+        strict.models  # noqa: B018
+
+
+def test_strict_mode_makes_defaults_that_are_not_plain_values_fatal():
+    strict = PluginHost(autoload=False, modules=[], strict=True)
+    strict.register(broken.ArrayDefaults(), "arrays")
+    with pytest.raises(PluginError, match=r"^plugin 'arrays' failed in hook harness_models: .*'weights'"):
         strict.models  # noqa: B018
 
 

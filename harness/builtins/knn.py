@@ -5,6 +5,12 @@ whose label it reads from the label codes shown after it (the first step, with n
 seen yet, gets label id 0); in a few-shot episode each
 query takes the label of its nearest support example. ``k > 1`` votes among the k
 nearest, ties going to the nearer.
+
+``k`` may be at most what an episode offers to vote among: its support examples in a
+few-shot episode (ways x shots), the steps before its last one in a sequence (ways x
+instances - 1; an earlier step, with fewer steps before it, votes among all of them). A
+larger ``k`` is refused in one line naming that maximum rather than clamped, so a run's
+``k`` is always the number of neighbours that voted.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from harness.episodes import (
     EpisodeBatch,
     EpisodeInputs,
     EpisodeKind,
+    EpisodeSettings,
     FewShotInputs,
     LabelEncoding,
     string_label_decode,
@@ -42,6 +49,24 @@ def _vote(neighbour_labels: np.ndarray) -> int:
     return int(values[best[np.argmin(first[best])]])
 
 
+def _most_neighbours(settings: EpisodeSettings) -> int:
+    """The largest ``k`` an episode offers: its support examples, or the steps before a sequence's last."""
+    if settings.kind is EpisodeKind.FEWSHOT:
+        return settings.ways * settings.shots
+    return settings.ways * settings.instances - 1
+
+
+def _check_k(k: int, settings: EpisodeSettings) -> None:
+    """Raise ``ConfigError`` when ``k`` exceeds what a ``settings`` episode offers to vote among."""
+    most = _most_neighbours(settings)
+    if k > most:
+        offered = "support examples" if settings.kind is EpisodeKind.FEWSHOT else "steps before the last one"
+        raise ConfigError(
+            f"knn parameter k must be at most {most} for {settings.describe()} episodes "
+            f"(their {offered}), got {k}; pass --param k={most} or less"
+        )
+
+
 class NearestNeighbour:
     """k-nearest-neighbour classifier over flattened pixels."""
 
@@ -49,6 +74,8 @@ class NearestNeighbour:
         self.k = int(context.params["k"])
         if self.k < 1:
             raise ConfigError(f"knn parameter k must be at least 1, got {self.k}")
+        if self.k > 1:  # one neighbour there always is
+            _check_k(self.k, context.settings)
 
     def train_step(self, batch: EpisodeBatch) -> float:
         """Nothing to learn; the runner does not call this (``trainable=False``)."""

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from harness import hookimpl
 from harness.builtins.knn import NearestNeighbour
+from harness.builtins.synthetic import OPTIONS, open_synthetic
 from harness.episodes import EpisodeKind
-from harness.specs import ModelSpec
+from harness.specs import DatasetSpec, ModelSpec
 
 
 class RaisingHook:
@@ -42,3 +45,22 @@ class DuplicateKnn:
     @hookimpl
     def harness_models(self) -> list[ModelSpec]:
         return [ModelSpec("knn", "another knn", (EpisodeKind.FEWSHOT,), NearestNeighbour, {"k": 1}, False)]
+
+
+class ArrayDefaults:
+    """A model whose defaults hold a NumPy array, which no run config or record (JSON) can hold."""
+
+    @hookimpl
+    def harness_models(self) -> list[ModelSpec]:
+        defaults = {"k": 1, "weights": np.arange(3)}
+        return [ModelSpec("arrays", "knn with an array", (EpisodeKind.FEWSHOT,), NearestNeighbour, defaults, False)]
+
+
+class NanOption:
+    """A dataset whose options hold a NaN, which strict JSON cannot hold."""
+
+    @hookimpl
+    def harness_datasets(self) -> list[DatasetSpec]:
+        options = {**OPTIONS, "noise": float("nan")}
+        kinds = (EpisodeKind.FEWSHOT,)
+        return [DatasetSpec("nan-data", "synthetic with NaN", ("test",), kinds, open_synthetic, options)]

@@ -4,7 +4,7 @@ It registers, each through its own hook:
 
 - dataset ``omniglot-runs``: the runs as fixed test episodes (a test split only, 20 episodes);
 - model ``mhd``: the modified Hausdorff distance classifier, nothing to train;
-- metric ``error_rate``: percent of queries misclassified, scoring only ``omniglot-runs``;
+- metric ``error_rate``: the fraction of queries misclassified (shown in percent), scoring only ``omniglot-runs``;
 - table ``lake-oneshot``: the runs as one table, with the authors' reference number shipped
   as package data (``papers/lake-oneshot.csv``), the ``mhd`` row and a row for the harness's
   built-in ``knn`` (through ``harness_table_rows``).
@@ -91,7 +91,7 @@ def harness_metrics() -> list[MetricSpec]:
     return [
         MetricSpec(
             "error_rate",
-            "Percent of test drawings misclassified, per run (the one-shot task's own measure).",
+            "Fraction of test drawings misclassified, per run (the one-shot task's own measure; shown in percent).",
             False,
             (EpisodeKind.FEWSHOT,),
             error_rate,

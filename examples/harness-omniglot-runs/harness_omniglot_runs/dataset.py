@@ -24,8 +24,8 @@ class OmniglotRuns:
     def __init__(self, options: Mapping[str, Any]) -> None:
         if not options["runs_dir"]:
             raise DataError(
-                "omniglot-runs needs the runs: pass --data runs_dir=DIR (or --data-dir omniglot-runs=DIR), DIR "
-                "holding all_runs.zip from github.com/brendenlake/omniglot (python/one-shot-classification)"
+                "omniglot-runs needs the runs: pass --data runs_dir=DIR, DIR holding all_runs.zip from "
+                "github.com/brendenlake/omniglot (python/one-shot-classification)"
             )
         self.size = int(options["image_size"])
         if not 8 <= self.size <= 105:
@@ -34,9 +34,17 @@ class OmniglotRuns:
         self._runs: dict[int, Run] = {}
 
     def run(self, index: int) -> Run:
-        """Run ``index`` (0 is ``run01``), read once."""
+        """Run ``index`` (0 is ``run01``), read once and checked to have the shape of ``run01``."""
         if index not in self._runs:
-            self._runs[index] = self.files.load(index, self.size)
+            run = self.files.load(index, self.size)
+            first = run if index == 0 else self.run(0)
+            if run.training.shape != first.training.shape or run.test.shape != first.test.shape:
+                raise DataError(
+                    f"omniglot-runs: {run.name} in {self.files.location} is {len(run.training)}-way with "
+                    f"{len(run.test)} test drawings, but {first.name} is {len(first.training)}-way with "
+                    f"{len(first.test)}; every run must have the same shape (check {run.name}/class_labels.txt)"
+                )
+            self._runs[index] = run
         return self._runs[index]
 
     def check(self, split: str, settings: EpisodeSettings) -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import io
 import re
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,6 +46,7 @@ class RunFiles:
     def __init__(self, location: Path) -> None:
         self.location = location
         archive = location / ARCHIVE if location.is_dir() else location
+        self.archive = archive
         self._zip: zipfile.ZipFile | None = None
         self._prefix = ""
         if archive.is_file():
@@ -75,21 +77,19 @@ class RunFiles:
         """The bytes of file ``name`` (``run01/class_labels.txt``)."""
         if name not in self._names:
             raise DataError(f"omniglot-runs: {name} is missing from {self.location}; download all_runs.zip again")
-        if self._zip is not None:
+        if self._zip is None:
+            return (self.location / name).read_bytes()
+        try:
             return self._zip.read(self._prefix + name)
-        return (self.location / name).read_bytes()
+        except (zipfile.BadZipFile, zlib.error, EOFError) as exc:  # a bad CRC, damaged compressed data
+            raise DataError(
+                f"omniglot-runs: {name} in {self.archive} is damaged ({exc}); download all_runs.zip again"
+            ) from None
 
     def load(self, index: int, image_size: int) -> Run:
         """Run ``index`` (0 for ``run01``), its drawings shrunk to ``image_size`` pixels a side."""
         name = self.runs[index]
-        pairs = []
-        for number, line in enumerate(self.read(f"{name}/{LABELS}").decode("utf-8", "replace").splitlines(), 1):
-            if not line.strip():
-                continue
-            parts = line.split()
-            if len(parts) != 2:
-                raise DataError(f"omniglot-runs: {name}/{LABELS} line {number} is not 'TEST_FILE TRAINING_FILE'")
-            pairs.append(parts)
+        pairs = self._pairs(name)
         training = sorted(p[1] for p in pairs)
         test = sorted(p[0] for p in pairs)
         answer_of = dict(pairs)
@@ -100,6 +100,29 @@ class RunFiles:
             np.stack([self._image(f, image_size) for f in test]),
             answers,
         )
+
+    def _pairs(self, name: str) -> list[tuple[str, str]]:
+        """``(test file, training file)`` of each line of run ``name``'s labels: each file once, at least one line."""
+        where = f"omniglot-runs: {name}/{LABELS} in {self.location}"
+        pairs: list[tuple[str, str]] = []
+        seen: dict[str, int] = {}
+        for number, line in enumerate(self.read(f"{name}/{LABELS}").decode("utf-8", "replace").splitlines(), 1):
+            if not line.strip():
+                continue
+            parts = line.split()
+            if len(parts) != 2:
+                raise DataError(f"omniglot-runs: {name}/{LABELS} line {number} is not 'TEST_FILE TRAINING_FILE'")
+            for file in parts:
+                if file in seen:
+                    raise DataError(
+                        f"{where} line {number} names {file} again (first on line {seen[file]}); each test drawing "
+                        "pairs with its own training drawing: download all_runs.zip again"
+                    )
+                seen[file] = number
+            pairs.append((parts[0], parts[1]))
+        if not pairs:
+            raise DataError(f"{where} pairs no drawings; download all_runs.zip again")
+        return pairs
 
     def _image(self, name: str, size: int) -> np.ndarray:
         from PIL import Image, UnidentifiedImageError

@@ -115,5 +115,60 @@ def test_bad_runs_are_refused_in_one_line(tmp_path: Path, damage: str, message: 
 
 
 def test_no_runs_dir_names_the_option() -> None:
-    with pytest.raises(DataError, match="--data runs_dir=DIR"):
+    with pytest.raises(DataError, match="--data runs_dir=DIR") as caught:
         OmniglotRuns({"runs_dir": "", "image_size": 105})
+    assert "--data-dir" not in str(caught.value), "the harness writes the hint for the command that shows it"
+
+
+def test_runs_of_another_shape_are_refused_naming_the_run(tmp_path: Path) -> None:
+    folder = write_runs(tmp_path / "runs", ways=5, runs=2)
+    labels = folder / "run02" / "class_labels.txt"
+    labels.write_text("".join(labels.read_text().splitlines(keepends=True)[:4]))  # a 4-way run02
+    runs = source(folder)
+    with pytest.raises(DataError) as caught:
+        runs.sample("test", FIVE_WAY, [np.random.default_rng(0)] * 2, [0, 1])
+    assert str(caught.value) == (
+        f"omniglot-runs: run02 in {folder} is 4-way with 4 test drawings, but run01 is 5-way with 5; "
+        "every run must have the same shape (check run02/class_labels.txt)"
+    )
+    with pytest.raises(DataError, match=r"run02 in .* is 4-way"):
+        source(folder).run(1)
+
+
+@pytest.mark.parametrize(
+    ("labels", "message"),
+    [
+        ("", "omniglot-runs: run01/class_labels.txt in {folder} pairs no drawings; download all_runs.zip again"),
+        (
+            "run01/test/item01.png run01/training/class01.png\nrun01/test/item02.png run01/training/class01.png\n",
+            "omniglot-runs: run01/class_labels.txt in {folder} line 2 names run01/training/class01.png again (first "
+            "on line 1); each test drawing pairs with its own training drawing: download all_runs.zip again",
+        ),
+        (
+            "run01/test/item01.png run01/training/class01.png\nrun01/test/item01.png run01/training/class02.png\n",
+            "omniglot-runs: run01/class_labels.txt in {folder} line 2 names run01/test/item01.png again (first "
+            "on line 1); each test drawing pairs with its own training drawing: download all_runs.zip again",
+        ),
+    ],
+)
+def test_labels_pairing_nothing_or_a_file_twice_are_refused(tmp_path: Path, labels: str, message: str) -> None:
+    folder = write_runs(tmp_path / "runs", ways=5, runs=1)
+    (folder / "run01" / "class_labels.txt").write_text(labels)
+    with pytest.raises(DataError) as caught:
+        source(folder).run(0)
+    assert str(caught.value) == message.format(folder=folder)
+
+
+def test_a_damaged_zip_member_is_refused_naming_it(tmp_path: Path) -> None:
+    folder = write_runs(tmp_path / "runs", ways=5, runs=1, as_zip=True)
+    archive = folder / "all_runs.zip"
+    with zipfile.ZipFile(archive) as z:
+        drawing = z.read("run01/training/class02.png")
+    data = bytearray(archive.read_bytes())
+    at = data.find(drawing) + len(drawing) // 2
+    data[at] ^= 0xFF  # stored, not compressed: the bytes read back, their CRC does not match
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DataError) as caught:
+        source(folder).run(0)
+    assert str(caught.value).startswith(f"omniglot-runs: run01/training/class02.png in {archive} is damaged (")
+    assert str(caught.value).endswith("); download all_runs.zip again") and "\n" not in str(caught.value)

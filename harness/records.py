@@ -1,0 +1,83 @@
+"""Reading the JSON files of a run directory (``record.json``, ``cell.json``): damaged ones refused in one line.
+
+Every reader names the file and the fix that suits its command (``--restart`` for ``harness
+run``, deleting the cell's folder for ``harness reproduce``), never a traceback.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.errors import DataError, describe
+
+JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+
+
+def read_json(path: Path, fix: str) -> dict[str, Any]:
+    """The JSON object in ``path``; a one-line ``DataError`` naming it and ``fix`` when it is damaged."""
+    try:
+        value = json.loads(path.read_text(encoding="utf-8"))
+    except IsADirectoryError:
+        raise DataError(f"{path} is a folder, not a JSON file; {fix}") from None
+    except UnicodeDecodeError as exc:
+        raise DataError(f"{path} cannot be read: not UTF-8 text (byte {exc.start}); {fix}") from None
+    except (ValueError, RecursionError) as exc:
+        raise DataError(f"{path} cannot be read: not valid JSON ({describe(exc)}); {fix}") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path} cannot be read: it holds {JSON_TYPES.get(type(value), 'null')}, not an object; {fix}")
+    return value
+
+
+def read_record(path: Path, fix: str, *, config: bool = False) -> dict[str, Any]:
+    """The run record in ``path``, checked to hold what the harness reads of it (with ``config``: a complete one
+    must hold its run config, which a rerun compares); one-line ``DataError`` if not."""
+    record = read_json(path, fix)
+    problem = _record_problem(record, config)
+    if problem is not None:
+        raise DataError(f"{path} is not a run record the harness can use ({problem}); {fix}")
+    return record
+
+
+def is_complete(record: dict[str, Any], directory: Path) -> bool:
+    """Whether ``record`` says its run is complete and the per-episode file it refers to (if any) is there."""
+    reference = record.get("per_episode")
+    name = reference.get("file") if isinstance(reference, dict) else None
+    return record.get("status") == "complete" and (name is None or (directory / name).is_file())
+
+
+def _record_problem(record: dict[str, Any], with_config: bool) -> str | None:
+    """What a record lacks that the harness reads: a status and, once complete, its metrics (and config)."""
+    if not isinstance(record.get("status"), str):
+        return "no status"
+    if record["status"] != "complete":
+        return None
+    config = record.get("config")
+    if (with_config or config is not None) and not _config(config):
+        return "no config naming its model and metrics"
+    metrics = record.get("metrics")
+    if not isinstance(metrics, dict) or not all(
+        isinstance(keys, dict) and all(isinstance(s, dict) for s in keys.values()) for keys in metrics.values()
+    ):
+        return "metrics is not {metric: {key: summary}}"
+    reference = record.get("per_episode")
+    if reference is not None and not _plain_file_reference(reference):
+        return "per_episode does not name a file beside it and its SHA-256"
+    return None
+
+
+def _config(config: Any) -> bool:
+    """Whether ``config`` is a run config as a record keeps it: a dict naming the model (and metrics, if any)."""
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        return False
+    names = config.get("metrics", [])
+    return isinstance(names, list) and all(isinstance(name, str) for name in names)
+
+
+def _plain_file_reference(reference: Any) -> bool:
+    """Whether ``reference`` is ``{"file": NAME, "sha256": HEX}`` with NAME a plain file name (no folder)."""
+    if not isinstance(reference, dict) or not isinstance(reference.get("sha256"), str):
+        return False
+    name = reference.get("file")
+    return isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name and Path(name).name == name

@@ -1,0 +1,157 @@
+"""Damaged or tampered run records and cell files: one-line errors naming the file and the fix, never a traceback."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from harness_test_plugins import toy_table
+
+from harness import leaderboard, per_episode
+from harness.cli import main
+from harness.config import build_config
+from harness.errors import DataError
+from harness.plugins import PluginHost
+from harness.reproduce import _complete
+from harness.runner import run
+
+KNN = {"model": "knn", "kind": "fewshot", "ways": 5, "eval_episodes": 8}
+DAMAGED = {
+    "truncated": b'{"status": "compl',
+    "not utf-8": b"\xff\xfe",
+    "a list": b"[1, 2]",
+    "no config": b'{"status": "complete"}',
+    "config without model": b'{"status": "complete", "config": {}, "metrics": {}}',
+    "metrics of the wrong shape": b'{"status": "complete", "config": {"model": "knn"}, "metrics": {"a": 1}}',
+}
+
+
+def knn_run(out: Path, messages: list[str] | None = None, **options) -> dict:
+    """A quick knn run named ``r`` under ``out`` (nothing to train), its log lines added to ``messages``."""
+    log = (messages if messages is not None else []).append
+    host = PluginHost(autoload=False, modules=[], strict=False)
+    return run(build_config(KNN, "test"), host, out, name="r", log=log, **options)
+
+
+@pytest.mark.parametrize("content", DAMAGED.values(), ids=DAMAGED.keys())
+def test_a_damaged_record_stops_a_rerun_in_one_line_naming_restart(tmp_path, content):
+    knn_run(tmp_path)
+    record = tmp_path / "r" / "record.json"
+    record.write_bytes(content)
+    with pytest.raises(DataError) as caught:
+        knn_run(tmp_path)
+    message = str(caught.value)
+    assert message.startswith(f"{record} ") and "pass --restart" in message and "\n" not in message
+    assert knn_run(tmp_path, restart=True)["status"] == "complete"
+
+
+def test_the_command_line_says_it_in_one_line(tmp_path, capsys):
+    args = ["run", "--model", "knn", "--kind", "fewshot", "--eval-episodes", "8", "--out", str(tmp_path)]
+    assert main([*args, "--name", "r", "--no-progress"]) == 0
+    (tmp_path / "r" / "record.json").write_bytes(b"\xff\xfe")
+    capsys.readouterr()
+    assert main([*args, "--name", "r", "--no-progress"]) == 2
+    last = capsys.readouterr().err.splitlines()[-1]
+    assert last.startswith(f"harness: error: {tmp_path / 'r' / 'record.json'} cannot be read: not UTF-8 text")
+    assert last.endswith(f"pass --restart to discard {tmp_path / 'r'} and run it again")
+
+
+def test_a_complete_run_whose_per_episode_file_is_gone_is_tested_again(tmp_path):
+    first = knn_run(tmp_path)
+    (tmp_path / "r" / per_episode.FILE).unlink()
+    messages: list[str] = []
+    again = knn_run(tmp_path, messages)
+    assert f"testing {tmp_path / 'r'} again (its episodes.npz is missing)" in messages
+    assert again["metrics"] == first["metrics"] and per_episode.load(tmp_path / "r").episodes.tolist() == list(range(8))
+    messages.clear()
+    knn_run(tmp_path, messages)
+    assert "already complete" in messages[0]
+
+
+def test_reproduce_refuses_a_damaged_cell_record_and_reruns_one_without_its_values(tmp_path):
+    knn_run(tmp_path)
+    directory = tmp_path / "r"
+    assert _complete(directory)
+    (directory / per_episode.FILE).unlink()
+    assert not _complete(directory), "its test is run again"
+    (directory / "record.json").write_text("[]")
+    with pytest.raises(DataError) as caught:
+        _complete(directory)
+    assert str(caught.value) == (
+        f"{directory / 'record.json'} cannot be read: it holds an array, not an object; "
+        f"delete {directory} and rerun to run the cell again"
+    )
+
+
+def _toy_cell(results: Path, record: object, cell: object | None = None) -> Path:
+    """A cell of the toy table holding ``record`` (and ``cell``) as JSON; its folder."""
+    folder = results / "toy-table/quick/toy-protonet/5-way-1-shot/seed0"
+    folder.mkdir(parents=True)
+    default = {"table": "toy-table", "row": "Toy ProtoNet", "setting": "5-way 1-shot", "seed": 0, "budget": "quick"}
+    (folder / "cell.json").write_text(json.dumps(default if cell is None else cell))
+    (folder / "record.json").write_text(json.dumps(record))
+    return folder
+
+
+def _record(metrics: object) -> dict:
+    return {"status": "complete", "episodes_trained": 64, "metrics": {"nway_kshot_accuracy": metrics}}
+
+
+@pytest.mark.parametrize(
+    ("record", "cell", "problem"),
+    [
+        (_record({}), None, r"record.json has no nway_kshot_accuracy '5-way 1-shot' mean and ci95"),
+        (_record({"5-way 1-shot": {"mean": "high", "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
+        (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), [1], r"cell.json cannot be read: it holds an array"),
+        (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), {"table": "toy-table"}, r"cell.json does not name"),
+        ({**_record({}), "episodes_trained": "many"}, None, r"record.json lacks the episodes trained"),
+        ({**_record({}), "metrics": []}, None, r"record.json is not a run record the harness can use"),
+    ],
+)
+def test_the_leaderboard_refuses_a_damaged_cell_naming_it(host, tmp_path, record, cell, problem):
+    with host.registered(toy_table, "toy-plugin"):
+        table = host.tables.get("toy-table")
+    folder = _toy_cell(tmp_path, record, cell)
+    with pytest.raises(DataError, match=problem) as caught:
+        leaderboard.our_results(table, tmp_path)
+    message = str(caught.value)
+    assert message.startswith(str(folder)) and "\n" not in message
+    assert message.endswith(f"delete {folder} and rerun 'harness reproduce toy-table' to run the cell again")
+
+
+def test_the_leaderboard_shows_a_mean_and_interval_kept_as_null(host, tmp_path):
+    with host.registered(toy_table, "toy-plugin"):
+        table = host.tables.get("toy-table")
+    _toy_cell(tmp_path, _record({"5-way 1-shot": {"mean": 0.5, "ci95": None, "n": 1}}))
+    (ours,) = leaderboard.our_results(table, tmp_path)
+    assert ours["value"] == 50.0 and ours["text"] == "50.0" and ours["commit"] == "unknown"
+
+
+def _tamper(run_dir: Path, change) -> None:
+    path = run_dir / "record.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps(change(record)))
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda r: [r], r"record.json cannot be read: it holds an array, not an object; rerun the run with --restart$"),
+        (lambda r: {**r, "metrics": "none"}, r"is not a run record the harness can use \(metrics is not"),
+        (lambda r: {**r, "metrics": {"accuracy": [1]}}, r"is not a run record the harness can use \(metrics is not"),
+        (lambda r: {**r, "per_episode": {**r["per_episode"], "file": "x\0y"}}, r"per_episode does not name a file"),
+        (lambda r: {**r, "per_episode": {**r["per_episode"], "file": "../x"}}, r"per_episode does not name a file"),
+        (lambda r: {**r, "per_episode": {**r["per_episode"], "sha256": 7}}, r"per_episode does not name a file"),
+        (lambda r: {**r, "per_episode": "episodes.npz"}, r"per_episode does not name a file"),
+        (lambda r: {k: v for k, v in r.items() if k != "per_episode"}, r"keeps no per-episode values \(an older"),
+        (lambda r: {**r, "per_episode": {**r["per_episode"], "file": "sub"}}, r"sub is a folder, not the file"),
+    ],
+)
+def test_per_episode_values_of_a_tampered_record_are_refused_in_one_line(tmp_path, change, message):
+    knn_run(tmp_path)
+    (tmp_path / "r" / "sub").mkdir()
+    _tamper(tmp_path / "r", change)
+    with pytest.raises(DataError, match=message) as caught:
+        per_episode.load(tmp_path / "r")
+    assert "\n" not in str(caught.value)

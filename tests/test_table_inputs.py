@@ -1,0 +1,119 @@
+"""What tables take from plugins and paper files: confined to their package, escaped on the way out, never lost."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import re
+import types
+
+import pytest
+from harness_test_plugins import toy_table
+
+from harness import hookimpl, leaderboard
+from harness.errors import DataError, PluginError
+from harness.paper_tables import load_paper_table, paper_cells
+from harness.plugins import PluginHost
+from harness.tables import TableRow, make_cell, slug
+
+HEADER = "row,setting,metric,key,value,ci95,paper,table,source,checked,note\n"
+
+
+@pytest.fixture(autouse=True)
+def no_papers_folders(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Only the folders a test passes are searched for paper numbers."""
+    monkeypatch.delenv("HARNESS_PAPERS_DIR", raising=False)
+
+
+@pytest.fixture
+def table(host):
+    """The toy table (two settings on synthetic data)."""
+    with host.registered(toy_table, "toy-plugin"):
+        return host.tables.get("toy-table")
+
+
+@pytest.mark.parametrize(
+    ("numbers", "message"),
+    [
+        ("harness_test_plugins:../../../../../../etc/passwd", "is not '<package>:<path>'"),
+        ("harness_test_plugins:/etc/passwd", "is not '<package>:<path>'"),
+        ("harness_test_plugins:papers/./toy-table.csv", "is not '<package>:<path>'"),
+        ("../harness_test_plugins:papers/toy-table.csv", "is not '<package>:<path>'"),
+        ("json:__init__.py", "names no .csv file"),
+        ("harness_test_plugins:papers", "names no .csv file"),
+        ("harness_test_plugins.toy_table:papers/toy-table.csv", "'harness_test_plugins.toy_table' of its numbers is a "
+         "module, not a package"),
+        ("boom_at_import:papers/toy-table.csv", "'boom_at_import' of its numbers failed to import (RuntimeError: boom"),
+        ("needs_missing:papers/toy-table.csv", "'needs_missing' of its numbers failed to import (ModuleNotFoundError"),
+    ],
+)  # fmt: skip
+def test_a_tables_numbers_stay_inside_its_package(table, tmp_path, monkeypatch, numbers, message):
+    for name, code in (("boom_at_import", "raise RuntimeError('boom')"), ("needs_missing", "import nowhere_zz")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(code)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(DataError) as caught:
+        paper_cells(dataclasses.replace(table, numbers=numbers))
+    assert message in str(caught.value) and "\n" not in str(caught.value)
+    assert str(caught.value).startswith("table 'toy-table': ")
+
+
+def test_a_paper_csv_may_start_with_a_bom(table, tmp_path):
+    path = tmp_path / "toy-table.csv"
+    path.write_text("\ufeff" + toy_table.PAPER_CSV, encoding="utf-8")
+    assert [cell.row for cell in load_paper_table(path, table)] == ["Toy ProtoNet", "Toy Human"]
+
+
+def test_leaderboard_cells_cannot_run_as_formulas_or_break_the_markdown_table(table, tmp_path):
+    papers, results = tmp_path / "papers", tmp_path / "results"
+    papers.mkdir()
+    results.mkdir()
+    (papers / "toy-table.csv").write_text(
+        HEADER
+        + '"=HYPERLINK(""http://evil"")",5-way 1-shot,nway_kshot_accuracy,5-way 1-shot,90.0,1.5,@SUM(1+1),T1,paper,'
+        "-2+3,=cmd|' /C calc'!A0\n"
+        + "a|b|c,10-way 1-shot,nway_kshot_accuracy,10-way 1-shot,95.5,,Toy,T1,paper,a transcription,\n"
+    )
+    paths = leaderboard.write(table, results, tmp_path / "boards", [papers])
+    rows = list(csv.DictReader(io.StringIO(paths["csv"].read_text())))
+    assert rows[0]["row"] == '\'=HYPERLINK("http://evil")' and rows[0]["citation"] == "'@SUM(1+1), T1"
+    assert (rows[0]["checked"], rows[0]["note"]) == ("'-2+3", "'=cmd|' /C calc'!A0")
+    assert (rows[0]["value"], rows[0]["ci95"]) == ("90.0", "1.5"), "numbers stay numbers"
+    markdown = paths["md"].read_text()
+    assert "| a\\|b\\|c | paper |" in markdown
+    table_lines = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert {line.count("|") - line.count("\\|") for line in table_lines} == {5}, "every line has the header's cells"
+
+
+def test_a_label_without_ascii_letters_keeps_its_folder_level(table):
+    assert slug("日本") == slug("日本") != slug("中文")
+    assert slug("日本").startswith("label-") and len(slug("日本")) == len("label-") + 8
+    assert slug("MANN (LSTM)") == "mann-lstm"
+    row = TableRow("toy-table", "日本")
+    cell = make_cell(table, "knn", row, table.settings[0], 0, "quick")
+    assert cell.name == f"toy-table/quick/{slug('日本')}/5-way-1-shot/seed0"
+
+
+def _rows_plugin(*rows: TableRow) -> types.SimpleNamespace:
+    return types.SimpleNamespace(harness_table_rows=hookimpl(lambda: list(rows)))
+
+
+def test_a_row_for_a_table_nobody_registers_is_reported_and_fatal_when_strict():
+    rows = _rows_plugin(TableRow("no-such-table", "kNN", model="knn"))
+    warning = (
+        "plugin 'rows' lists row 'kNN' for table 'no-such-table', which no plugin registers; install the plugin of "
+        "that table, or fix the table name in its harness_table_rows"
+    )
+    host = PluginHost(autoload=False, modules=[], strict=False)
+    host.register(rows, "rows")
+    assert host.info("rows").warnings == [warning] and warning in host.problems()
+    strict = PluginHost(autoload=False, modules=[], strict=True)
+    strict.register(rows, "rows")
+    with pytest.raises(PluginError, match=f"^{re.escape(warning)}$"):
+        strict.plugins()
+
+
+def test_a_row_whose_fields_are_not_text_breaks_its_plugin(host):
+    host.register(_rows_plugin(TableRow("toy-table", 7, model="knn")), "numbers")  # type: ignore[arg-type]
+    assert "its table, row and model must be strings" in (host.info("numbers").error or "")
