@@ -335,19 +335,10 @@ class Interrupted(BaseException):
     """Stands in for the process being killed (a BaseException, like KeyboardInterrupt, so no guard wraps it)."""
 
 
-@pytest.mark.torch
-@pytest.mark.parametrize("written_as", [1, 2])
-def test_a_torch_run_resumes_exactly_from_a_checkpoint_of_either_version(
-    host, tmp_path: Path, monkeypatch, written_as: int
-) -> None:
-    torch = pytest.importorskip("torch")
-    from harness_test_plugins import torch_protonet
-
+def killed_after_five_steps(config: Any, host: Any, directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Run ``config`` into ``directory`` and stop it as a kill would, in its sixth training step."""
     from harness.torch import TorchModel
 
-    host.register(torch_protonet, "torch-protonet-plugin")
-    config = fewshot_config(model="torch-protonet", episodes=48, eval_episodes=16, augment=True)
-    whole = run(config, host, tmp_path, name="whole", **QUIET)
     steps, train_step = 0, TorchModel.train_step
 
     def killed_after_five(self: TorchModel, batch: Any) -> Any:
@@ -357,10 +348,24 @@ def test_a_torch_run_resumes_exactly_from_a_checkpoint_of_either_version(
             raise Interrupted
         return train_step(self, batch)
 
-    monkeypatch.setattr(TorchModel, "train_step", killed_after_five)
-    with pytest.raises(Interrupted):
-        run(config, host, tmp_path, name="killed", **QUIET)
-    monkeypatch.undo()
+    with monkeypatch.context() as patch:
+        patch.setattr(TorchModel, "train_step", killed_after_five)
+        with pytest.raises(Interrupted):
+            run(config, host, directory.parent, name=directory.name, **QUIET)
+
+
+@pytest.mark.torch
+@pytest.mark.parametrize("written_as", [1, 2])
+def test_a_torch_run_resumes_exactly_from_a_checkpoint_of_either_version(
+    host, tmp_path: Path, monkeypatch, written_as: int
+) -> None:
+    torch = pytest.importorskip("torch")
+    from harness_test_plugins import torch_protonet
+
+    host.register(torch_protonet, "torch-protonet-plugin")
+    config = fewshot_config(model="torch-protonet", episodes=48, eval_episodes=16, augment=True)
+    whole = run(config, host, tmp_path, name="whole", **QUIET)
+    killed_after_five_steps(config, host, tmp_path / "killed", monkeypatch)
     path = tmp_path / "killed" / CHECKPOINT
     state = load(path)
     assert state["episodes_trained"] == 32 and isinstance(state["model_state"]["torch"], bytes)
@@ -382,26 +387,12 @@ def test_the_best_model_is_kept_as_weights_alone_and_a_resume_still_matches(host
     torch = pytest.importorskip("torch")
     from harness_test_plugins import torch_protonet
 
-    from harness.torch import TorchModel
-
     host.register(torch_protonet, "torch-protonet-plugin")
     config = fewshot_config(
         model="torch-protonet", episodes=48, eval_episodes=16, val_every=16, val_episodes=8, keep="best"
     )
     whole = run(config, host, tmp_path, name="whole", **QUIET)
-    steps, train_step = 0, TorchModel.train_step
-
-    def killed_after_five(self: TorchModel, batch: Any) -> Any:
-        nonlocal steps
-        steps += 1
-        if steps > 5:
-            raise Interrupted
-        return train_step(self, batch)
-
-    monkeypatch.setattr(TorchModel, "train_step", killed_after_five)
-    with pytest.raises(Interrupted):
-        run(config, host, tmp_path, name="killed", **QUIET)
-    monkeypatch.undo()
+    killed_after_five_steps(config, host, tmp_path / "killed", monkeypatch)
     state = load(tmp_path / "killed" / CHECKPOINT)
     best = torch.load(io.BytesIO(state["best"]["model_state"]["torch"]), weights_only=True)
     everything = torch.load(io.BytesIO(state["model_state"]["torch"]), weights_only=True)

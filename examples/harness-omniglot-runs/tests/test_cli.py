@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shlex
 from pathlib import Path
 
 import numpy as np
@@ -26,33 +27,15 @@ def elsewhere(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return work
 
 
-def harness(*args: str) -> int:
-    return main([*args, "--no-progress"] if args[0] != "leaderboard" else list(args))
+def harness(command: str) -> int:
+    """``harness COMMAND`` (a shell-quoted string), with progress bars off where the command has them."""
+    args = shlex.split(command)
+    return main(args if args[0] == "leaderboard" else [*args, "--no-progress"])
 
 
 def test_run_scores_the_runs_and_keeps_each_runs_error(runs_dir: Path) -> None:
-    assert (
-        harness(
-            "run",
-            "--model",
-            "mhd",
-            "--dataset",
-            "omniglot-runs",
-            "--ways",
-            "5",
-            "--shots",
-            "1",
-            "--eval-episodes",
-            "3",
-            "--data",
-            f"runs_dir={runs_dir}",
-            "--out",
-            "results",
-            "--name",
-            "mhd",
-        )
-        == 0
-    )
+    run = f"run --model mhd --dataset omniglot-runs --ways 5 --shots 1 --eval-episodes 3 --data runs_dir={runs_dir}"
+    assert harness(f"{run} --out results --name mhd") == 0
     record = json.loads(Path("results/mhd/record.json").read_text())
     assert record["episodes_trained"] == 0
     error = record["metrics"]["error_rate"]["5-way 1-shot"]
@@ -64,26 +47,8 @@ def test_run_scores_the_runs_and_keeps_each_runs_error(runs_dir: Path) -> None:
 
 
 def test_more_episodes_than_runs_are_refused_before_any_work(runs_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    assert (
-        harness(
-            "run",
-            "--model",
-            "mhd",
-            "--dataset",
-            "omniglot-runs",
-            "--ways",
-            "5",
-            "--shots",
-            "1",
-            "--data",
-            f"runs_dir={runs_dir}",
-            "--out",
-            "results",
-            "--name",
-            "mhd",
-        )
-        == 2
-    )
+    run = f"run --model mhd --dataset omniglot-runs --ways 5 --shots 1 --data runs_dir={runs_dir}"
+    assert harness(f"{run} --out results --name mhd") == 2
     assert "has 3 test episodes, fewer than the 1000 asked for; pass --eval-episodes 3" in capsys.readouterr().err
     assert not Path("results/mhd").exists()
 
@@ -91,21 +56,7 @@ def test_more_episodes_than_runs_are_refused_before_any_work(runs_dir: Path, cap
 def test_error_rate_scores_only_the_runs(runs_dir: Path) -> None:
     assert (
         harness(
-            "run",
-            "--model",
-            "knn",
-            "--dataset",
-            "synthetic",
-            "--kind",
-            "fewshot",
-            "--ways",
-            "5",
-            "--eval-episodes",
-            "8",
-            "--out",
-            "results",
-            "--name",
-            "knn",
+            "run --model knn --dataset synthetic --kind fewshot --ways 5 --eval-episodes 8 --out results --name knn"
         )
         == 0
     )
@@ -113,64 +64,19 @@ def test_error_rate_scores_only_the_runs(runs_dir: Path) -> None:
 
 
 def test_a_model_run_on_one_dataset_is_evaluated_on_the_runs(runs_dir: Path, capsys: pytest.CaptureFixture) -> None:
-    size = ["--data", "image_size=28"]
-    assert (
-        harness(
-            "run",
-            "--model",
-            "knn",
-            "--dataset",
-            "synthetic",
-            "--kind",
-            "fewshot",
-            "--ways",
-            "5",
-            *size,
-            "--eval-episodes",
-            "8",
-            "--out",
-            "results",
-            "--name",
-            "knn",
-        )
-        == 0
-    )
+    run = "run --model knn --dataset synthetic --kind fewshot --ways 5 --data image_size=28 --eval-episodes 8"
+    assert harness(f"{run} --out results --name knn") == 0
     capsys.readouterr()
-    assert (
-        harness(
-            "evaluate",
-            "--checkpoint",
-            "results/knn/checkpoint.pkl",
-            "--dataset",
-            "omniglot-runs",
-            "--data",
-            f"runs_dir={runs_dir}",
-            *size,
-            "--eval-episodes",
-            "3",
-            "--json",
-        )
-        == 0
-    )
+    on_runs = f"--dataset omniglot-runs --data runs_dir={runs_dir} --data image_size=28 --eval-episodes 3"
+    assert harness(f"evaluate --checkpoint results/knn/checkpoint.pkl {on_runs} --json") == 0
     result = json.loads(capsys.readouterr().out)
     assert (result["dataset"], result["test_dataset"]) == ("synthetic", "omniglot-runs")
     assert result["metrics"]["error_rate"]["5-way 1-shot"]["n"] == 3
 
 
 def test_reproduce_and_leaderboard_with_the_tables_own_numbers(official_shape_runs: Path) -> None:
-    assert (
-        harness(
-            "reproduce",
-            "lake-oneshot",
-            "--row",
-            "kNN (raw pixels)",
-            "--data-dir",
-            f"omniglot-runs={official_shape_runs}",
-            "--results",
-            "results",
-        )
-        == 0
-    )
+    where = f"--data-dir omniglot-runs={official_shape_runs}"
+    assert harness(f"reproduce lake-oneshot --row 'kNN (raw pixels)' {where} --results results") == 0
     with open("results/leaderboards/lake-oneshot.csv", newline="", encoding="utf-8") as f:
         rows = {(r["row"], r["source"]): r for r in csv.DictReader(f)}
     published = rows[("Modified Hausdorff distance", "secondary")]
@@ -180,5 +86,5 @@ def test_reproduce_and_leaderboard_with_the_tables_own_numbers(official_shape_ru
     markdown = Path("results/leaderboards/lake-oneshot.md").read_text(encoding="utf-8")
     assert "percent error" in markdown and "Lower is better" in markdown
     Path("results/leaderboards").rename("first")
-    assert harness("leaderboard", "lake-oneshot", "--results", "results", "--out", "again") == 0
+    assert harness("leaderboard lake-oneshot --results results --out again") == 0
     assert Path("again/lake-oneshot.csv").read_text() == Path("first/lake-oneshot.csv").read_text()
