@@ -18,6 +18,7 @@ used, so loading a table is cheap.
 from __future__ import annotations
 
 import csv
+import importlib
 import io
 import math
 import os
@@ -25,11 +26,14 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from importlib.resources.abc import Traversable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from harness.errors import DataError, describe
 from harness.tables import TableSpec
+
+if TYPE_CHECKING:
+    from importlib.resources.abc import Traversable  # Python 3.11+; only a type here
 
 PAPERS_ENV = "HARNESS_PAPERS_DIR"
 """Folders (separated by ``os.pathsep``) searched for ``<table>.csv`` before the table's own file."""
@@ -221,15 +225,16 @@ def _package_files(package: str, table: str) -> Traversable:
     """The files of the installed package ``package`` (of ``table``'s numbers); one-line ``DataError`` if none."""
     where = f"table {table!r}: package {package!r} of its numbers"
     try:
-        return resources.files(package)
+        module = importlib.import_module(package)
     except ModuleNotFoundError as exc:
         if exc.name is None or package == exc.name or package.startswith(f"{exc.name}."):
             raise DataError(f"{where} is not installed; reinstall the plugin") from None
         raise DataError(f"{where} failed to import ({describe(exc)}); fix or reinstall its plugin") from None
-    except TypeError:  # a module, not a package
-        raise DataError(f"{where} is a module, not a package; name the package holding the file") from None
     except (Exception, SystemExit) as exc:  # its __init__ raised
         raise DataError(f"{where} failed to import ({describe(exc)}); fix or reinstall its plugin") from None
+    if not hasattr(module, "__path__"):  # Python 3.12+ would read files beside a plain module too
+        raise DataError(f"{where} is a module, not a package; name the package holding the file")
+    return resources.files(module)
 
 
 def paper_file(table: TableSpec, papers: Sequence[Path] = ()) -> Path | Traversable:
