@@ -13,6 +13,7 @@ from harness.errors import ConfigError
 from harness.plugins import PluginHost
 from harness.prepare import prepare
 from harness.runner import evaluate_checkpoint, run
+from harness.testing import write_miniimagenet
 
 QUIET = {"log": lambda _: None}
 REPO = Path(__file__).resolve().parents[3]
@@ -126,19 +127,7 @@ def test_each_variant_runs_end_to_end_and_the_checkpoint_gives_the_record(host, 
 
 def test_the_miniimagenet_backbone_runs_end_to_end_on_generated_84x84_colour_images(host, tmp_path):
     """mini-ImageNet is not on this machine: the batch-normalised backbone runs on small generated colour images."""
-    from PIL import Image
-
-    root = tmp_path / "mini"
-    (root / "images").mkdir(parents=True)
-    for split, classes in (("train", 3), ("val", 2), ("test", 2)):
-        rows = []
-        for c in range(classes):
-            wnid = f"n{split}{c:05d}"
-            for i in range(2):
-                colour = (40 * c + 20 * i, 255 - 40 * c, 90 + 10 * i)
-                Image.new("RGB", (84, 84), colour).save(root / "images" / f"{wnid}{i}.jpg")
-                rows.append(f"{wnid}{i}.jpg,{wnid}")
-        (root / f"{split}.csv").write_text("filename,label\n" + "\n".join(rows) + "\n")
+    root = write_miniimagenet(tmp_path / "mini")
     data = {"root": str(root), "cache_dir": str(tmp_path / "cache")}
     values = {"dataset": "miniimagenet", "ways": 2, "shots": 1, "queries": 1, "episodes": 2, "batch_size": 2,
               "eval_episodes": 2, "checkpoint_every": 2, "data": data}  # fmt: skip
