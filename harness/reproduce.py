@@ -94,11 +94,6 @@ def table_cells(
     return cells
 
 
-def is_done(out: Path, cell: Cell) -> bool:
-    """Whether ``cell`` already has a complete run record under ``out``."""
-    return _complete(out / cell.name)
-
-
 def _complete(directory: Path) -> bool:
     """Whether the cell in ``directory`` has a complete record with its per-episode values; a damaged record is
     refused in one line."""
