@@ -185,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--data-dir", type=Path, metavar="DIR", help="where the dataset lives on this machine")
     evaluate.add_argument("--device", default="auto", help="torch models: auto, cpu, cuda, cuda:N or mps")
+    evaluate.add_argument(
+        "--episodes-out",
+        type=Path,
+        metavar="FILE",
+        help="also write every test episode's values to FILE (.npz, the format of a run's episodes.npz)",
+    )
     evaluate.add_argument("--no-progress", action="store_true", help="hide progress bars")
     evaluate.add_argument("--json", action="store_true", help="print JSON")
     reproduce = commands.add_parser(
@@ -196,7 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     reproduce.add_argument("tables", nargs="+", metavar="TABLE", help="table names, or 'all' (see 'harness plugins')")
-    reproduce.add_argument("--budget", default="quick", help="quick (minutes on a CPU) or paper (papers' length)")
+    reproduce.add_argument(
+        "--budget",
+        default="quick",
+        help="quick (minutes on a CPU), paper (papers' length) or another budget of the table's, e.g. MANN's "
+        "long (4x the paper's episodes)",
+    )
     reproduce.add_argument("--results", type=Path, metavar="DIR", help=RESULTS_HELP)
     reproduce.add_argument(
         "--leaderboards",
@@ -510,6 +521,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         data_dir=args.data_dir,
         device=args.device,
         progress=not args.no_progress,
+        episodes_out=args.episodes_out,
     )
     if args.json:
         print(json.dumps(result, indent=2))
@@ -517,6 +529,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{result['model']} on {_datasets(result)} ({result['setting']}), ", end="")
         print(f"{result['episodes_trained']} episodes trained")
         _print_metrics(result["metrics"])
+        if "per_episode" in result:
+            print(f"per-episode values: {result['per_episode']['file']} (sha256 {result['per_episode']['sha256']})")
     return 0
 
 

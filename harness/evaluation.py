@@ -143,11 +143,6 @@ def score(prepared: Prepared, model: Model, *, progress: bool = False) -> tuple[
     return summaries, PerEpisode(np.arange(total), values)
 
 
-def evaluate(prepared: Prepared, model: Model, *, progress: bool = False) -> Summaries:
-    """Metrics of ``model`` on the fixed test episodes: ``{metric: {key: {mean, ci95, n}}}``."""
-    return score(prepared, model, progress=progress)[0]
-
-
 def _metric_values(
     metric: MetricSpec, plugin: str, batch: EpisodeBatch, prediction: Prediction
 ) -> dict[str, np.ndarray]:

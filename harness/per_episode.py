@@ -50,9 +50,14 @@ class PerEpisode:
 
 def write(directory: Path, values: PerEpisode) -> dict[str, str]:
     """Atomically write ``FILE`` into ``directory``; return the record's reference to it (file name, SHA-256)."""
+    return write_file(directory / FILE, values, name=FILE)
+
+
+def write_file(path: Path, values: PerEpisode, name: str | None = None) -> dict[str, str]:
+    """Atomically write the values to ``path``; return ``file`` (``name``, default the path) and its SHA-256."""
     data = values.encode()
-    atomic.write_bytes(directory / FILE, data)
-    return {"file": FILE, "sha256": hashlib.sha256(data).hexdigest()}
+    atomic.write_bytes(path, data)
+    return {"file": name or str(path), "sha256": hashlib.sha256(data).hexdigest()}
 
 
 def load(run_dir: str | Path) -> PerEpisode:

@@ -22,11 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__, atomic, checkpoints, per_episode, provenance, records, rundirs
+from harness import __version__, atomic, checkpoints, per_episode, provenance, records, rundirs, writable
 from harness.checkpoints import CHECKPOINT
 from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig, build_config, check_device_name
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
-from harness.evaluation import TRAIN, batches, evaluate, score, validation_accuracy
+from harness.evaluation import TRAIN, batches, score, validation_accuracy
 from harness.guard import guarded, model_state
 from harness.plugins import PluginHost, PluginInfo
 from harness.prepare import Prepared, default_name, prepare
@@ -68,6 +68,9 @@ class Progress:
     stopped_early: int | None = None
     """Episode at which ``patience`` stopped training."""
     resumes: int = 0
+    sessions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """One entry per session that trained: when it started, from which episode, and the git state of the code
+    (a run resumed after a commit was trained by more than one version of the code)."""
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> Progress:
@@ -120,6 +123,14 @@ class Run:
             log(f"resuming {self.directory} at episode {state['episodes_trained']}")
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
+        if self._trains(state, done):
+            done.sessions.append(
+                {
+                    "started_at": started.isoformat(timespec="seconds"),
+                    "from_episode": self._episodes(done.step),
+                    "git": provenance.git_state(),
+                }
+            )
         self._train(model, done, progress)
         kept = state["kept"] if state is not None and state.get("final") else self._keep(model, done)
         stopped = (
@@ -147,6 +158,7 @@ class Run:
             "train_wall_time_s": round(done.wall_time_s, 3),
             "eval_wall_time_s": round(eval_wall, 3),
             "resumes": done.resumes,
+            "sessions": done.sessions,
             "metrics": metrics,
             "per_episode": stored,
             "loss_history": done.loss_history,
@@ -166,6 +178,11 @@ class Run:
             self._save(model, done)
         atomic.write_json(self.record_path, record)
         return record
+
+    def _trains(self, state: dict[str, Any] | None, done: Progress) -> bool:
+        """Whether this session trains: the run is neither finished nor stopped by its patience."""
+        finished = state is not None and state.get("final")
+        return not finished and done.stopped_early is None and done.step < self.prepared.total_steps
 
     def _record(self) -> dict[str, Any] | None:
         """The run's record, if it has one; a damaged one is refused in one line naming ``--restart``."""
@@ -386,6 +403,7 @@ def evaluate_checkpoint(
     data_dir: Path | None = None,
     device: str = "auto",
     progress: bool = False,
+    episodes_out: Path | None = None,
 ) -> dict[str, Any]:
     """Rebuild the model saved in a checkpoint (the best one with ``keep = best``) and evaluate it.
 
@@ -393,9 +411,12 @@ def evaluate_checkpoint(
     was trained on; the metrics are then all that score that dataset); ``data`` adds options of
     the dataset tested on, such as where it lives on this machine (``data_dir`` sets its data
     directory option, see ``DatasetSpec.data_dir``). ``device`` is where to run it, whatever
-    device wrote the checkpoint.
+    device wrote the checkpoint. ``episodes_out``: also write every test episode's values there
+    (the format of a run's ``episodes.npz``); the result names the file and its SHA-256.
     """
     _check_flags(eval_episodes, device)
+    if episodes_out is not None:
+        _check_episodes_out(episodes_out)
     state = checkpoints.load(path)
     values = {**state["config"], "device": device}
     if eval_episodes is not None:
@@ -415,7 +436,8 @@ def evaluate_checkpoint(
     best = state.get("best") or {}
     use_best = prepared.config.keep == "best" and best.get("model_state") is not None and not state.get("final")
     model.load_state_dict(best["model_state"] if use_best else state["model_state"])
-    return {
+    metrics, values = score(prepared, model, progress=progress)
+    result = {
         "checkpoint": str(path),
         "model": prepared.config.model,
         "dataset": prepared.config.dataset,
@@ -424,5 +446,17 @@ def evaluate_checkpoint(
         "episodes_trained": state["episodes_trained"],
         "kept": state["kept"]["which"] if state.get("final") else "best" if use_best else "last",
         "eval_episodes": prepared.config.eval_episodes,
-        "metrics": evaluate(prepared, model, progress=progress),
+        "metrics": metrics,
     }
+    if episodes_out is not None:
+        result["per_episode"] = per_episode.write_file(episodes_out, values)
+    return result
+
+
+def _check_episodes_out(path: Path) -> None:
+    """Refuse, before any work, an ``--episodes-out`` that is a folder or lies in no writable folder."""
+    if path.is_dir():
+        raise ConfigError(f"--episodes-out {path} is a folder; pass a file name, e.g. {path / per_episode.FILE}")
+    if not path.parent.is_dir():
+        raise ConfigError(f"--episodes-out {path}: the folder {path.parent} does not exist; create it first")
+    writable.check_writable(path.parent, "--episodes-out", "FILE in a folder")

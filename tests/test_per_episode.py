@@ -76,3 +76,27 @@ def test_a_metric_must_give_one_value_per_episode(protonet_host, tmp_path):
     message = r"^metric 'batch_mean' \(plugin 'wrong-shape'\) returned values of shape \(\) for key 'mean', "
     with pytest.raises(HarnessError, match=message):
         run(fewshot_config(metrics=["batch_mean"], episodes=0), protonet_host, tmp_path, **QUIET)
+
+
+def test_evaluate_writes_the_same_per_episode_values_as_the_run(protonet_host, tmp_path):
+    from harness.runner import evaluate_checkpoint
+
+    record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    out = tmp_path / "evaluated.npz"
+    result = evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", protonet_host, episodes_out=out)
+    assert result["per_episode"] == {"file": str(out), "sha256": record["per_episode"]["sha256"]}
+    assert out.read_bytes() == (tmp_path / "r" / "episodes.npz").read_bytes()
+    with np.load(out, allow_pickle=False) as loaded:
+        assert loaded["episodes"].tolist() == list(range(64))
+
+
+def test_a_bad_episodes_out_is_refused_before_any_work(protonet_host, tmp_path):
+    from harness.runner import evaluate_checkpoint
+
+    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    checkpoint = tmp_path / "r" / "checkpoint.pkl"
+    with pytest.raises(HarnessError, match=r"--episodes-out .* is a folder; pass a file name") as info:
+        evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path)
+    assert "\n" not in str(info.value)
+    with pytest.raises(HarnessError, match=r"the folder .*nowhere does not exist; create it first"):
+        evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "nowhere" / "e.npz")

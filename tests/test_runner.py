@@ -118,3 +118,37 @@ def test_location_options_stay_out_of_the_run_config(protonet_host, tmp_path):
     assert run(moved, protonet_host, tmp_path, name="r", **QUIET)["metrics"] == record["metrics"]
     result = evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", protonet_host, data={"root": "/machine/c"})
     assert result["metrics"] == record["metrics"]
+
+
+class Killed(BaseException):
+    """Stands in for the process being killed (a BaseException, so no guard turns it into a failed run)."""
+
+
+def test_each_training_session_records_the_commit_it_ran_under(protonet_host, tmp_path, monkeypatch):
+    from harness import provenance
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    code = {"commit": "a" * 40, "dirty": False}
+    monkeypatch.setattr(provenance, "git_state", lambda start=None: dict(code))  # the git boundary
+    steps, train_step = 0, WeightedProtoNet.train_step
+
+    def killed_after_five(self, batch):
+        nonlocal steps
+        steps += 1
+        if steps > 5:
+            raise Killed
+        return train_step(self, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WeightedProtoNet, "train_step", killed_after_five)
+        with pytest.raises(Killed):
+            run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    code.update(commit="b" * 40, dirty=True)  # a commit lands before the resume
+    record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    assert [(s["from_episode"], s["git"]["commit"], s["git"]["dirty"]) for s in record["sessions"]] == [
+        (0, "a" * 40, False),
+        (32, "b" * 40, True),
+    ]
+    assert record["provenance"]["git"]["commit"] == "b" * 40
+    again = run(fewshot_config(eval_episodes=32), protonet_host, tmp_path, name="r", **QUIET)  # tested again only
+    assert again["sessions"] == record["sessions"]

@@ -28,8 +28,10 @@ MANN_DEFAULTS = {
     "slot_size": 40,
     "read_heads": 4,
     "gamma": 0.95,
+    "key_strength": "none",
 }
-"""Paper values (LSTM 200, memory 128 x 40, 4 reads, gamma 0.95); training choices in README.md."""
+"""Paper values (LSTM 200, memory 128 x 40, 4 reads, gamma 0.95, plain softmax reads); training
+choices and the ``key_strength`` ablation in README.md."""
 BASELINE_DEFAULTS = {**TRAINING_DEFAULTS, "clip_norm": 10.0, "hidden": 200}
 
 

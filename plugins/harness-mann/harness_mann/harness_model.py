@@ -15,7 +15,7 @@ STRING_OUTPUTS = 25
 """Five independent softmaxes over the five characters of a string label."""
 
 OPTIONS = {
-    "mann": ("controller", "memory", "hidden", "slots", "slot_size", "read_heads", "gamma"),
+    "mann": ("controller", "memory", "hidden", "slots", "slot_size", "read_heads", "gamma", "key_strength"),
     "lstm": ("hidden",),
     "feedforward": ("hidden",),
 }

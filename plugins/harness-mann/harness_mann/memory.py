@@ -43,6 +43,10 @@ INIT_VALUE = 1e-6
 
 COSINE_EPS = 1e-8
 
+KEY_STRENGTHS = ("none", "learned")
+"""LRUA read addressing: the paper's plain softmax over cosine similarities, or one scaled by a
+learned key strength per head (an ablation, not the paper's)."""
+
 
 # ----------------------------------------------------------------------------- shared
 
@@ -125,12 +129,16 @@ def lrua_write(memory: Tensor, write_weights: Tensor, values: Tensor, zero_slot:
     return torch.baddbmm(memory * keep.unsqueeze(-1), write_weights.transpose(1, 2), values)
 
 
-def content_read(memory: Tensor, keys: Tensor) -> tuple[Tensor, Tensor]:
+def content_read(memory: Tensor, keys: Tensor, strength: Tensor | None = None) -> tuple[Tensor, Tensor]:
     """Read weights softmax_i K(k, M(i)) per head (eq. 2) and read vectors r = w^r M (eq. 3).
 
-    memory [B, N, W]; keys [B, H, W] -> (weights [B, H, N], reads [B, H, W]).
+    memory [B, N, W]; keys [B, H, W]; ``strength`` [B, H, 1] multiplies the similarities
+    before the softmax (None: the paper's plain softmax) -> (weights [B, H, N], reads [B, H, W]).
     """
-    weights = torch.softmax(cosine_similarity(keys, memory), dim=-1)
+    similarity = cosine_similarity(keys, memory)
+    if strength is not None:
+        similarity = strength * similarity
+    weights = torch.softmax(similarity, dim=-1)
     return weights, torch.bmm(weights, memory)
 
 
@@ -157,6 +165,11 @@ class LRUAMemory(nn.Module):
     own write weighting -- one write per read head, all sharing the n-slot least-used
     vector, since eq. 6 sets n to "the number of reads to memory".
 
+    ``key_strength = "learned"`` (not the paper's; an ablation): each head also emits a key
+    strength beta = 1 + softplus(.) that multiplies its similarities before the softmax, as
+    NTM content addressing does.  With the paper's plain softmax over cosine similarities in
+    [-1, 1], no read weight over 128 slots can exceed e/(e + 127/e) = 5.5%.
+
     Initial state (per episode): memory = ``INIT_VALUE``; ``w^u_0 = 0`` (so the first
     least-used slots are 0..n-1 by the lowest-index tie rule); ``w^r_0 = 0`` (nothing has
     been read yet, so the first write goes only to the least-used slots).
@@ -166,25 +179,36 @@ class LRUAMemory(nn.Module):
     with a hand-written backward that the model's fused sequence uses.
     """
 
-    def __init__(self, slots: int = 128, slot_size: int = 40, heads: int = 4, gamma: float = 0.95):
+    def __init__(
+        self, slots: int = 128, slot_size: int = 40, heads: int = 4, gamma: float = 0.95, key_strength: str = "none"
+    ):
         super().__init__()
         if not 0 < heads <= slots:
             raise ValueError(f"read_heads must be in 1..slots ({slots}), got {heads}")
+        if key_strength not in KEY_STRENGTHS:
+            raise ValueError(f"unknown key_strength {key_strength!r}; valid: {', '.join(KEY_STRENGTHS)}")
         self.slots, self.slot_size, self.heads, self.gamma = slots, slot_size, heads, float(gamma)
+        self.learned_strength = key_strength == "learned"
 
     @property
     def interface_size(self) -> int:
-        """Numbers the controller emits per step: H keys of W, then H gate logits."""
-        return self.heads * (self.slot_size + 1)
+        """Numbers the controller emits per step: H keys of W, H gate logits, then (learned
+        key strength only) H strength logits."""
+        return self.heads * (self.slot_size + 1 + self.learned_strength)
 
     @property
     def read_size(self) -> int:
         return self.heads * self.slot_size
 
-    def split_interface(self, interface: Tensor) -> tuple[Tensor, Tensor]:
-        """interface [B, H*(W+1)] -> keys [B, H, W], gate logits alpha [B, H]."""
-        keys, alpha = interface.split([self.heads * self.slot_size, self.heads], dim=1)
-        return keys.reshape(-1, self.heads, self.slot_size), alpha
+    def split_interface(self, interface: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
+        """interface [B, interface_size] -> keys [B, H, W], gate logits alpha [B, H] and the
+        key strengths [B, H, 1] (None without a learned key strength)."""
+        heads = self.heads
+        if not self.learned_strength:
+            keys, alpha = interface.split([heads * self.slot_size, heads], dim=1)
+            return keys.reshape(-1, heads, self.slot_size), alpha, None
+        keys, alpha, beta = interface.split([heads * self.slot_size, heads, heads], dim=1)
+        return keys.reshape(-1, heads, self.slot_size), alpha, 1.0 + F.softplus(beta).unsqueeze(-1)
 
     def initial_state(self, batch: int, device, dtype=torch.float32):
         """(memory [B,N,W], previous read weights [B,H,N], usage [B,N]) for a new episode."""
@@ -195,16 +219,15 @@ class LRUAMemory(nn.Module):
 
     def step(self, state, interface: Tensor):
         """Reference step (autograd): interface [B, interface_size] -> (reads [B, H*W], state)."""
-        keys, alpha = self.split_interface(interface.to(state[0].dtype))
-        return self.step_parts(state, keys, alpha)
+        return self.step_parts(state, *self.split_interface(interface.to(state[0].dtype)))
 
-    def step_parts(self, state, keys: Tensor, alpha: Tensor):
-        """Reference step from explicit keys [B, H, W] and gate logits [B, H]."""
+    def step_parts(self, state, keys: Tensor, alpha: Tensor, strength: Tensor | None = None):
+        """Reference step from explicit keys [B, H, W], gate logits [B, H] and key strengths [B, H, 1]."""
         memory, prev_read, usage = state
         w_lu, order = least_used(usage, self.heads)
         write_weights = lrua_write_weights(torch.sigmoid(alpha), prev_read, w_lu)
         memory = lrua_write(memory, write_weights, keys, order[:, 0])
-        read_weights, reads = content_read(memory, keys)
+        read_weights, reads = content_read(memory, keys, strength)
         usage = update_usage(usage, read_weights, write_weights, self.gamma)
         return reads.reshape(reads.shape[0], -1), (memory, read_weights, usage)
 

@@ -222,13 +222,16 @@ class MANN(nn.Module):
         slot_size: int = 40,
         read_heads: int = 4,
         gamma: float = 0.95,
+        key_strength: str = "none",
     ):
         super().__init__()
         _check_name("controller", controller, CONTROLLERS)
         _check_name("memory", memory, MEMORIES)
         self.controller, self.memory_kind, self.hidden = controller, memory, hidden
         if memory == "lrua":
-            self.memory = LRUAMemory(slots, slot_size, read_heads, gamma)
+            self.memory = LRUAMemory(slots, slot_size, read_heads, gamma, key_strength)
+        elif key_strength != "none":
+            raise ValueError("key_strength applies to memory = lrua only (NTM addressing has its own)")
         else:
             self.memory = NTMMemory(slots, slot_size, read_heads)
         read = self.memory.read_size
@@ -250,6 +253,7 @@ class MANN(nn.Module):
         fused = (
             self.fused
             and self.memory_kind == "lrua"
+            and not self.memory.learned_strength
             and not amp
             and pre.dtype in (torch.float32, torch.float64)
             and self.recurrent.weight.dtype == pre.dtype
@@ -323,7 +327,7 @@ class FeedforwardBaseline(nn.Module):
 
 _BUILDERS = {"mann": MANN, "lstm": LSTMBaseline, "feedforward": FeedforwardBaseline}
 _OPTIONS = {
-    "mann": ("controller", "gamma", "hidden", "memory", "read_heads", "slot_size", "slots"),
+    "mann": ("controller", "gamma", "hidden", "key_strength", "memory", "read_heads", "slot_size", "slots"),
     "lstm": ("hidden",),
     "feedforward": ("hidden",),
 }

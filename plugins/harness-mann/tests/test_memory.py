@@ -123,6 +123,20 @@ def test_read_weights_softmax_of_cosine_by_hand():
     assert torch.allclose(reads[0, 0], t([2 * e / z - 1 / (e * z), 3 / z]), atol=1e-7)
 
 
+def test_learned_key_strength_scales_the_similarities_by_hand():
+    memory = t([[[1.0, 0.0], [0.0, 1.0]]])
+    keys = t([[[3.0, 0.0]]])  # cosine similarities [1, 0]
+    weights, _ = content_read(memory, keys, strength=t([[[2.0]]]))
+    e2 = math.e**2
+    assert torch.allclose(weights[0, 0], t([e2 / (e2 + 1), 1 / (e2 + 1)]), atol=1e-12)
+    mem = LRUAMemory(slots=4, slot_size=2, heads=1, key_strength="learned")
+    assert mem.interface_size == 2 + 1 + 1  # key, gate logit, strength logit
+    _, _, strength = mem.split_interface(t([[3.0, 0.0, 0.0, 0.0]]))
+    assert torch.allclose(strength, t([[[1.0 + math.log(2.0)]]]))  # 1 + softplus(0)
+    plain = LRUAMemory(slots=4, slot_size=2, heads=1)
+    assert plain.interface_size == 3 and plain.split_interface(t([[3.0, 0.0, 0.0]]))[2] is None
+
+
 def test_read_weights_sum_to_one_per_head():
     mem = LRUAMemory(slots=16, slot_size=6, heads=3)
     state = mem.initial_state(4, "cpu")
@@ -295,6 +309,7 @@ def test_forward_is_causal(kind, options):
         ("mann", {"memory": "ntm"}),
         ("mann", {"controller": "feedforward"}),
         ("mann", {"controller": "feedforward", "memory": "ntm"}),
+        ("mann", {"key_strength": "learned"}),
         ("lstm", {}),
         ("feedforward", {}),
     ],
@@ -411,6 +426,8 @@ def test_ntm_memory_weights_are_distributions():
         (lambda: build("mann", 4, 5, 5, memory="dnc"), ["dnc", "lrua", "ntm"]),
         (lambda: MANN(4, 5, 5, memory="sparse"), ["sparse", "lrua", "ntm"]),
         (lambda: build("lstm", 4, 5, 5, memory="lrua"), ["memory", "hidden"]),
+        (lambda: build("mann", 4, 5, 5, key_strength="big"), ["big", "learned", "none"]),
+        (lambda: build("mann", 4, 5, 5, memory="ntm", key_strength="learned"), ["key_strength", "lrua"]),
     ],
 )
 def test_bad_names_raise_one_line_value_error(call, words):
