@@ -10,6 +10,7 @@ import argparse
 import dataclasses
 import json
 import os
+import stat
 import sys
 import traceback
 from collections.abc import Sequence
@@ -264,6 +265,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     leaderboard.add_argument("--papers", type=Path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
 
+    status = commands.add_parser(
+        "status",
+        help="show which cells of paper tables are done, running, interrupted or not started",
+        description="List the cells of tables in a results directory: state, episodes trained of the run's "
+        "total, last validation and training time. Reads only: safe beside running reproductions.",
+        epilog="examples:\n  harness status mann-table1 --results leaderboards/runs\n"
+        "  harness status all --budget paper --json",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    status.add_argument("tables", nargs="+", metavar="TABLE", help="table names, or 'all'")
+    status.add_argument("--results", type=Path, metavar="DIR", help=RESULTS_HELP)
+    status.add_argument(
+        "--budget", help="also list this budget's cells that have not started (default: only cells with a folder)"
+    )
+    status.add_argument("--json", action="store_true", help="print JSON")
+
     curves = commands.add_parser(
         "curves",
         help="plot training loss and validation accuracy of runs against episodes trained",
@@ -364,6 +381,24 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
+    return 0
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    """``harness status``."""
+    from harness.reproduce import table_cells
+    from harness.status import render, table_status
+
+    host = _host(args)
+    results = _results(args.results)
+    found = {}
+    for table in _tables(host, args.tables):
+        planned = table_cells(table, host, args.budget) if args.budget else []
+        found[table.name] = table_status(results, table.name, planned)
+    if args.json:
+        print(json.dumps({name: [s.as_dict() for s in statuses] for name, statuses in found.items()}, indent=2))
+    else:
+        print("\n\n".join(render(name, results, statuses) for name, statuses in found.items()))
     return 0
 
 
@@ -566,7 +601,15 @@ COMMANDS = {
     "evaluate": cmd_evaluate,
     "reproduce": cmd_reproduce,
     "leaderboard": cmd_leaderboard,
+    "status": cmd_status,
 }
+
+
+def _stdout_is_a_pipe() -> bool:
+    try:
+        return stat.S_ISFIFO(os.fstat(sys.stdout.fileno()).st_mode)
+    except (OSError, ValueError):
+        return False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -590,6 +633,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness: error: {message}", file=sys.stderr)
         return 2
     except OSError as exc:  # a file or folder the command needed: a permission, the disk, a path gone
+        if isinstance(exc, BrokenPipeError) and _stdout_is_a_pipe():  # ``harness status ... | head`` closed it early
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # so the exit's flush does not fail again
+            return 141
         if args.traceback:
             traceback.print_exc()
         where = "" if args.traceback else " (--traceback shows where)"

@@ -125,8 +125,9 @@ class Killed(BaseException):
 
 
 def test_each_training_session_records_the_commit_it_ran_under(protonet_host, tmp_path, monkeypatch):
-    from harness import provenance
     from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    from harness import provenance
 
     code = {"commit": "a" * 40, "dirty": False}
     monkeypatch.setattr(provenance, "git_state", lambda start=None: dict(code))  # the git boundary

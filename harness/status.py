@@ -1,0 +1,168 @@
+"""What each cell of a results folder is doing: done, running, interrupted or not started (``harness status``).
+
+Nothing here takes a lock or writes a file: a cell is *running* when its lock file names a
+process that is alive on this machine (on another machine the lock file is taken at its word).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from harness import checkpoints, records
+from harness.checkpoints import CHECKPOINT
+from harness.errors import HarnessError
+from harness.rundirs import LOCK
+from harness.runner import RECORD
+from harness.tables import CELL, Cell
+
+STATES = ("done", "running", "interrupted", "not started", "damaged")
+
+
+@dataclass(frozen=True)
+class CellStatus:
+    """One cell's state and how far its training got."""
+
+    budget: str
+    row: str
+    setting: str
+    seed: int
+    state: str
+    """One of ``STATES``."""
+    directory: Path
+    episodes: int | None = None
+    """Episodes trained so far (done: in all)."""
+    total: int | None = None
+    """Episodes the run trains for."""
+    validation: tuple[int, float] | None = None
+    """The last validation: (episode, accuracy)."""
+    wall_time_s: float | None = None
+    """Training time so far, over every session."""
+    note: str = ""
+    """Who runs it, why it is damaged, or when patience stopped it."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain JSON values."""
+        validation = (
+            None if self.validation is None else {"episode": self.validation[0], "accuracy": self.validation[1]}
+        )
+        return {
+            "budget": self.budget, "row": self.row, "setting": self.setting, "seed": self.seed, "state": self.state,
+            "directory": str(self.directory), "episodes": self.episodes, "total": self.total,
+            "validation": validation, "wall_time_s": self.wall_time_s, "note": self.note,
+        }  # fmt: skip
+
+
+def table_status(results: Path, table: str, planned: Iterable[Cell] = ()) -> list[CellStatus]:
+    """Every cell of ``table`` with a folder under ``results``, and the ``planned`` cells that have none yet."""
+    found = {}
+    for cell_file in sorted((results / table).glob(f"*/*/*/*/{CELL}")):
+        directory = cell_file.parent
+        found[directory] = _status(directory)
+    for cell in planned:
+        directory = results / cell.name
+        if directory not in found:
+            found[directory] = CellStatus(cell.budget, cell.row, cell.setting, cell.seed, "not started", directory)
+    return sorted(found.values(), key=lambda s: (s.budget, s.row, s.setting, s.seed))
+
+
+def _status(directory: Path) -> CellStatus:
+    fix = f"delete {directory} and rerun to run the cell again"
+    try:
+        cell = records.read_json(directory / CELL, fix)
+        base = {
+            "budget": str(cell["budget"]), "row": str(cell["row"]), "setting": str(cell["setting"]),
+            "seed": int(cell["seed"]), "directory": directory,
+        }  # fmt: skip
+    except (HarnessError, KeyError, TypeError, ValueError) as exc:
+        names = directory.relative_to(directory.parents[3]).parts
+        return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=str(exc))
+    holder = _holder(directory / LOCK)
+    try:
+        if (directory / RECORD).exists():
+            record = records.read_record(directory / RECORD, fix, config=True)
+            if records.is_complete(record, directory):
+                return CellStatus(**base, state="done", note=_stopped(record), **_progress(record))
+        if (directory / CHECKPOINT).exists():
+            state = checkpoints.load(directory / CHECKPOINT)
+            return CellStatus(
+                **base,
+                state="running" if holder else "interrupted",
+                note=holder or "rerun its command to resume it",
+                **_progress(state),
+            )
+    except HarnessError as exc:
+        return CellStatus(**base, state="damaged", note=str(exc))
+    return CellStatus(**base, state="running" if holder else "not started", note=holder or "")
+
+
+def _progress(saved: dict[str, Any]) -> dict[str, Any]:
+    """Episodes, total, last validation and training time from a record or a checkpoint."""
+    history = saved.get("val_history") or []
+    wall = saved.get("train_wall_time_s", saved.get("wall_time_s"))
+    return {
+        "episodes": saved.get("episodes_trained"),
+        "total": saved.get("config", {}).get("episodes"),
+        "validation": (int(history[-1][0]), float(history[-1][1])) if history else None,
+        "wall_time_s": None if wall is None else float(wall),
+    }
+
+
+def _stopped(record: dict[str, Any]) -> str:
+    stopped = record.get("stopped_early")
+    return f"validation stopped it at episode {stopped['at_episode']:,}" if stopped else ""
+
+
+def _holder(lock_file: Path) -> str:
+    """Who holds the cell's lock, as its lock file says, if that process is alive; empty if nobody does."""
+    try:
+        info = json.loads(lock_file.read_text())
+        pid, host, since = int(info["pid"]), str(info["host"]), str(info["since"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return ""
+    if host == socket.gethostname() and not _alive(pid):
+        return ""  # a killed run's lock file: the kernel dropped its lock
+    return f"pid {pid} on {host} since {since}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, another user's
+        return True
+    return True
+
+
+def render(table: str, results: Path, statuses: list[CellStatus]) -> str:
+    """A text table of ``statuses``, one line per cell."""
+    if not statuses:
+        return f"{table}: no cells under {results / table} yet (harness reproduce {table} starts them)"
+    head = ("budget", "row", "setting", "seed", "state", "episodes", "last validation", "training time", "")
+    lines = [head]
+    for s in statuses:
+        if s.state == "done" and s.episodes == 0:
+            episodes = "none (nothing to train)"
+        elif s.episodes is None:
+            episodes = ""
+        else:
+            episodes = f"{s.episodes:,}" + ("" if s.total is None else f"/{s.total:,}")
+        validation = "" if s.validation is None else f"{100 * s.validation[1]:.1f}% at {s.validation[0]:,}"
+        wall = "" if s.wall_time_s is None or not s.episodes else _duration(s.wall_time_s)
+        seed = "?" if s.seed < 0 else str(s.seed)
+        lines.append((s.budget, s.row, s.setting, seed, s.state, episodes, validation, wall, s.note))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
+    counts = ", ".join(f"{n} {state}" for state in STATES if (n := sum(s.state == state for s in statuses)))
+    return "\n".join([f"{table} ({results / table}): {counts}", *text])
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"

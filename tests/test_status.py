@@ -1,0 +1,115 @@
+"""``harness status``: each cell's state read from its folder, without taking a lock or writing a file."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import harness_cli
+from harness_test_plugins import toy_table
+
+from harness.reproduce import reproduce, table_cells
+from harness.status import table_status
+
+TOY = "harness_test_plugins.toy_table"
+SEED0 = "toy-table/quick/toy-protonet/5-way-1-shot/seed0"
+
+
+@pytest.fixture
+def toy_host(host):
+    host.register(toy_table, "toy-plugin")
+    return host
+
+
+@pytest.fixture
+def results(toy_host, tmp_path):
+    """A results folder where the toy table's seed-0 cells are done."""
+    reproduce(toy_host.tables.get("toy-table"), toy_host, tmp_path / "results", seeds=[0])
+    return tmp_path / "results"
+
+
+def copy_cell(results, seed: int, record: bool = False):
+    """The seed-0 cell copied as seed ``seed``: its cell file and checkpoint (and record), as a run part way."""
+    source, target = results / SEED0, results / SEED0.replace("seed0", f"seed{seed}")
+    target.mkdir()
+    cell = json.loads((source / "cell.json").read_text())
+    (target / "cell.json").write_text(json.dumps({**cell, "seed": seed}))
+    shutil.copy(source / "checkpoint.pkl", target / "checkpoint.pkl")
+    if record:
+        shutil.copy(source / "record.json", target / "record.json")
+    return target
+
+
+def states(statuses):
+    return {(s.setting, s.seed): s.state for s in statuses}
+
+
+def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, results):
+    table = toy_host.tables.get("toy-table")
+    copy_cell(results, 1)  # a checkpoint and nobody running it: interrupted
+    running = copy_cell(results, 2)
+    (running / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    killed = copy_cell(results, 3)  # a killed run leaves its lock file behind, naming a process that is gone
+    (killed / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "since": "x"}))
+    damaged = copy_cell(results, 4, record=True)
+    (damaged / "record.json").write_text("{not json")
+    before = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
+    statuses = table_status(results, "toy-table", table_cells(table, toy_host, "quick", seeds=[0, 5]))
+    assert states(statuses) == {
+        ("5-way 1-shot", 0): "done", ("10-way 1-shot", 0): "done",
+        ("5-way 1-shot", 1): "interrupted", ("5-way 1-shot", 2): "running", ("5-way 1-shot", 3): "interrupted",
+        ("5-way 1-shot", 4): "damaged", ("5-way 1-shot", 5): "not started", ("10-way 1-shot", 5): "not started",
+    }  # fmt: skip
+    by_seed = {(s.setting, s.seed): s for s in statuses}
+    done = by_seed["5-way 1-shot", 0]
+    assert (done.episodes, done.total, done.budget, done.row) == (64, 64, "quick", "Toy ProtoNet")
+    assert f"pid {os.getpid()} on {socket.gethostname()}" in by_seed["5-way 1-shot", 2].note
+    assert by_seed["5-way 1-shot", 3].note == "rerun its command to resume it"
+    note = by_seed["5-way 1-shot", 4].note
+    assert "not valid JSON" in note and "\n" not in note
+    assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == before, "status writes nothing"
+
+
+def test_cli_status_text_and_json(results):
+    env = {"HARNESS_PLUGINS": TOY}
+    text = harness_cli("status", "toy-table", "--results", str(results), "--budget", "quick", env=env)
+    assert text.returncode == 0, text.stderr
+    lines = text.stdout.splitlines()
+    assert lines[0] == f"toy-table ({results / 'toy-table'}): 2 done"
+    assert lines[1].split()[:5] == ["budget", "row", "setting", "seed", "state"]
+    assert any(line.startswith("quick   Toy ProtoNet  5-way 1-shot") and " done " in line for line in lines)
+    as_json = harness_cli("status", "toy-table", "--results", str(results), "--json", env=env)
+    cells = json.loads(as_json.stdout)["toy-table"]
+    assert [(c["setting"], c["state"], c["episodes"]) for c in cells] == [
+        ("10-way 1-shot", "done", 64),
+        ("5-way 1-shot", "done", 64),
+    ]
+
+
+def test_cli_status_of_an_empty_results_folder_and_a_misspelt_table(tmp_path):
+    env = {"HARNESS_PLUGINS": TOY}
+    empty = harness_cli("status", "toy-table", "--results", str(tmp_path), env=env)
+    assert (
+        empty.stdout.strip()
+        == f"toy-table: no cells under {tmp_path / 'toy-table'} yet (harness reproduce toy-table starts them)"
+    )
+    wrong = harness_cli("status", "toy-tabel", "--results", str(tmp_path), env=env)
+    assert wrong.returncode != 0 and "did you mean 'toy-table'" in wrong.stderr and wrong.stderr.count("\n") == 1
+    budget = harness_cli("status", "toy-table", "--budget", "pape", "--results", str(tmp_path), env=env)
+    assert budget.returncode != 0 and "has no budget 'pape'" in budget.stderr
+
+
+def test_a_reader_that_stops_early_is_not_an_error(results):
+    env = {**os.environ, "HARNESS_PLUGINS": TOY, "PYTHONPATH": str(Path(__file__).parent)}
+    args = [sys.executable, "-m", "harness", "status", "toy-table", "--results", str(results)]
+    child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    child.stdout.close()  # like `| head -0`: closed before the command writes anything
+    stderr = child.stderr.read().decode()
+    assert child.wait() == 141 and stderr == ""
