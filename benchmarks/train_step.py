@@ -73,7 +73,7 @@ def time_cell(cell: dict[str, Any], steps: int, threads: int, device: str) -> di
     config = make_cell(table, spec.name, row, table.setting(cell["setting"]), 0, "quick").config
     variant = cell["variant"]
     config = dataclasses.replace(
-        config, batch_size=BATCH, device=device, episodes=BATCH * (steps + 3) * 2,
+        config, batch_size=BATCH, device=device, episodes=BATCH * (steps + 3) * 2, threads=threads,
         precision="bf16" if variant == "bf16" else "fp32", compile=variant == "compile",
         data={**config.data, "root": str(OMNIGLOT)} if config.dataset == "omniglot" else config.data,
     )  # fmt: skip

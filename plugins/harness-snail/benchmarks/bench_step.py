@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-VARIANTS = ("base", "explicit_attention", "fused_adam", "bf16", "compile")
+VARIANTS = ("base", "explicit_attention", "fused_adam", "bf16", "compile", "channels_last")
 
 
 def run_one(ways: int, shots: int, variant: str, batch: int, threads: int, steps: int, warmup: int) -> dict:
@@ -35,6 +35,8 @@ def run_one(ways: int, shots: int, variant: str, batch: int, threads: int, steps
         for m in model.modules():
             if isinstance(m, AttentionBlock):
                 m.use_sdpa = False
+    if "channels_last" in parts:  # the embedding's convolutions in NHWC (its 4-d weights and activations)
+        model = model.to(memory_format=torch.channels_last)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4, fused="fused_adam" in parts or None)
     q = ways  # one query per class
     g = torch.Generator().manual_seed(0)
