@@ -16,7 +16,7 @@ from typing import Any
 
 from harness import checkpoints, records
 from harness.checkpoints import CHECKPOINT
-from harness.errors import HarnessError
+from harness.errors import HarnessError, printable
 from harness.rundirs import LOCK
 from harness.runner import RECORD
 from harness.tables import CELL, Cell
@@ -131,9 +131,11 @@ def _holder(lock_file: Path) -> str:
 
 
 def _alive(pid: int) -> bool:
+    if pid <= 0:  # no process of ours has such a pid (os.kill would probe a process group)
+        return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+    except (ProcessLookupError, OverflowError):
         return False
     except PermissionError:  # alive, another user's
         return True
@@ -156,7 +158,8 @@ def render(table: str, results: Path, statuses: list[CellStatus]) -> str:
         validation = "" if s.validation is None else f"{100 * s.validation[1]:.1f}% at {s.validation[0]:,}"
         wall = "" if s.wall_time_s is None or not s.episodes else _duration(s.wall_time_s)
         seed = "?" if s.seed < 0 else str(s.seed)
-        lines.append((s.budget, s.row, s.setting, seed, s.state, episodes, validation, wall, s.note))
+        fields = (s.budget, s.row, s.setting, seed, s.state, episodes, validation, wall, s.note)
+        lines.append(tuple(printable(field) for field in fields))  # a cell file's text reaches no terminal raw
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
     counts = ", ".join(f"{n} {state}" for state in STATES if (n := sum(s.state == state for s in statuses)))

@@ -58,6 +58,9 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     killed = copy_cell(results, 3)  # a killed run leaves its lock file behind, naming a process that is gone
     (killed / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "since": "x"}))
+    for seed, pid in ((6, -1), (7, 2**70)):  # a lock file naming no possible process
+        odd = copy_cell(results, seed)
+        (odd / ".lock").write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "since": "x"}))
     damaged = copy_cell(results, 4, record=True)
     (damaged / "record.json").write_text("{not json")
     before = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
@@ -65,7 +68,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     assert states(statuses) == {
         ("5-way 1-shot", 0): "done", ("10-way 1-shot", 0): "done",
         ("5-way 1-shot", 1): "interrupted", ("5-way 1-shot", 2): "running", ("5-way 1-shot", 3): "interrupted",
-        ("5-way 1-shot", 4): "damaged", ("5-way 1-shot", 5): "not started", ("10-way 1-shot", 5): "not started",
+        ("5-way 1-shot", 4): "damaged", ("5-way 1-shot", 6): "interrupted", ("5-way 1-shot", 7): "interrupted", ("5-way 1-shot", 5): "not started", ("10-way 1-shot", 5): "not started",
     }  # fmt: skip
     by_seed = {(s.setting, s.seed): s for s in statuses}
     done = by_seed["5-way 1-shot", 0]
@@ -113,3 +116,12 @@ def test_a_reader_that_stops_early_is_not_an_error(results):
     child.stdout.close()  # like `| head -0`: closed before the command writes anything
     stderr = child.stderr.read().decode()
     assert child.wait() == 141 and stderr == ""
+
+
+def test_a_cell_file_cannot_reach_the_terminal_raw(results):
+    from harness.status import render
+
+    cell = results / SEED0 / "cell.json"
+    cell.write_text(json.dumps({**json.loads(cell.read_text()), "row": "Toy\x1b[2J\nrow"}))
+    text = render("toy-table", results, table_status(results, "toy-table"))
+    assert "\x1b" not in text and "Toy\\x1b[2J\\nrow" in text and len(text.splitlines()) == 4
