@@ -168,7 +168,8 @@ class LRUAMemory(nn.Module):
     ``key_strength = "learned"`` (not the paper's; an ablation): each head also emits a key
     strength beta = 1 + softplus(.) that multiplies its similarities before the softmax, as
     NTM content addressing does.  With the paper's plain softmax over cosine similarities in
-    [-1, 1], no read weight over 128 slots can exceed e/(e + 127/e) = 5.5%.
+    [-1, 1], no read weight over 128 slots can exceed e/(e + 127/e) = 5.5%.  Both the reference
+    step and the fast path (``LRUATape``) implement it.
 
     Initial state (per episode): memory = ``INIT_VALUE``; ``w^u_0 = 0`` (so the first
     least-used slots are 0..n-1 by the lowest-index tie rule); ``w^r_0 = 0`` (nothing has
@@ -257,6 +258,7 @@ class LRUATape:
 
     def __init__(self, module: LRUAMemory, batch: int, device, dtype=torch.float32):
         self.heads, self.slot_size, self.gamma = module.heads, module.slot_size, module.gamma
+        self.learned_strength = module.learned_strength
         self.memory, self.read_w, self.usage = module.initial_state(batch, device, dtype)
         self.index = torch.arange(module.slots, device=device)
         self.position = -1  # last step applied to ``memory``
@@ -304,7 +306,12 @@ class LRUATape:
     def step(self, interface: Tensor, record: bool = True) -> Tensor:
         """One write-then-read step (no autograd): interface [B, H*(W+1)] -> reads [B, H*W]."""
         batch, heads, width = interface.shape[0], self.heads, self.slot_size
-        keys, alpha = interface.split([heads * width, heads], dim=1)
+        if self.learned_strength:
+            keys, alpha, beta_logit = interface.split([heads * width, heads, heads], dim=1)
+            strength = F.softplus(beta_logit).add_(1.0).unsqueeze(-1)  # [B, H, 1]
+        else:
+            keys, alpha = interface.split([heads * width, heads], dim=1)
+            beta_logit = strength = None
         keys = keys.view(batch, heads, width)
         gate = torch.sigmoid(alpha).unsqueeze(-1)  # [B, H, 1]
         w_lu, order = self._least_used(self.usage)
@@ -316,12 +323,27 @@ class LRUATape:
         key_norm = torch.linalg.vector_norm(keys, dim=-1, keepdim=True)  # [B, H, 1]
         slot_norm = torch.linalg.vector_norm(mem, dim=-1).unsqueeze(1)  # [B, 1, N]
         sim = dot.div_(torch.addcmul(torch.full_like(dot, COSINE_EPS), key_norm, slot_norm))
-        read_w = torch.softmax(sim, dim=-1)
+        read_w = torch.softmax(sim if strength is None else sim * strength, dim=-1)
         reads = torch.bmm(read_w, mem)
         self.usage = torch.add(write_w.add(read_w).sum(1), self.usage, alpha=self.gamma)
         self.read_w = read_w
         if record:
-            self.records.append((keys, gate, prev_read, w_lu, zero_index, zero_row, key_norm, slot_norm, sim, read_w))
+            self.records.append(
+                (
+                    keys,
+                    gate,
+                    prev_read,
+                    w_lu,
+                    zero_index,
+                    zero_row,
+                    key_norm,
+                    slot_norm,
+                    sim,
+                    read_w,
+                    beta_logit,
+                    strength,
+                )
+            )
         return reads.view(batch, heads * width)
 
     # -- backward ----------------------------------------------------------------------
@@ -334,7 +356,9 @@ class LRUATape:
         -> gradient w.r.t. that step's interface [B, H*(W+1)]; the gradients w.r.t. M_{t-1}
         and w^r_{t-1} are carried to the next call."""
         self.seek(step)
-        keys, gate, prev_read, w_lu, zero_index, _, key_norm, slot_norm, sim, read_w = self.records[step]
+        keys, gate, prev_read, w_lu, zero_index, _, key_norm, slot_norm, sim, read_w, beta_logit, strength = (
+            self.records[step]
+        )
         mem = self.memory
         batch, heads, width = keys.shape
         g_reads = g_reads.reshape(batch, heads, width)
@@ -348,8 +372,12 @@ class LRUATape:
             g_read_w = torch.bmm(g_reads, mem.transpose(1, 2))
         else:
             g_read_w = self.g_read_w.baddbmm_(g_reads, mem.transpose(1, 2))
-        # w^r = softmax(sim)
+        # w^r = softmax(beta * sim), beta = 1 + softplus(beta_logit) (beta = 1 without a learned strength)
         g_sim = read_w * (g_read_w - (g_read_w * read_w).sum(-1, keepdim=True))
+        g_beta_logit = None
+        if strength is not None:
+            g_beta_logit = (g_sim * sim).sum(-1) * torch.sigmoid(beta_logit)  # [B, H]
+            g_sim = g_sim.mul_(strength)
         # sim = dot / (|k| |M| + eps)
         g_dot = g_sim.div_(torch.addcmul(torch.full_like(sim, COSINE_EPS), key_norm, slot_norm))
         g_den = g_dot * sim  # minus the gradient w.r.t. the denominator
@@ -369,7 +397,8 @@ class LRUATape:
         self.g_read_w = g_write_w.mul_(gate)
         self.g_memory = g_mem.scatter_(1, self._zero_index(zero_index), 0.0)  # zeroed slot: no path back
         self.seek(step - 1)
-        return torch.cat([g_keys.reshape(batch, heads * width), g_alpha], dim=1)
+        parts = [g_keys.reshape(batch, heads * width), g_alpha]
+        return torch.cat(parts if g_beta_logit is None else [*parts, g_beta_logit], dim=1)
 
 
 # ----------------------------------------------------------------------------- NTM

@@ -253,7 +253,6 @@ class MANN(nn.Module):
         fused = (
             self.fused
             and self.memory_kind == "lrua"
-            and not self.memory.learned_strength
             and not amp
             and pre.dtype in (torch.float32, torch.float64)
             and self.recurrent.weight.dtype == pre.dtype

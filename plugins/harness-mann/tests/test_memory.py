@@ -164,10 +164,11 @@ def test_initial_memory_is_constant_and_usage_zero():
 # ----------------------------------------------------------------------------- fast path == reference
 
 
+@pytest.mark.parametrize("key_strength", ["none", "learned"])
 @pytest.mark.parametrize("last", [6, 3])
-def test_lrua_tape_matches_autograd_reference_values_and_gradients(last):
+def test_lrua_tape_matches_autograd_reference_values_and_gradients(last, key_strength):
     """The fast tape (hand-written backward, in-place memory walked back) against autograd."""
-    mem = LRUAMemory(slots=8, slot_size=4, heads=2, gamma=0.9)
+    mem = LRUAMemory(slots=8, slot_size=4, heads=2, gamma=0.9, key_strength=key_strength)
     g = torch.Generator().manual_seed(2)
     interface = torch.randn(3, 6, mem.interface_size, generator=g, dtype=torch.float64, requires_grad=True)
     weight = torch.randn(3, 6, 8, generator=g, dtype=torch.float64)
@@ -191,12 +192,15 @@ def test_lrua_tape_matches_autograd_reference_values_and_gradients(last):
     assert g_ref[:, :last].abs().sum() > 0
 
 
-@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
-def test_fused_sequence_gradcheck(controller):
+@pytest.mark.parametrize("controller,key_strength", [("lstm", "none"), ("feedforward", "none"), ("lstm", "learned")])
+def test_fused_sequence_gradcheck(controller, key_strength):
     # slots >= heads * (steps + 1): the least-used choice always falls on never-written slots,
     # whose usages tie exactly, so finite differences never flip a (discrete) choice.
     torch.manual_seed(5)
-    model = MANN(3, 2, 2, controller=controller, hidden=4, slots=12, slot_size=3, read_heads=2).double()
+    model = MANN(
+        3, 2, 2, controller=controller, hidden=4, slots=12, slot_size=3, read_heads=2, key_strength=key_strength
+    )
+    model = model.double()
     pre = torch.randn(2, 4, model.recurrent.weight.shape[0], dtype=torch.float64, requires_grad=True)
     params = (model.recurrent.weight, model.interface.weight, model.interface.bias)
 
@@ -206,7 +210,7 @@ def test_fused_sequence_gradcheck(controller):
     assert torch.autograd.gradcheck(fn, (pre, *params), atol=1e-6, fast_mode=True)
 
 
-@pytest.mark.parametrize("options", [{}, {"controller": "feedforward"}, {"memory": "ntm"}])
+@pytest.mark.parametrize("options", [{}, {"controller": "feedforward"}, {"memory": "ntm"}, {"key_strength": "learned"}])
 def test_whole_model_gradcheck(options):
     """Finite differences through the whole model (input layer, loop, output layer)."""
     torch.manual_seed(6)
@@ -232,11 +236,13 @@ def test_fused_sequence_retain_graph_twice():
         assert torch.allclose(a, b, atol=1e-6)
 
 
-@pytest.mark.parametrize("controller", ["lstm", "feedforward"])
-@pytest.mark.parametrize("memory", ["lrua", "ntm"])
-def test_fused_model_matches_reference_path(controller, memory):
+@pytest.mark.parametrize(
+    "controller,memory,key_strength",
+    [(c, m, "none") for c in ("lstm", "feedforward") for m in ("lrua", "ntm")] + [("lstm", "lrua", "learned")],
+)
+def test_fused_model_matches_reference_path(controller, memory, key_strength):
     torch.manual_seed(0)
-    model = MANN(10, 5, 5, controller=controller, memory=memory, **SMALL)
+    model = MANN(10, 5, 5, controller=controller, memory=memory, key_strength=key_strength, **SMALL)
     x, y, labels = episode_inputs()
     results = []
     for fused in (True, False):

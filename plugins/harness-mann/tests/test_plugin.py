@@ -37,6 +37,17 @@ def test_rows_use_the_papers_labels(host):
     assert {("mann-table2", "MANN-LRUA (LSTM)"), ("mann-table2", "MANN-NTM (LSTM)")} <= rows
 
 
+def test_the_ablation_row_is_ours_alone_and_learns_a_key_strength():
+    from harness.paper_tables import paper_cells
+
+    host = PluginHost(autoload=False, strict=True)  # the built-in tables and their papers' numbers
+    host.register(harness_mann, "mann")
+    row = next(r for spec in host.models for r in spec.rows if r.row == harness_mann.ABLATION_ROW)
+    assert (row.table, row.params["key_strength"]) == ("mann-table1", "learned")
+    published = {cell.row for cell in paper_cells(host.tables.get("mann-table1"))}
+    assert "MANN" in published and harness_mann.ABLATION_ROW not in published
+
+
 @pytest.mark.parametrize(
     ("values", "message"),
     [
