@@ -81,7 +81,8 @@ def _status(directory: Path) -> CellStatus:
         }  # fmt: skip
     except (HarnessError, KeyError, TypeError, ValueError) as exc:
         names = directory.relative_to(directory.parents[3]).parts
-        return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=str(exc))
+        note = str(exc) if isinstance(exc, HarnessError) else f"{directory / CELL} does not name the cell; {fix}"
+        return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=note)
     holder = _holder(directory / LOCK)
     try:
         if (directory / RECORD).exists():
