@@ -436,7 +436,7 @@ def evaluate_checkpoint(
     best = state.get("best") or {}
     use_best = prepared.config.keep == "best" and best.get("model_state") is not None and not state.get("final")
     model.load_state_dict(best["model_state"] if use_best else state["model_state"])
-    metrics, values = score(prepared, model, progress=progress)
+    metrics, episode_values = score(prepared, model, progress=progress)
     result = {
         "checkpoint": str(path),
         "model": prepared.config.model,
@@ -449,7 +449,7 @@ def evaluate_checkpoint(
         "metrics": metrics,
     }
     if episodes_out is not None:
-        result["per_episode"] = per_episode.write_file(episodes_out, values)
+        result["per_episode"] = per_episode.write_file(episodes_out, episode_values)
     return result
 
 

@@ -75,7 +75,7 @@ def _status(directory: Path) -> CellStatus:
     fix = f"delete {directory} and rerun to run the cell again"
     try:
         cell = records.read_json(directory / CELL, fix)
-        base = {
+        base: dict[str, Any] = {
             "budget": str(cell["budget"]), "row": str(cell["row"]), "setting": str(cell["setting"]),
             "seed": int(cell["seed"]), "directory": directory,
         }  # fmt: skip
@@ -148,7 +148,7 @@ def render(table: str, results: Path, statuses: list[CellStatus]) -> str:
     if not statuses:
         return f"{table}: no cells under {results / table} yet (harness reproduce {table} starts them)"
     head = ("budget", "row", "setting", "seed", "state", "episodes", "last validation", "training time", "")
-    lines = [head]
+    lines: list[tuple[str, ...]] = [head]
     for s in statuses:
         if s.state == "done" and s.episodes == 0:
             episodes = "none (nothing to train)"
