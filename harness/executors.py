@@ -99,8 +99,10 @@ def execute_ray(
         try:
             _check_cpus(ray, max(p.config.threads for _, p, _, _ in jobs))
             task = ray.remote(run_cell)
+            # a Ray the caller started itself lacks our variables (HARNESS_*, PYTHONPATH): each task brings them
+            env = {} if started_here else {"runtime_env": {"env_vars": worker_env()}}
             cells = {
-                task.options(num_cpus=p.config.threads).remote(
+                task.options(num_cpus=p.config.threads, **env).remote(
                     p.config.to_dict(), str(directory), where, cell.describe(), setup, tracebacks
                 ): cell
                 for cell, p, directory, where in jobs

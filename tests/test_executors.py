@@ -125,6 +125,21 @@ def test_plugins_registered_at_run_time_reach_a_local_ray(toy_host, tmp_path, mo
 
 
 @pytest.mark.slow
+def test_a_ray_the_caller_started_itself_still_gets_the_workers_environment(toy_host, tmp_path, monkeypatch):
+    ray = pytest.importorskip("ray")
+    monkeypatch.delenv("HARNESS_PLUGINS", raising=False)  # the toy table is registered in this process only
+    monkeypatch.delenv("PYTHONPATH", raising=False)  # so a worker imports it only through the tasks' environment
+    table = toy_host.tables.get("toy-table")
+    ray.init(include_dashboard=False, log_to_driver=False, num_cpus=2)  # a driver's own Ray, without our variables
+    try:
+        done = reproduce(table, toy_host, tmp_path, executor="ray")
+        assert ray.is_initialized(), "the caller's Ray is left running"
+    finally:
+        ray.shutdown()
+    assert len(done["run"]) == 2 and not done["failed"], done
+
+
+@pytest.mark.slow
 def test_a_worker_that_dies_fails_its_cell_in_one_line_and_stdout_keeps_the_results(tmp_path):
     pytest.importorskip("ray")
     env = {"HARNESS_PLUGINS": f"{TOY},{CRASHING}"}
