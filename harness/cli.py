@@ -623,7 +623,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        return COMMANDS[args.command](args)
+        status = COMMANDS[args.command](args)
+        sys.stdout.flush()  # here, so that a reader gone early is handled below, not at the interpreter's exit
+        return status
     except HarnessError as exc:
         if args.traceback:
             traceback.print_exc()

@@ -116,6 +116,7 @@ def test_cli_status_of_an_empty_results_folder_and_a_misspelt_table(tmp_path):
 
 def test_a_reader_that_stops_early_is_not_an_error(results):
     env = {**os.environ, "HARNESS_PLUGINS": TOY, "PYTHONPATH": str(Path(__file__).parent)}
+    env.pop("PYTHONUNBUFFERED", None)  # stdout buffered, as it is by default: the write fails at the last flush
     args = [sys.executable, "-m", "harness", "status", "toy-table", "--results", str(results)]
     child = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     child.stdout.close()  # like `| head -0`: closed before the command writes anything
