@@ -62,6 +62,30 @@ def fewshot_config(**overrides):
     return build_config(values, "test")
 
 
+class Killed(BaseException):
+    """Stands in for the process being killed (a BaseException, like KeyboardInterrupt, so no guard wraps it)."""
+
+
+def killed_after(steps: int, model_class: type, config, host: PluginHost, directory: Path, monkeypatch) -> None:
+    """Run ``config`` into ``directory`` and stop it as a kill would, in training step ``steps + 1`` of
+    ``model_class`` (its checkpoints so far stay)."""
+    from harness.runner import run
+
+    done, train_step = 0, model_class.train_step
+
+    def killed(self, batch):
+        nonlocal done
+        done += 1
+        if done > steps:
+            raise Killed
+        return train_step(self, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(model_class, "train_step", killed)
+        with pytest.raises(Killed):
+            run(config, host, directory.parent, name=directory.name, log=lambda _: None)
+
+
 def harness_cli(*args: str, env: dict[str, str] | None = None, **kwargs) -> subprocess.CompletedProcess:
     """Run ``python -m harness ARGS`` with the test plugins importable."""
     full_env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(TESTS), os.environ.get("PYTHONPATH", "")])}

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import fewshot_config, harness_cli
+from conftest import fewshot_config, harness_cli, killed_after
 from lock_holder import held_elsewhere
 
 from harness import atomic, checkpoints
@@ -331,29 +331,6 @@ def test_the_upgrade_command_prints_one_line_per_file(tmp_path: Path) -> None:
 # -- torch models -------------------------------------------------------------------------
 
 
-class Interrupted(BaseException):
-    """Stands in for the process being killed (a BaseException, like KeyboardInterrupt, so no guard wraps it)."""
-
-
-def killed_after_five_steps(config: Any, host: Any, directory: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Run ``config`` into ``directory`` and stop it as a kill would, in its sixth training step."""
-    from harness.torch import TorchModel
-
-    steps, train_step = 0, TorchModel.train_step
-
-    def killed_after_five(self: TorchModel, batch: Any) -> Any:
-        nonlocal steps
-        steps += 1
-        if steps > 5:
-            raise Interrupted
-        return train_step(self, batch)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(TorchModel, "train_step", killed_after_five)
-        with pytest.raises(Interrupted):
-            run(config, host, directory.parent, name=directory.name, **QUIET)
-
-
 @pytest.mark.torch
 @pytest.mark.parametrize("written_as", [1, 2])
 def test_a_torch_run_resumes_exactly_from_a_checkpoint_of_either_version(
@@ -362,10 +339,12 @@ def test_a_torch_run_resumes_exactly_from_a_checkpoint_of_either_version(
     torch = pytest.importorskip("torch")
     from harness_test_plugins import torch_protonet
 
+    from harness.torch import TorchModel
+
     host.register(torch_protonet, "torch-protonet-plugin")
     config = fewshot_config(model="torch-protonet", episodes=48, eval_episodes=16, augment=True)
     whole = run(config, host, tmp_path, name="whole", **QUIET)
-    killed_after_five_steps(config, host, tmp_path / "killed", monkeypatch)
+    killed_after(5, TorchModel, config, host, tmp_path / "killed", monkeypatch)
     path = tmp_path / "killed" / CHECKPOINT
     state = load(path)
     assert state["episodes_trained"] == 32 and isinstance(state["model_state"]["torch"], bytes)
@@ -387,12 +366,14 @@ def test_the_best_model_is_kept_as_weights_alone_and_a_resume_still_matches(host
     torch = pytest.importorskip("torch")
     from harness_test_plugins import torch_protonet
 
+    from harness.torch import TorchModel
+
     host.register(torch_protonet, "torch-protonet-plugin")
     config = fewshot_config(
         model="torch-protonet", episodes=48, eval_episodes=16, val_every=16, val_episodes=8, keep="best"
     )
     whole = run(config, host, tmp_path, name="whole", **QUIET)
-    killed_after_five_steps(config, host, tmp_path / "killed", monkeypatch)
+    killed_after(5, TorchModel, config, host, tmp_path / "killed", monkeypatch)
     state = load(tmp_path / "killed" / CHECKPOINT)
     best = torch.load(io.BytesIO(state["best"]["model_state"]["torch"]), weights_only=True)
     everything = torch.load(io.BytesIO(state["model_state"]["torch"]), weights_only=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import fewshot_config
+from conftest import fewshot_config, killed_after
 from harness_test_plugins.weighted_protonet import WeightedProtoNet
 
 from harness import hookimpl
@@ -49,18 +49,8 @@ class OtherSynthetic:
 
 
 def interrupt_run(host, tmp_path, monkeypatch) -> None:
-    """Start run ``r`` of ``fewshot_config()`` and interrupt it at episode 56, after its checkpoint at 48."""
-    train_step = WeightedProtoNet.train_step
-
-    def interrupted(self, batch):
-        if self.steps == 7:
-            raise KeyboardInterrupt
-        return train_step(self, batch)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(WeightedProtoNet, "train_step", interrupted)
-        with pytest.raises(KeyboardInterrupt):
-            run(fewshot_config(), host, tmp_path, name="r", **QUIET)
+    """Start run ``r`` of ``fewshot_config()`` and stop it at episode 56, after its checkpoint at 48."""
+    killed_after(7, WeightedProtoNet, fewshot_config(), host, tmp_path / "r", monkeypatch)
     assert not (tmp_path / "r" / "record.json").exists()
 
 

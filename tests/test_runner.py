@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PROTONET, fewshot_config, killed_and_whole
+from conftest import PROTONET, fewshot_config, killed_after, killed_and_whole
 
 from harness import hookimpl
 from harness.builtins.synthetic import OPTIONS, open_synthetic
@@ -120,10 +120,6 @@ def test_location_options_stay_out_of_the_run_config(protonet_host, tmp_path):
     assert result["metrics"] == record["metrics"]
 
 
-class Killed(BaseException):
-    """Stands in for the process being killed (a BaseException, so no guard turns it into a failed run)."""
-
-
 def test_each_training_session_records_the_commit_it_ran_under(protonet_host, tmp_path, monkeypatch):
     from harness_test_plugins.weighted_protonet import WeightedProtoNet
 
@@ -131,19 +127,7 @@ def test_each_training_session_records_the_commit_it_ran_under(protonet_host, tm
 
     code = {"commit": "a" * 40, "dirty": False}
     monkeypatch.setattr(provenance, "git_state", lambda start=None: dict(code))  # the git boundary
-    steps, train_step = 0, WeightedProtoNet.train_step
-
-    def killed_after_five(self, batch):
-        nonlocal steps
-        steps += 1
-        if steps > 5:
-            raise Killed
-        return train_step(self, batch)
-
-    with monkeypatch.context() as patch:
-        patch.setattr(WeightedProtoNet, "train_step", killed_after_five)
-        with pytest.raises(Killed):
-            run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    killed_after(5, WeightedProtoNet, fewshot_config(), protonet_host, tmp_path / "r", monkeypatch)
     code.update(commit="b" * 40, dirty=True)  # a commit lands before the resume
     record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     assert [(s["from_episode"], s["git"]["commit"], s["git"]["dirty"]) for s in record["sessions"]] == [
