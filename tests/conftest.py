@@ -37,6 +37,15 @@ def protonet_host(host: PluginHost) -> PluginHost:
     return host
 
 
+@pytest.fixture
+def toy_host(host: PluginHost) -> PluginHost:
+    """Built-ins plus the toy table (``harness_test_plugins.toy_table``) over synthetic data."""
+    from harness_test_plugins import toy_table
+
+    host.register(toy_table, "toy-plugin")
+    return host
+
+
 def rngs(seed: int, n: int = 4) -> list:
     """``n`` episode generators for one seed, as the runner makes them."""
     import numpy as np

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TESTS, harness_cli
-from harness_test_plugins import toy_ray, toy_table
+from harness_test_plugins import toy_ray
 from lock_holder import held_elsewhere
 
 from harness import hookimpl
@@ -27,12 +27,6 @@ TOY = "harness_test_plugins.toy_table"
 TOY_RAY = "harness_test_plugins.toy_ray"
 CRASHING = "harness_test_plugins.crashing"
 CELL_5WAY = "toy-table/quick/toy-protonet/5-way-1-shot/seed0"
-
-
-@pytest.fixture
-def toy_host(host):
-    host.register(toy_table, "toy-plugin")
-    return host
 
 
 def test_the_ray_task_body_leaves_a_held_cell_alone_and_skips_a_done_one(toy_host, tmp_path):

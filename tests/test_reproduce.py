@@ -37,12 +37,6 @@ def papers(tmp_path):
     return folder
 
 
-@pytest.fixture
-def toy_host(host):
-    host.register(toy_table, "toy-plugin")
-    return host
-
-
 def test_reproduce_then_leaderboard_puts_our_rows_beside_the_papers(toy_host, tmp_path, papers):
     table = toy_host.tables.get("toy-table")
     done = reproduce(table, toy_host, tmp_path / "results")

@@ -12,19 +12,12 @@ from pathlib import Path
 
 import pytest
 from conftest import harness_cli
-from harness_test_plugins import toy_table
 
 from harness.reproduce import reproduce, table_cells
 from harness.status import table_status
 
 TOY = "harness_test_plugins.toy_table"
 SEED0 = "toy-table/quick/toy-protonet/5-way-1-shot/seed0"
-
-
-@pytest.fixture
-def toy_host(host):
-    host.register(toy_table, "toy-plugin")
-    return host
 
 
 @pytest.fixture
