@@ -258,7 +258,7 @@ class LRUATape:
 
     def __init__(self, module: LRUAMemory, batch: int, device, dtype=torch.float32):
         self.heads, self.slot_size, self.gamma = module.heads, module.slot_size, module.gamma
-        self.learned_strength = module.learned_strength
+        self.split_interface = module.split_interface
         self.memory, self.read_w, self.usage = module.initial_state(batch, device, dtype)
         self.index = torch.arange(module.slots, device=device)
         self.position = -1  # last step applied to ``memory``
@@ -304,15 +304,9 @@ class LRUATape:
         return torch.zeros_like(usage).scatter_(1, order, 1.0), order
 
     def step(self, interface: Tensor, record: bool = True) -> Tensor:
-        """One write-then-read step (no autograd): interface [B, H*(W+1)] -> reads [B, H*W]."""
+        """One write-then-read step (no autograd): interface [B, interface_size] -> reads [B, H*W]."""
         batch, heads, width = interface.shape[0], self.heads, self.slot_size
-        if self.learned_strength:
-            keys, alpha, beta_logit = interface.split([heads * width, heads, heads], dim=1)
-            strength = F.softplus(beta_logit).add_(1.0).unsqueeze(-1)  # [B, H, 1]
-        else:
-            keys, alpha = interface.split([heads * width, heads], dim=1)
-            beta_logit = strength = None
-        keys = keys.view(batch, heads, width)
+        keys, alpha, strength = self.split_interface(interface)
         gate = torch.sigmoid(alpha).unsqueeze(-1)  # [B, H, 1]
         w_lu, order = self._least_used(self.usage)
         zero_index = order[:, 0]
@@ -329,20 +323,7 @@ class LRUATape:
         self.read_w = read_w
         if record:
             self.records.append(
-                (
-                    keys,
-                    gate,
-                    prev_read,
-                    w_lu,
-                    zero_index,
-                    zero_row,
-                    key_norm,
-                    slot_norm,
-                    sim,
-                    read_w,
-                    beta_logit,
-                    strength,
-                )
+                (keys, gate, prev_read, w_lu, zero_index, zero_row, key_norm, slot_norm, sim, read_w, strength)
             )
         return reads.view(batch, heads * width)
 
@@ -353,12 +334,10 @@ class LRUATape:
 
     def backward_step(self, step: int, g_reads: Tensor) -> Tensor:
         """Backpropagate step ``step`` (called for T-1, ..., 0 in turn): g_reads [B, H*W]
-        -> gradient w.r.t. that step's interface [B, H*(W+1)]; the gradients w.r.t. M_{t-1}
+        -> gradient w.r.t. that step's interface [B, interface_size]; the gradients w.r.t. M_{t-1}
         and w^r_{t-1} are carried to the next call."""
         self.seek(step)
-        keys, gate, prev_read, w_lu, zero_index, _, key_norm, slot_norm, sim, read_w, beta_logit, strength = (
-            self.records[step]
-        )
+        keys, gate, prev_read, w_lu, zero_index, _, key_norm, slot_norm, sim, read_w, strength = self.records[step]
         mem = self.memory
         batch, heads, width = keys.shape
         g_reads = g_reads.reshape(batch, heads, width)
@@ -372,11 +351,12 @@ class LRUATape:
             g_read_w = torch.bmm(g_reads, mem.transpose(1, 2))
         else:
             g_read_w = self.g_read_w.baddbmm_(g_reads, mem.transpose(1, 2))
-        # w^r = softmax(beta * sim), beta = 1 + softplus(beta_logit) (beta = 1 without a learned strength)
+        # w^r = softmax(beta * sim), beta = 1 + softplus(z) (beta = 1 without a learned strength);
+        # d softplus(z) / dz = sigmoid(z) = 1 - exp(-softplus(z)) = -expm1(1 - beta)
         g_sim = read_w * (g_read_w - (g_read_w * read_w).sum(-1, keepdim=True))
         g_beta_logit = None
         if strength is not None:
-            g_beta_logit = (g_sim * sim).sum(-1) * torch.sigmoid(beta_logit)  # [B, H]
+            g_beta_logit = (g_sim * sim).sum(-1) * torch.expm1(1.0 - strength.squeeze(-1)).neg_()  # [B, H]
             g_sim = g_sim.mul_(strength)
         # sim = dot / (|k| |M| + eps)
         g_dot = g_sim.div_(torch.addcmul(torch.full_like(sim, COSINE_EPS), key_norm, slot_norm))
