@@ -1,9 +1,9 @@
 """Run checkpoints: what a run saves while it trains, so that it can resume exactly.
 
-A checkpoint is one atomically written file holding the step reached, the loss and
-validation curves, the model's state (weights, optimizer, RNG) and, with ``keep =
-best``, the state of the best validated model. Reading one never runs code, and a
-damaged one is refused in one line. The file (format version 2), integers little-endian::
+A checkpoint holds the step reached, the loss and validation curves, the model's state
+(weights, optimizer, RNG) and, with ``keep = best``, the state of the best validated model.
+It is written atomically, reading one never runs code, and a damaged one is refused in one
+line. Integers are little-endian. Format version 2, one file::
 
     offset  size  field
          0     8  magic: b"\\x89HARNESS"
@@ -13,9 +13,25 @@ damaged one is refused in one line. The file (format version 2), integers little
         52     n  payload: the state dict, pickled (protocol 5) and read back with
                   ``harness.safepickle``, which builds plain values and NumPy arrays only
 
+Format version 3, for a payload over ``PART_BYTES`` (4 MiB): the payload is cut into parts of
+at most ``PART_BYTES``, each a file beside the checkpoint named
+``checkpoint.pkl.part<i>-<first 16 hex digits of its SHA-256>``, so that no file of a run is
+too big to commit. The checkpoint file itself holds the list of parts::
+
+    offset  size  field
+         0     8  magic
+         8     4  format version (uint32): 3
+        12     8  manifest length m (uint64)
+        20    32  SHA-256 of bytes 0-19 followed by the manifest
+        52     m  manifest: JSON {"parts": [[file name, size, SHA-256 hex], ...]}
+
+A save writes the new parts first (new content, new names), then the checkpoint file, then
+deletes the parts it no longer lists: a reader sees the old checkpoint or the new one whole.
+Copy or commit a checkpoint with its parts; ``remove`` deletes both.
+
 Version 1 files (a bare pickle of the state tagged ``harness-checkpoint/1``) are still
 read, through the same restricted unpickler but with no checksum to check; ``upgrade``
-rewrites them in version 2::
+rewrites them in the current format::
 
     python -m harness.checkpoints leaderboards/runs
 """
@@ -24,6 +40,8 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import json
+import re
 import struct
 import sys
 from collections.abc import Iterator, Sequence
@@ -39,6 +57,13 @@ FORMAT = "harness-checkpoint/2"
 LEGACY_FORMAT = "harness-checkpoint/1"
 MAGIC = b"\x89HARNESS"
 VERSION = 2
+PARTS_VERSION = 3
+CURRENT = (VERSION, PARTS_VERSION)
+"""The versions ``save`` writes: one file, or a file listing its parts."""
+PART_BYTES = 4 * 2**20
+"""The most bytes a checkpoint file, or one part of a bigger one, holds (below the 5 MiB a file may have
+in this project's repository)."""
+_MAX_PARTS = 4096
 _START = struct.Struct("<8sIQ")
 """Magic, format version, payload length: the checksummed start of the header."""
 HEADER_SIZE = _START.size + hashlib.sha256().digest_size
@@ -47,9 +72,25 @@ _LEGACY_START = b"\x80"
 _FIX = "restore the file, or rerun with --restart to start the run over"
 
 
+class _MissingPart(HarnessError):
+    """A part that a version 3 checkpoint lists is not beside it."""
+
+
 def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint (version 2, or a version 1 one); any problem is a one-line ``HarnessError``."""
+    """Read a checkpoint (version 2 or 3, or a version 1 one); any problem is a one-line ``HarnessError``."""
     data = _read(path)
+    for _ in range(3):  # a save between reading the file and reading its parts removes the parts it listed
+        try:
+            return _load(path, data)
+        except _MissingPart:
+            again = _read(path)
+            if again == data:
+                raise
+            data = again
+    return _load(path, data)
+
+
+def _load(path: Path, data: bytes) -> dict[str, Any]:
     tags: tuple[str, ...]
     if data.startswith(MAGIC):
         state, tags = _unpickle(path, _payload(path, data)), (FORMAT,)
@@ -65,8 +106,39 @@ def load(path: Path) -> dict[str, Any]:
 
 
 def save(path: Path, state: dict[str, Any]) -> None:
-    """Write ``state`` (plus the format tag) atomically in the current format."""
-    atomic.write_bytes(path, _encode(path, state))
+    """Write ``state`` (plus the format tag) atomically: one file, or parts beside it when it is over ``PART_BYTES``."""
+    payload = _encode(path, state)
+    if HEADER_SIZE + len(payload) <= PART_BYTES:
+        start = _START.pack(MAGIC, VERSION, len(payload))
+        atomic.write_bytes(path, start + _digest(start, payload) + payload)
+        _remove_parts(path, keep=())
+        return
+    parts = []
+    for index, offset in enumerate(range(0, len(payload), PART_BYTES)):
+        chunk = payload[offset : offset + PART_BYTES]
+        digest = hashlib.sha256(chunk).hexdigest()
+        name = f"{path.name}.part{index}-{digest[:16]}"
+        atomic.write_bytes(path.parent / name, chunk)
+        parts.append([name, len(chunk), digest])
+    manifest = json.dumps({"parts": parts}).encode()
+    start = _START.pack(MAGIC, PARTS_VERSION, len(manifest))
+    atomic.write_bytes(path, start + _digest(start, manifest) + manifest)
+    _remove_parts(path, keep={name for name, _, _ in parts})
+
+
+def remove(path: Path) -> None:
+    """Delete the checkpoint at ``path`` and its parts, if any."""
+    path.unlink(missing_ok=True)
+    _remove_parts(path, keep=())
+
+
+def part_files(path: Path) -> list[Path]:
+    """The part files beside ``path`` that a version 3 checkpoint of that name could list (listed or not)."""
+    pattern = _part_pattern(path)
+    try:
+        return sorted(p for p in path.parent.iterdir() if pattern.fullmatch(p.name))
+    except OSError:
+        return []
 
 
 def version(path: Path) -> int:
@@ -76,19 +148,26 @@ def version(path: Path) -> int:
             start = handle.read(len(MAGIC))
     except OSError as exc:
         raise _unreadable(path, exc) from None
-    return VERSION if start == MAGIC else 1
+    if start != MAGIC:
+        return 1
+    with open(path, "rb") as handle:
+        handle.seek(len(MAGIC))
+        (number,) = struct.unpack("<I", handle.read(4).ljust(4, b"\0"))
+    return PARTS_VERSION if number == PARTS_VERSION else VERSION
 
 
 def upgrade(path: Path) -> bool:
-    """Rewrite a version 1 checkpoint in the current format, atomically and under its run directory's lock.
+    """Rewrite a version 1 checkpoint, or a one-file one over ``PART_BYTES``, as ``save`` writes it now,
+    atomically and under its run directory's lock.
 
-    Returns ``False``, writing nothing, when it already is in the current format (it is checked all the same).
+    Returns ``False``, writing nothing, when it already is as ``save`` writes it (it is checked all the same).
     """
     version(path)  # a missing file fails here, before a lock file is made beside it
     try:
         with locks.exclusive(path.parent / LOCK):
             state = load(path)
-            if version(path) == VERSION:
+            current = version(path)
+            if current == PARTS_VERSION or (current == VERSION and path.stat().st_size <= PART_BYTES):
                 return False
             save(path, state)
     except locks.LockHeldError as exc:
@@ -103,8 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m harness.checkpoints",
         description=f"Rewrite version 1 run checkpoints (a bare pickle) as {FORMAT} (checksummed, read without "
-        "running code). Each file is replaced atomically while its run directory is locked; files already in "
-        f"{FORMAT} are checked and left alone.",
+        f"running code), and one-file checkpoints over {PART_BYTES // 2**20} MiB as a file listing parts of at most "
+        "that size beside it. Each file is replaced atomically while its run directory is locked; the others are "
+        "checked and left alone.",
     )
     parser.add_argument("paths", nargs="+", type=Path, metavar="PATH", help=f"a checkpoint, or a folder: every "
                         f"{CHECKPOINT} under it")  # fmt: skip
@@ -115,11 +195,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             if path.is_dir():
                 raise HarnessError(f"{path} holds no {CHECKPOINT}; give checkpoint files or folders holding them")
             done = "upgraded to" if upgrade(path) else "already"
+            parts = len(part_files(path))
         except HarnessError as exc:
             print(f"harness: error: {exc}", file=sys.stderr)
             failed += 1
             continue
-        print(f"{path}: {done} {FORMAT}")
+        print(f"{path}: {done} {FORMAT}" + (f" in {parts} parts" if parts else ""))
     return 2 if failed else 0
 
 
@@ -127,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _encode(path: Path, state: dict[str, Any]) -> bytes:
-    """The bytes of a version 2 checkpoint of ``state``; refuses in one line a state it could not read back."""
+    """The payload of a checkpoint of ``state``; refuses in one line a state it could not read back."""
     state = {"format": FORMAT, **{key: value for key, value in state.items() if key != "format"}}
     rule = "a model's state_dict may hold only plain values, bytes and NumPy arrays (see harness.specs.Model)"
     try:
@@ -140,8 +221,17 @@ def _encode(path: Path, state: dict[str, Any]) -> bytes:
         raise HarnessError(f"cannot save checkpoint {path}: the state holds a {exc.name}; {rule}") from None
     except Exception as exc:  # an object whose pickle the allowed rebuilders reject
         raise HarnessError(f"cannot save checkpoint {path}: it would not read back ({describe(exc)}); {rule}") from None
-    start = _START.pack(MAGIC, VERSION, len(payload))
-    return start + _digest(start, payload) + payload
+    return payload
+
+
+def _part_pattern(path: Path) -> re.Pattern[str]:
+    return re.compile(re.escape(path.name) + r"\.part(\d{1,4})-([0-9a-f]{16})")
+
+
+def _remove_parts(path: Path, keep: set[str] | tuple[()]) -> None:
+    for part in part_files(path):
+        if part.name not in keep:
+            part.unlink(missing_ok=True)
 
 
 def _read(path: Path) -> bytes:
@@ -173,10 +263,10 @@ def _payload(path: Path, data: bytes) -> memoryview:
     if len(data) < HEADER_SIZE:
         raise HarnessError(f"checkpoint {path} is truncated ({len(data)} bytes, less than a header); {_FIX}")
     _, file_version, length = _START.unpack_from(data)
-    if file_version != VERSION:
+    if file_version not in CURRENT:
         raise HarnessError(
             f"checkpoint {path} is in format version {file_version}, which this harness does not read (it reads "
-            f"{VERSION}); upgrade the harness, or {_FIX}"
+            f"{VERSION} and {PARTS_VERSION}); upgrade the harness, or {_FIX}"
         )
     payload = memoryview(data)[HEADER_SIZE:]
     if len(payload) < length:
@@ -185,7 +275,60 @@ def _payload(path: Path, data: bytes) -> memoryview:
         raise HarnessError(f"checkpoint {path} is corrupt ({len(payload) - length} bytes too many); {_FIX}")
     if _digest(data[: _START.size], payload) != data[_START.size : HEADER_SIZE]:
         raise HarnessError(f"checkpoint {path} is corrupt (checksum mismatch); {_FIX}")
+    if file_version == PARTS_VERSION:
+        return memoryview(_joined(path, _manifest(path, payload)))
     return payload
+
+
+def _manifest(path: Path, data: memoryview) -> list[tuple[str, int, str]]:
+    """The parts a version 3 file lists, each name, size and digest checked for form (a forged list names
+    nothing outside the checkpoint's folder and asks for no more than ``PART_BYTES`` a part)."""
+    bad = HarnessError(f"checkpoint {path} is corrupt (its list of parts is malformed); {_FIX}")
+    try:
+        parts = json.loads(bytes(data).decode())["parts"]
+    except (ValueError, KeyError, TypeError):
+        raise bad from None
+    if not isinstance(parts, list) or not 0 < len(parts) <= _MAX_PARTS:
+        raise bad
+    pattern, checked = _part_pattern(path), []
+    for index, entry in enumerate(parts):
+        if not (isinstance(entry, list) and len(entry) == 3 and isinstance(entry[0], str)):
+            raise bad
+        name, size, digest = entry
+        match = pattern.fullmatch(name)
+        if (
+            match is None
+            or int(match[1]) != index
+            or type(size) is not int
+            or not 0 < size <= PART_BYTES
+            or not isinstance(digest, str)
+            or not re.fullmatch(r"[0-9a-f]{64}", digest)
+            or not digest.startswith(match[2])
+        ):
+            raise bad
+        checked.append((name, size, digest))
+    return checked
+
+
+def _joined(path: Path, parts: list[tuple[str, int, str]]) -> bytes:
+    """The payload of a version 3 checkpoint: its parts read, each checked against its size and digest."""
+    chunks = []
+    for name, size, digest in parts:
+        part = path.parent / name
+        try:
+            with open(part, "rb") as handle:
+                chunk = handle.read(size + 1)
+        except FileNotFoundError:
+            raise _MissingPart(
+                f"checkpoint {path} is missing its part {name}; copy the checkpoint with the parts beside it, "
+                f"or rerun with --restart to start the run over"
+            ) from None
+        except OSError as exc:
+            raise HarnessError(f"checkpoint {path}: its part {name} cannot be read ({describe(exc)})") from None
+        if len(chunk) != size or hashlib.sha256(chunk).hexdigest() != digest:
+            raise HarnessError(f"checkpoint {path} is corrupt (its part {name} does not match its checksum); {_FIX}")
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _unpickle(path: Path, data: bytes | memoryview) -> Any:

@@ -100,7 +100,7 @@ class Run:
 
     def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
         if restart:
-            self.checkpoint_path.unlink(missing_ok=True)
+            checkpoints.remove(self.checkpoint_path)
             self.record_path.unlink(missing_ok=True)
             (self.directory / per_episode.FILE).unlink(missing_ok=True)
         state = self._resume_state()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import collections
 import io
+import json
 import os
 import pickle
 import random
@@ -172,10 +173,10 @@ def test_a_truncated_or_extended_checkpoint_is_refused_in_one_line(small_run: Pa
 
 def test_an_unknown_version_and_a_foreign_file_are_refused_in_one_line(small_run: Path, tmp_path: Path) -> None:
     data = bytearray(small_run.read_bytes())
-    data[8:12] = struct.pack("<I", 3)
+    data[8:12] = struct.pack("<I", 4)
     path = tmp_path / "future.pkl"
     path.write_bytes(data)
-    assert "is in format version 3, which this harness does not read (it reads 2)" in one_line_error(path)
+    assert "is in format version 4, which this harness does not read (it reads 2 and 3)" in one_line_error(path)
     path.write_bytes(b"PK\x03\x04 a zip")
     assert "not a harness checkpoint" in one_line_error(path)
     path.write_bytes(pickle.dumps([1, 2]))
@@ -214,6 +215,103 @@ def test_byte_flips_in_a_version_1_checkpoint_never_raise_anything_but_a_one_lin
             load(legacy)  # no checksum: some flips go unseen, which is why upgrading matters
         except HarnessError as exc:
             assert "\n" not in str(exc)
+
+
+# -- a checkpoint over PART_BYTES is stored as parts ------------------------------------------
+
+
+def big_state(seed: int = 0) -> dict[str, Any]:
+    return {"step": seed, "model_state": {"w": np.random.default_rng(seed).random(3000)}}  # ~24 kB of payload
+
+
+def test_a_big_checkpoint_is_written_as_parts_that_read_back_exactly(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / "r" / CHECKPOINT
+    save(path, big_state(1))
+    parts = checkpoints.part_files(path)
+    assert checkpoints.version(path) == 3 and len(parts) == 5
+    assert all(p.stat().st_size <= 5000 for p in [path, *parts])
+    assert identical(load(path), {"format": FORMAT, **big_state(1)})
+    save(path, big_state(2))  # new parts; the old ones are deleted once nothing lists them
+    assert not set(parts) & set(checkpoints.part_files(path)) and len(checkpoints.part_files(path)) == 5
+    assert identical(load(path)["model_state"], big_state(2)["model_state"])
+    save(path, {"step": 3})  # small again: one file, no parts left
+    assert checkpoints.version(path) == 2 and checkpoints.part_files(path) == []
+    save(path, big_state(4))
+    checkpoints.remove(path)
+    assert list(path.parent.iterdir()) == []
+
+
+def test_a_missing_or_damaged_part_is_refused_in_one_line(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / CHECKPOINT
+    save(path, big_state())
+    first, second = checkpoints.part_files(path)[:2]
+    data = bytearray(second.read_bytes())
+    data[100] ^= 1
+    second.write_bytes(data)
+    assert f"is corrupt (its part {second.name} does not match its checksum)" in one_line_error(path)
+    second.write_bytes(data[:-1])
+    assert "does not match its checksum" in one_line_error(path)
+    first.unlink()
+    message = one_line_error(path)
+    assert f"is missing its part {first.name}; copy the checkpoint with the parts beside it" in message
+
+
+@pytest.mark.parametrize(
+    "parts",
+    [
+        [["../escape.part0-0123456789abcdef", 10, "0123456789abcdef" + "0" * 48]],
+        [["/etc/passwd", 10, "0" * 64]],
+        [[f"{CHECKPOINT}.part1-{'0' * 16}", 10, "0" * 64]],  # out of order
+        [[f"{CHECKPOINT}.part0-{'0' * 16}", 10**9, "0" * 64]],  # bigger than a part may be
+        [[f"{CHECKPOINT}.part0-{'0' * 16}", 10, "1" * 64]],  # the name does not start its digest
+        [[f"{CHECKPOINT}.part0-{'0' * 16}", True, "0" * 64]],
+        [],
+        "parts",
+    ],
+)
+def test_a_forged_list_of_parts_reads_nothing_outside_and_is_refused(tmp_path: Path, parts: Any) -> None:
+    (tmp_path / "escape.part0-0123456789abcdef").write_bytes(b"0123456789")
+    manifest = json.dumps({"parts": parts}).encode()
+    start = struct.pack("<8sIQ", MAGIC, 3, len(manifest))
+    path = tmp_path / "d" / CHECKPOINT
+    path.parent.mkdir()
+    path.write_bytes(start + checkpoints._digest(start, manifest) + manifest)  # a valid checksum: forged
+    assert "is corrupt (its list of parts is malformed)" in one_line_error(path)
+
+
+def test_a_reader_racing_a_save_reads_the_old_or_the_new_checkpoint(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / CHECKPOINT
+    save(path, big_state(1))
+    real_joined = checkpoints._joined
+
+    def save_in_between(*args: Any) -> bytes:
+        monkeypatch.setattr(checkpoints, "_joined", real_joined)
+        save(path, big_state(2))  # deletes the parts the first read of the file listed
+        return real_joined(*args)
+
+    monkeypatch.setattr(checkpoints, "_joined", save_in_between)
+    assert load(path)["step"] == 2
+
+
+def test_a_run_with_a_big_checkpoint_resumes_and_restart_removes_its_parts(
+    protonet_host, tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 2000)
+    config = fewshot_config(episodes=32, eval_episodes=8, val_every=16, val_episodes=8, keep="best")
+    whole = run(config, protonet_host, tmp_path, name="whole", **QUIET)
+    path = tmp_path / "whole" / CHECKPOINT
+    assert checkpoints.version(path) == 3 and checkpoints.part_files(path)
+    again = run(config, protonet_host, tmp_path, name="whole", **QUIET)  # complete: read back, not rerun
+    assert again["metrics"] == whole["metrics"]
+    stale = path.parent / f"{CHECKPOINT}.part9-{'0' * 16}"  # left by a save killed before its checkpoint file
+    stale.write_bytes(b"x")
+    restarted = run(config, protonet_host, tmp_path, name="whole", restart=True, **QUIET)
+    assert restarted["metrics"] == whole["metrics"] and not stale.exists()
+    listed = [name for name, _, _ in checkpoints._manifest(path, memoryview(path.read_bytes())[HEADER_SIZE:])]
+    assert [p.name for p in checkpoints.part_files(path)] == sorted(listed)
 
 
 # -- what a checkpoint holds --------------------------------------------------------------
@@ -326,6 +424,20 @@ def test_the_upgrade_command_prints_one_line_per_file(tmp_path: Path) -> None:
     assert again.returncode == 0 and again.stdout == f"{runs / 'a' / CHECKPOINT}: already {FORMAT}\n"
     helped = upgrade_cli("--help")
     assert helped.returncode == 0 and "usage: python -m harness.checkpoints" in helped.stdout
+
+
+def test_upgrade_splits_a_one_file_checkpoint_over_the_part_size(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    big = tmp_path / "e" / CHECKPOINT
+    big.parent.mkdir()
+    payload = checkpoints._encode(big, big_state())
+    start = checkpoints._START.pack(MAGIC, 2, len(payload))
+    big.write_bytes(start + checkpoints._digest(start, payload) + payload)  # one file, as version 2 wrote it
+    assert checkpoints.main([str(tmp_path)]) == 0
+    assert capsys.readouterr().out == f"{big}: upgraded to {FORMAT} in 5 parts\n"
+    assert checkpoints.version(big) == 3 and identical(load(big)["model_state"], big_state()["model_state"])
+    assert checkpoints.main([str(big)]) == 0
+    assert capsys.readouterr().out == f"{big}: already {FORMAT} in 5 parts\n"
 
 
 # -- torch models -------------------------------------------------------------------------
