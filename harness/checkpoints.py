@@ -44,7 +44,7 @@ import json
 import re
 import struct
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -113,13 +113,13 @@ def save(path: Path, state: dict[str, Any]) -> None:
         atomic.write_bytes(path, start + _digest(start, payload) + payload)
         _remove_parts(path, keep=())
         return
-    parts = []
+    parts: list[tuple[str, int, str]] = []
     for index, offset in enumerate(range(0, len(payload), PART_BYTES)):
         chunk = payload[offset : offset + PART_BYTES]
         digest = hashlib.sha256(chunk).hexdigest()
         name = f"{path.name}.part{index}-{digest[:16]}"
         atomic.write_bytes(path.parent / name, chunk)
-        parts.append([name, len(chunk), digest])
+        parts.append((name, len(chunk), digest))
     manifest = json.dumps({"parts": parts}).encode()
     start = _START.pack(MAGIC, PARTS_VERSION, len(manifest))
     atomic.write_bytes(path, start + _digest(start, manifest) + manifest)
@@ -228,7 +228,7 @@ def _part_pattern(path: Path) -> re.Pattern[str]:
     return re.compile(re.escape(path.name) + r"\.part(\d{1,4})-([0-9a-f]{16})")
 
 
-def _remove_parts(path: Path, keep: set[str] | tuple[()]) -> None:
+def _remove_parts(path: Path, keep: Collection[str]) -> None:
     for part in part_files(path):
         if part.name not in keep:
             part.unlink(missing_ok=True)
