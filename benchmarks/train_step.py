@@ -15,7 +15,13 @@ outside the model's forward/backward, episodes per second, and the peak resident
 of the process (each cell runs in its own process). ``--variants`` also times the
 example ProtoNet with bf16 autocast, channels-last and ``torch.compile``.
 
-    python benchmarks/train_step.py [--models NAME ...] [--threads 2] [--steps 20] [--variants] [--json PATH]
+For MetaNet it also times the per-example loss gradients of the base learner on one batch's
+support examples, batched (``per_example_grads``: vmap over grad) against one backward pass
+per example in a Python loop, and reports the speed-up. ``--grads-only`` times only that
+(a MetaNet training step takes tens of seconds on a CPU).
+
+    python benchmarks/train_step.py [--models NAME ...] [--threads 2] [--steps 20] [--variants] [--grads-only]
+                                    [--json PATH]
 """
 
 from __future__ import annotations
@@ -54,7 +60,7 @@ def cells(models: list[str] | None) -> list[dict[str, Any]]:
     return out
 
 
-def time_cell(cell: dict[str, Any], steps: int, threads: int, device: str) -> dict[str, Any]:
+def time_cell(cell: dict[str, Any], steps: int, threads: int, device: str, grads_only: bool = False) -> dict[str, Any]:
     """Time one cell in this process."""
     import dataclasses
 
@@ -93,6 +99,10 @@ def time_cell(cell: dict[str, Any], steps: int, threads: int, device: str) -> di
         fn()
         return time.perf_counter() - start
 
+    if grads_only:
+        if not hasattr(model.module, "per_example_grads"):
+            raise SystemExit(f"{cell['model']} has no per-example gradients to time")
+        return {**cell, **per_example_speedup(model, sample(0)), "threads": torch.get_num_threads()}
     ready = [sample(i) for i in range(steps + 3)]
     for batch in ready[:3]:
         float(model.train_step(batch))  # warm-up (and compilation)
@@ -105,7 +115,9 @@ def time_cell(cell: dict[str, Any], steps: int, threads: int, device: str) -> di
         marks.append(time.perf_counter())
     float(model.train_step(ready[0]))
     step_s = statistics.median(np.diff(marks))
+    per_example = per_example_speedup(model, ready[3]) if hasattr(model.module, "per_example_grads") else {}
     return {
+        **per_example,
         **cell,
         "device": str(model.device),
         "threads": torch.get_num_threads(),
@@ -120,6 +132,41 @@ def time_cell(cell: dict[str, Any], steps: int, threads: int, device: str) -> di
     }
 
 
+def per_example_speedup(model: Any, batch: Any) -> dict[str, float]:
+    """MetaNet: its batched per-example gradients (``per_example_grads``, vmap over grad) of the base learner's
+    task loss on a batch's support examples, against one backward pass per example in a Python loop (the
+    thing vmap replaces); median seconds of 3 each."""
+    import torch
+    import torch.nn.functional as F
+
+    net, inputs = model.module, batch.to_torch(model.device)
+    images, labels = inputs["support_images"], inputs["support_targets"]
+    with torch.no_grad():
+        feats = net.b.trunk(images).flatten(0, 1)  # the b features per_example_grads takes
+    labels = labels.flatten()
+    params = list(net.b.slow_weights().values())
+
+    def batched() -> None:
+        net.per_example_grads(net.b, feats, labels)
+
+    def looped() -> None:
+        for i in range(feats.shape[0]):
+            logits = net.b.head(feats[i][None, None]).reshape(1, -1)
+            torch.autograd.grad(F.cross_entropy(logits, labels[i : i + 1]), params)
+
+    def median(fn: Any) -> float:
+        fn()
+        times = []
+        for _ in range(3):
+            start = time.perf_counter()
+            fn()
+            times.append(time.perf_counter() - start)
+        return statistics.median(times)
+
+    batched_s, looped_s = median(batched), median(looped)
+    return {"examples": int(feats.shape[0]), "vmap_s": batched_s, "loop_s": looped_s, "speedup": looped_s / batched_s}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="only these models (default: every trainable one)")
@@ -127,22 +174,27 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", action="store_true", help="also bf16, channels_last, compile for the ProtoNet")
+    parser.add_argument("--grads-only", action="store_true", help="MetaNet: time only its per-example gradients")
     parser.add_argument("--json", type=Path, help="write the results here too")
     parser.add_argument("--one", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(time_cell(json.loads(args.one), args.steps, args.threads, args.device)))
+        print(json.dumps(time_cell(json.loads(args.one), args.steps, args.threads, args.device, args.grads_only)))
         return
     todo = cells(args.models)
+    if args.grads_only:
+        todo = [c for c in todo if c["model"] == "metanet"]
     if args.variants:
         todo += [{**c, "variant": v} for c in todo if c["model"] == "example-protonet"
                  for v in ("bf16", "channels_last", "compile")]  # fmt: skip
     results = []
-    print(f"{'model':18} {'row':26} {'setting':14} {'variant':13} {'step s':>8} {'model s':>8} "
-          f"{'outside':>8} {'ep/s':>7} {'peak MiB':>9}  device/threads")  # fmt: skip
+    if not args.grads_only:
+        print(f"{'model':18} {'row':26} {'setting':14} {'variant':13} {'step s':>8} {'model s':>8} "
+              f"{'outside':>8} {'ep/s':>7} {'peak MiB':>9}  device/threads")  # fmt: skip
     for cell in todo:
         argv = [sys.executable, __file__, "--one", json.dumps(cell), "--steps", str(args.steps),
                 "--threads", str(args.threads), "--device", args.device]  # fmt: skip
+        argv += ["--grads-only"] if args.grads_only else []
         done = subprocess.run(argv, capture_output=True, text=True)
         if done.returncode:
             print(f"{cell['model']:18} {cell['row'] or '-':26} {cell['setting']:14} failed: "
@@ -150,10 +202,18 @@ def main() -> None:
             continue
         r = json.loads(done.stdout.strip().splitlines()[-1])
         results.append(r)
+        if args.grads_only:
+            print(f"{r['model']:18} {r['row'] or '-':26} {r['setting']:14} per-example gradients of {r['examples']} "
+                  f"support examples: vmap {r['vmap_s']:.3f} s, loop {r['loop_s']:.3f} s, {r['speedup']:.1f}x  "
+                  f"cpu/{r['threads']}")  # fmt: skip
+            continue
         note = "" if r["compile"] in ("off", "on") else f" ({r['compile']})"
         print(f"{r['model']:18} {r['row'] or '-':26} {r['setting']:14} {r['variant']:13} {r['step_s']:8.4f} "
               f"{r['model_s']:8.4f} {100 * r['outside']:7.1f}% {r['episodes_per_s']:7.1f} {r['peak_rss_mib']:9.0f}"
               f"  {r['device']}/{r['threads']}{note}")  # fmt: skip
+        if "speedup" in r:
+            print(f"{'':18} per-example gradients of {r['examples']} support examples: vmap {r['vmap_s']:.3f} s, "
+                  f"loop {r['loop_s']:.3f} s, {r['speedup']:.1f}x")  # fmt: skip
     if args.json:
         args.json.write_text(json.dumps(results, indent=2) + "\n")
 
