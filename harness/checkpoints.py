@@ -48,7 +48,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import atomic, locks, safepickle
+from harness import atomic, files, locks, safepickle
 from harness.errors import HarnessError, describe
 from harness.rundirs import LOCK
 
@@ -142,17 +142,11 @@ def part_files(path: Path) -> list[Path]:
 
 
 def version(path: Path) -> int:
-    """The format version of the checkpoint at ``path`` as its start says: 2, else 1 (``load`` checks the rest)."""
-    try:
-        with open(path, "rb") as handle:
-            start = handle.read(len(MAGIC))
-    except OSError as exc:
-        raise _unreadable(path, exc) from None
-    if start != MAGIC:
+    """The format version of the checkpoint at ``path`` as its start says: 3 or 2, else 1 (``load`` checks the rest)."""
+    start = _read(path, _START.size)
+    if not start.startswith(MAGIC):
         return 1
-    with open(path, "rb") as handle:
-        handle.seek(len(MAGIC))
-        (number,) = struct.unpack("<I", handle.read(4).ljust(4, b"\0"))
+    (number,) = struct.unpack_from("<I", start.ljust(_START.size, b"\0"), len(MAGIC))
     return PARTS_VERSION if number == PARTS_VERSION else VERSION
 
 
@@ -234,9 +228,11 @@ def _remove_parts(path: Path, keep: Collection[str]) -> None:
             part.unlink(missing_ok=True)
 
 
-def _read(path: Path) -> bytes:
+def _read(path: Path, limit: int = -1) -> bytes:
+    """The bytes of the file at ``path`` (at most ``limit``); a FIFO, device or socket there is refused, not read
+    (reading one could block for ever or never end)."""
     try:
-        return path.read_bytes()
+        return files.read_regular(path, limit)
     except OSError as exc:
         raise _unreadable(path, exc) from None
 
@@ -245,6 +241,8 @@ def _unreadable(path: Path, exc: OSError) -> HarnessError:
     """The one-line error for a checkpoint path that cannot be opened, naming the fix."""
     if isinstance(exc, FileNotFoundError):
         return HarnessError(f"checkpoint {path} does not exist; check the path")
+    if isinstance(exc, files.NotRegularFile):
+        return HarnessError(f"checkpoint {path} is not a regular file (a FIFO, device or socket); give a {CHECKPOINT}")
     if isinstance(exc, IsADirectoryError):
         inside = path / CHECKPOINT
         fix = f"give {inside}" if inside.is_file() else f"give a run's {CHECKPOINT} (<out>/<run name>/{CHECKPOINT})"
@@ -316,13 +314,14 @@ def _joined(path: Path, parts: list[tuple[str, int, str]]) -> bytes:
     for name, size, digest in parts:
         part = path.parent / name
         try:
-            with open(part, "rb") as handle:
-                chunk = handle.read(size + 1)
+            chunk = files.read_regular(part, size + 1)
         except FileNotFoundError:
             raise _MissingPart(
                 f"checkpoint {path} is missing its part {name}; copy the checkpoint with the parts beside it, "
                 f"or rerun with --restart to start the run over"
             ) from None
+        except files.NotRegularFile:
+            raise HarnessError(f"checkpoint {path}: its part {name} is not a regular file; {_FIX}") from None
         except OSError as exc:
             raise HarnessError(f"checkpoint {path}: its part {name} cannot be read ({describe(exc)})") from None
         if len(chunk) != size or hashlib.sha256(chunk).hexdigest() != digest:

@@ -39,11 +39,26 @@ class LockHeldError(HarnessError):
 
 def holder_of(fd: int) -> str:
     """Who holds the lock on the open lock file ``fd``, as its holder wrote it."""
+    holder = parse_holder(os.pread(fd, HOLDER_BYTES, 0))
+    return "another process" if holder is None else describe_holder(*holder)  # None: not written yet
+
+
+HOLDER_BYTES = 4096
+"""The most of a lock file that is read for its holder."""
+
+
+def parse_holder(data: bytes) -> tuple[int, str, str] | None:
+    """(pid, host, since) as a lock file's holder wrote them; ``None`` where they are missing or malformed."""
     try:
-        info = json.loads(os.pread(fd, 4096, 0))
-        return f"pid {info['pid']} on {info['host']} since {info['since']}"
-    except (ValueError, TypeError, KeyError):  # the holder has not written it yet
-        return "another process"
+        info = json.loads(data)
+        return int(info["pid"]), str(info["host"]), str(info["since"])
+    except (ValueError, TypeError, KeyError):
+        return None
+
+
+def describe_holder(pid: int, host: str, since: str) -> str:
+    """How messages name a lock's holder: ``pid 123 on host-a since 2026-01-02T03:04:05+00:00``."""
+    return f"pid {pid} on {host} since {since}"
 
 
 @contextlib.contextmanager

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from harness import atomic, records
+from harness import atomic, files, records
 from harness.errors import DataError
 
 FILE = "episodes.npz"
@@ -74,11 +74,13 @@ def load(run_dir: str | Path) -> PerEpisode:
         raise DataError(f"{record_path} keeps no per-episode values (an older harness wrote it); {RESTART}")
     path = record_path.parent / record["per_episode"]["file"]
     try:
-        data = path.read_bytes()
+        data = files.read_regular(path)
     except FileNotFoundError:
         raise DataError(f"{path} is missing but {record_path} refers to it; {RESTART}") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not the file {record_path} refers to; {RESTART}") from None
+    except files.NotRegularFile:
+        raise DataError(f"{path} is not a regular file (a FIFO, device or socket); {RESTART}") from None
     if hashlib.sha256(data).hexdigest() != record["per_episode"]["sha256"]:
         raise DataError(f"{path} does not match the SHA-256 in {record_path}: it was changed or damaged; {RESTART}")
     return _decode(data, record["metrics"], path)

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness import files
 from harness.errors import DataError, describe
 
 JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
@@ -18,9 +19,11 @@ JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a numb
 def read_json(path: Path, fix: str) -> dict[str, Any]:
     """The JSON object in ``path``; a one-line ``DataError`` naming it and ``fix`` when it is damaged."""
     try:
-        value = json.loads(path.read_text(encoding="utf-8"))
+        value = json.loads(files.read_regular(path).decode("utf-8"))
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not a JSON file; {fix}") from None
+    except files.NotRegularFile:
+        raise DataError(f"{path} is not a regular file (a FIFO, device or socket); {fix}") from None
     except UnicodeDecodeError as exc:
         raise DataError(f"{path} cannot be read: not UTF-8 text (byte {exc.start}); {fix}") from None
     except (ValueError, RecursionError) as exc:

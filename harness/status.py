@@ -6,7 +6,6 @@ process that is alive on this machine (on another machine the lock file is taken
 
 from __future__ import annotations
 
-import json
 import os
 import socket
 from collections.abc import Iterable
@@ -14,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import checkpoints, records
+from harness import checkpoints, files, locks, records
 from harness.checkpoints import CHECKPOINT
 from harness.errors import HarnessError, printable
 from harness.rundirs import LOCK
@@ -122,13 +121,15 @@ def _stopped(record: dict[str, Any]) -> str:
 def _holder(lock_file: Path) -> str:
     """Who holds the cell's lock, as its lock file says, if that process is alive; empty if nobody does."""
     try:
-        info = json.loads(lock_file.read_text())
-        pid, host, since = int(info["pid"]), str(info["host"]), str(info["since"])
-    except (OSError, ValueError, TypeError, KeyError):
+        holder = locks.parse_holder(files.read_regular(lock_file, locks.HOLDER_BYTES))
+    except OSError:
         return ""
+    if holder is None:
+        return ""
+    pid, host, _ = holder
     if host == socket.gethostname() and not _alive(pid):
         return ""  # a killed run's lock file: the kernel dropped its lock
-    return f"pid {pid} on {host} since {since}"
+    return locks.describe_holder(*holder)
 
 
 def _alive(pid: int) -> bool:

@@ -281,6 +281,39 @@ def test_a_forged_list_of_parts_reads_nothing_outside_and_is_refused(tmp_path: P
     assert "is corrupt (its list of parts is malformed)" in one_line_error(path)
 
 
+def test_a_fifo_or_device_is_refused_unread_as_a_checkpoint_or_a_part(tmp_path: Path, monkeypatch) -> None:
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)  # reading it would block for ever
+    assert "is not a regular file (a FIFO, device or socket)" in one_line_error(fifo)
+    assert "is not a regular file" in one_line_error(Path("/dev/zero"))  # reading it would never end
+    with pytest.raises(HarnessError, match="is not a regular file"):
+        checkpoints.version(fifo)
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / CHECKPOINT
+    save(path, big_state())
+    part = checkpoints.part_files(path)[1]
+    part.unlink()
+    os.mkfifo(part)
+    assert f"its part {part.name} is not a regular file" in one_line_error(path)
+
+
+def test_a_fifo_in_place_of_a_record_or_its_per_episode_values_is_refused_unread(small_run: Path) -> None:
+    from harness import per_episode, records
+    from harness.errors import DataError
+
+    run_dir = small_run.parent
+    per_episode.load(run_dir)  # reads as it is
+    values = run_dir / per_episode.FILE
+    values.unlink()
+    os.mkfifo(values)
+    with pytest.raises(DataError, match="is not a regular file"):
+        per_episode.load(run_dir)
+    (run_dir / "record.json").unlink()
+    os.mkfifo(run_dir / "record.json")
+    with pytest.raises(DataError, match="record.json is not a regular file .*; fix it"):
+        records.read_json(run_dir / "record.json", "fix it")
+
+
 def test_a_reader_racing_a_save_reads_the_old_or_the_new_checkpoint(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
     path = tmp_path / CHECKPOINT

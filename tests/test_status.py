@@ -54,6 +54,10 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     for seed, pid in ((6, -1), (7, 2**70)):  # a lock file naming no possible process
         odd = copy_cell(results, seed)
         (odd / ".lock").write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "since": "x"}))
+    os.mkfifo(copy_cell(results, 9) / ".lock")  # a FIFO for a lock file or a checkpoint: never read, never hangs
+    fifo_checkpoint = copy_cell(results, 10)
+    (fifo_checkpoint / "checkpoint.pkl").unlink()
+    os.mkfifo(fifo_checkpoint / "checkpoint.pkl")
     nameless = copy_cell(results, 8)
     (nameless / "cell.json").write_text(json.dumps({"table": "toy-table"}))
     damaged = copy_cell(results, 4, record=True)
@@ -64,6 +68,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         ("5-way 1-shot", 0): "done", ("10-way 1-shot", 0): "done",
         ("5-way 1-shot", 1): "interrupted", ("5-way 1-shot", 2): "running", ("5-way 1-shot", 3): "interrupted",
         ("5-way 1-shot", 4): "damaged", ("5-way 1-shot", 6): "interrupted", ("5-way 1-shot", 7): "interrupted",
+        ("5-way 1-shot", 9): "interrupted", ("5-way 1-shot", 10): "damaged",
         ("5-way 1-shot", 5): "not started", ("10-way 1-shot", 5): "not started", ("5-way-1-shot", -1): "damaged",
     }  # fmt: skip
     by_seed = {(s.setting, s.seed): s for s in statuses}
@@ -73,6 +78,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     assert by_seed["5-way 1-shot", 3].note == "rerun its command to resume it"
     unnamed = next(s for s in statuses if s.directory == nameless)
     assert (unnamed.state, unnamed.seed) == ("damaged", -1) and "does not name the cell; delete" in unnamed.note
+    assert "is not a regular file" in by_seed["5-way 1-shot", 10].note
     note = by_seed["5-way 1-shot", 4].note
     assert "not valid JSON" in note and "\n" not in note
     assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == before, "status writes nothing"

@@ -1,0 +1,29 @@
+"""Reading files that a results folder or a repository may hold: a FIFO, device or socket in a file's place
+is refused before it is read (reading one could block for ever or never end)."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+
+class NotRegularFile(OSError):
+    """A FIFO, device or socket where a file was expected."""
+
+
+def read_regular(path: Path, limit: int = -1) -> bytes:
+    """The bytes of the regular file at ``path`` (at most ``limit``, all with -1).
+
+    Raises ``IsADirectoryError`` for a folder, ``NotRegularFile`` for anything else that is not a
+    regular file (opened without blocking, never read), and ``OSError`` as ``open`` does.
+    """
+    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(fd, "rb") as handle:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
+        if not stat.S_ISREG(mode):
+            raise NotRegularFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
+        return handle.read(limit)
