@@ -68,6 +68,12 @@ def table_cells(
     for model, row in listed:
         if (models and model not in models) or (rows and row.row not in rows):
             continue
+        unknown = [name for name in row.budget_params if name not in table.budgets]
+        if unknown:
+            raise ConfigError(
+                f"row {row.row!r} of table {table.name!r} gives params for budget {unknown[0]!r}, which the table "
+                f"does not have (budgets: {', '.join(table.budgets)}); fix the row's budget_params"
+            )
         for setting in table.settings:
             if row.settings and setting.name not in row.settings:
                 continue

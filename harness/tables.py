@@ -93,6 +93,9 @@ class TableRow:
     """Dataset options over the setting's, e.g. ``{"image_size": 105}`` for a model that needs raw Omniglot images."""
     model: str = ""
     """The model filling the row: required in ``harness_table_rows``; in ``ModelSpec.rows`` empty means that model."""
+    budget_params: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Hyperparameters over ``params`` for one budget, by budget name, e.g. ``{"paper": {"lr": 3e-3}}``: a learning
+    rate chosen for that budget's training length."""
 
     @property
     def name(self) -> str:
@@ -137,11 +140,12 @@ def slug(text: str) -> str:
 
 def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting, seed: int, budget: str) -> Cell:
     """The run config of one cell: budget, then setting (which may override a budget key), then the row's model,
-    hyperparameters and dataset options (over the setting's)."""
+    hyperparameters (those it gives for this budget over the others) and dataset options (over the setting's)."""
     if budget not in table.budgets:
         raise ConfigError(f"table {table.name!r} has no budget {budget!r} (budgets: {', '.join(table.budgets)})")
     values: dict[str, Any] = {**table.budgets[budget], **setting.config}
-    values.update(model=model, seed=seed, budget=budget, metrics=[table.metric], params=dict(row.params))
+    params = {**row.params, **row.budget_params.get(budget, {})}
+    values.update(model=model, seed=seed, budget=budget, metrics=[table.metric], params=params)
     if row.data:
         values["data"] = {**values.get("data", {}), **row.data}
     return Cell(table.name, row.row, setting.name, seed, budget, build_config(values, f"table {table.name}"))

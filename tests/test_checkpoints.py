@@ -310,7 +310,7 @@ def test_a_fifo_in_place_of_a_record_or_its_per_episode_values_is_refused_unread
         per_episode.load(run_dir)
     (run_dir / "record.json").unlink()
     os.mkfifo(run_dir / "record.json")
-    with pytest.raises(DataError, match="record.json is not a regular file .*; fix it"):
+    with pytest.raises(DataError, match=r"record\.json is not a regular file .*; fix it"):
         records.read_json(run_dir / "record.json", "fix it")
 
 

@@ -328,6 +328,16 @@ def test_a_row_sets_dataset_options_over_the_settings(host):
     assert all(c.name.startswith("snail-table1/paper/knn-105x105/") for c in cells)
 
 
+def test_a_row_sets_params_for_one_budget_over_its_others(host):
+    row = TableRow("snail-table1", "kNN (k)", params={"k": 1}, model="knn", budget_params={"paper": {"k": 3}})
+    with host.registered(KnnRows(row), "budget-rows"):
+        table = host.tables.get("snail-table1")
+        paper = table_cells(table, host, "paper", rows=["kNN (k)"])
+        quick = table_cells(table, host, "quick", rows=["kNN (k)"])
+    assert {c.config.params["k"] for c in paper} == {3}
+    assert {c.config.params["k"] for c in quick} == {1}
+
+
 def test_table_rows_hook_puts_the_builtin_knn_in_a_plugin_table(toy_host, tmp_path):
     toy_host.register(KnnRows(TableRow("toy-table", "Toy kNN", settings=("5-way 1-shot",), model="knn")), "knn-rows")
     assert "toy-table/Toy kNN" in toy_host.rows and toy_host.info("knn-rows").provides["rows"] == ["toy-table/Toy kNN"]
@@ -356,6 +366,10 @@ def test_bad_table_rows_are_refused_in_one_line(toy_host):
     assert refused(TableRow("toy-table", "Toy ProtoNet", model="knn")) == (
         "row 'Toy ProtoNet' of table 'toy-table' is listed twice (for model 'toy-protonet' and model 'knn'); "
         "list it once, or give one of them another label"
+    )
+    assert refused(TableRow("toy-table", "Toy kNN", model="knn", budget_params={"papr": {"k": 3}})) == (
+        "row 'Toy kNN' of table 'toy-table' gives params for budget 'papr', which the table does not have "
+        "(budgets: quick); fix the row's budget_params"
     )
     twice = TableRow("toy-table", "Toy kNN", model="knn")
     with toy_host.registered(KnnRows(twice), "rows"), toy_host.registered(KnnRows(twice), "rows-again"):
