@@ -261,7 +261,11 @@ def build_parser() -> argparse.ArgumentParser:
     leaderboard.add_argument("tables", nargs="+", metavar="TABLE", help="table names, or 'all'")
     leaderboard.add_argument("--results", type=Path, metavar="DIR", help=RESULTS_HELP)
     leaderboard.add_argument(
-        "--out", type=Path, metavar="DIR", help="output directory (default: <results>/leaderboards)"
+        "--out",
+        "--leaderboards",
+        type=Path,
+        metavar="DIR",
+        help="output directory (default: <results>/leaderboards); --leaderboards, as reproduce spells it, works too",
     )
     leaderboard.add_argument("--papers", type=Path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
 

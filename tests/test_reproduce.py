@@ -268,7 +268,8 @@ def test_papers_adds_to_the_search_path(tmp_path):
     for how, env in (("--papers", {}), ("HARNESS_PAPERS_DIR", {"HARNESS_PAPERS_DIR": str(extra)})):
         out = tmp_path / how
         flags = ["--papers", str(extra)] if how == "--papers" else []
-        result = harness_cli(*args, "--out", str(out), *flags, cwd=tmp_path, env={"HARNESS_PLUGINS": TOY, **env})
+        where = "--out" if how == "--papers" else "--leaderboards"  # reproduce's name for it works too
+        result = harness_cli(*args, where, str(out), *flags, cwd=tmp_path, env={"HARNESS_PLUGINS": TOY, **env})
         assert result.returncode == 0, result.stderr
         assert "| Toy ProtoNet | paper | 91.5 ± 1.5 |" in (out / "toy-table.md").read_text()  # DIR's file comes first
         assert "| Human | paper | 34.5 |" in (out / "mann-table1.md").read_text()  # the built-in numbers still found
