@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.config import RunConfig, build_config
+from harness.config import RunConfig, build_config, did_you_mean
 from harness.errors import ConfigError
 
 CELL = "cell.json"
@@ -142,7 +142,10 @@ def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting
     """The run config of one cell: budget, then setting (which may override a budget key), then the row's model,
     hyperparameters (those it gives for this budget over the others) and dataset options (over the setting's)."""
     if budget not in table.budgets:
-        raise ConfigError(f"table {table.name!r} has no budget {budget!r} (budgets: {', '.join(table.budgets)})")
+        raise ConfigError(
+            f"table {table.name!r} has no budget {budget!r} (budgets: {', '.join(table.budgets)})"
+            f"{did_you_mean(budget, list(table.budgets))}"
+        )
     values: dict[str, Any] = {**table.budgets[budget], **setting.config}
     params = {**row.params, **row.budget_params.get(budget, {})}
     values.update(model=model, seed=seed, budget=budget, metrics=[table.metric], params=params)
