@@ -109,9 +109,9 @@ def test_cli_status_of_an_empty_results_folder_and_a_misspelt_table(tmp_path):
     )
     wrong = harness_cli("status", "toy-tabel", "--results", str(tmp_path), env=env)
     assert wrong.returncode != 0 and "did you mean 'toy-table'" in wrong.stderr and wrong.stderr.count("\n") == 1
-    budget = harness_cli("status", "toy-table", "--budget", "pape", "--results", str(tmp_path), env=env)
-    assert budget.returncode != 0 and "has no budget 'pape'" in budget.stderr
-    assert "did you mean 'paper'?" in budget.stderr and budget.stderr.count("\n") == 1
+    budget = harness_cli("status", "toy-table", "--budget", "quikc", "--results", str(tmp_path), env=env)
+    assert budget.returncode != 0 and "has no budget 'quikc'" in budget.stderr
+    assert "did you mean 'quick'?" in budget.stderr and budget.stderr.count("\n") == 1
 
 
 def test_a_reader_that_stops_early_is_not_an_error(results):
