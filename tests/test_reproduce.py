@@ -339,6 +339,15 @@ def test_a_row_sets_params_for_one_budget_over_its_others(host):
     assert {c.config.params["k"] for c in quick} == {1}
 
 
+def test_a_budget_sets_the_queries_and_batch_of_the_few_shot_settings(host):
+    table = host.tables.get("metanet-omniglot")
+    short = table_cells(table, host, "short", rows=["kNN (raw pixels)"])
+    paper = table_cells(table, host, "paper", rows=["kNN (raw pixels)"])
+    assert {(c.config.queries, c.config.batch_size) for c in short} == {(10, 1)}  # the authors' training script's
+    assert {(c.config.queries, c.config.batch_size) for c in paper} == {(1, 16)}
+    assert {c.config.episodes for c in table_cells(host.tables.get("mann-table1"), host, "xl")} == {1_600_000}
+
+
 def test_table_rows_hook_puts_the_builtin_knn_in_a_plugin_table(toy_host, tmp_path):
     toy_host.register(KnnRows(TableRow("toy-table", "Toy kNN", settings=("5-way 1-shot",), model="knn")), "knn-rows")
     assert "toy-table/Toy kNN" in toy_host.rows and toy_host.info("knn-rows").provides["rows"] == ["toy-table/Toy kNN"]
