@@ -23,8 +23,10 @@ too big to commit. The checkpoint file itself holds the list of parts::
          8     4  format version (uint32): 3
         12     8  manifest length m (uint64)
         20    32  SHA-256 of bytes 0-19 followed by the manifest
-        52     m  manifest: JSON {"parts": [[file name, size, SHA-256 hex], ...]}
+        52     m  manifest: JSON {"parts": [[file name, size, SHA-256 hex], ...], "progress": {...}}
 
+``progress`` repeats the few values ``harness status`` shows (episodes trained, the run's
+total, the last validation, wall time), so that ``progress()`` reads them without the parts.
 A save writes the new parts first (new content, new names), then the checkpoint file, then
 deletes the parts it no longer lists: a reader sees the old checkpoint or the new one whole.
 Copy or commit a checkpoint with its parts; ``remove`` deletes both.
@@ -120,10 +122,25 @@ def save(path: Path, state: dict[str, Any]) -> None:
         name = f"{path.name}.part{index}-{digest[:16]}"
         atomic.write_bytes(path.parent / name, chunk)
         parts.append((name, len(chunk), digest))
-    manifest = json.dumps({"parts": parts}).encode()
+    manifest = json.dumps({"parts": parts, "progress": _progress_of(state)}).encode()
     start = _START.pack(MAGIC, PARTS_VERSION, len(manifest))
     atomic.write_bytes(path, start + _digest(start, manifest) + manifest)
     _remove_parts(path, keep={name for name, _, _ in parts})
+
+
+def progress(path: Path) -> dict[str, Any]:
+    """The values ``harness status`` shows of the checkpoint at ``path`` (``episodes_trained``, ``config.episodes``,
+    the last of ``val_history``, ``wall_time_s``, ``train_wall_time_s``): from a version 3 file's checksummed list of
+    parts, without reading the parts; otherwise from the whole checkpoint, as ``load`` reads it."""
+    data = _read(path)
+    if data.startswith(MAGIC):
+        file_version, listing = _checked(path, data)
+        if file_version == PARTS_VERSION:
+            _manifest(path, listing)
+            stored = _stored_progress(listing)
+            if stored is not None:
+                return stored
+    return _progress_of(load(path))
 
 
 def remove(path: Path) -> None:
@@ -257,7 +274,16 @@ def _digest(start: bytes, payload: bytes | memoryview) -> bytes:
 
 
 def _payload(path: Path, data: bytes) -> memoryview:
-    """The payload of a version 2 file, its header and checksum checked."""
+    """The payload of a version 2 or 3 file, its header, checksum and parts checked."""
+    file_version, payload = _checked(path, data)
+    if file_version == PARTS_VERSION:
+        return memoryview(_joined(path, _manifest(path, payload)))
+    return payload
+
+
+def _checked(path: Path, data: bytes) -> tuple[int, memoryview]:
+    """The format version of a version 2 or 3 file and what follows its header (the payload, or the list of parts),
+    the header and checksum checked."""
     if len(data) < HEADER_SIZE:
         raise HarnessError(f"checkpoint {path} is truncated ({len(data)} bytes, less than a header); {_FIX}")
     _, file_version, length = _START.unpack_from(data)
@@ -273,9 +299,46 @@ def _payload(path: Path, data: bytes) -> memoryview:
         raise HarnessError(f"checkpoint {path} is corrupt ({len(payload) - length} bytes too many); {_FIX}")
     if _digest(data[: _START.size], payload) != data[_START.size : HEADER_SIZE]:
         raise HarnessError(f"checkpoint {path} is corrupt (checksum mismatch); {_FIX}")
-    if file_version == PARTS_VERSION:
-        return memoryview(_joined(path, _manifest(path, payload)))
-    return payload
+    return file_version, payload
+
+
+def _progress_of(state: dict[str, Any]) -> dict[str, Any]:
+    """What ``progress`` gives of a checkpoint's state: the values ``harness status`` shows, as JSON values."""
+    config, history = state.get("config"), state.get("val_history")
+    last = history[-1] if isinstance(history, list) and history else None
+    episode, accuracy = (None, None)
+    if isinstance(last, list | tuple) and len(last) == 2:
+        episode, accuracy = _number(last[0], int), _number(last[1], float)
+    return {
+        "episodes_trained": _number(state.get("episodes_trained"), int),
+        "config": {"episodes": _number(config.get("episodes"), int) if isinstance(config, dict) else None},
+        "val_history": [] if episode is None or accuracy is None else [[episode, accuracy]],
+        "wall_time_s": _number(state.get("wall_time_s"), float),
+        "train_wall_time_s": _number(state.get("train_wall_time_s"), float),
+    }
+
+
+def _number(value: Any, kind: type) -> Any:
+    """``value`` as an int or float (``kind``), or None where it is not a finite number."""
+    if isinstance(value, bool) or not isinstance(value, int | float) or value != value or abs(value) == float("inf"):
+        return None
+    return kind(value)
+
+
+def _stored_progress(listing: memoryview) -> dict[str, Any] | None:
+    """The ``progress`` a version 3 file's list of parts holds, or None when it holds none of the right form
+    (a file from before it was written there: ``progress`` then reads the whole checkpoint)."""
+    try:
+        stored = json.loads(bytes(listing).decode()).get("progress")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(stored, dict) or set(stored) != {"episodes_trained", "config", "val_history", "wall_time_s",
+                                                         "train_wall_time_s"}:  # fmt: skip
+        return None
+    if not isinstance(stored["config"], dict) or not isinstance(stored["val_history"], list):
+        return None
+    rebuilt = _progress_of(stored)
+    return rebuilt if rebuilt == stored else None
 
 
 def _manifest(path: Path, data: memoryview) -> list[tuple[str, int, str]]:

@@ -258,6 +258,52 @@ def test_a_missing_or_damaged_part_is_refused_in_one_line(tmp_path: Path, monkey
     assert f"is missing its part {first.name}; copy the checkpoint with the parts beside it" in message
 
 
+def run_state(seed: int = 0) -> dict[str, Any]:
+    return {
+        **big_state(seed), "episodes_trained": 4000, "config": {"episodes": 10_000, "model": "toy"},
+        "val_history": [[1000, 0.25], [2000, 0.5]], "wall_time_s": 12.5,
+    }  # fmt: skip
+
+
+def test_progress_is_read_from_the_list_of_parts_without_the_parts(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / CHECKPOINT
+    save(path, run_state())
+    expected = {
+        "episodes_trained": 4000, "config": {"episodes": 10_000}, "val_history": [[2000, 0.5]],
+        "wall_time_s": 12.5, "train_wall_time_s": None,
+    }  # fmt: skip
+    assert checkpoints.progress(path) == expected
+    for part in checkpoints.part_files(path):
+        part.unlink()  # what status shows needs none of them
+    assert checkpoints.progress(path) == expected
+    assert "is missing its part" in one_line_error(path)
+    small = tmp_path / "small" / CHECKPOINT
+    save(small, {**run_state(), "model_state": {}})  # one file: read whole
+    assert checkpoints.version(small) == 2 and checkpoints.progress(small) == expected
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [None, "4000", {"episodes_trained": "4000"}, {"episodes_trained": 4000, "config": [], "val_history": [],
+     "wall_time_s": None, "train_wall_time_s": None}, {"episodes_trained": 4000, "config": {"episodes": None},
+     "val_history": [[1, "0.5"]], "wall_time_s": None, "train_wall_time_s": None}],
+)  # fmt: skip
+def test_progress_of_a_malformed_list_reads_the_whole_checkpoint(tmp_path: Path, monkeypatch, stored: Any) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / CHECKPOINT
+    save(path, run_state())
+    data = path.read_bytes()
+    listing = json.loads(data[checkpoints.HEADER_SIZE :])
+    manifest = json.dumps({"parts": listing["parts"], "progress": stored}).encode()
+    start = struct.pack("<8sIQ", MAGIC, 3, len(manifest))
+    path.write_bytes(start + checkpoints._digest(start, manifest) + manifest)  # forged, with a valid checksum
+    assert checkpoints.progress(path)["val_history"] == [[2000, 0.5]]  # the truth, from the parts
+    checkpoints.part_files(path)[0].unlink()
+    with pytest.raises(HarnessError, match="is missing its part"):
+        checkpoints.progress(path)
+
+
 @pytest.mark.parametrize(
     "parts",
     [
