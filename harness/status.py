@@ -104,7 +104,9 @@ def _status(directory: Path) -> CellStatus:
 def _progress(saved: dict[str, Any]) -> dict[str, Any]:
     """Episodes, total, last validation and training time from a record or a checkpoint."""
     history = saved.get("val_history") or []
-    wall = saved.get("train_wall_time_s", saved.get("wall_time_s"))
+    wall = saved.get("train_wall_time_s")
+    if wall is None:  # a checkpoint: training time is all its time so far
+        wall = saved.get("wall_time_s")
     return {
         "episodes": saved.get("episodes_trained"),
         "total": saved.get("config", {}).get("episodes"),

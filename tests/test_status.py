@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from conftest import harness_cli
 
+from harness import checkpoints
 from harness.reproduce import reproduce, table_cells
 from harness.status import table_status
 
@@ -43,9 +44,13 @@ def states(statuses):
     return {(s.setting, s.seed): s.state for s in statuses}
 
 
-def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, results):
+def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, results, monkeypatch):
     table = toy_host.tables.get("toy-table")
-    copy_cell(results, 1)  # a checkpoint and nobody running it: interrupted
+    interrupted = copy_cell(results, 1) / "checkpoint.pkl"  # a checkpoint and nobody running it: interrupted
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoints, "PART_BYTES", 5000)
+        checkpoints.save(interrupted, saved := checkpoints.load(interrupted))  # in parts, as a big model's is
+    assert checkpoints.part_files(interrupted)
     running = copy_cell(results, 2)
     (running / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
@@ -76,6 +81,8 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     assert (done.episodes, done.total, done.budget, done.row) == (64, 64, "quick", "Toy ProtoNet")
     assert f"pid {os.getpid()} on {socket.gethostname()}" in by_seed["5-way 1-shot", 2].note
     assert by_seed["5-way 1-shot", 3].note == "rerun its command to resume it"
+    part_way = by_seed["5-way 1-shot", 1]
+    assert (part_way.episodes, part_way.total, part_way.wall_time_s) == (64, 64, saved["wall_time_s"])
     unnamed = next(s for s in statuses if s.directory == nameless)
     assert (unnamed.state, unnamed.seed) == ("damaged", -1) and "does not name the cell; delete" in unnamed.note
     assert "is not a regular file" in by_seed["5-way 1-shot", 10].note
