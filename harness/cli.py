@@ -228,6 +228,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="only the row with this paper label, e.g. 'MANN (LSTM)' (repeatable)",
     )
     reproduce.add_argument(
+        "--setting",
+        dest="settings",
+        action="append",
+        metavar="NAME",
+        help="only this setting (a table's column group), e.g. '5-way 1-shot' (repeatable)",
+    )
+    reproduce.add_argument(
         "--data-dir",
         dest="locations",
         action="append",
@@ -356,6 +363,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             seeds=args.seeds,
             models=args.models,
             rows=args.rows,
+            settings=args.settings,
             executor=args.executor,
             address=args.address,
             locations=locations,

@@ -51,9 +51,10 @@ def table_rows(table: TableSpec, host: PluginHost) -> list[tuple[str, TableRow]]
 
 def table_cells(
     table: TableSpec, host: PluginHost, budget: str, *, seeds: Sequence[int] | None = None,
-    models: Sequence[str] | None = None, rows: Sequence[str] | None = None,
+    models: Sequence[str] | None = None, rows: Sequence[str] | None = None, settings: Sequence[str] | None = None,
 ) -> list[Cell]:  # fmt: skip
-    """Every cell the installed models can fill in ``table``, optionally for some models or row labels only."""
+    """Every cell the installed models can fill in ``table``, optionally for some models, row labels or settings
+    (column groups, e.g. ``5-way 1-shot``) only."""
     for name in models or ():
         host.models.get(name)
     listed = table_rows(table, host)
@@ -63,6 +64,13 @@ def table_cells(
             raise ConfigError(
                 f"table {table.name!r} has no row {label!r} (its rows: {', '.join(dict.fromkeys(labels))})"
                 f"{did_you_mean(label, labels)}"
+            )
+    names = [setting.name for setting in table.settings]
+    for name in settings or ():
+        if name not in names:
+            raise ConfigError(
+                f"table {table.name!r} has no setting {name!r} (its settings: {', '.join(names)})"
+                f"{did_you_mean(name, names)}"
             )
     cells: list[Cell] = []
     for model, row in listed:
@@ -75,7 +83,7 @@ def table_cells(
                 f"does not have (budgets: {', '.join(table.budgets)}); fix the row's budget_params"
             )
         for setting in table.settings:
-            if row.settings and setting.name not in row.settings:
+            if (row.settings and setting.name not in row.settings) or (settings and setting.name not in settings):
                 continue
             cells.extend(make_cell(table, model, row, setting, seed, budget) for seed in seeds or table.seeds)
     folders: dict[str, Cell] = {}
@@ -160,6 +168,7 @@ def reproduce(
     seeds: Sequence[int] | None = None,
     models: Sequence[str] | None = None,
     rows: Sequence[str] | None = None,
+    settings: Sequence[str] | None = None,
     executor: str = "inprocess",
     address: str | None = None,
     locations: Mapping[str, Mapping[str, Any]] | None = None,
@@ -194,7 +203,7 @@ def reproduce(
         if dataset not in host.datasets:
             raise UnknownNameError(f"data directory given for {host.datasets.unknown_message(dataset)}")
     locations = {dataset: _absolute(host, dataset, options) for dataset, options in locations.items()}
-    cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows)
+    cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows, settings=settings)
     directories = {cell.name: rundirs.resolve(out, cell.name) for cell in cells}
     todo = [c for c in cells if not _complete(directories[c.name])]
     outcomes: dict[str, list[str]] = {

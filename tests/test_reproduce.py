@@ -75,6 +75,21 @@ def test_row_option_runs_only_that_row_and_a_misspelt_one_says_the_right_label(t
     assert len(done["run"]) == 2 and all("/toy-protonet/" in name for name in done["run"])
 
 
+def test_setting_option_runs_only_that_setting_and_a_misspelt_one_says_the_right_name(tmp_path):
+    env = {"HARNESS_PLUGINS": TOY}
+    args = ["reproduce", "toy-table", "--results", str(tmp_path), "--seeds", "0", "--no-progress"]
+    wrong = harness_cli(*args, "--setting", "5-way 1-shto", env=env)
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1
+    assert (
+        "has no setting '5-way 1-shto' (its settings: " in wrong.stderr
+        and "did you mean '5-way 1-shot'?" in wrong.stderr
+    )
+    assert not any(tmp_path.iterdir())
+    ran = harness_cli(*args, "--setting", "5-way 1-shot", env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert sorted(p.parent.parent.name for p in tmp_path.rglob("record.json")) == ["5-way-1-shot"]
+
+
 def test_rows_told_apart_by_a_sign_get_folders_of_their_own_and_a_clash_is_refused(toy_host, tmp_path):
     assert len({slug("MetaNet"), slug("MetaNet\u2212"), slug("MetaNet+")}) == 3
 
