@@ -48,19 +48,19 @@ def test_the_ablation_row_is_ours_alone_and_learns_a_key_strength():
     assert "MANN" in published and harness_mann.ABLATION_ROW not in published
 
 
-def test_table_1s_paper_budget_trains_at_3e_3_and_its_other_budgets_and_table_2_at_the_default():
+def test_the_paper_budget_trains_at_3e_3_and_the_other_budgets_at_the_default():
     from harness.reproduce import table_cells
 
     host = PluginHost(autoload=False, strict=True)
     host.register(harness_mann, "mann")
     lr = {}
     for table in ("mann-table1", "mann-table2"):
-        for budget in ("quick", "paper", "long"):
+        for budget in ("quick", "paper", "long", "xl"):
             for cell in table_cells(host.tables.get(table), host, budget):
                 if cell.config.model != "knn":
                     lr.setdefault((table, budget), set()).add(cell.config.params.get("lr"))
-    assert lr[("mann-table1", "paper")] == {3e-3}
-    assert all(rates == {None} for key, rates in lr.items() if key != ("mann-table1", "paper"))  # the default:
+    assert lr[("mann-table1", "paper")] == lr[("mann-table2", "paper")] == {3e-3}
+    assert all(rates == {None} for (_, budget), rates in lr.items() if budget != "paper")  # the default:
     assert harness_mann.MANN_DEFAULTS["lr"] == harness_mann.BASELINE_DEFAULTS["lr"] == 1e-3
 
 
