@@ -340,7 +340,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from harness.paper_tables import paper_cells, search_path
-    from harness.reproduce import check_executor, reproduce
+    from harness.reproduce import check_executor, reproduce, select
 
     search_path(args.papers)
     check_executor(args.executor, args.address)
@@ -349,12 +349,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     locations = {dataset: host.datasets.get(dataset).data_dir(root) for dataset, root in args.locations}
     check_writable(results, "--results")
     check_writable(args.leaderboards or results / "leaderboards", "--leaderboards")
-    tables = _tables(host, args.tables)
-    for table in tables:  # missing or malformed paper numbers fail before any training, not after
-        paper_cells(table, args.papers)
+    selections = select(_tables(host, args.tables), host, args.budget, rows=args.rows, settings=args.settings)
+    for selection in selections:  # missing or malformed paper numbers fail before any training, not after
+        paper_cells(selection.table, args.papers)
     failed: list[str] = []
     total = 0
-    for table in tables:
+    for selection in selections:
+        table = selection.table
         done = reproduce(
             table,
             host,
@@ -362,8 +363,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             budget=args.budget,
             seeds=args.seeds,
             models=args.models,
-            rows=args.rows,
-            settings=args.settings,
+            rows=selection.rows,
+            settings=selection.settings,
             executor=args.executor,
             address=args.address,
             locations=locations,
@@ -398,14 +399,16 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``harness status``."""
-    from harness.reproduce import table_cells
+    from harness.reproduce import select, table_cells
     from harness.status import render, table_status
 
     host = _host(args)
     results = _results(args.results)
+    tables = _tables(host, args.tables)
+    budgeted = {s.table.name for s in select(tables, host, args.budget)} if args.budget else set()
     found = {}
-    for table in _tables(host, args.tables):
-        planned = table_cells(table, host, args.budget) if args.budget else []
+    for table in tables:
+        planned = table_cells(table, host, args.budget) if table.name in budgeted else []
         found[table.name] = table_status(results, table.name, planned)
     if args.json:
         print(json.dumps({name: [s.as_dict() for s in statuses] for name, statuses in found.items()}, indent=2))

@@ -49,6 +49,55 @@ def table_rows(table: TableSpec, host: PluginHost) -> list[tuple[str, TableRow]]
     return listed
 
 
+@dataclasses.dataclass(frozen=True)
+class Selection:
+    """One table of a command, with the rows and settings of the command's filters that it has (None: all)."""
+
+    table: TableSpec
+    rows: list[str] | None
+    settings: list[str] | None
+
+
+def select(
+    tables: Sequence[TableSpec], host: PluginHost, budget: str, *,
+    rows: Sequence[str] | None = None, settings: Sequence[str] | None = None,
+) -> list[Selection]:  # fmt: skip
+    """The tables a command works on, given its budget, rows and settings: over several tables (``all``, say) a
+    table without the budget, or without any of the rows or settings asked for, is left out, and a budget, row or
+    setting that none of them has is a one-line ``ConfigError``. A single table is kept as it is, for
+    ``table_cells`` to refuse what it lacks."""
+    if len(tables) <= 1:
+        return [Selection(t, list(rows) if rows else None, list(settings) if settings else None) for t in tables]
+    have = {
+        t.name: {
+            "budget": list(t.budgets),
+            "row": list(dict.fromkeys(row.row for _, row in table_rows(t, host))),
+            "setting": [s.name for s in t.settings],
+        }
+        for t in tables
+    }  # fmt: skip
+    for kind, wanted in (("budget", [budget]), ("row", rows or ()), ("setting", settings or ())):
+        known = list(dict.fromkeys(name for names in have.values() for name in names[kind]))
+        for name in wanted:
+            if name not in known:
+                raise ConfigError(
+                    f"none of the tables {', '.join(have)} has a {kind} {name!r} (theirs: {', '.join(known)})"
+                    f"{did_you_mean(name, known)}"
+                )
+    chosen = []
+    for t in tables:
+        mine_rows = [r for r in rows or () if r in have[t.name]["row"]]
+        mine_settings = [s for s in settings or () if s in have[t.name]["setting"]]
+        if budget in t.budgets and (not rows or mine_rows) and (not settings or mine_settings):
+            chosen.append(Selection(t, mine_rows or None, mine_settings or None))
+    if not chosen:
+        raise ConfigError(
+            f"none of the tables {', '.join(have)} has budget {budget!r} together with the rows and settings asked "
+            "for; name one table, or drop a --row or --setting"
+        )
+    return chosen
+
+
 def table_cells(
     table: TableSpec, host: PluginHost, budget: str, *, seeds: Sequence[int] | None = None,
     models: Sequence[str] | None = None, rows: Sequence[str] | None = None, settings: Sequence[str] | None = None,

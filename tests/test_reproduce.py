@@ -20,7 +20,7 @@ from lock_holder import held_elsewhere
 from harness import hookimpl, leaderboard
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError, DataError, UnknownNameError
-from harness.reproduce import reproduce, table_cells
+from harness.reproduce import reproduce, select, table_cells
 from harness.runner import evaluate_checkpoint
 from harness.specs import ModelSpec
 from harness.tables import TableRow, slug
@@ -88,6 +88,31 @@ def test_setting_option_runs_only_that_setting_and_a_misspelt_one_says_the_right
     ran = harness_cli(*args, "--setting", "5-way 1-shot", env=env)
     assert ran.returncode == 0, ran.stderr
     assert sorted(p.parent.parent.name for p in tmp_path.rglob("record.json")) == ["5-way-1-shot"]
+
+
+def test_over_several_tables_a_budget_row_or_setting_picks_the_tables_that_have_it(host, tmp_path):
+    tables = [host.tables.get(name) for name in ("mann-table1", "metanet-omniglot", "snail-table1")]
+    assert [s.table.name for s in select(tables, host, "short")] == ["metanet-omniglot"]
+    chosen = select(tables, host, "paper", settings=["5-way 1-shot", "5-way"], rows=["kNN (raw pixels)"])
+    assert [(s.table.name, s.settings) for s in chosen] == [
+        ("mann-table1", ["5-way"]), ("metanet-omniglot", ["5-way 1-shot"]), ("snail-table1", ["5-way 1-shot"]),
+    ]  # fmt: skip
+    refused = {
+        "budget": (lambda: select(tables, host, "shrot"), "has a budget 'shrot' (theirs: quick, paper, long, xl, "
+                   "short); did you mean 'short'?"),
+        "row": (lambda: select(tables, host, "paper", rows=["kNN (raw pixel)"]), "did you mean 'kNN (raw pixels)'?"),
+        "both": (lambda: select(tables, host, "xl", settings=["5-way 1-shot"]), "together with the rows and settings"),
+    }  # fmt: skip
+    for call, message in refused.values():
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            call()
+    assert [s.table.name for s in select(tables[:1], host, "short")] == ["mann-table1"]  # table_cells refuses it
+    status = harness_cli("status", "mann-table1", "metanet-omniglot", "--budget", "short", "--results", str(tmp_path))
+    assert status.returncode == 0, status.stderr
+    assert "mann-table1: no cells" in status.stdout and "short   kNN (raw pixels)  5-way 1-shot" in status.stdout
+    wrong = harness_cli("reproduce", "all", "--budget", "shrot", "--results", str(tmp_path / "r"))
+    assert wrong.returncode == 2 and wrong.stderr.count("\n") == 1 and "did you mean 'short'?" in wrong.stderr
+    assert not (tmp_path / "r").exists()
 
 
 def test_rows_told_apart_by_a_sign_get_folders_of_their_own_and_a_clash_is_refused(toy_host, tmp_path):
