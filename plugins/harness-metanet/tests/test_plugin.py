@@ -161,3 +161,33 @@ def test_a_short_run_on_omniglot_beats_chance_in_seconds(host, tmp_path):
         torch.set_num_threads(threads)
     accuracy = record["metrics"]["accuracy"]["accuracy"]
     assert accuracy["mean"] - accuracy["ci95"] > 1 / 3 + 0.1, accuracy
+
+
+RUNS = REPO / "leaderboards" / "runs"
+COMMITTED = sorted(str(p.parent.relative_to(RUNS)) for p in RUNS.glob("metanet-*/*/metanet*/*/seed*/record.json"))
+CHECKED_EPISODES = 20
+"""Test episodes re-evaluated per committed cell: a MetaNet test episode costs about half a second here, so the
+first 20 of the 1,000 (the same episodes: each is drawn from the test stream by its index) stand for the rest."""
+
+
+@pytest.mark.parametrize("cell", COMMITTED)
+def test_a_committed_checkpoint_gives_the_values_in_its_record(host, cell, tmp_path):
+    import numpy as np
+
+    from harness import per_episode
+
+    if not (OMNIGLOT / "images_background.zip").exists():
+        pytest.skip(f"Omniglot archives not found in {OMNIGLOT}; set HARNESS_OMNIGLOT_DIR")
+    directory = RUNS / cell
+    assert (directory / "checkpoint.pkl").exists(), f"{cell}: its record is committed, its checkpoint is not"
+    out = tmp_path / "episodes.npz"
+    evaluate_checkpoint(
+        directory / "checkpoint.pkl", host, eval_episodes=CHECKED_EPISODES, data={"root": str(OMNIGLOT)},
+        device="cpu", episodes_out=out,
+    )  # fmt: skip
+    committed = per_episode.load(directory)
+    with np.load(out) as again:
+        assert list(again["episodes"]) == list(committed.episodes[:CHECKED_EPISODES])
+        for metric, keys in committed.values.items():
+            for key, column in keys.items():
+                np.testing.assert_array_equal(again[f"{metric}/{key}"], column[:CHECKED_EPISODES])
