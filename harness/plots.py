@@ -94,9 +94,11 @@ def _finish(fig: Figure, table: TableSpec, handles: list[Any], labels: list[str]
     """The table's title on top, the legend underneath, in as many columns as the width takes (at most three)."""
     width = fig.get_figwidth()
     fig.suptitle(_wrap(table.title, int(11 * width)))
-    fig.legend(
-        handles, labels, loc="outside lower center", ncol=min(len(handles), 3 if width >= 7 else 1), frameon=False
-    )
+    for columns in range(min(len(handles), 3 if width >= 7 else 1), 0, -1):
+        legend = fig.legend(handles, labels, loc="outside lower center", ncol=columns, frameon=False)
+        if columns == 1 or legend.get_window_extent().width <= 0.95 * fig.bbox.width:
+            break
+        legend.remove()  # too wide for the figure: one column fewer
     return fig
 
 

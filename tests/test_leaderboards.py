@@ -110,7 +110,7 @@ def test_numbers_quoted_by_a_secondary_source_are_shown_as_such(host):
     table = host.tables.get("metanet-omniglot")
     frame = leaderboard.build(table, RUNS)
     metanet = frame[frame["row"] == "MetaNet"]
-    assert set(metanet["source"]) == {"secondary"}
+    assert {s for s in metanet["source"] if not s.startswith("ours")} == {"secondary"}  # beside our runs of it
     assert set(frame["citation"]) - {""} == {"Munkhdalai & Yu 2017, Meta Networks, ICML"}  # no trailing comma
     markdown = leaderboard.to_markdown(table, frame)
     assert "| MetaNet | secondary | 98.95 |" in markdown

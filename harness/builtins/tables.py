@@ -62,7 +62,7 @@ METANET_SHORT: dict[str, Any] = {
     "episodes": 4000, "eval_episodes": 1000, "batch_size": 1, "queries": 10, "checkpoint_every": 250,
     "val_every": 1000, "val_episodes": 200, "keep": "best", "patience": 0,
 }  # fmt: skip
-"""4% of the paper budget's episodes, what one CPU core trains in about 80 minutes at 5-way (about 1.1 s a task):
+"""4% of the paper budget's episodes, what one CPU core trains in about 95 minutes at 5-way (1.1-1.4 s a task):
 one task a step with 10 queries per class, as the authors' released training script does; validated every 1,000
 episodes on 200, the best model tested on 1,000 episodes of 10 queries per class. A reduced budget: the row says so."""
 
