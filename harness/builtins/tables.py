@@ -43,20 +43,12 @@ FEWSHOT_PAPER: dict[str, Any] = {
 """SNAIL's and MetaNet's 100,000 episodes (our choice), one query per class, validated every 5,000 on the validation
 characters; the best model is tested and training stops after 10 validations without improvement (the row says so)."""
 SNAIL_QUICK: dict[str, Any] = {
-    "episodes": 240,
-    "eval_episodes": 100,
-    "batch_size": 8,
-    "queries": 1,
-    "checkpoint_every": 120,
-}
+    "episodes": 240, "eval_episodes": 100, "batch_size": 8, "queries": 1, "checkpoint_every": 120,
+}  # fmt: skip
 """A demo: 30 steps of 8 episodes per cell (a 20-way 5-shot step takes seconds on a CPU), still near chance."""
 METANET_QUICK: dict[str, Any] = {
-    "episodes": 4,
-    "eval_episodes": 10,
-    "batch_size": 4,
-    "queries": 1,
-    "checkpoint_every": 4,
-}
+    "episodes": 4, "eval_episodes": 10, "batch_size": 4, "queries": 1, "checkpoint_every": 4,
+}  # fmt: skip
 """A smoke demo: one step of 4 tasks per cell (MetaNet's fast weights make a task cost seconds on a CPU), at chance."""
 METANET_SHORT: dict[str, Any] = {
     "episodes": 4000, "eval_episodes": 1000, "batch_size": 1, "queries": 10, "checkpoint_every": 250,
