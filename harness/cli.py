@@ -349,7 +349,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     locations = {dataset: host.datasets.get(dataset).data_dir(root) for dataset, root in args.locations}
     check_writable(results, "--results")
     check_writable(args.leaderboards or results / "leaderboards", "--leaderboards")
-    selections = select(_tables(host, args.tables), host, args.budget, rows=args.rows, settings=args.settings)
+    tables = _tables(host, args.tables)
+    selections = select(tables, host, args.budget, models=args.models, rows=args.rows, settings=args.settings)
     for selection in selections:  # missing or malformed paper numbers fail before any training, not after
         paper_cells(selection.table, args.papers)
     failed: list[str] = []

@@ -59,24 +59,28 @@ class Selection:
 
 
 def select(
-    tables: Sequence[TableSpec], host: PluginHost, budget: str, *,
+    tables: Sequence[TableSpec], host: PluginHost, budget: str, *, models: Sequence[str] | None = None,
     rows: Sequence[str] | None = None, settings: Sequence[str] | None = None,
 ) -> list[Selection]:  # fmt: skip
-    """The tables a command works on, given its budget, rows and settings: over several tables (``all``, say) a
-    table without the budget, or without any of the rows or settings asked for, is left out, and a budget, row or
-    setting that none of them has is a one-line ``ConfigError``. A single table is kept as it is, for
-    ``table_cells`` to refuse what it lacks."""
+    """The tables a command works on, given its budget, models, rows and settings: over several tables (``all``,
+    say) a table without the budget, or without any of the models, rows or settings asked for, is left out, and a
+    budget, model, row or setting that none of them has is a one-line ``ConfigError``. A single table is kept as
+    it is, for ``table_cells`` to refuse what it lacks."""
     if len(tables) <= 1:
         return [Selection(t, list(rows) if rows else None, list(settings) if settings else None) for t in tables]
+    for name in models or ():
+        host.models.get(name)  # an unknown model: its own one-line error
     have = {
         t.name: {
             "budget": list(t.budgets),
+            "model": list(dict.fromkeys(model for model, _ in table_rows(t, host))),
             "row": list(dict.fromkeys(row.row for _, row in table_rows(t, host))),
             "setting": [s.name for s in t.settings],
         }
         for t in tables
     }  # fmt: skip
-    for kind, wanted in (("budget", [budget]), ("row", rows or ()), ("setting", settings or ())):
+    wanted_names = (("budget", [budget]), ("model", models or ()), ("row", rows or ()), ("setting", settings or ()))
+    for kind, wanted in wanted_names:
         known = list(dict.fromkeys(name for names in have.values() for name in names[kind]))
         for name in wanted:
             if name not in known:
@@ -88,12 +92,18 @@ def select(
     for t in tables:
         mine_rows = [r for r in rows or () if r in have[t.name]["row"]]
         mine_settings = [s for s in settings or () if s in have[t.name]["setting"]]
-        if budget in t.budgets and (not rows or mine_rows) and (not settings or mine_settings):
+        mine_models = [m for m in models or () if m in have[t.name]["model"]]
+        if (
+            budget in t.budgets
+            and (not models or mine_models)
+            and (not rows or mine_rows)
+            and (not settings or mine_settings)
+        ):
             chosen.append(Selection(t, mine_rows or None, mine_settings or None))
     if not chosen:
         raise ConfigError(
-            f"none of the tables {', '.join(have)} has budget {budget!r} together with the rows and settings asked "
-            "for; name one table, or drop a --row or --setting"
+            f"none of the tables {', '.join(have)} has budget {budget!r} together with the models, rows and settings "
+            "asked for; name one table, or drop a --model, --row or --setting"
         )
     return chosen
 

@@ -101,12 +101,15 @@ def test_over_several_tables_a_budget_row_or_setting_picks_the_tables_that_have_
         "budget": (lambda: select(tables, host, "shrot"), "has a budget 'shrot' (theirs: quick, paper, long, xl, "
                    "short); did you mean 'short'?"),
         "row": (lambda: select(tables, host, "paper", rows=["kNN (raw pixel)"]), "did you mean 'kNN (raw pixels)'?"),
-        "both": (lambda: select(tables, host, "xl", settings=["5-way 1-shot"]), "together with the rows and settings"),
+        "both": (lambda: select(tables, host, "xl", settings=["5-way 1-shot"]), "together with the models, rows and settings"),
     }  # fmt: skip
     for call, message in refused.values():
         with pytest.raises(ConfigError, match=re.escape(message)):
             call()
     assert [s.table.name for s in select(tables[:1], host, "short")] == ["mann-table1"]  # table_cells refuses it
+    assert len(select(tables, host, "paper", models=["knn"])) == 3
+    with pytest.raises(UnknownNameError, match="did you mean 'knn'"):
+        select(tables, host, "paper", models=["kmn"])
     status = harness_cli("status", "mann-table1", "metanet-omniglot", "--budget", "short", "--results", str(tmp_path))
     assert status.returncode == 0, status.stderr
     assert "mann-table1: no cells" in status.stdout and "short   kNN (raw pixels)  5-way 1-shot" in status.stdout
