@@ -101,7 +101,8 @@ def test_over_several_tables_a_budget_row_or_setting_picks_the_tables_that_have_
         "budget": (lambda: select(tables, host, "shrot"), "has a budget 'shrot' (theirs: quick, paper, long, xl, "
                    "short); did you mean 'short'?"),
         "row": (lambda: select(tables, host, "paper", rows=["kNN (raw pixel)"]), "did you mean 'kNN (raw pixels)'?"),
-        "both": (lambda: select(tables, host, "xl", settings=["5-way 1-shot"]), "together with the models, rows and settings"),
+        "both": (lambda: select(tables, host, "xl", settings=["5-way 1-shot"]),
+                 "together with the models, rows and settings"),
     }  # fmt: skip
     for call, message in refused.values():
         with pytest.raises(ConfigError, match=re.escape(message)):
