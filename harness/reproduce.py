@@ -70,17 +70,17 @@ def select(
         return [Selection(t, list(rows) if rows else None, list(settings) if settings else None) for t in tables]
     for name in models or ():
         host.models.get(name)  # an unknown model: its own one-line error
-    have = {
-        t.name: {
+    have = {}
+    for t in tables:
+        listed = table_rows(t, host)
+        have[t.name] = {
             "budget": list(t.budgets),
-            "model": list(dict.fromkeys(model for model, _ in table_rows(t, host))),
-            "row": list(dict.fromkeys(row.row for _, row in table_rows(t, host))),
+            "model": list(dict.fromkeys(model for model, _ in listed)),
+            "row": list(dict.fromkeys(row.row for _, row in listed)),
             "setting": [s.name for s in t.settings],
         }
-        for t in tables
-    }  # fmt: skip
-    wanted_names = (("budget", [budget]), ("model", models or ()), ("row", rows or ()), ("setting", settings or ()))
-    for kind, wanted in wanted_names:
+    asked = {"budget": [budget], "model": list(models or ()), "row": list(rows or ()), "setting": list(settings or ())}
+    for kind, wanted in asked.items():
         known = list(dict.fromkeys(name for names in have.values() for name in names[kind]))
         for name in wanted:
             if name not in known:
@@ -90,16 +90,9 @@ def select(
                 )
     chosen = []
     for t in tables:
-        mine_rows = [r for r in rows or () if r in have[t.name]["row"]]
-        mine_settings = [s for s in settings or () if s in have[t.name]["setting"]]
-        mine_models = [m for m in models or () if m in have[t.name]["model"]]
-        if (
-            budget in t.budgets
-            and (not models or mine_models)
-            and (not rows or mine_rows)
-            and (not settings or mine_settings)
-        ):
-            chosen.append(Selection(t, mine_rows or None, mine_settings or None))
+        mine = {kind: [name for name in wanted if name in have[t.name][kind]] for kind, wanted in asked.items()}
+        if all(mine[kind] or not wanted for kind, wanted in asked.items()):  # the budget is always asked for
+            chosen.append(Selection(t, mine["row"] or None, mine["setting"] or None))
     if not chosen:
         raise ConfigError(
             f"none of the tables {', '.join(have)} has budget {budget!r} together with the models, rows and settings "
