@@ -45,6 +45,15 @@ class CellStatus:
     note: str = ""
     """Who runs it, why it is damaged, or when patience stopped it."""
 
+    @property
+    def left_s(self) -> float | None:
+        """Training time still to go at the pace so far (a running or interrupted cell; less if validation stops it)."""
+        if self.state not in ("running", "interrupted") or not self.episodes or not self.wall_time_s:
+            return None
+        if self.total is None or self.total <= self.episodes:
+            return None
+        return (self.total - self.episodes) * self.wall_time_s / self.episodes
+
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON values."""
         validation = (
@@ -53,7 +62,7 @@ class CellStatus:
         return {
             "budget": self.budget, "row": self.row, "setting": self.setting, "seed": self.seed, "state": self.state,
             "directory": str(self.directory), "episodes": self.episodes, "total": self.total,
-            "validation": validation, "wall_time_s": self.wall_time_s, "note": self.note,
+            "validation": validation, "wall_time_s": self.wall_time_s, "left_s": self.left_s, "note": self.note,
         }  # fmt: skip
 
 
@@ -161,6 +170,8 @@ def render(table: str, results: Path, statuses: list[CellStatus]) -> str:
             episodes = f"{s.episodes:,}" + ("" if s.total is None else f"/{s.total:,}")
         validation = "" if s.validation is None else f"{100 * s.validation[1]:.1f}% at {s.validation[0]:,}"
         wall = "" if s.wall_time_s is None or not s.episodes else _duration(s.wall_time_s)
+        if s.left_s is not None:
+            wall += f", ~{_duration(s.left_s)} left"
         seed = "?" if s.seed < 0 else str(s.seed)
         fields = (s.budget, s.row, s.setting, seed, s.state, episodes, validation, wall, s.note)
         lines.append(tuple(printable(field) for field in fields))  # a cell file's text reaches no terminal raw

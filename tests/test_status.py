@@ -138,3 +138,16 @@ def test_a_cell_file_cannot_reach_the_terminal_raw(results):
     cell.write_text(json.dumps({**json.loads(cell.read_text()), "row": "Toy\x1b[2J\nrow"}))
     text = render("toy-table", results, table_status(results, "toy-table"))
     assert "\x1b" not in text and "Toy\\x1b[2J\\nrow" in text and len(text.splitlines()) == 4
+
+
+def test_a_cell_part_way_says_how_long_it_has_left_at_its_pace(results):
+    part_way = copy_cell(results, 1) / "checkpoint.pkl"
+    saved = checkpoints.load(part_way)
+    checkpoints.save(part_way, {**saved, "episodes_trained": 16, "wall_time_s": 120.0})  # 16 of 64 in 2 min
+    statuses = {s.seed: s for s in table_status(results, "toy-table")}
+    assert statuses[1].state == "interrupted" and statuses[1].left_s == pytest.approx(360.0)  # 48 more: 6 min
+    assert statuses[0].left_s is None, "a finished cell has nothing left"
+    text = harness_cli("status", "toy-table", "--results", str(results), env={"HARNESS_PLUGINS": TOY}).stdout
+    assert next(line for line in text.splitlines() if " interrupted " in line).count("2 min, ~6 min left") == 1
+    as_json = harness_cli("status", "toy-table", "--results", str(results), "--json", env={"HARNESS_PLUGINS": TOY})
+    assert [c["left_s"] for c in json.loads(as_json.stdout)["toy-table"] if c["seed"] == 1] == [pytest.approx(360.0)]
