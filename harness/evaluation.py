@@ -197,13 +197,22 @@ def _one_per_episode(values: Any, episodes: int, who: str, key: str) -> np.ndarr
     return array
 
 
-def validation_accuracy(prepared: Prepared, model: Model) -> float:
-    """Mean accuracy on the fixed validation episodes (``val_episodes`` from ``eval_seed``)."""
+def validation_scores(prepared: Prepared, model: Model) -> tuple[float, list[float | None] | None]:
+    """Mean accuracy on the fixed validation episodes (``val_episodes`` from ``eval_seed``) and, for label
+    sequences, the accuracy at each presentation of a class (1st, 2nd, ...; ``None`` for few-shot episodes)."""
     config = prepared.config
     split = prepared.dataset_spec.val_split
     assert split is not None, "prepare() refuses val_every without a validation split"
-    correct = [
-        (predict(model, batch, config.model).labels == batch.targets).mean(axis=1)
-        for batch in batches(prepared, split, VAL, config.eval_seed, config.val_episodes)
-    ]
-    return float(np.concatenate(correct).mean())
+    correct: list[np.ndarray] = []
+    hits = shown = np.zeros(0, dtype=np.int64)
+    for batch in batches(prepared, split, VAL, config.eval_seed, config.val_episodes):
+        right = predict(model, batch, config.model).labels == batch.targets
+        correct.append(right.mean(axis=1))
+        if isinstance(batch, SequenceBatch):
+            size = max(len(hits), int(batch.instance.max()) + 1)
+            hits = np.bincount(batch.instance[right], minlength=size) + np.pad(hits, (0, size - len(hits)))
+            shown = np.bincount(batch.instance.ravel(), minlength=size) + np.pad(shown, (0, size - len(shown)))
+    if not shown.any():
+        return float(np.concatenate(correct).mean()), None
+    by_instance = [float(h / n) if n else None for h, n in zip(hits[1:], shown[1:], strict=True)]
+    return float(np.concatenate(correct).mean()), by_instance

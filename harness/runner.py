@@ -26,7 +26,7 @@ from harness import __version__, atomic, checkpoints, per_episode, provenance, r
 from harness.checkpoints import CHECKPOINT
 from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig, build_config, check_device_name
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
-from harness.evaluation import TRAIN, batches, score, validation_accuracy
+from harness.evaluation import TRAIN, batches, score, validation_scores
 from harness.guard import guarded, model_state
 from harness.plugins import PluginHost, PluginInfo
 from harness.prepare import Prepared, default_name, prepare
@@ -60,6 +60,10 @@ class Progress:
     wall_time_s: float = 0.0
     loss_history: list[list[float]] = dataclasses.field(default_factory=list)
     val_history: list[list[float]] = dataclasses.field(default_factory=list)
+    val_detail: list[dict[str, Any]] = dataclasses.field(default_factory=list)
+    """One entry per validation: ``episode``, ``train_wall_time_s`` (training time until then, over every session)
+    and, for label sequences, ``by_instance`` (accuracy at the 1st, 2nd, ... presentation of a class). Checkpoints
+    from before it have none for their earlier validations."""
     best: dict[str, Any] | None = None
     """Best validation so far: ``episode``, ``accuracy`` and, with ``keep = best``, ``model_state`` (its weights
     alone where the model has ``final_state_dict``)."""
@@ -163,6 +167,7 @@ class Run:
             "per_episode": stored,
             "loss_history": done.loss_history,
             "val_history": done.val_history,
+            "val_detail": done.val_detail,
             "config": _plain(config.to_dict()),
             "runtime": getattr(model, "runtime", None),
             "provenance": self._provenance(),
@@ -278,10 +283,12 @@ class Run:
             values.append(value)
         return values
 
-    def _validate(self, model: Model, done: Progress) -> None:
-        accuracy = validation_accuracy(self.prepared, model)
+    def _validate(self, model: Model, done: Progress, train_wall_s: float) -> None:
+        accuracy, by_instance = validation_scores(self.prepared, model)
         episode = self._episodes(done.step)
         done.val_history.append([episode, accuracy])
+        detail: dict[str, Any] = {"episode": episode, "train_wall_time_s": round(train_wall_s, 3)}
+        done.val_detail.append(detail if by_instance is None else {**detail, "by_instance": by_instance})
         if done.best is None or accuracy > done.best["accuracy"]:
             state = None
             if self.prepared.config.keep == "best":  # the weights alone where the model gives them: nothing trains on
@@ -324,7 +331,7 @@ class Run:
                     continue
                 values = self._losses(losses, done.step, saved)
                 if validate:
-                    self._validate(model, done)
+                    self._validate(model, done, wall_before + time.perf_counter() - session_start)
                     save = save or done.stopped_early is not None
                 if save:
                     done.loss_history.append([self._episodes(done.step), float(np.mean(values))])

@@ -18,7 +18,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.evaluation import as_prediction
 from harness.runner import run
 from harness.sampling import ArrayEpisodeSource
-from harness.specs import DatasetSpec
+from harness.specs import DatasetSpec, ModelSpec
 
 QUIET = {"log": lambda _: None}
 SEQ = EpisodeSettings(EpisodeKind.SEQUENCE, ways=5, instances=10)
@@ -156,3 +156,33 @@ def test_validation_needs_a_validation_split(host, tmp_path):
     missing = fewshot_config(model="scripted", val_every=8, data={"train_classes": 30, "val_classes": 2})
     with pytest.raises(ConfigError, match=r"ways=5 is more than the 2 classes in synthetic split 'val'"):
         run(missing, host, tmp_path, **QUIET)
+
+
+class _RepeatLabel:
+    """A trainable (if learning nothing) label-sequence model, so that runs of it validate."""
+
+    @hookimpl
+    def harness_models(self) -> list[ModelSpec]:
+        """Register ``repeat-label``."""
+        seq = (EpisodeKind.SEQUENCE,)
+        return [ModelSpec("repeat-label", "Repeats the shown label (test).", seq, contract_models.PreviousLabel)]
+
+
+def test_each_validation_records_its_training_time_and_sequence_accuracy_by_instance(host, tmp_path):
+    host.register(_RepeatLabel(), "repeat-label")
+    try:
+        config = sequence_config("repeat-label", episodes=32, batch_size=8, val_every=16, val_episodes=24)
+        record = run(config, host, tmp_path, name="seq", **QUIET)
+    finally:
+        host.unregister(name="repeat-label")
+    detail = record["val_detail"]
+    assert [entry["episode"] for entry in detail] == [episode for episode, _ in record["val_history"]] == [16, 32]
+    assert 0 <= detail[0]["train_wall_time_s"] <= detail[1]["train_wall_time_s"] <= record["train_wall_time_s"]
+    for entry, (_, accuracy) in zip(detail, record["val_history"], strict=True):
+        assert len(entry["by_instance"]) == 10  # every class is shown 10 times, so the mean is the accuracy
+        assert np.mean(entry["by_instance"]) == pytest.approx(accuracy)
+        # A class's 1st presentation follows another class's label (right only at step 0, by luck); a later one
+        # follows its own class with chance about 1/5 (simulated: 0.198-0.203 for each of the 2nd to 10th).
+        assert entry["by_instance"][0] < 0.1 and all(0.08 < value < 0.35 for value in entry["by_instance"][1:])
+    few = run(fewshot_config(model="scripted", episodes=16, val_every=8, val_episodes=8), host, tmp_path, **QUIET)
+    assert [sorted(entry) for entry in few["val_detail"]] == [["episode", "train_wall_time_s"]] * 2
