@@ -203,16 +203,16 @@ def validation_scores(prepared: Prepared, model: Model) -> tuple[float, list[flo
     config = prepared.config
     split = prepared.dataset_spec.val_split
     assert split is not None, "prepare() refuses val_every without a validation split"
+    size = prepared.settings.instances + 1  # presentation numbers run from 1 to ``instances``
     correct: list[np.ndarray] = []
-    hits = shown = np.zeros(0, dtype=np.int64)
+    hits, shown = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
     for batch in batches(prepared, split, VAL, config.eval_seed, config.val_episodes):
         right = predict(model, batch, config.model).labels == batch.targets
         correct.append(right.mean(axis=1))
         if isinstance(batch, SequenceBatch):
-            size = max(len(hits), int(batch.instance.max()) + 1)
-            hits = np.bincount(batch.instance[right], minlength=size) + np.pad(hits, (0, size - len(hits)))
-            shown = np.bincount(batch.instance.ravel(), minlength=size) + np.pad(shown, (0, size - len(shown)))
-    if not shown.any():
-        return float(np.concatenate(correct).mean()), None
-    by_instance = [float(h / n) if n else None for h, n in zip(hits[1:], shown[1:], strict=True)]
-    return float(np.concatenate(correct).mean()), by_instance
+            hits += np.bincount(batch.instance[right], minlength=size)
+            shown += np.bincount(batch.instance.ravel(), minlength=size)
+    accuracy = float(np.concatenate(correct).mean())
+    if not shown.any():  # few-shot episodes
+        return accuracy, None
+    return accuracy, [float(h / n) if n else None for h, n in zip(hits[1:], shown[1:], strict=True)]
