@@ -131,15 +131,17 @@ class TorchModel:
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Restore what ``state_dict`` (or ``final_state_dict``) returned, onto this model's device
         (whatever device wrote it)."""
-        saved = torch.load(io.BytesIO(state["torch"]), map_location=self.device, weights_only=True)
+        # Loaded onto the CPU: ``load_state_dict`` copies weights and optimizer state to this model's device, and
+        # generator states (a module's extra state, say) must stay CPU tensors whatever device wrote them.
+        saved = torch.load(io.BytesIO(state["torch"]), map_location="cpu", weights_only=True)
         self.module.load_state_dict(saved["module"])
         if "optimizer" not in saved:  # weights only
             return
         self.optimizer.load_state_dict(saved["optimizer"])
         if self.scheduler is not None and saved["scheduler"] is not None:
             self.scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng_cpu"].cpu())
-        cuda = [s.cpu() for s in saved["rng_cuda"]]
+        torch.set_rng_state(saved["rng_cpu"])
+        cuda = saved["rng_cuda"]
         if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
             torch.cuda.set_rng_state_all(cuda)
 
