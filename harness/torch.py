@@ -20,7 +20,10 @@ GPU run resumes or evaluates on a CPU and the other way round.
 
 Prediction runs under ``torch.inference_mode()`` with the network in ``eval()`` mode:
 batch-norm layers use their running statistics, as a model deployed on one episode
-would (not the statistics of the test batch).
+would (not the statistics of the test batch). A model whose forward pass takes gradients
+(``torch.func.grad``, as MetaNet's fast weights do) sets ``inference_mode = False`` and
+predicts under ``torch.no_grad()``: inside inference mode torch 2.11 returned all-zero
+gradients without a word (measured, CPU and CUDA; torch 2.13 returned the right ones).
 """
 
 from __future__ import annotations
@@ -45,6 +48,10 @@ STATE_FORMAT = "harness-torch/1"
 
 class TorchModel:
     """Implements the ``Model`` protocol around a subclass's ``build``, ``loss`` and ``logits``."""
+
+    inference_mode: bool = True
+    """Predict under ``torch.inference_mode()``; ``False``: under ``torch.no_grad()``, for a forward pass that takes
+    gradients itself (``torch.func.grad``)."""
 
     def __init__(self, context: ModelContext) -> None:
         self.context = context
@@ -103,7 +110,7 @@ class TorchModel:
         """Label ids (and the logits as scores where they are per label), in eval mode."""
         self.module.eval()
         data = inputs.to_torch(self.device)
-        with torch.inference_mode():
+        with torch.inference_mode() if self.inference_mode else torch.no_grad():
             logits = self._first_compiled_call(lambda: self._autocast_call(self.logits, data))
             labels = self.labels(logits, data)
         per_label = logits.shape[-1] == inputs.settings.num_labels

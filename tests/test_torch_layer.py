@@ -169,3 +169,17 @@ def test_a_finished_run_keeps_only_the_tested_weights(host, tmp_path):
     assert set(torch.load(io.BytesIO(state["model_state"]["torch"]), weights_only=True)) == {"module"}
     result = evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", host)
     assert result["metrics"] == record["metrics"] and result["kept"] == "best"
+
+
+@pytest.mark.parametrize("inference_mode", [True, False])
+def test_prediction_runs_in_inference_mode_unless_the_model_opts_out(host, inference_mode):
+    """``inference_mode = False`` predicts under ``no_grad`` (a forward pass that takes gradients itself needs it)."""
+    model = prepare(config(), host).build_model()
+    model.inference_mode = inference_mode
+    seen = []
+    model.module.register_forward_hook(
+        lambda *_: seen.append((torch.is_inference_mode_enabled(), torch.is_grad_enabled()))
+    )
+    batch = prepare(config(), host).source.sample("test", model.context.settings, [np.random.default_rng(0)])
+    model.predict(batch.inputs())
+    assert seen == [(inference_mode, False)]

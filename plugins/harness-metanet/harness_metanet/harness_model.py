@@ -56,6 +56,8 @@ def model_options(params: dict[str, Any]) -> dict[str, Any]:
 class MetaNetModel(TorchModel):
     """MetaNet: fast weights from the support set's loss gradients, read per query from a memory."""
 
+    inference_mode = False  # its per-example gradients came back as zeros inside inference mode on torch 2.11
+
     def build(self, context: ModelContext) -> nn.Module:
         """MetaNet for the run's ways and shots, with the backbone that fits its images."""
         channels, height, width = context.input_shape

@@ -191,3 +191,24 @@ def test_a_committed_checkpoint_gives_the_values_in_its_record(host, cell, tmp_p
         for metric, keys in committed.values.items():
             for key, column in keys.items():
                 np.testing.assert_array_equal(again[f"{metric}/{key}"], column[:CHECKED_EPISODES])
+
+
+def test_prediction_takes_its_per_example_gradients_outside_inference_mode(host):
+    """Inside ``torch.inference_mode()`` torch 2.11 gave all-zero per-example gradients (measured on CPU and CUDA), so
+    predictions were constant and accuracy exactly chance: MetaNet predicts under ``no_grad``, where they are right."""
+    import torch
+
+    from harness.evaluation import TEST, episode_rngs
+
+    prepared = prepare(config(shots=1), host)
+    model = prepared.build_model()
+    batch = prepared.source.sample("test", prepared.settings, episode_rngs(0, TEST, 0, 2))
+    seen = []
+    model.module.register_forward_hook(lambda *_: seen.append(torch.is_inference_mode_enabled()))
+    model.predict(batch.inputs())
+    assert seen == [False]
+    net, data = model.module, batch.inputs().to_torch(model.device)
+    feats = net.b.trunk(data["support_images"]).flatten(0, 1)
+    with torch.no_grad():
+        grads = net.per_example_grads(net.b, feats, data["support_targets"].flatten())
+    assert all(g.abs().sum() > 0 for g in grads.values())
