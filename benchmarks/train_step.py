@@ -20,7 +20,8 @@ support examples, batched (``per_example_grads``: vmap over grad) against one ba
 per example in a Python loop, and reports the speed-up. ``--grads-only`` times only that
 (a MetaNet training step takes tens of seconds on a CPU).
 
-    python benchmarks/train_step.py [--models NAME ...] [--threads 2] [--steps 20] [--variants] [--grads-only]
+    python benchmarks/train_step.py [--models NAME ...] [--row LABEL ...] [--setting NAME ...] [--threads 2]
+                                    [--steps 20] [--device cuda] [--variants] [--grads-only]
                                     [--wait-policy passive|active] [--json PATH]
 
 ``--wait-policy`` sets ``OMP_WAIT_POLICY`` for the timed processes (default: the environment's, else
@@ -177,6 +178,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", nargs="*", help="only these models (default: every trainable one)")
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--row", action="append", help="only this row (repeatable), e.g. 'MetaNet'")
+    parser.add_argument("--setting", action="append", help="only this setting (repeatable), e.g. '20-way 1-shot'")
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--variants", action="store_true", help="also bf16, channels_last, compile for the ProtoNet")
@@ -191,7 +194,8 @@ def main() -> None:
     if args.one:
         print(json.dumps(time_cell(json.loads(args.one), args.steps, args.threads, args.device, args.grads_only)))
         return
-    todo = cells(args.models)
+    todo = [c for c in cells(args.models) if (not args.row or c["row"] in args.row)
+            and (not args.setting or c["setting"] in args.setting)]  # fmt: skip
     if args.grads_only:
         todo = [c for c in todo if c["model"] == "metanet"]
     if args.variants:
