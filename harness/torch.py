@@ -15,8 +15,8 @@ and ``TorchModel`` does the rest: the device (``device`` run option), ``bf16`` a
 gradient clipping, seeding torch's global generators from the run seed and saving their
 state (CPU and CUDA) with the weights, so that ``nn.Dropout`` or ``nn.init`` need no care
 and a killed run resumes bit-identical on the same device. Checkpoints hold CPU-loadable
-bytes (``torch.save``, read back with ``weights_only=True`` onto this run's device), so a
-GPU run resumes or evaluates on a CPU and the other way round.
+bytes (``torch.save``, read back with ``weights_only=True`` onto the CPU, then copied into
+this run's device), so a GPU run resumes or evaluates on a CPU and the other way round.
 
 Prediction runs under ``torch.inference_mode()`` with the network in ``eval()`` mode:
 batch-norm layers use their running statistics, as a model deployed on one episode
