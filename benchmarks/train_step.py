@@ -198,6 +198,8 @@ def main() -> None:
             and (not args.setting or c["setting"] in args.setting)]  # fmt: skip
     if args.grads_only:
         todo = [c for c in todo if c["model"] == "metanet"]
+    if not todo:
+        raise SystemExit("train_step.py: no installed model has a cell with that --models/--row/--setting")
     if args.variants:
         todo += [{**c, "variant": v} for c in todo if c["model"] == "example-protonet"
                  for v in ("bf16", "channels_last", "compile")]  # fmt: skip
