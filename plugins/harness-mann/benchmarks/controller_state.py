@@ -1,0 +1,167 @@
+"""How much MANN's controller says: its output h_t beside the memory's reads r_t (slow; not a test).
+
+    python plugins/harness-mann/benchmarks/controller_state.py inspect RUN_DIR [RUN_DIR ...]
+    python plugins/harness-mann/benchmarks/controller_state.py train --ways 15 --steps 400 [--param lr=0.001]
+    python plugins/harness-mann/benchmarks/controller_state.py train --ways 15 --steps 1500 --init RUN_DIR
+
+``inspect`` loads a run's kept model (the best validation's, as ``harness evaluate`` does) and,
+on 64 validation episodes, prints the mean |h_t| of the controller, the mean |r_t| of the
+reads, the mean |interface| (keys and gates), and the spread of the output logits that come
+from h_t and from r_t. ``train`` trains a ``mann`` (string labels, Omniglot, the Table 2
+settings, one thread) from scratch, or from the weights of ``--init``'s run with a fresh
+optimizer, and prints every 25 steps the loss, |h_t|, |r_t|, the keys and the LSTM's mean gate
+values, and every ``--eval-every`` steps the accuracy by instance on 160 validation episodes.
+Needs the Omniglot archives (``HARNESS_OMNIGLOT_DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import time
+from pathlib import Path
+
+import torch
+from harness_mann.model import _fused_loop, decode
+
+from harness import checkpoints
+from harness.config import build_config
+from harness.evaluation import TRAIN, VAL, batches
+from harness.plugins import PluginHost
+from harness.prepare import prepare
+
+TABLE2 = {
+    "model": "mann",
+    "dataset": "omniglot",
+    "kind": "sequence",
+    "instances": 10,
+    "labels": "string",
+    "augment": True,
+    "batch_size": 16,
+    "device": "cpu",
+    "threads": 1,
+    "data": {"image_size": 20},
+}
+
+
+def kept_weights(run: Path) -> tuple[dict, dict]:
+    """A run's config and the weights ``harness evaluate`` would test (the best validation's under keep = best)."""
+    state = checkpoints.load(run / "checkpoint.pkl")
+    best = state.get("best") or {}
+    use_best = state["config"].get("keep") == "best" and best.get("model_state") is not None and not state.get("final")
+    saved = (best if use_best else state)["model_state"]
+    weights = torch.load(io.BytesIO(saved["torch"]), map_location="cpu", weights_only=True)["module"]
+    return state, weights
+
+
+def internals(net, data: dict) -> dict:
+    """h_t, r_t, the interface and the LSTM gates of one forward pass (no gradient)."""
+    with torch.no_grad():
+        pre = net.input_proj(torch.cat([data["images"].flatten(2), data["previous_codes"].float()], -1))
+        hs, rs, saved, _ = _fused_loop(net, pre, net.recurrent.weight, net.interface.weight, net.interface.bias, True)
+        out = {"h": hs, "r": rs, "interface": hs @ net.interface.weight.T + net.interface.bias}
+        if net.controller == "lstm":
+            gates = torch.stack([entry[1] for entry in saved], 1)
+            hid = net.hidden
+            out.update(input=gates[..., :hid], forget=gates[..., hid : 2 * hid], output=gates[..., 2 * hid :])
+        return out
+
+
+def inspect(runs: list[Path]) -> None:
+    for run in runs:
+        state, weights = kept_weights(run)
+        config = build_config({**state["config"], "device": "cpu"}, source=str(run))
+        prepared = prepare(config, PluginHost(), input_shape=tuple(state["input_shape"]), evaluating=True)
+        model = prepared.build_model()
+        model.module.load_state_dict(weights)
+        net = model.module
+        data = next(iter(batches(prepared, "val", VAL, 0, 64))).to_torch("cpu")
+        parts = internals(net, data)
+        hid = net.hidden
+        from_h = parts["h"] @ net.output.weight[:, :hid].T
+        from_r = parts["r"] @ net.output.weight[:, hid:].T
+        print(
+            json.dumps(
+                {
+                    "run": str(run),
+                    "ways": state["config"]["ways"],
+                    "episodes_trained": state["episodes_trained"],
+                    "h": round(parts["h"].abs().mean().item(), 4),
+                    "r": round(parts["r"].abs().mean().item(), 4),
+                    "interface": round(parts["interface"].abs().mean().item(), 4),
+                    "logit_std_from_h": round(from_h.std().item(), 4),
+                    "logit_std_from_r": round(from_r.std().item(), 4),
+                }
+            )
+        )
+
+
+def accuracy_by_instance(model, episodes: list) -> list[float]:
+    """Percent right at the 1st..10th instance of a class (string labels: all five characters)."""
+    right, count = torch.zeros(10), torch.zeros(10)
+    for batch in episodes:
+        ids = torch.as_tensor(model.predict(batch).labels)
+        data = batch.to_torch("cpu")
+        truth = decode(data["targets"], True) if data["targets"].dim() == 3 else data["targets"]
+        instance = data["instance"].long() - 1
+        ok = (ids == truth).float()
+        right.index_add_(0, instance.flatten(), ok.flatten())
+        count.index_add_(0, instance.flatten(), torch.ones_like(ok.flatten()))
+    return [round(v, 1) for v in (100 * right / count).tolist()]
+
+
+def train(ways: int, steps: int, init: Path | None, params: dict, eval_every: int, seed: int) -> None:
+    values = {**TABLE2, "ways": ways, "episodes": steps * 16, "seed": seed, "params": {"lr": 0.003, **params}}
+    prepared = prepare(build_config(values, source="controller_state"), PluginHost())
+    model = prepared.build_model()
+    if init is not None:
+        model.module.load_state_dict(kept_weights(init)[1])
+    net = model.module
+    episodes = list(batches(prepared, "val", VAL, 0, 160))
+    if init is not None:
+        print(json.dumps({"step": 0, "accuracy_by_instance": accuracy_by_instance(model, episodes)}), flush=True)
+    start, losses = time.time(), []
+    for step, batch in enumerate(batches(prepared, "train", TRAIN, seed, steps * 16), start=1):
+        losses.append(model.train_step(batch).item())
+        row: dict = {}
+        if step % 25 == 0 or step == 1:
+            parts = internals(net, batch.to_torch("cpu"))
+            row = {"loss": round(sum(losses[-25:]) / len(losses[-25:]), 4)}
+            row.update({k: round(parts[k].abs().mean().item(), 4) for k in ("h", "r", "interface")})
+            row.update({k: round(parts[k].mean().item(), 3) for k in ("input", "forget", "output") if k in parts})
+        if eval_every and step % eval_every == 0:
+            row["accuracy_by_instance"] = accuracy_by_instance(model, episodes)
+        if row:
+            print(json.dumps({"step": step, "episodes": step * 16, **row, "s": round(time.time() - start)}), flush=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    one = sub.add_parser("inspect", help="controller and read magnitudes of trained runs")
+    one.add_argument("runs", nargs="+", type=Path, help="run folders holding a checkpoint.pkl of a mann run")
+    two = sub.add_parser("train", help="train from scratch (or from --init) and print the controller's state")
+    two.add_argument("--ways", type=int, default=15)
+    two.add_argument("--steps", type=int, default=400, help="training steps of 16 episodes")
+    two.add_argument("--init", type=Path, help="start from this run's kept weights (fresh optimizer)")
+    two.add_argument("--param", action="append", default=[], metavar="KEY=VALUE", help="model parameter")
+    two.add_argument("--eval-every", type=int, default=0, help="steps between accuracy checks (0: none)")
+    two.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    if args.command == "inspect":
+        inspect(args.runs)
+        return
+    params = {}
+    for item in args.param:
+        key, _, value = item.partition("=")
+        try:
+            params[key] = float(value)
+        except ValueError:
+            params[key] = value
+    train(args.ways, args.steps, args.init, params, args.eval_every, args.seed)
+
+
+if __name__ == "__main__":
+    main()

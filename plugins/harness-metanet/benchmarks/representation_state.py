@@ -1,0 +1,95 @@
+"""Whether a trained MetaNet's representation learner u still tells images apart (a diagnostic; not a test).
+
+    python plugins/harness-metanet/benchmarks/representation_state.py RUN_DIR [RUN_DIR ...]
+
+For each run folder (a ``metanet`` run's ``checkpoint.pkl``), loads the weights that ``harness
+evaluate`` tests and, on the first validation episode, prints: the memory read's attention
+(mean largest weight, and its entropy beside ln(N·K), the entropy of a uniform read); how alike
+u's keys of the queries are (mean cosine similarity to their mean, with and without the
+task-level fast weights); and u's penultimate layer with its slow weights only (the share of
+its units that no query turns on, and the spread of the rest over the queries). A collapsed u
+reads memory uniformly, so every query gets the same fast weights and the same prediction.
+Needs the Omniglot archives (``HARNESS_OMNIGLOT_DIR``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import math
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from harness import checkpoints
+from harness.config import build_config
+from harness.errors import HarnessError
+from harness.evaluation import VAL, batches
+from harness.plugins import PluginHost
+from harness.prepare import prepare
+
+
+def kept_model(run: Path):
+    """The run's model with the weights ``harness evaluate`` would test, and the prepared run."""
+    state = checkpoints.load(run / "checkpoint.pkl")
+    config = build_config({**state["config"], "device": "cpu"}, source=str(run))
+    prepared = prepare(config, PluginHost(), input_shape=tuple(state["input_shape"]), evaluating=True)
+    model = prepared.build_model()
+    best = state.get("best") or {}
+    use_best = state["config"].get("keep") == "best" and best.get("model_state") is not None and not state.get("final")
+    saved = (best if use_best else state)["model_state"]["torch"]
+    model.module.load_state_dict(torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True)["module"])
+    return state, prepared, model.module
+
+
+def report(run: Path) -> dict:
+    state, prepared, net = kept_model(run)
+    net.eval()
+    data = next(iter(batches(prepared, "val", VAL, 0, 1))).to_torch("cpu")
+    support, labels, queries = data["support_images"], data["support_targets"], data["query_images"]
+    with torch.no_grad():
+        net(support, labels, queries)
+        attention = net.last_attention[0]  # [Q, N*K]
+        generated = net._generate(support, labels)
+        task = () if generated["Q*"] is None else (net.u.split(generated["Q*"]),)
+        features = net.u.trunk(queries)
+        keys = {
+            "with task fast weights": net.u.head(features, fast=task, upto=net.cfg["key_layer"])[0],
+            "slow weights only": net.u.head(features, upto=net.cfg["key_layer"])[0],
+        }
+        penultimate = net.u.head(features, upto="penultimate")[0]  # [Q, units]
+    alive = penultimate.amax(0) > 0
+    entropy = -(attention * attention.clamp_min(1e-12).log()).sum(-1).mean().item()
+    return {
+        "run": str(run),
+        "setting": f"{state['config']['ways']}-way {state['config']['shots']}-shot",
+        "variant": state["config"]["params"].get("variant"),
+        "episodes_trained": state["episodes_trained"],
+        "attention_max": round(attention.max(-1).values.mean().item(), 4),
+        "attention_entropy": round(entropy, 6),
+        "uniform_entropy": round(math.log(attention.shape[-1]), 6),
+        "key_cosine_to_mean": {
+            name: round(F.cosine_similarity(k, k.mean(0, keepdim=True), dim=-1).mean().item(), 4)
+            for name, k in keys.items()
+        },
+        "u_penultimate_never_active": round(1 - alive.float().mean().item(), 3),
+        "u_penultimate_spread": round(penultimate[:, alive].std(0).mean().item() if alive.any() else 0.0, 4),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("runs", nargs="+", type=Path, help="run folders holding a metanet run's checkpoint.pkl")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    for run in args.runs:
+        try:
+            print(json.dumps(report(run)))
+        except HarnessError as exc:
+            print(f"{run}: {exc}")
+
+
+if __name__ == "__main__":
+    main()
