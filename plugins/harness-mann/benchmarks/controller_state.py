@@ -27,6 +27,7 @@ from harness_mann.model import _fused_loop, decode
 
 from harness import checkpoints
 from harness.config import build_config
+from harness.errors import HarnessError
 from harness.evaluation import TRAIN, VAL, batches
 from harness.plugins import PluginHost
 from harness.prepare import prepare
@@ -48,6 +49,8 @@ TABLE2 = {
 def kept_weights(run: Path) -> tuple[dict, dict]:
     """A run's config and the weights ``harness evaluate`` would test (the best validation's under keep = best)."""
     state = checkpoints.load(run / "checkpoint.pkl")
+    if state["config"].get("model") != "mann":
+        raise HarnessError(f"{run}: a run of {state['config'].get('model')!r}; this script looks inside 'mann' runs")
     best = state.get("best") or {}
     use_best = state["config"].get("keep") == "best" and best.get("model_state") is not None and not state.get("final")
     saved = (best if use_best else state)["model_state"]
@@ -150,17 +153,25 @@ def main() -> None:
     two.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
     torch.set_num_threads(1)
-    if args.command == "inspect":
-        inspect(args.runs)
-        return
+    try:
+        if args.command == "inspect":
+            inspect(args.runs)
+        else:
+            train(args.ways, args.steps, args.init, parse_params(args.param), args.eval_every, args.seed)
+    except HarnessError as exc:
+        raise SystemExit(f"error: {exc}") from None
+
+
+def parse_params(items: list[str]) -> dict:
+    """KEY=VALUE pairs, numbers as floats."""
     params = {}
-    for item in args.param:
+    for item in items:
         key, _, value = item.partition("=")
         try:
             params[key] = float(value)
         except ValueError:
             params[key] = value
-    train(args.ways, args.steps, args.init, params, args.eval_every, args.seed)
+    return params
 
 
 if __name__ == "__main__":

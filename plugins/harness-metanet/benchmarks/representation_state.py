@@ -34,6 +34,8 @@ from harness.prepare import prepare
 def kept_model(run: Path):
     """The run's model with the weights ``harness evaluate`` would test, and the prepared run."""
     state = checkpoints.load(run / "checkpoint.pkl")
+    if state["config"].get("model") != "metanet":
+        raise HarnessError(f"{run}: a run of {state['config'].get('model')!r}; this script looks inside 'metanet' runs")
     config = build_config({**state["config"], "device": "cpu"}, source=str(run))
     prepared = prepare(config, PluginHost(), input_shape=tuple(state["input_shape"]), evaluating=True)
     model = prepared.build_model()
@@ -88,7 +90,7 @@ def main() -> None:
         try:
             print(json.dumps(report(run)))
         except HarnessError as exc:
-            print(f"{run}: {exc}")
+            print(f"error: {exc}")
 
 
 if __name__ == "__main__":
