@@ -337,10 +337,10 @@ def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``harness reproduce``."""
-    from tqdm import tqdm
 
     from harness.paper_tables import paper_cells, search_path
     from harness.reproduce import check_executor, reproduce, select
+    from harness.streams import log_line
 
     search_path(args.papers)
     check_executor(args.executor, args.address)
@@ -372,7 +372,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             device=args.device,
             threads=args.threads,
             progress=not args.no_progress,
-            log=lambda msg: tqdm.write(msg, file=sys.stderr),
+            log=log_line,
             tracebacks=args.traceback,
         )
         failed += done["failed"]

@@ -10,13 +10,12 @@ line. What Ray prints while it runs goes to stderr, so stdout keeps the results.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import logging
 import os
 import socket
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from harness.errors import ConfigError, describe
 from harness.plugins import HostSetup, PluginHost
 from harness.prepare import Prepared, prepare
 from harness.reproduce import FAILED, Job, claim_and_run
+from harness.streams import stdout_to_stderr
 from harness.tables import Cell
 
 PROBE_TIMEOUT_S = 3.0
@@ -92,7 +92,7 @@ def execute_ray(
         import ray
     except ImportError:
         raise ConfigError("--executor ray needs Ray: pip install 'harness[ray]'") from None
-    with _stdout_to_stderr():
+    with stdout_to_stderr():
         started_here = not ray.is_initialized()
         if started_here:
             _init(ray, address)
@@ -150,18 +150,3 @@ def _worker_failure(exc: BaseException, tracebacks: bool) -> str:
     cause = getattr(exc, "cause", None) or exc
     line = f"its Ray worker failed ({describe(cause)}); {RESUMES}"
     return line + (f"\n{exc}" if tracebacks else "")
-
-
-@contextlib.contextmanager
-def _stdout_to_stderr() -> Iterator[None]:
-    """Send what is written to stdout, by Ray's threads and processes too, to stderr meanwhile."""
-    sys.stdout.flush()
-    saved = os.dup(1)
-    os.dup2(2, 1)
-    try:
-        with contextlib.redirect_stdout(sys.stderr):
-            yield
-    finally:
-        sys.stdout.flush()
-        os.dup2(saved, 1)
-        os.close(saved)
