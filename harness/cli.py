@@ -337,7 +337,6 @@ def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``harness reproduce``."""
-
     from harness.paper_tables import paper_cells, search_path
     from harness.reproduce import check_executor, reproduce, select
     from harness.streams import log_line
