@@ -440,9 +440,8 @@ def evaluate_checkpoint(
     config = build_config(values, source=str(path))
     prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
     model = guarded(prepared.build_model(), prepared.config.model, prepared.model_plugin)
-    best = state.get("best") or {}
-    use_best = prepared.config.keep == "best" and best.get("model_state") is not None and not state.get("final")
-    model.load_state_dict(best["model_state"] if use_best else state["model_state"])
+    model_state, use_best = kept_model_state(state)
+    model.load_state_dict(model_state)
     metrics, episode_values = score(prepared, model, progress=progress)
     result = {
         "checkpoint": str(path),
@@ -458,6 +457,14 @@ def evaluate_checkpoint(
     if episodes_out is not None:
         result["per_episode"] = per_episode.write_file(episodes_out, episode_values)
     return result
+
+
+def kept_model_state(state: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The model state of a checkpoint that ``harness evaluate`` tests, and whether it is the best validation's:
+    the best under ``keep = best`` (a finished run's checkpoint holds its kept model already), else the last."""
+    best = state.get("best") or {}
+    use_best = state["config"].get("keep") == "best" and best.get("model_state") is not None and not state.get("final")
+    return (best["model_state"] if use_best else state["model_state"]), use_best
 
 
 def _check_episodes_out(path: Path) -> None:

@@ -31,6 +31,7 @@ from harness.errors import HarnessError
 from harness.evaluation import TRAIN, VAL, batches
 from harness.plugins import PluginHost
 from harness.prepare import prepare
+from harness.runner import kept_model_state
 
 TABLE2 = {
     "model": "mann",
@@ -51,10 +52,8 @@ def kept_weights(run: Path) -> tuple[dict, dict]:
     state = checkpoints.load(run / "checkpoint.pkl")
     if state["config"].get("model") != "mann":
         raise HarnessError(f"{run}: a run of {state['config'].get('model')!r}; this script looks inside 'mann' runs")
-    best = state.get("best") or {}
-    use_best = state["config"].get("keep") == "best" and best.get("model_state") is not None and not state.get("final")
-    saved = (best if use_best else state)["model_state"]
-    weights = torch.load(io.BytesIO(saved["torch"]), map_location="cpu", weights_only=True)["module"]
+    saved = kept_model_state(state)[0]["torch"]
+    weights = torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True)["module"]
     return state, weights
 
 

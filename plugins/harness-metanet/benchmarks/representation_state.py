@@ -29,6 +29,7 @@ from harness.errors import HarnessError
 from harness.evaluation import VAL, batches
 from harness.plugins import PluginHost
 from harness.prepare import prepare
+from harness.runner import kept_model_state
 
 
 def kept_model(run: Path):
@@ -39,9 +40,7 @@ def kept_model(run: Path):
     config = build_config({**state["config"], "device": "cpu"}, source=str(run))
     prepared = prepare(config, PluginHost(), input_shape=tuple(state["input_shape"]), evaluating=True)
     model = prepared.build_model()
-    best = state.get("best") or {}
-    use_best = state["config"].get("keep") == "best" and best.get("model_state") is not None and not state.get("final")
-    saved = (best if use_best else state)["model_state"]["torch"]
+    saved = kept_model_state(state)[0]["torch"]
     model.module.load_state_dict(torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True)["module"])
     return state, prepared, model.module
 
