@@ -24,12 +24,13 @@ import numpy as np
 
 from harness import __version__, atomic, checkpoints, per_episode, provenance, records, rundirs, writable
 from harness.checkpoints import CHECKPOINT
-from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig, build_config, check_device_name
+from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig, check_device_name
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
 from harness.evaluation import TRAIN, batches, score, validation_scores
 from harness.guard import guarded, model_state
 from harness.plugins import PluginHost, PluginInfo
 from harness.prepare import Prepared, default_name, prepare
+from harness.restore import restore
 from harness.specs import Model
 
 RECORD = "record.json"
@@ -436,12 +437,9 @@ def evaluate_checkpoint(
         data = {**(data or {}), **host.datasets.get(values.get("test_dataset") or values["dataset"]).data_dir(data_dir)}
     if data:
         values[key] = {**values.get(key, {}), **data}
-    shape = state.get("input_shape")
-    config = build_config(values, source=str(path))
-    prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
-    model = guarded(prepared.build_model(), prepared.config.model, prepared.model_plugin)
-    model_state, use_best = kept_model_state(state)
-    model.load_state_dict(model_state)
+    restored = restore(state, host, values, source=str(path))
+    prepared = restored.prepared
+    model = guarded(restored.model, prepared.config.model, prepared.model_plugin)
     metrics, episode_values = score(prepared, model, progress=progress)
     result = {
         "checkpoint": str(path),
@@ -450,21 +448,13 @@ def evaluate_checkpoint(
         "test_dataset": prepared.test_spec.name,
         "setting": prepared.settings.describe(),
         "episodes_trained": state["episodes_trained"],
-        "kept": state["kept"]["which"] if state.get("final") else "best" if use_best else "last",
+        "kept": restored.kept,
         "eval_episodes": prepared.config.eval_episodes,
         "metrics": metrics,
     }
     if episodes_out is not None:
         result["per_episode"] = per_episode.write_file(episodes_out, episode_values)
     return result
-
-
-def kept_model_state(state: dict[str, Any]) -> tuple[dict[str, Any], bool]:
-    """The model state of a checkpoint that ``harness evaluate`` tests, and whether it is the best validation's:
-    the best under ``keep = best`` (a finished run's checkpoint holds its kept model already), else the last."""
-    best = state.get("best") or {}
-    use_best = state["config"].get("keep") == "best" and best.get("model_state") is not None and not state.get("final")
-    return (best["model_state"] if use_best else state["model_state"]), use_best
 
 
 def _check_episodes_out(path: Path) -> None:

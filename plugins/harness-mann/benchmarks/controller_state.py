@@ -17,7 +17,6 @@ Needs the Omniglot archives (``HARNESS_OMNIGLOT_DIR``).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import time
 from pathlib import Path
@@ -31,7 +30,7 @@ from harness.errors import HarnessError
 from harness.evaluation import TRAIN, VAL, batches
 from harness.plugins import PluginHost
 from harness.prepare import prepare
-from harness.runner import kept_model_state
+from harness.restore import restore
 
 TABLE2 = {
     "model": "mann",
@@ -47,14 +46,12 @@ TABLE2 = {
 }
 
 
-def kept_weights(run: Path) -> tuple[dict, dict]:
-    """A run's config and the weights ``harness evaluate`` would test (the best validation's under keep = best)."""
+def kept_model(run: Path):
+    """A run's checkpoint and its model with the weights ``harness evaluate`` would test."""
     state = checkpoints.load(run / "checkpoint.pkl")
     if state["config"].get("model") != "mann":
         raise HarnessError(f"{run}: a run of {state['config'].get('model')!r}; this script looks inside 'mann' runs")
-    saved = kept_model_state(state)[0]["torch"]
-    weights = torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True)["module"]
-    return state, weights
+    return state, restore(state, PluginHost(), {**state["config"], "device": "cpu"}, source=str(run))
 
 
 def internals(net, data: dict) -> dict:
@@ -72,12 +69,8 @@ def internals(net, data: dict) -> dict:
 
 def inspect(runs: list[Path]) -> None:
     for run in runs:
-        state, weights = kept_weights(run)
-        config = build_config({**state["config"], "device": "cpu"}, source=str(run))
-        prepared = prepare(config, PluginHost(), input_shape=tuple(state["input_shape"]), evaluating=True)
-        model = prepared.build_model()
-        model.module.load_state_dict(weights)
-        net = model.module
+        state, restored = kept_model(run)
+        prepared, net = restored.prepared, restored.model.module
         data = next(iter(batches(prepared, "val", VAL, 0, 64))).to_torch("cpu")
         parts = internals(net, data)
         hid = net.hidden
@@ -118,7 +111,7 @@ def train(ways: int, steps: int, init: Path | None, params: dict, eval_every: in
     prepared = prepare(build_config(values, source="controller_state"), PluginHost())
     model = prepared.build_model()
     if init is not None:
-        model.module.load_state_dict(kept_weights(init)[1])
+        model.module.load_state_dict(kept_model(init)[1].model.module.state_dict())
     net = model.module
     episodes = list(batches(prepared, "val", VAL, 0, 160))
     if init is not None:

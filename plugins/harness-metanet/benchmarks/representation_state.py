@@ -15,7 +15,6 @@ Needs the Omniglot archives (``HARNESS_OMNIGLOT_DIR``).
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import math
 from pathlib import Path
@@ -24,12 +23,10 @@ import torch
 import torch.nn.functional as F
 
 from harness import checkpoints
-from harness.config import build_config
 from harness.errors import HarnessError
 from harness.evaluation import VAL, batches
 from harness.plugins import PluginHost
-from harness.prepare import prepare
-from harness.runner import kept_model_state
+from harness.restore import restore
 
 
 def kept_model(run: Path):
@@ -37,12 +34,8 @@ def kept_model(run: Path):
     state = checkpoints.load(run / "checkpoint.pkl")
     if state["config"].get("model") != "metanet":
         raise HarnessError(f"{run}: a run of {state['config'].get('model')!r}; this script looks inside 'metanet' runs")
-    config = build_config({**state["config"], "device": "cpu"}, source=str(run))
-    prepared = prepare(config, PluginHost(), input_shape=tuple(state["input_shape"]), evaluating=True)
-    model = prepared.build_model()
-    saved = kept_model_state(state)[0]["torch"]
-    model.module.load_state_dict(torch.load(io.BytesIO(saved), map_location="cpu", weights_only=True)["module"])
-    return state, prepared, model.module
+    restored = restore(state, PluginHost(), {**state["config"], "device": "cpu"}, source=str(run))
+    return state, restored.prepared, restored.model.module
 
 
 def report(run: Path) -> dict:

@@ -1,0 +1,41 @@
+"""Rebuild the model a checkpoint holds: the weights ``harness evaluate`` tests, ready to score or inspect."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from harness.config import build_config
+from harness.guard import guarded
+from harness.plugins import PluginHost
+from harness.prepare import Prepared, prepare
+
+
+@dataclass(frozen=True)
+class Restored:
+    """A checkpoint's model rebuilt: the prepared run, the plugin's model with its kept weights, and which they are."""
+
+    prepared: Prepared
+    model: Any
+    kept: str
+
+
+def kept_model_state(state: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The model state of a checkpoint that ``harness evaluate`` tests, and whether it is the best validation's:
+    the best under ``keep = best`` (a finished run's checkpoint holds its kept model already), else the last."""
+    best = state.get("best") or {}
+    use_best = state["config"].get("keep") == "best" and best.get("model_state") is not None and not state.get("final")
+    return (best["model_state"] if use_best else state["model_state"]), use_best
+
+
+def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], source: str) -> Restored:
+    """Rebuild the model of checkpoint ``state`` under config ``values`` (its own config, with changes
+    such as the device or the test data) and load the weights it keeps; ``source`` names the checkpoint in errors."""
+    shape = state.get("input_shape")
+    config = build_config(values, source=source)
+    prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
+    model = prepared.build_model()
+    weights, use_best = kept_model_state(state)
+    guarded(model, prepared.config.model, prepared.model_plugin).load_state_dict(weights)
+    kept = state["kept"]["which"] if state.get("final") else "best" if use_best else "last"
+    return Restored(prepared, model, kept)
