@@ -20,7 +20,7 @@ class Restored:
     kept: str
 
 
-def kept_model_state(state: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+def _kept_model_state(state: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     """The model state of a checkpoint that ``harness evaluate`` tests, and whether it is the best validation's:
     the best under ``keep = best`` (a finished run's checkpoint holds its kept model already), else the last."""
     best = state.get("best") or {}
@@ -35,7 +35,7 @@ def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], sou
     config = build_config(values, source=source)
     prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
     model = prepared.build_model()
-    weights, use_best = kept_model_state(state)
+    weights, use_best = _kept_model_state(state)
     guarded(model, prepared.config.model, prepared.model_plugin).load_state_dict(weights)
     kept = state["kept"]["which"] if state.get("final") else "best" if use_best else "last"
     return Restored(prepared, model, kept)
