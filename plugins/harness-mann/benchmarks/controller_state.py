@@ -58,7 +58,7 @@ def internals(net, data: dict) -> dict:
     """h_t, r_t, the interface and (LRUA memory) the LSTM gates of one forward pass (no gradient)."""
     with torch.no_grad():
         pre = net.input_proj(torch.cat([data["images"].flatten(2), data["previous_codes"].float()], -1))
-        if net.memory_kind != "lrua":  # NTM addressing: the plain loop, without the gates
+        if net.memory_kind != "lrua" or not net.memory.has_tape:  # the plain loop, without the gates
             hs, rs = net._loop_reference(pre, False)
             return {"h": hs, "r": rs, "interface": net.interface(hs)}
         hs, rs, saved, _ = _fused_loop(net, pre, net.recurrent.weight, net.interface.weight, net.interface.bias, True)

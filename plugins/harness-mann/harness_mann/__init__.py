@@ -29,9 +29,10 @@ MANN_DEFAULTS = {
     "read_heads": 4,
     "gamma": 0.95,
     "key_strength": "none",
+    "write_vector": "key",
 }
-"""Paper values (LSTM 200, memory 128 x 40, 4 reads, gamma 0.95, plain softmax reads); training
-choices and the ``key_strength`` ablation in README.md."""
+"""Paper values (LSTM 200, memory 128 x 40, 4 reads, gamma 0.95, plain softmax reads, keys written); training
+choices and the ``key_strength`` and ``write_vector`` ablations in README.md."""
 ABLATION_ROW = "MANN (learned key strength)"
 """Ours only, not a paper row: MANN with NTM-style key strengths on its reads (see README.md, key_strength)."""
 PAPER_LR = {"paper": {"lr": 3e-3}}

@@ -15,7 +15,17 @@ STRING_OUTPUTS = 25
 """Five independent softmaxes over the five characters of a string label."""
 
 OPTIONS = {
-    "mann": ("controller", "memory", "hidden", "slots", "slot_size", "read_heads", "gamma", "key_strength"),
+    "mann": (
+        "controller",
+        "memory",
+        "hidden",
+        "slots",
+        "slot_size",
+        "read_heads",
+        "gamma",
+        "key_strength",
+        "write_vector",
+    ),
     "lstm": ("hidden",),
     "feedforward": ("hidden",),
 }

@@ -46,6 +46,9 @@ COSINE_EPS = 1e-8
 KEY_STRENGTHS = ("none", "learned")
 """LRUA read addressing: the paper's plain softmax over cosine similarities, or one scaled by a
 learned key strength per head (an ablation, not the paper's)."""
+WRITE_VECTORS = ("key", "add")
+"""What an LRUA head writes: its read key (the paper's eq. 8), or a separate add vector tanh(a_t)
+(an ablation, not the paper's: how the public Theano and TensorFlow MANNs write)."""
 
 
 # ----------------------------------------------------------------------------- shared
@@ -171,6 +174,11 @@ class LRUAMemory(nn.Module):
     [-1, 1], no read weight over 128 slots can exceed e/(e + 127/e) = 5.5%.  Both the reference
     step and the fast path (``LRUATape``) implement it.
 
+    ``write_vector = "add"`` (not the paper's; an ablation): each head also emits an add vector
+    a_t[h] = tanh(.) of W numbers and writes it in place of its key, as the public Theano and
+    TensorFlow MANNs do; keys still address the reads.  Reference step only (the model then
+    trains on its plain-autograd path).
+
     Initial state (per episode): memory = ``INIT_VALUE``; ``w^u_0 = 0`` (so the first
     least-used slots are 0..n-1 by the lowest-index tie rule); ``w^r_0 = 0`` (nothing has
     been read yet, so the first write goes only to the least-used slots).
@@ -181,21 +189,35 @@ class LRUAMemory(nn.Module):
     """
 
     def __init__(
-        self, slots: int = 128, slot_size: int = 40, heads: int = 4, gamma: float = 0.95, key_strength: str = "none"
+        self,
+        slots: int = 128,
+        slot_size: int = 40,
+        heads: int = 4,
+        gamma: float = 0.95,
+        key_strength: str = "none",
+        write_vector: str = "key",
     ):
         super().__init__()
         if not 0 < heads <= slots:
             raise ValueError(f"read_heads must be in 1..slots ({slots}), got {heads}")
         if key_strength not in KEY_STRENGTHS:
             raise ValueError(f"unknown key_strength {key_strength!r}; valid: {', '.join(KEY_STRENGTHS)}")
+        if write_vector not in WRITE_VECTORS:
+            raise ValueError(f"unknown write_vector {write_vector!r}; valid: {', '.join(WRITE_VECTORS)}")
         self.slots, self.slot_size, self.heads, self.gamma = slots, slot_size, heads, float(gamma)
         self.learned_strength = key_strength == "learned"
+        self.separate_add = write_vector == "add"
 
     @property
     def interface_size(self) -> int:
         """Numbers the controller emits per step: H keys of W, H gate logits, then (learned
-        key strength only) H strength logits."""
-        return self.heads * (self.slot_size + 1 + self.learned_strength)
+        key strength only) H strength logits, then (``write_vector = "add"`` only) H add vectors of W."""
+        return self.heads * (self.slot_size * (1 + self.separate_add) + 1 + self.learned_strength)
+
+    @property
+    def has_tape(self) -> bool:
+        """Whether the fast path (``LRUATape``) computes this memory's step: the paper's key writes only."""
+        return not self.separate_add
 
     @property
     def read_size(self) -> int:
@@ -204,12 +226,19 @@ class LRUAMemory(nn.Module):
     def split_interface(self, interface: Tensor) -> tuple[Tensor, Tensor, Tensor | None]:
         """interface [B, interface_size] -> keys [B, H, W], gate logits alpha [B, H] and the
         key strengths [B, H, 1] (None without a learned key strength)."""
-        heads = self.heads
+        heads, width = self.heads, self.slot_size
+        keys = interface[:, : heads * width].reshape(-1, heads, width)
+        alpha = interface[:, heads * width : heads * (width + 1)]
         if not self.learned_strength:
-            keys, alpha = interface.split([heads * self.slot_size, heads], dim=1)
-            return keys.reshape(-1, heads, self.slot_size), alpha, None
-        keys, alpha, beta = interface.split([heads * self.slot_size, heads, heads], dim=1)
-        return keys.reshape(-1, heads, self.slot_size), alpha, 1.0 + F.softplus(beta).unsqueeze(-1)
+            return keys, alpha, None
+        beta = interface[:, heads * (width + 1) : heads * (width + 2)]
+        return keys, alpha, 1.0 + F.softplus(beta).unsqueeze(-1)
+
+    def write_values(self, interface: Tensor, keys: Tensor) -> Tensor:
+        """What each head writes [B, H, W]: its key, or (``write_vector = "add"``) tanh of its add vector."""
+        if not self.separate_add:
+            return keys
+        return torch.tanh(interface[:, -self.heads * self.slot_size :]).reshape(keys.shape)
 
     def initial_state(self, batch: int, device, dtype=torch.float32):
         """(memory [B,N,W], previous read weights [B,H,N], usage [B,N]) for a new episode."""
@@ -220,14 +249,19 @@ class LRUAMemory(nn.Module):
 
     def step(self, state, interface: Tensor):
         """Reference step (autograd): interface [B, interface_size] -> (reads [B, H*W], state)."""
-        return self.step_parts(state, *self.split_interface(interface.to(state[0].dtype)))
+        interface = interface.to(state[0].dtype)
+        keys, alpha, strength = self.split_interface(interface)
+        return self.step_parts(state, keys, alpha, strength, self.write_values(interface, keys))
 
-    def step_parts(self, state, keys: Tensor, alpha: Tensor, strength: Tensor | None = None):
-        """Reference step from explicit keys [B, H, W], gate logits [B, H] and key strengths [B, H, 1]."""
+    def step_parts(
+        self, state, keys: Tensor, alpha: Tensor, strength: Tensor | None = None, values: Tensor | None = None
+    ):
+        """Reference step from explicit keys [B, H, W], gate logits [B, H], key strengths [B, H, 1] and
+        the vectors written [B, H, W] (None: the keys, as the paper writes)."""
         memory, prev_read, usage = state
         w_lu, order = least_used(usage, self.heads)
         write_weights = lrua_write_weights(torch.sigmoid(alpha), prev_read, w_lu)
-        memory = lrua_write(memory, write_weights, keys, order[:, 0])
+        memory = lrua_write(memory, write_weights, keys if values is None else values, order[:, 0])
         read_weights, reads = content_read(memory, keys, strength)
         usage = update_usage(usage, read_weights, write_weights, self.gamma)
         return reads.reshape(reads.shape[0], -1), (memory, read_weights, usage)

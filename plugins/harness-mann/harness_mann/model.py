@@ -223,15 +223,18 @@ class MANN(nn.Module):
         read_heads: int = 4,
         gamma: float = 0.95,
         key_strength: str = "none",
+        write_vector: str = "key",
     ):
         super().__init__()
         _check_name("controller", controller, CONTROLLERS)
         _check_name("memory", memory, MEMORIES)
         self.controller, self.memory_kind, self.hidden = controller, memory, hidden
         if memory == "lrua":
-            self.memory = LRUAMemory(slots, slot_size, read_heads, gamma, key_strength)
+            self.memory = LRUAMemory(slots, slot_size, read_heads, gamma, key_strength, write_vector)
         elif key_strength != "none":
             raise ValueError("key_strength applies to memory = lrua only (NTM addressing has its own)")
+        elif write_vector != "key":
+            raise ValueError("write_vector applies to memory = lrua only (NTM writes erase and add vectors)")
         else:
             self.memory = NTMMemory(slots, slot_size, read_heads)
         read = self.memory.read_size
@@ -253,6 +256,7 @@ class MANN(nn.Module):
         fused = (
             self.fused
             and self.memory_kind == "lrua"
+            and self.memory.has_tape
             and not amp
             and pre.dtype in (torch.float32, torch.float64)
             and self.recurrent.weight.dtype == pre.dtype
@@ -326,7 +330,17 @@ class FeedforwardBaseline(nn.Module):
 
 _BUILDERS = {"mann": MANN, "lstm": LSTMBaseline, "feedforward": FeedforwardBaseline}
 _OPTIONS = {
-    "mann": ("controller", "gamma", "hidden", "key_strength", "memory", "read_heads", "slot_size", "slots"),
+    "mann": (
+        "controller",
+        "gamma",
+        "hidden",
+        "key_strength",
+        "memory",
+        "read_heads",
+        "slot_size",
+        "slots",
+        "write_vector",
+    ),
     "lstm": ("hidden",),
     "feedforward": ("hidden",),
 }

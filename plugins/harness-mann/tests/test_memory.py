@@ -110,6 +110,24 @@ def test_lrua_step_zeroes_least_used_slot_and_writes_to_least_used(fast):
     assert torch.allclose(new_usage, 0.5 * usage + read_w.sum(1) + t([[0.0, 0.0, 0.75, 0.25]]), atol=1e-12)
 
 
+def test_add_vector_write_stores_tanh_of_the_add_vector_and_reads_by_key():
+    mem = LRUAMemory(slots=4, slot_size=2, heads=1, gamma=0.5, write_vector="add")
+    assert mem.interface_size == 2 + 1 + 2 and not mem.has_tape  # key, gate logit, add vector
+    memory = t([[[1.0, 1.0], [2.0, 0.0], [7.0, 7.0], [0.0, 3.0]]])
+    prev_read = t([[[0.0, 0.0, 0.0, 1.0]]])
+    usage = t([[0.9, 0.8, 0.1, 0.3]])  # slot 2 least used
+    add = [math.atanh(0.5), math.atanh(-0.25)]  # tanh gives [0.5, -0.25]
+    interface = t([[1.0, -1.0, math.log(1.0 / 3.0), *add]])  # key [1, -1], sigmoid(alpha) = 0.25
+    reads, (memory_t, read_w, _) = mem.step((memory, prev_read, usage), interface)
+    # the same write weights as the key write (0.75 on slot 2, 0.25 on slot 3), of [0.5, -0.25]
+    want = t([[1.0, 1.0], [2.0, 0.0], [0.375, -0.1875], [0.125, 2.9375]])
+    assert torch.allclose(memory_t[0], want, atol=1e-12)
+    # the key [1, -1] addresses the reads: cosine with each slot, softmax, then w^r M
+    cosines = (want @ t([1.0, -1.0])) / (want.norm(dim=1) * math.sqrt(2.0))
+    assert torch.allclose(read_w[0, 0], torch.softmax(cosines, 0), atol=1e-12)
+    assert torch.allclose(reads[0], read_w[0, 0] @ want, atol=1e-12)
+
+
 def test_read_weights_softmax_of_cosine_by_hand():
     memory = t([[[2.0, 0.0], [0.0, 3.0], [-1.0, 0.0]]])
     keys = t([[[5.0, 0.0], [1.0, 1.0]]])
@@ -263,6 +281,7 @@ ALL_MODELS = [
     ("mann", {}),
     ("mann", {"memory": "ntm"}),
     ("mann", {"controller": "feedforward"}),
+    ("mann", {"write_vector": "add"}),
     ("lstm", {}),
     ("feedforward", {}),
 ]
@@ -316,6 +335,7 @@ def test_forward_is_causal(kind, options):
         ("mann", {"controller": "feedforward"}),
         ("mann", {"controller": "feedforward", "memory": "ntm"}),
         ("mann", {"key_strength": "learned"}),
+        ("mann", {"write_vector": "add"}),
         ("lstm", {}),
         ("feedforward", {}),
     ],
@@ -434,6 +454,8 @@ def test_ntm_memory_weights_are_distributions():
         (lambda: build("lstm", 4, 5, 5, memory="lrua"), ["memory", "hidden"]),
         (lambda: build("mann", 4, 5, 5, key_strength="big"), ["big", "learned", "none"]),
         (lambda: build("mann", 4, 5, 5, memory="ntm", key_strength="learned"), ["key_strength", "lrua"]),
+        (lambda: build("mann", 4, 5, 5, write_vector="value"), ["value", "add", "key"]),
+        (lambda: build("mann", 4, 5, 5, memory="ntm", write_vector="add"), ["write_vector", "lrua"]),
     ],
 )
 def test_bad_names_raise_one_line_value_error(call, words):
