@@ -205,6 +205,8 @@ class Run:
             return None
         state = checkpoints.load(self.checkpoint_path)
         saved = comparable(state["config"])
+        # A parameter the model plugin added after this checkpoint was written counts at its default.
+        saved["params"] = {**self.prepared.model_spec.defaults, **(saved.get("params") or {})}
         if not self.prepared.metrics_given:
             self._keep_metrics(saved)
         wanted = comparable(self.prepared.config.to_dict())

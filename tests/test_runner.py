@@ -137,3 +137,19 @@ def test_each_training_session_records_the_commit_it_ran_under(protonet_host, tm
     assert record["provenance"]["git"]["commit"] == "b" * 40
     again = run(fewshot_config(eval_episodes=32), protonet_host, tmp_path, name="r", **QUIET)  # tested again only
     assert again["sessions"] == record["sessions"]
+
+
+def test_a_parameter_the_plugin_added_since_the_checkpoint_resumes_at_its_default(protonet_host, tmp_path, monkeypatch):
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    from harness import checkpoints
+
+    killed_after(5, WeightedProtoNet, fewshot_config(), protonet_host, tmp_path / "r", monkeypatch)
+    path = tmp_path / "r" / "checkpoint.pkl"
+    state = checkpoints.load(path)
+    del state["config"]["params"]["delay"]  # written by a plugin version without ``delay`` (default 0.0)
+    checkpoints.save(path, state)
+    with pytest.raises(ConfigError, match=r"another config \(params: .*'delay': 0\.5"):
+        run(fewshot_config(params={"delay": 0.5}), protonet_host, tmp_path, name="r", **QUIET)
+    record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    assert record["resumes"] == 1 and record["config"]["params"]["delay"] == 0.0
