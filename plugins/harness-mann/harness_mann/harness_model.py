@@ -9,27 +9,10 @@ from harness.episodes import LabelEncoding
 from harness.errors import ConfigError
 from harness.specs import ModelContext
 from harness.torch import TorchModel
-from harness_mann.model import build, decode, sequence_loss
+from harness_mann.model import OPTIONS, build, decode, sequence_loss
 
 STRING_OUTPUTS = 25
 """Five independent softmaxes over the five characters of a string label."""
-
-OPTIONS = {
-    "mann": (
-        "controller",
-        "memory",
-        "hidden",
-        "slots",
-        "slot_size",
-        "read_heads",
-        "gamma",
-        "key_strength",
-        "write_vector",
-    ),
-    "lstm": ("hidden",),
-    "feedforward": ("hidden",),
-}
-"""The model's own params, passed to its network; the rest are the torch layer's training options."""
 
 
 class SequenceModel(TorchModel):

@@ -198,8 +198,9 @@ class MANN(nn.Module):
 
     Two implementations of the same function: with LRUA memory in float32/float64 and no
     autocast, the *fused* path runs the whole time loop as one autograd node with a
-    hand-written backward (``_FusedSequence``, ``LRUATape``); otherwise (NTM memory,
-    autocast, ``fused = False``) the *reference* path is plain autograd, step by step.
+    hand-written backward (``_FusedSequence``, ``LRUATape``); otherwise (NTM memory, LRUA
+    with ``write_vector = "add"``, autocast, ``fused = False``) the *reference* path is plain
+    autograd, step by step.
     Under autocast, autocast applies to the controller as usual while the memory math
     runs in float32.  The tests check that both paths agree.
 
@@ -329,7 +330,7 @@ class FeedforwardBaseline(nn.Module):
 
 
 _BUILDERS = {"mann": MANN, "lstm": LSTMBaseline, "feedforward": FeedforwardBaseline}
-_OPTIONS = {
+OPTIONS = {
     "mann": (
         "controller",
         "gamma",
@@ -344,6 +345,7 @@ _OPTIONS = {
     "lstm": ("hidden",),
     "feedforward": ("hidden",),
 }
+"""Each network's own options (its constructor's keywords); a harness run passes them from its params."""
 
 
 def build(kind: str, input_size: int, code_size: int, num_outputs: int, **options) -> nn.Module:
@@ -352,9 +354,9 @@ def build(kind: str, input_size: int, code_size: int, num_outputs: int, **option
     Raises a one-line ``ValueError`` for an unknown kind, option, controller or memory.
     """
     _check_name("model kind", kind, KINDS)
-    unknown = sorted(set(options) - set(_OPTIONS[kind]))
+    unknown = sorted(set(options) - set(OPTIONS[kind]))
     if unknown:
-        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {kind!r}; valid: {', '.join(_OPTIONS[kind])}")
+        raise ValueError(f"unknown option(s) {', '.join(unknown)} for {kind!r}; valid: {', '.join(OPTIONS[kind])}")
     return _BUILDERS[kind](input_size, code_size, num_outputs, **options)
 
 
