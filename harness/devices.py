@@ -5,6 +5,7 @@ Imports torch only when a device is resolved, which only torch models do; ``set_
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 from typing import Any
 
@@ -31,6 +32,17 @@ def resolve(name: str) -> Any:
     if device.type == "mps" and not torch.backends.mps.is_available():
         raise ConfigError(f"device {name!r} asked for, but MPS is not available here; use --device cpu or auto")
     return device
+
+
+def check_flag(name: str, here: bool) -> None:
+    """Refuse a bad ``--device`` before any work: not a device name, or (``here``: cells run on this machine) a GPU
+    this machine lacks. Imports torch only for a GPU name, and not at all where torch is not installed."""
+    try:
+        check_device_name(name, "--device")
+    except ConfigError:
+        raise ConfigError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
+    if here and name.partition(":")[0] in ("cuda", "mps") and importlib.util.find_spec("torch") is not None:
+        resolve(name)
 
 
 def set_threads(threads: int) -> None:

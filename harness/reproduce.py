@@ -19,7 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import atomic, locks, records, rundirs
+from harness import atomic, devices, locks, records, rundirs
 from harness.config import did_you_mean
 from harness.errors import ConfigError, DataError, EpisodeCountError, HarnessError, UnknownNameError, describe
 from harness.hints import REPRODUCE, for_dataset
@@ -248,6 +248,8 @@ def reproduce(
     check_executor(executor, address)
     if threads is not None and threads < 1:
         raise ConfigError(f"--threads must be at least 1, got {threads}")
+    if device is not None:
+        devices.check_flag(device, here=address is None)
     setup = host.setup() if executor == "ray" else None  # refuses plugins a worker cannot import, before any work
     out = Path(os.path.abspath(out))
     locations = locations or {}

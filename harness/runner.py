@@ -22,9 +22,9 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__, atomic, checkpoints, per_episode, provenance, records, rundirs, writable
+from harness import __version__, atomic, checkpoints, devices, per_episode, provenance, records, rundirs, writable
 from harness.checkpoints import CHECKPOINT
-from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig, check_device_name
+from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
 from harness.evaluation import TRAIN, batches, score, validation_scores
 from harness.guard import guarded, model_state
@@ -371,10 +371,7 @@ def _check_flags(eval_episodes: int | None, device: str) -> None:
     most = MAXIMA["eval_episodes"]
     if eval_episodes is not None and not 1 <= eval_episodes <= most:
         raise ConfigError(f"--eval-episodes must be from 1 to {most:,}, got {eval_episodes:,}")
-    try:
-        check_device_name(device, "--device")
-    except ConfigError:
-        raise ConfigError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {device!r}") from None
+    devices.check_flag(device, here=False)
 
 
 def _plugin_ref(info: PluginInfo) -> dict[str, str | None]:

@@ -94,6 +94,17 @@ def test_evaluate_blames_a_bad_flag_not_the_checkpoint(tmp_path, capsys):
     )
 
 
+def test_reproduce_refuses_a_bad_device_before_any_cell_runs(tmp_path, capsys):
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "folder-table.csv").write_text(folder_dataset.PAPER_CSV)
+    reproduce = ["reproduce", "folder-table", "--papers", str(tmp_path / "papers"), "--no-progress"]
+    results = tmp_path / "results"
+    assert error_of(capsys, *reproduce, "--results", str(results), "--device", "tpu") == (
+        "--device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"
+    )
+    assert not results.exists()
+
+
 # --- files and folders in the way -------------------------------------------------------------------
 
 

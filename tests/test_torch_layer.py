@@ -112,6 +112,10 @@ def test_cuda_without_a_gpu_is_one_line(host, tmp_path):
     result = harness_cli("run", "--model", "torch-protonet", "--kind", "fewshot", "--device", "cuda:1", "--out",
                          str(tmp_path), "--no-progress", env={"HARNESS_PLUGINS": PLUGIN})  # fmt: skip
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no CUDA GPU" in result.stderr
+    result = harness_cli("reproduce", "mann-table1", "--device", "cuda", "--results", str(tmp_path / "table"),
+                         "--no-progress", env={"HARNESS_PLUGINS": PLUGIN})  # fmt: skip
+    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no CUDA GPU" in result.stderr
+    assert not (tmp_path / "table").exists()  # refused before any cell ran
 
 
 def test_device_is_not_part_of_what_a_resume_must_match(host, tmp_path):
