@@ -514,21 +514,21 @@ def _shown(value: Any) -> str:
     return str(value)
 
 
-def _run_values(args: argparse.Namespace) -> tuple[dict[str, Any], str]:
+def _run_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, set[str]]:
+    """The run's values (the config file's, flags over them), the file's name, and the keys flags gave."""
     from harness.config import load_toml
 
     values: dict[str, Any] = load_toml(args.config) if args.config else {}
     source = str(args.config) if args.config else "flags"
-    for key in (*RUN_FLAGS, "augment", "compile", "metrics"):
-        if getattr(args, key) is not None:
-            values[key] = getattr(args, key)
+    flags = {key for key in (*RUN_FLAGS, "augment", "compile", "metrics") if getattr(args, key) is not None}
+    values.update({key: getattr(args, key) for key in flags})
     if args.param:
         values["params"] = {**values.get("params", {}), **dict(args.param)}
     if args.data:
         values["data"] = {**values.get("data", {}), **dict(args.data)}
     if args.test_data:
         values["test_data"] = {**values.get("test_data", {}), **dict(args.test_data)}
-    return values, source
+    return values, source, flags
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -536,8 +536,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import build_config
     from harness.runner import run
 
-    values, source = _run_values(args)
-    config = build_config(values, source)
+    values, source, flags = _run_values(args)
+    config = build_config(values, source, flags)
     host = _host(args)
     if args.data_dir is not None:
         located = host.datasets.get(config.dataset).data_dir(args.data_dir)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -142,8 +142,13 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
 
 
-def build_config(values: Mapping[str, Any], source: str = "config") -> RunConfig:
-    """A ``RunConfig`` from plain values, checking keys, types and ranges."""
+def build_config(values: Mapping[str, Any], source: str = "config", flags: Collection[str] = ()) -> RunConfig:
+    """A ``RunConfig`` from plain values, checking keys, types and ranges. An error names a key in ``flags`` by its
+    command-line flag (``--eval-episodes``), any other as ``key in <source>``."""
+
+    def named(key: str) -> str:
+        return f"--{key.replace('_', '-')}" if key in flags else f"{key} in {source}"
+
     for key in values:
         if key not in FIELDS:
             raise ConfigError(f"unknown key {key!r} in {source}{did_you_mean(key, list(FIELDS))}")
@@ -151,48 +156,48 @@ def build_config(values: Mapping[str, Any], source: str = "config") -> RunConfig
         raise ConfigError(f"no model given in {source}; pass --model NAME (see 'harness plugins')")
     clean: dict[str, Any] = {}
     for key, value in values.items():
-        clean[key] = _check_type(key, value, source)
+        clean[key] = _check_type(key, value, named)
     config = RunConfig(**clean)
-    _check_values(config, source)
+    _check_values(config, source, named)
     return config
 
 
-def _check_type(key: str, value: Any, source: str) -> Any:
+def _check_type(key: str, value: Any, named: Callable[[str], str]) -> Any:
     default = FIELDS[key].default
     if key in ("params", "data", "test_data"):
         if not isinstance(value, Mapping):
-            raise ConfigError(f"{key} in {source} must be a table of key = value pairs")
+            raise ConfigError(f"{named(key)} must be a table of key = value pairs")
         return dict(value)
     if key == "metrics":
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-            raise ConfigError(f"metrics in {source} must be a list of metric names")
+            raise ConfigError(f"{named(key)} must be a list of metric names")
         return tuple(value)
     if key in ("kind", "test_dataset") and value is None:
         return None
     expected = bool if isinstance(default, bool) else int if isinstance(default, int) else str
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
-        raise ConfigError(f"{key} in {source} must be {expected.__name__}, got {value!r}")
+        raise ConfigError(f"{named(key)} must be {expected.__name__}, got {value!r}")
     return value
 
 
-def _check_values(config: RunConfig, source: str) -> None:
+def _check_values(config: RunConfig, source: str, named: Callable[[str], str]) -> None:
     for key in POSITIVE:
         if getattr(config, key) < 1:
-            raise ConfigError(f"{key} in {source} must be at least 1, got {getattr(config, key)}")
+            raise ConfigError(f"{named(key)} must be at least 1, got {getattr(config, key)}")
     for key, bound in MAXIMA.items():
         if getattr(config, key) > bound:
-            raise ConfigError(f"{key} in {source} must be at most {bound:,}, got {getattr(config, key):,}")
+            raise ConfigError(f"{named(key)} must be at most {bound:,}, got {getattr(config, key):,}")
     for key in ("episodes", "seed", "eval_seed", "val_every", "patience"):
         if getattr(config, key) < 0:
-            raise ConfigError(f"{key} in {source} must not be negative, got {getattr(config, key)}")
+            raise ConfigError(f"{named(key)} must not be negative, got {getattr(config, key)}")
     if config.ways < 2:
-        raise ConfigError(f"ways in {source} must be at least 2, got {config.ways}")
+        raise ConfigError(f"{named('ways')} must be at least 2, got {config.ways}")
     if config.kind is not None:
-        _check_choice("kind", config.kind, tuple(k.value for k in EpisodeKind), source)
-    _check_choice("labels", config.labels, tuple(e.value for e in LabelEncoding), source)
-    _check_choice("keep", config.keep, KEEP, source)
-    _check_choice("precision", config.precision, PRECISIONS, source)
-    check_device_name(config.device, source)
+        _check_choice(named("kind"), config.kind, tuple(k.value for k in EpisodeKind))
+    _check_choice(named("labels"), config.labels, tuple(e.value for e in LabelEncoding))
+    _check_choice(named("keep"), config.keep, KEEP)
+    _check_choice(named("precision"), config.precision, PRECISIONS)
+    check_device_name(config.device, named("device"))
     if (config.keep == "best" or config.patience) and not config.val_every:
         raise ConfigError(f"keep = best and patience need validation ({source}); set val_every (episodes)")
     if config.test_data and config.test_dataset is None:
@@ -201,18 +206,19 @@ def _check_values(config: RunConfig, source: str) -> None:
         raise ConfigError(f"string labels apply to sequence episodes only ({source}); drop labels or use kind sequence")
 
 
-def _check_choice(key: str, value: str, choices: tuple[str, ...], source: str) -> None:
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise ConfigError(
-            f"{key} in {source} must be one of {', '.join(choices)}, got {value!r}{did_you_mean(value, list(choices))}"
+            f"{name} must be one of {', '.join(choices)}, got {value!r}{did_you_mean(value, list(choices))}"
         )
 
 
-def check_device_name(device: str, source: str) -> None:
-    """Raise ``ConfigError`` unless ``device`` is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``."""
+def check_device_name(device: str, name: str) -> None:
+    """Raise ``ConfigError`` unless ``device`` is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; the error calls
+    the value ``name`` (``--device``, ``device in <file>``)."""
     kind, sep, index = device.partition(":")
     if kind not in ("auto", "cpu", "cuda", "mps") or (sep and (kind != "cuda" or not index.isdigit())):
-        raise ConfigError(f"device in {source} must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+        raise ConfigError(f"{name} must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
 
 
 def merge_options(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str, noun: str) -> dict[str, Any]:

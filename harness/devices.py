@@ -17,7 +17,7 @@ def resolve(name: str) -> Any:
     """The ``torch.device`` for ``name``; ``auto`` is CUDA when present, else the CPU."""
     import torch
 
-    check_device_name(name, "the run config")
+    check_device_name(name, "device in the run config")
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     device = torch.device(name)
@@ -37,10 +37,7 @@ def resolve(name: str) -> Any:
 def check_flag(name: str, here: bool) -> None:
     """Refuse a bad ``--device`` before any work: not a device name, or (``here``: cells run on this machine) a GPU
     this machine lacks. Imports torch only for a GPU name, and not at all where torch is not installed."""
-    try:
-        check_device_name(name, "--device")
-    except ConfigError:
-        raise ConfigError(f"--device must be auto, cpu, cuda, cuda:N or mps, got {name!r}") from None
+    check_device_name(name, "--device")
     if here and name.partition(":")[0] in ("cuda", "mps") and importlib.util.find_spec("torch") is not None:
         resolve(name)
 

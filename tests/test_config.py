@@ -77,7 +77,7 @@ def test_cli_errors_are_one_line_with_exit_status_2(tmp_path):
     config.write_text('model = "knn"\nkind = "fewshot"\nwyas = 5\n')
     for args, message in [
         (["run", "--config", str(config)], f"unknown key 'wyas' in {config}; did you mean 'ways'?"),
-        (["run", "--model", "knn", "--kind", "fewshot", "--ways", "-2"], "ways in flags must be at least 2"),
+        (["run", "--model", "knn", "--kind", "fewshot", "--ways", "-2"], "--ways must be at least 2"),
         (["run", "--model", "knn", "--kind", "fewshot", "--shots", "30"], "lower shots"),
         (["evaluate", "--checkpoint", str(tmp_path / "nope.pkl")], "does not exist"),
     ]:
@@ -85,6 +85,20 @@ def test_cli_errors_are_one_line_with_exit_status_2(tmp_path):
         assert result.returncode == 2
         assert result.stderr.startswith("harness: error: ") and message in result.stderr
         assert result.stderr.count("\n") == 1
+
+
+def test_an_error_names_the_flag_or_the_file_the_value_came_from(tmp_path):
+    config = tmp_path / "run.toml"
+    config.write_text('model = "knn"\nkind = "fewshot"\nseed = -1\n')
+    for flags, message in [
+        ([], f"seed in {config} must not be negative, got -1"),
+        (["--seed", "-2"], "--seed must not be negative, got -2"),
+        (["--seed", "0", "--eval-episodes", "0"], "--eval-episodes must be at least 1, got 0"),
+        (["--seed", "0", "--device", "gpu"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    ]:
+        result = harness_cli("run", "--config", str(config), *flags, "--out", str(tmp_path / "out"))
+        assert (result.returncode, result.stderr) == (2, f"harness: error: {message}\n")
+    assert not (tmp_path / "out").exists()
 
 
 def test_cli_run_from_toml_with_flag_overrides(tmp_path):
@@ -150,7 +164,7 @@ def test_cli_refuses_a_mistyped_param_before_any_work(tmp_path):
         (["--param", "k=abc"], "model 'knn' parameter k must be an int like its default 1, got 'abc'"),
         (["--param", "k=[1,2]"], "got [1, 2]"),
         (["--data", "noise=abc"], "dataset 'synthetic' option noise must be a float (or an int)"),
-        (["--batch-size", "100000"], "batch_size in flags must be at most 4,096"),
+        (["--batch-size", "100000"], "--batch-size must be at most 4,096"),
     ]:
         result = harness_cli("run", "--model", "knn", "--kind", "fewshot", *args, "--out", str(tmp_path))
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and message in result.stderr, result.stderr
