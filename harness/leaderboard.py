@@ -96,20 +96,28 @@ def _rerun(table: TableSpec, directory: Path) -> str:
     return f"delete {directory} and rerun 'harness reproduce {table.name}' to run the cell again"
 
 
+def _retest(table: TableSpec, directory: Path) -> str:
+    """How to replace a damaged record: test the cell's checkpoint again where it has one (``records.record_fix``)."""
+    return records.record_fix(directory / RECORD, f"rerun 'harness reproduce {table.name}'")
+
+
 def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(cell, record)`` of a complete run of ``table``, else ``None``; a damaged one is a one-line ``DataError``."""
     record_path = cell_path.parent / RECORD
     if not record_path.exists():
         return None
     fix = _rerun(table, cell_path.parent)
-    cell, record = records.read_json(cell_path, fix), records.read_record(record_path, fix)
+    cell = records.read_json(cell_path, fix)
+    record = records.read_record(record_path, _retest(table, cell_path.parent))
     if cell.get("table") != table.name or record["status"] != "complete":
         return None
     if not all(isinstance(cell.get(field), str) for field in ("row", "setting", "budget")):
         raise DataError(f"{cell_path} does not name the row, setting and budget of its cell; {fix}")
     stopped = record.get("stopped_early")
     if not _count(record.get("episodes_trained")) or not (stopped is None or _count(_get(stopped, "at_episode"))):
-        raise DataError(f"{record_path} lacks the episodes trained (or where training stopped); {fix}")
+        raise DataError(
+            f"{record_path} lacks the episodes trained (or where training stopped); {_retest(table, cell_path.parent)}"
+        )
     return cell, record
 
 
@@ -120,7 +128,7 @@ def _mean_ci(table: TableSpec, record: dict[str, Any], key: str, directory: Path
         return _number(summary["mean"]), _number(summary["ci95"])
     except (KeyError, TypeError, ValueError):
         raise DataError(
-            f"{directory / RECORD} has no {table.metric} {key!r} mean and ci95; {_rerun(table, directory)}"
+            f"{directory / RECORD} has no {table.metric} {key!r} mean and ci95; {_retest(table, directory)}"
         ) from None
 
 

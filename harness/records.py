@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import files
+from harness.checkpoints import CHECKPOINT
 from harness.errors import DataError, describe
 
 JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
@@ -31,6 +32,14 @@ def read_json(path: Path, fix: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise DataError(f"{path} cannot be read: it holds {JSON_TYPES.get(type(value), 'null')}, not an object; {fix}")
     return value
+
+
+def record_fix(path: Path, rerun: str) -> str:
+    """The fix for the damaged record at ``path``: delete it alone where its cell's checkpoint keeps the training
+    (``rerun`` then tests that checkpoint again), else the cell's whole folder."""
+    if (path.parent / CHECKPOINT).is_file():
+        return f"delete {path} and {rerun}: it tests the cell's checkpoint again, without training"
+    return f"delete {path.parent} and {rerun} to run the cell again"
 
 
 def read_record(path: Path, fix: str, *, config: bool = False) -> dict[str, Any]:

@@ -166,7 +166,7 @@ def _complete(directory: Path) -> bool:
     path = directory / RECORD
     if not path.exists():
         return False
-    record = records.read_record(path, f"delete {directory} and rerun to run the cell again")
+    record = records.read_record(path, records.record_fix(path, "rerun"))
     return records.is_complete(record, directory)
 
 

@@ -124,11 +124,14 @@ class Run:
         if state is not None:
             model.load_state_dict(state["model_state"])
             done = Progress.from_checkpoint(state)
-            done.resumes += 1
-            log(f"resuming {self.directory} at episode {state['episodes_trained']}")
+        trains = self._trains(state, done)
+        if state is not None:
+            done.resumes += trains  # testing a trained checkpoint again is no resume of its training
+            what = "resuming" if trains else "testing the trained checkpoint of"
+            log(f"{what} {self.directory} at episode {state['episodes_trained']}")
         started = datetime.now(timezone.utc)
         clock = time.perf_counter()
-        if self._trains(state, done):
+        if trains:
             done.sessions.append(
                 {
                     "started_at": started.isoformat(timespec="seconds"),
@@ -194,7 +197,7 @@ class Run:
         """The run's record, if it has one; a damaged one is refused in one line naming ``--restart``."""
         if not self.record_path.exists():
             return None
-        fix = f"pass --restart to discard {self.directory} and run it again"
+        fix = records.record_fix(self.record_path, "rerun") + " (or pass --restart to train it again)"
         return records.read_record(self.record_path, fix, config=True)
 
     def _episodes(self, step: int) -> int:

@@ -93,8 +93,9 @@ def _status(directory: Path) -> CellStatus:
         return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=note)
     holder = _holder(directory / LOCK)
     try:
-        if (directory / RECORD).exists():
-            record = records.read_record(directory / RECORD, fix, config=True)
+        path = directory / RECORD
+        if path.exists():
+            record = records.read_record(path, records.record_fix(path, "rerun"), config=True)
             if records.is_complete(record, directory):
                 return CellStatus(**base, state="done", note=_stopped(record), **_progress(record))
         if (directory / CHECKPOINT).exists():

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import fewshot_config
 from harness_test_plugins import toy_table
 
 from harness import leaderboard, per_episode
@@ -54,7 +55,10 @@ def test_the_command_line_says_it_in_one_line(tmp_path, capsys):
     assert main([*args, "--name", "r", "--no-progress"]) == 2
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"harness: error: {tmp_path / 'r' / 'record.json'} cannot be read: not UTF-8 text")
-    assert last.endswith(f"pass --restart to discard {tmp_path / 'r'} and run it again")
+    assert last.endswith(
+        f"delete {tmp_path / 'r' / 'record.json'} and rerun: it tests the cell's checkpoint again, without training "
+        "(or pass --restart to train it again)"
+    )
 
 
 def test_a_complete_run_whose_per_episode_file_is_gone_is_tested_again(tmp_path):
@@ -80,8 +84,18 @@ def test_reproduce_refuses_a_damaged_cell_record_and_reruns_one_without_its_valu
         _complete(directory)
     assert str(caught.value) == (
         f"{directory / 'record.json'} cannot be read: it holds an array, not an object; "
-        f"delete {directory} and rerun to run the cell again"
+        f"delete {directory / 'record.json'} and rerun: it tests the cell's checkpoint again, without training"
     )
+
+
+def test_a_trained_cell_whose_record_is_deleted_is_tested_again_without_training(protonet_host, tmp_path):
+    first = run(fewshot_config(), protonet_host, tmp_path, name="r", log=lambda _: None)
+    (tmp_path / "r" / "record.json").unlink()
+    messages: list[str] = []
+    again = run(fewshot_config(), protonet_host, tmp_path, name="r", log=messages.append)
+    assert messages == [f"testing the trained checkpoint of {tmp_path / 'r'} at episode {first['episodes_trained']}"]
+    for key in ("metrics", "episodes_trained", "loss_history", "sessions", "resumes"):
+        assert again[key] == first[key], key
 
 
 def _toy_cell(results: Path, record: object, cell: object | None = None) -> Path:
@@ -118,6 +132,19 @@ def test_the_leaderboard_refuses_a_damaged_cell_naming_it(host, tmp_path, record
     message = str(caught.value)
     assert message.startswith(str(folder)) and "\n" not in message
     assert message.endswith(f"delete {folder} and rerun 'harness reproduce toy-table' to run the cell again")
+
+
+def test_the_leaderboard_asks_to_delete_only_the_record_of_a_cell_with_a_checkpoint(host, tmp_path):
+    with host.registered(toy_table, "toy-plugin"):
+        table = host.tables.get("toy-table")
+    folder = _toy_cell(tmp_path, _record({}), None)
+    (folder / "checkpoint.pkl").write_bytes(b"")  # its presence is what the advice depends on
+    with pytest.raises(DataError) as caught:
+        leaderboard.our_results(table, tmp_path)
+    assert str(caught.value).endswith(
+        f"delete {folder / 'record.json'} and rerun 'harness reproduce toy-table': it tests the cell's checkpoint "
+        "again, without training"
+    )
 
 
 def test_the_leaderboard_shows_a_mean_and_interval_kept_as_null(host, tmp_path):
