@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
 from harness import atomic, records
 from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
 from harness.runner import RECORD
-from harness.tables import CELL, TableSpec
+from harness.tables import CELL, TableSpec, slug
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -111,14 +111,33 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     record = records.read_record(record_path, _retest(table, cell_path.parent))
     if cell.get("table") != table.name or record["status"] != "complete":
         return None
-    if not all(isinstance(cell.get(field), str) for field in ("row", "setting", "budget")):
-        raise DataError(f"{cell_path} does not name the row, setting and budget of its cell; {fix}")
+    if not all(isinstance(cell.get(field), str) for field in ("row", "setting", "budget")) or not _count(
+        cell.get("seed")
+    ):
+        raise DataError(f"{cell_path} does not name the row, setting, budget and seed of its cell; {fix}")
+    _check_place(table, cell, record, cell_path)
     stopped = record.get("stopped_early")
     if not _count(record.get("episodes_trained")) or not (stopped is None or _count(_get(stopped, "at_episode"))):
         raise DataError(
             f"{record_path} lacks the episodes trained (or where training stopped); {_retest(table, cell_path.parent)}"
         )
     return cell, record
+
+
+def _check_place(table: TableSpec, cell: dict[str, Any], record: dict[str, Any], cell_path: Path) -> None:
+    """Refuse a cell folder copied or moved to another cell's place (it would count as another seed of a row)."""
+    expected = f"{table.name}/{cell['budget']}/{slug(cell['row'])}/{slug(cell['setting'])}/seed{cell['seed']}"
+    folder = cell_path.parent
+    if folder.parts[-len(PurePosixPath(expected).parts) :] != PurePosixPath(expected).parts:
+        raise DataError(
+            f"{cell_path} describes the cell {expected} but lies in {folder}: a copied or moved cell folder; "
+            f"delete it, or move it to <results>/{expected} if that cell is missing"
+        )
+    if record.get("seed", cell["seed"]) != cell["seed"]:
+        raise DataError(
+            f"{folder / RECORD} is the record of seed {record['seed']}, but its cell is seed {cell['seed']}: a record "
+            f"copied from another cell; {_retest(table, folder)}"
+        )
 
 
 def _mean_ci(table: TableSpec, record: dict[str, Any], key: str, directory: Path) -> tuple[float, float]:

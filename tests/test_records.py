@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -132,6 +133,27 @@ def test_the_leaderboard_refuses_a_damaged_cell_naming_it(host, tmp_path, record
     message = str(caught.value)
     assert message.startswith(str(folder)) and "\n" not in message
     assert message.endswith(f"delete {folder} and rerun 'harness reproduce toy-table' to run the cell again")
+
+
+def test_the_leaderboard_refuses_a_cell_copied_to_another_seed_instead_of_counting_it_twice(host, tmp_path):
+    with host.registered(toy_table, "toy-plugin"):
+        table = host.tables.get("toy-table")
+    good = _record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}})
+    folder = _toy_cell(tmp_path, {**good, "seed": 0})
+    assert [row["seeds"] for row in leaderboard.our_results(table, tmp_path)] == [1]
+    copy = folder.parent / "seed1"
+    shutil.copytree(folder, copy)
+    with pytest.raises(DataError) as caught:
+        leaderboard.our_results(table, tmp_path)
+    assert str(caught.value) == (
+        f"{copy / 'cell.json'} describes the cell toy-table/quick/toy-protonet/5-way-1-shot/seed0 but lies in {copy}: "
+        "a copied or moved cell folder; delete it, or move it to "
+        "<results>/toy-table/quick/toy-protonet/5-way-1-shot/seed0 if that cell is missing"
+    )
+    cell = json.loads((copy / "cell.json").read_text())
+    (copy / "cell.json").write_text(json.dumps({**cell, "seed": 1}))  # the cell made to match, the record not
+    with pytest.raises(DataError, match=r"record.json is the record of seed 0, but its cell is seed 1: a record"):
+        leaderboard.our_results(table, tmp_path)
 
 
 def test_the_leaderboard_asks_to_delete_only_the_record_of_a_cell_with_a_checkpoint(host, tmp_path):
