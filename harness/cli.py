@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import __version__
-from harness.errors import HarnessError, describe, printable
+from harness.errors import ConfigError, HarnessError, describe, printable
 from harness.writable import check_writable
 
 RESULTS_ENV = "HARNESS_RESULTS_DIR"
@@ -327,6 +327,14 @@ def _results(given: Path | None) -> Path:
     return given or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
 
 
+def _results_to_read(given: Path | None) -> Path:
+    """The results folder ``status`` and ``leaderboard`` read; a file in its place is refused in one line."""
+    results = _results(given)
+    if results.exists() and not results.is_dir():
+        raise ConfigError(f"results folder {results} is a file; pass --results DIR naming the folder of your runs")
+    return results
+
+
 def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list[Path]) -> str:
     """Write ``table``'s leaderboard; return a line naming the files."""
     from harness import leaderboard
@@ -403,7 +411,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     from harness.status import render, table_status
 
     host = _host(args)
-    results = _results(args.results)
+    results = _results_to_read(args.results)
     tables = _tables(host, args.tables)
     budgeted = {s.table.name for s in select(tables, host, args.budget)} if args.budget else set()
     found = {}
@@ -423,7 +431,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
 
     search_path(args.papers)
     host = _host(args)
-    results = _results(args.results)
+    results = _results_to_read(args.results)
     check_writable(args.out or results / "leaderboards", "--out")
     for table in _tables(host, args.tables):
         print(f"{table.name}: {_write_leaderboard(table, results, args.out, args.papers)}")

@@ -154,3 +154,13 @@ def test_resuming_in_a_read_only_folder_keeps_the_checkpoint(tmp_path: Path, cap
             "rerun the same command, which keeps finished runs and checkpoints (--traceback shows where)"
         )
     assert {path.name: path.read_bytes() for path in run_dir.iterdir()} == files
+
+
+def test_status_and_leaderboard_refuse_a_file_given_as_the_results_folder(tmp_path, capsys):
+    results = tmp_path / "results.txt"
+    results.write_text("not a folder")
+    for command in ("status", "leaderboard"):
+        assert error_of(capsys, command, "mann-table1", "--results", str(results)) == (
+            f"results folder {results} is a file; pass --results DIR naming the folder of your runs"
+        )
+    assert results.read_text() == "not a folder"
