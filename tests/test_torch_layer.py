@@ -13,12 +13,13 @@ from harness import checkpoints
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError
 from harness.prepare import prepare
+from harness.reproduce import reproduce
 from harness.runner import evaluate_checkpoint, run
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
 
-from harness_test_plugins import torch_protonet  # noqa: E402
+from harness_test_plugins import torch_protonet, toy_table  # noqa: E402
 
 from harness.torch import TorchModel  # noqa: E402
 
@@ -112,9 +113,9 @@ def test_cuda_without_a_gpu_is_one_line(host, tmp_path):
     result = harness_cli("run", "--model", "torch-protonet", "--kind", "fewshot", "--device", "cuda:1", "--out",
                          str(tmp_path), "--no-progress", env={"HARNESS_PLUGINS": PLUGIN})  # fmt: skip
     assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no CUDA GPU" in result.stderr
-    result = harness_cli("reproduce", "mann-table1", "--device", "cuda", "--results", str(tmp_path / "table"),
-                         "--no-progress", env={"HARNESS_PLUGINS": PLUGIN})  # fmt: skip
-    assert result.returncode == 2 and result.stderr.count("\n") == 1 and "no CUDA GPU" in result.stderr
+    host.register(toy_table, "toy-plugin")
+    with pytest.raises(ConfigError, match=r"^device 'cuda' asked for, but this machine has no CUDA GPU; use --device"):
+        reproduce(host.tables.get("toy-table"), host, tmp_path / "table", device="cuda")
     assert not (tmp_path / "table").exists()  # refused before any cell ran
 
 
