@@ -18,7 +18,7 @@ from harness import atomic, records
 from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
 from harness.runner import RECORD
-from harness.tables import CELL, TableSpec, slug
+from harness.tables import CELL, TableSpec, cell_name
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -126,7 +126,7 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
 
 def _check_place(table: TableSpec, cell: dict[str, Any], record: dict[str, Any], cell_path: Path) -> None:
     """Refuse a cell folder copied or moved to another cell's place (it would count as another seed of a row)."""
-    expected = f"{table.name}/{cell['budget']}/{slug(cell['row'])}/{slug(cell['setting'])}/seed{cell['seed']}"
+    expected = cell_name(table.name, cell["budget"], cell["row"], cell["setting"], cell["seed"])
     folder = cell_path.parent
     if folder.parts[-len(PurePosixPath(expected).parts) :] != PurePosixPath(expected).parts:
         raise DataError(

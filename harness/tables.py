@@ -117,7 +117,7 @@ class Cell:
     @property
     def name(self) -> str:
         """Run directory, relative to the results directory."""
-        return f"{self.table}/{self.budget}/{slug(self.row)}/{slug(self.setting)}/seed{self.seed}"
+        return cell_name(self.table, self.budget, self.row, self.setting, self.seed)
 
     def describe(self) -> dict[str, Any]:
         """What ``cell.json`` holds: which table, row, setting, seed and budget the run is."""
@@ -136,6 +136,11 @@ def slug(text: str) -> str:
         spelt = spelt.replace(sign, word)
     folder = re.sub(r"[^a-z0-9]+", "-", spelt.lower()).strip("-")
     return folder or f"label-{hashlib.sha256(text.encode()).hexdigest()[:8]}"
+
+
+def cell_name(table: str, budget: str, row: str, setting: str, seed: int) -> str:
+    """The run directory of a cell, relative to the results directory: ``<table>/<budget>/<row>/<setting>/seed<N>``."""
+    return f"{table}/{budget}/{slug(row)}/{slug(setting)}/seed{seed}"
 
 
 def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting, seed: int, budget: str) -> Cell:
