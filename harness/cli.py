@@ -345,6 +345,9 @@ def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
     """``harness reproduce``."""
+    # The leaderboard's modules load now, not after hours of training: an edit of the checkout meanwhile
+    # must not meet the run's already-loaded modules at its last step.
+    from harness import leaderboard, plots  # noqa: F401
     from harness.paper_tables import paper_cells, search_path
     from harness.reproduce import check_executor, reproduce, select
     from harness.streams import log_line

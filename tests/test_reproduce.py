@@ -431,3 +431,24 @@ def test_bad_table_rows_are_refused_in_one_line(toy_host):
             "row 'toy-table/Toy kNN' is registered by both plugin 'rows' and plugin 'rows-again'; "
             "kept the one from 'rows', skipped the other; uninstall or disable one of them"
         ]
+
+
+def test_reproduce_loads_the_leaderboard_code_before_the_first_cell_trains(tmp_path):
+    # A reproduction trains for hours; the leaderboard it writes at the end must be the code it started with,
+    # not a newer checkout's module meeting its already-loaded ones.
+    spy = (
+        "import sys\n"
+        "import harness.reproduce as r\n"
+        "real = r.reproduce\n"
+        "def first_cell(*a, **k):\n"
+        "    loaded = sorted(m for m in ('harness.leaderboard', 'harness.plots') if m in sys.modules)\n"
+        "    print('loaded before training:', loaded)\n"
+        "    return real(*a, **k)\n"
+        "r.reproduce = first_cell\n"
+        "from harness.cli import main\n"
+        f"sys.exit(main(['reproduce', 'toy-table', '--results', {str(tmp_path)!r}, '--seeds', '0', '--no-progress']))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "HARNESS_PLUGINS": TOY}
+    ran = subprocess.run([sys.executable, "-c", spy], capture_output=True, text=True, env=env)
+    assert ran.returncode == 0, ran.stderr
+    assert "loaded before training: ['harness.leaderboard', 'harness.plots']" in ran.stdout
