@@ -673,6 +673,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from harness.interrupts import Stopped
+
+        if isinstance(exc, Stopped):  # training saved its checkpoint at the step the signal came in
+            print(f"harness: {exc.message}", file=sys.stderr)
+            return exc.code
         print("harness: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
         return 130

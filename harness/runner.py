@@ -22,7 +22,18 @@ from typing import Any
 
 import numpy as np
 
-from harness import __version__, atomic, checkpoints, devices, per_episode, provenance, records, rundirs, writable
+from harness import (
+    __version__,
+    atomic,
+    checkpoints,
+    devices,
+    interrupts,
+    per_episode,
+    provenance,
+    records,
+    rundirs,
+    writable,
+)
 from harness.checkpoints import CHECKPOINT
 from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
@@ -76,6 +87,9 @@ class Progress:
     sessions: list[dict[str, Any]] = dataclasses.field(default_factory=list)
     """One entry per session that trained: when it started, from which episode, and the git state of the code
     (a run resumed after a commit was trained by more than one version of the code)."""
+    pending_losses: list[float] = dataclasses.field(default_factory=list)
+    """Losses of the steps since the last logged one, kept by a checkpoint saved between logs (a run stopped
+    by a signal), so the resumed run logs the same mean as an uninterrupted one."""
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> Progress:
@@ -314,7 +328,7 @@ class Run:
         every = max(1, config.checkpoint_every // config.batch_size)
         val_every = max(1, config.val_every // config.batch_size) if config.val_every else 0
         session_start, wall_before = time.perf_counter(), done.wall_time_s
-        losses: list[Any] = []
+        losses: list[Any] = list(done.pending_losses)
         saved = done.step if self.checkpoint_path.exists() else None
         bar = tqdm(
             total=self._episodes(total),
@@ -326,31 +340,41 @@ class Run:
         )
         split = prepared.dataset_spec.train_split
         stream = batches(prepared, split, TRAIN, config.seed, self._episodes(total), start=self._episodes(done.step))
-        with bar:
+        with bar, interrupts.deferred() as stop:
             for batch in stream:
                 losses.append(model.train_step(batch))
                 done.step += 1
                 bar.update(len(batch))
                 validate = bool(val_every) and (done.step % val_every == 0 or done.step == total)
                 save = done.step % every == 0 or done.step == total
-                if not (validate or save):
-                    continue
-                values = self._losses(losses, done.step, saved)
-                if validate:
-                    self._validate(model, done, wall_before + time.perf_counter() - session_start)
-                    save = save or done.stopped_early is not None
-                if save:
-                    done.loss_history.append([self._episodes(done.step), float(np.mean(values))])
-                    losses = []
-                    done.wall_time_s = wall_before + time.perf_counter() - session_start
-                    self._save(model, done)
-                    saved = done.step
-                    shown = {"loss": f"{done.loss_history[-1][1]:.4f}"}
-                    if done.val_history:
-                        shown["val"] = f"{done.val_history[-1][1]:.3f}"
-                    bar.set_postfix(shown)
-                if done.stopped_early is not None:
-                    break
+                if validate or save:
+                    values = self._losses(losses, done.step, saved)
+                    if validate:
+                        self._validate(model, done, wall_before + time.perf_counter() - session_start)
+                        save = save or done.stopped_early is not None
+                    if save:
+                        done.loss_history.append([self._episodes(done.step), float(np.mean(values))])
+                        losses, done.pending_losses = [], []
+                        done.wall_time_s = wall_before + time.perf_counter() - session_start
+                        self._save(model, done)
+                        saved = done.step
+                        shown = {"loss": f"{done.loss_history[-1][1]:.4f}"}
+                        if done.val_history:
+                            shown["val"] = f"{done.val_history[-1][1]:.3f}"
+                        bar.set_postfix(shown)
+                    if done.stopped_early is not None:
+                        break
+                if stop.signum is not None:
+                    if saved != done.step:
+                        done.pending_losses = self._losses(losses, done.step, saved)
+                        done.wall_time_s = wall_before + time.perf_counter() - session_start
+                        self._save(model, done)
+                    raise interrupts.Stopped(
+                        f"stopped by {stop.name} at episode {self._episodes(done.step):,} of "
+                        f"{self._episodes(total):,}; checkpoint saved in {self.checkpoint_path}; "
+                        "rerun the same command to resume",
+                        stop.signum,
+                    )
         done.wall_time_s = wall_before + time.perf_counter() - session_start
 
     def _provenance(self) -> dict[str, Any]:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
 
 import pytest
 from conftest import PROTONET, fewshot_config, killed_after, killed_and_whole
@@ -12,6 +14,7 @@ from harness.builtins.synthetic import OPTIONS, open_synthetic
 from harness.checkpoints import load as load_checkpoint
 from harness.episodes import EpisodeKind
 from harness.errors import ConfigError, NonFiniteLossError
+from harness.interrupts import Stopped
 from harness.runner import evaluate_checkpoint, run
 from harness.specs import DatasetSpec
 
@@ -153,3 +156,76 @@ def test_a_parameter_the_plugin_added_since_the_checkpoint_resumes_at_its_defaul
         run(fewshot_config(params={"delay": 0.5}), protonet_host, tmp_path, name="r", **QUIET)
     record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     assert record["resumes"] == 1 and record["config"]["params"]["delay"] == 0.0
+
+
+def signalled_at(step: int, *signums: int):
+    """A ``weighted-protonet`` train step that sends this process ``signums`` during step ``step``."""
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    train_step = WeightedProtoNet.train_step
+
+    def step_then_signal(self, batch):
+        loss = train_step(self, batch)
+        if self.steps == step:
+            for signum in signums:
+                os.kill(os.getpid(), signum)
+        return loss
+
+    return step_then_signal
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_a_signal_saves_the_checkpoint_at_its_step_and_the_resumed_run_matches_an_uninterrupted_one(
+    protonet_host, tmp_path, monkeypatch, signum
+):
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    config = fewshot_config(val_every=24, val_episodes=8)  # 8 episodes a step; checkpoints every 2 steps
+    handlers = [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)]
+    with monkeypatch.context() as patch:
+        patch.setattr(WeightedProtoNet, "train_step", signalled_at(5, signum))
+        with pytest.raises(Stopped) as stopped:
+            run(config, protonet_host, tmp_path, name="r", **QUIET)
+    name = signal.Signals(signum).name
+    assert stopped.value.code == 128 + signum
+    assert stopped.value.message == (
+        f"stopped by {name} at episode 40 of 96; checkpoint saved in {tmp_path / 'r' / 'checkpoint.pkl'}; "
+        "rerun the same command to resume"
+    )
+    state = load_checkpoint(tmp_path / "r" / "checkpoint.pkl")
+    assert state["step"] == 5 and len(state["pending_losses"]) == 1  # step 5's loss, logged with step 6's
+    assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers, "the run's went with it"
+    resumed = run(config, protonet_host, tmp_path, name="r", **QUIET)
+    whole = run(config, protonet_host, tmp_path, name="whole", **QUIET)
+    assert resumed["resumes"] == 1 and resumed["sessions"][1]["from_episode"] == 40
+    for key in ("metrics", "loss_history", "val_history", "episodes_trained", "per_episode"):
+        assert resumed[key] == whole[key], key
+
+
+def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(protonet_host, tmp_path, monkeypatch):
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WeightedProtoNet, "train_step", signalled_at(5, signal.SIGINT, signal.SIGINT))
+        with pytest.raises(KeyboardInterrupt) as interrupted:
+            run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    assert not isinstance(interrupted.value, Stopped)
+    assert load_checkpoint(tmp_path / "r" / "checkpoint.pkl")["step"] == 4
+
+
+def test_the_cli_says_where_a_stopped_run_was_saved_and_exits_with_128_plus_the_signal(tmp_path, monkeypatch, capsys):
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    from harness import plugins
+    from harness.cli import main
+
+    monkeypatch.setenv(plugins.MODULES_ENV, PROTONET)
+    monkeypatch.setattr(plugins, "_HOST", None)
+    monkeypatch.setattr(WeightedProtoNet, "train_step", signalled_at(3, signal.SIGTERM))
+    args = ["run", *RUN_ARGS[1:], "--out", str(tmp_path)]
+    assert main(args) == 128 + signal.SIGTERM
+    err = capsys.readouterr().err
+    assert err == (
+        f"harness: stopped by SIGTERM at episode 24 of 160; checkpoint saved in {tmp_path / 'r' / 'checkpoint.pkl'}; "
+        "rerun the same command to resume\n"
+    )

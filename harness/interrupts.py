@@ -1,0 +1,63 @@
+"""Stop training at a step boundary on Ctrl-C (SIGINT) or SIGTERM, so the run saves its checkpoint first.
+
+The first signal is noted and the previous handlers are put back, so a second one acts at once
+(Ctrl-C twice: ``KeyboardInterrupt`` mid-step, losing only the steps since the last checkpoint).
+Only the main thread can take signals; elsewhere (a worker thread) nothing is deferred.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Stopped(KeyboardInterrupt):
+    """Training stopped by a signal once its checkpoint was saved; ``code`` is the exit status (128 + signal)."""
+
+    def __init__(self, message: str, signum: int) -> None:
+        super().__init__(message)
+        self.message = message
+        self.code = 128 + signum
+
+
+@dataclass
+class Deferred:
+    """The signal received while deferred, if any."""
+
+    signum: int | None = None
+
+    @property
+    def name(self) -> str:
+        """The signal's name (``SIGTERM``); empty before one came."""
+        return "" if self.signum is None else signal.Signals(self.signum).name
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[Deferred]:
+    """Note SIGINT and SIGTERM instead of acting on them, until the block ends."""
+    state = Deferred()
+    if threading.current_thread() is not threading.main_thread():
+        yield state
+        return
+    previous = {s: signal.getsignal(s) for s in SIGNALS}
+
+    def restore() -> None:
+        for s, handler in previous.items():
+            signal.signal(s, handler if handler is not None else signal.SIG_DFL)
+
+    def note(signum: int, frame: Any) -> None:
+        state.signum = signum
+        restore()
+
+    for s in SIGNALS:
+        signal.signal(s, note)
+    try:
+        yield state
+    finally:
+        restore()
