@@ -19,6 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from harness import interrupts
 from harness.config import build_config
 from harness.errors import ConfigError, describe
 from harness.plugins import HostSetup, PluginHost
@@ -30,6 +31,10 @@ from harness.tables import Cell
 PROBE_TIMEOUT_S = 3.0
 """How long ``check_address`` waits for a cluster to answer."""
 RESUMES = "rerun the same command to resume it from its last checkpoint"
+POLL_S = 1.0
+"""How often the driver, waiting for its cells, looks for a Ctrl-C or SIGTERM."""
+STOP_WAIT_S = 120.0
+"""How long an interrupted driver waits for its cells to save their checkpoints."""
 
 
 def run_cell(
@@ -108,16 +113,37 @@ def execute_ray(
                 for cell, p, directory, where in jobs
             }
             pending = list(cells)
-            while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                try:
-                    outcome, detail = ray.get(done[0])
-                except ray.exceptions.RayError as exc:
-                    outcome, detail = FAILED, _worker_failure(exc, tracebacks)
-                on_done(cells[done[0]], outcome, detail)
+            with interrupts.deferred() as stop:  # Ctrl-C or SIGTERM: the cells save their checkpoints, then stop
+                while pending:
+                    done, pending = ray.wait(pending, num_returns=1, timeout=POLL_S)
+                    for ref in done:
+                        try:
+                            outcome, detail = ray.get(ref)
+                        except ray.exceptions.RayError as exc:
+                            outcome, detail = FAILED, _worker_failure(exc, tracebacks)
+                        on_done(cells[ref], outcome, detail)
+                    if stop.signum is not None:
+                        _stop_cells(ray, pending)
+                        raise interrupts.Stopped(
+                            f"stopped by {stop.name}; the cells that were running saved their checkpoints; "
+                            "rerun the same command to resume them",
+                            stop.signum,
+                        )
         finally:
             if started_here:
                 ray.shutdown()
+
+
+def _stop_cells(ray: Any, pending: list[Any]) -> None:
+    """Stop the cells still going as Ctrl-C stops a local one: Ray's cancel sends each running task SIGINT,
+    on which its training saves the checkpoint at the step under way; wait for that, up to ``STOP_WAIT_S``."""
+    if not pending:
+        return
+    for ref in pending:
+        ray.cancel(ref)
+    cells = f"{len(pending)} cell" + ("s" if len(pending) > 1 else "")
+    print(f"harness: stopping {cells}, each at a checkpoint it saves (Ctrl-C again: at once)", file=sys.stderr)
+    ray.wait(pending, num_returns=len(pending), timeout=STOP_WAIT_S)
 
 
 def _init(ray: Any, address: str | None) -> None:

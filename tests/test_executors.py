@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -149,6 +150,36 @@ def test_a_worker_that_dies_fails_its_cell_in_one_line_and_stdout_keeps_the_resu
         "rerun the same command to resume it from its last checkpoint"
     ]
     assert "WorkerCrashedError" in failed[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_driver_has_each_running_cell_save_its_checkpoint_and_the_rerun_resumes_them(tmp_path):
+    pytest.importorskip("ray")
+    from harness.checkpoints import load
+
+    results = tmp_path / "out"
+    args = [sys.executable, "-m", "harness", "reproduce", "toy-table", "--executor", "ray", "--no-progress",
+            "--results", str(results)]  # fmt: skip
+    env = {**os.environ, "PYTHONPATH": str(TESTS), "HARNESS_PLUGINS": TOY, "HARNESS_TEST_DELAY": "0.5"}
+    driver = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120  # both cells training: each has saved a checkpoint (8 steps of 0.5 s each)
+    while time.monotonic() < deadline and len(list(results.rglob("checkpoint.pkl"))) < 2:
+        time.sleep(0.1)
+    driver.send_signal(signal.SIGTERM)
+    _, stderr = driver.communicate(timeout=180)
+    assert driver.returncode == 128 + signal.SIGTERM, stderr
+    lines = [line for line in stderr.splitlines() if line.startswith("harness: ")]
+    assert lines == [
+        "harness: stopping 2 cells, each at a checkpoint it saves (Ctrl-C again: at once)",
+        "harness: stopped by SIGTERM; the cells that were running saved their checkpoints; "
+        "rerun the same command to resume them",
+    ]
+    assert not list(results.rglob(".lock")), "each cell let go of its directory: it stopped, it was not killed"
+    assert all(0 < load(path)["step"] < 8 for path in results.rglob("checkpoint.pkl"))
+    rerun = subprocess.run(args, env=env, capture_output=True, text=True, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    records = [json.loads(path.read_text()) for path in results.rglob("record.json")]
+    assert len(records) == 2 and all(r["resumes"] == 1 and r["episodes_trained"] == 64 for r in records)
 
 
 CLUSTER_ENV = {"RAY_AUTH_MODE": "disabled"}
