@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -39,8 +40,8 @@ class Deferred:
 
 
 @contextlib.contextmanager
-def deferred() -> Iterator[Deferred]:
-    """Note SIGINT and SIGTERM instead of acting on them, until the block ends."""
+def deferred(notice: str = "") -> Iterator[Deferred]:
+    """Note SIGINT and SIGTERM instead of acting on them, until the block ends; print ``notice`` on the first."""
     state = Deferred()
     if threading.current_thread() is not threading.main_thread():
         yield state
@@ -54,6 +55,8 @@ def deferred() -> Iterator[Deferred]:
     def note(signum: int, frame: Any) -> None:
         state.signum = signum
         restore()
+        if notice:
+            print(f"harness: {signal.Signals(signum).name}: {notice}", file=sys.stderr, flush=True)
 
     for s in SIGNALS:
         signal.signal(s, note)

@@ -46,6 +46,8 @@ from harness.specs import Model
 
 RECORD = "record.json"
 RECORD_FORMAT = "harness-run/1"
+STOPPING = "stopping after the step or validation under way, with a checkpoint there (again: stop at once)"
+"""What a run says on its first Ctrl-C or SIGTERM."""
 
 
 def _plain(obj: Any) -> Any:
@@ -340,7 +342,7 @@ class Run:
         )
         split = prepared.dataset_spec.train_split
         stream = batches(prepared, split, TRAIN, config.seed, self._episodes(total), start=self._episodes(done.step))
-        with bar, interrupts.deferred() as stop:
+        with bar, interrupts.deferred(STOPPING) as stop:
             for batch in stream:
                 losses.append(model.train_step(batch))
                 done.step += 1

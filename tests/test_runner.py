@@ -15,7 +15,7 @@ from harness.checkpoints import load as load_checkpoint
 from harness.episodes import EpisodeKind
 from harness.errors import ConfigError, NonFiniteLossError
 from harness.interrupts import Stopped
-from harness.runner import evaluate_checkpoint, run
+from harness.runner import STOPPING, evaluate_checkpoint, run
 from harness.specs import DatasetSpec
 
 QUIET = {"log": lambda _: None}
@@ -225,7 +225,8 @@ def test_the_cli_says_where_a_stopped_run_was_saved_and_exits_with_128_plus_the_
     args = ["run", *RUN_ARGS[1:], "--out", str(tmp_path)]
     assert main(args) == 128 + signal.SIGTERM
     err = capsys.readouterr().err
-    assert err == (
+    assert err.splitlines() == [
+        f"harness: SIGTERM: {STOPPING}",
         f"harness: stopped by SIGTERM at episode 24 of 160; checkpoint saved in {tmp_path / 'r' / 'checkpoint.pkl'}; "
-        "rerun the same command to resume\n"
-    )
+        "rerun the same command to resume",
+    ]
