@@ -306,10 +306,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _seeds(text: str) -> list[int]:
+    """``--seeds``: distinct seeds from 0 to ``SEED_MAX``, comma-separated."""
+    from harness.params import SEED_MAX
+
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        seeds = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+    bad = [seed for seed in seeds if not 0 <= seed <= SEED_MAX]
+    if not seeds or bad:
+        what = f"{bad[0]} is not" if bad else "no seed given; give"
+        raise argparse.ArgumentTypeError(f"{what} a seed from 0 to {SEED_MAX:,}, got {text!r}")
+    twice = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if twice:
+        raise argparse.ArgumentTypeError(f"seed {twice[0]} is listed twice in {text!r}; list each seed once")
+    return seeds
 
 
 def _key_value_text(text: str) -> tuple[str, str]:

@@ -164,3 +164,24 @@ def test_status_and_leaderboard_refuse_a_file_given_as_the_results_folder(tmp_pa
             f"results folder {results} is a file; pass --results DIR naming the folder of your runs"
         )
     assert results.read_text() == "not a folder"
+
+
+@pytest.mark.parametrize(
+    ("seeds", "message"),
+    [
+        ("0,0", "seed 0 is listed twice in '0,0'; list each seed once"),
+        ("-1", "-1 is not a seed from 0 to 4,294,967,295, got '-1'"),
+        ("4294967296", "4294967296 is not a seed from 0 to 4,294,967,295, got '4294967296'"),
+        (",", "no seed given; give a seed from 0 to 4,294,967,295, got ','"),
+    ],
+)
+def test_bad_seeds_are_refused_naming_the_flag_before_anything_runs(
+    capsys: pytest.CaptureFixture, tmp_path: Path, seeds: str, message: str
+) -> None:
+    # "0,0" used to run as far as the table's rows and blame a row "listed twice (for model 'feedforward' and
+    # model 'feedforward')"; "-1" blamed "seed in table mann-table1".
+    with pytest.raises(SystemExit) as exited:
+        main(["reproduce", "mann-table1", f"--seeds={seeds}", "--results", str(tmp_path / "r")])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"harness reproduce: error: argument --seeds: {message}"
+    assert not (tmp_path / "r").exists()
