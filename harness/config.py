@@ -102,9 +102,10 @@ POSITIVE = (
 )  # fmt: skip
 MAXIMA = {
     "batch_size": 4096, "eval_episodes": 1_000_000, "val_episodes": 1_000_000, "seed": SEED_MAX, "eval_seed": SEED_MAX,
+    "threads": 1024,
 }  # fmt: skip
-"""Largest values the harness accepts: beyond them a run would only exhaust memory or time, or a seed
-would not fit every generator it seeds (the model's, torch's)."""
+"""Largest values the harness accepts: beyond them a run would only exhaust memory, time or the system's
+threads (``threads = 100000`` crashed the process), or a seed would not fit every generator it seeds."""
 KEEP = ("last", "best")
 PRECISIONS = ("fp32", "bf16")
 MACHINE_KEYS = ("device",)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic, devices, locks, records, rundirs
-from harness.config import did_you_mean
+from harness.config import MAXIMA, did_you_mean
 from harness.errors import ConfigError, DataError, EpisodeCountError, HarnessError, UnknownNameError, describe
 from harness.hints import REPRODUCE, for_dataset
 from harness.plugins import PluginHost
@@ -246,8 +246,8 @@ def reproduce(
     from tqdm import tqdm
 
     check_executor(executor, address)
-    if threads is not None and threads < 1:
-        raise ConfigError(f"--threads must be at least 1, got {threads}")
+    if threads is not None and not 1 <= threads <= MAXIMA["threads"]:
+        raise ConfigError(f"--threads must be from 1 to {MAXIMA['threads']:,}, got {threads:,}")
     if device is not None:
         devices.check_flag(device, here=address is None)
     setup = host.setup() if executor == "ray" else None  # refuses plugins a worker cannot import, before any work

@@ -70,8 +70,10 @@ def test_threads_is_a_flag_of_run_and_of_reproduce(host, tmp_path):
     done = reproduce(host.tables.get("toy-table"), host, tmp_path / "table", threads=2)
     for name in done["run"]:
         assert json.loads((tmp_path / "table" / name / "record.json").read_text())["config"]["threads"] == 2
-    with pytest.raises(ConfigError, match=r"^--threads must be at least 1, got 0$"):
-        reproduce(host.tables.get("toy-table"), host, tmp_path / "zero", threads=0)
+    for threads, given in ((0, "0"), (100_000, "100,000")):  # 100,000 crashed the process (no thread left)
+        with pytest.raises(ConfigError, match=rf"^--threads must be from 1 to 1,024, got {given}$"):
+            reproduce(host.tables.get("toy-table"), host, tmp_path / "bad", threads=threads)
+    assert not (tmp_path / "bad").exists()
 
 
 def test_a_checkpoint_from_before_threads_resumes_as_one_thread_and_no_other(protonet_host, tmp_path):
@@ -92,5 +94,7 @@ def test_a_checkpoint_from_before_threads_resumes_as_one_thread_and_no_other(pro
 def test_threads_must_be_a_positive_integer():
     with pytest.raises(ConfigError, match=r"^threads in test must be at least 1, got 0$"):
         build_config({"model": "knn", "threads": 0}, "test")
+    with pytest.raises(ConfigError, match=r"^threads in test must be at most 1,024, got 100,000$"):
+        build_config({"model": "knn", "threads": 100_000}, "test")
     with pytest.raises(ConfigError, match=r"^threads in test must be int, got '2'$"):
         build_config({"model": "knn", "threads": "2"}, "test")
