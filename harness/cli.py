@@ -131,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_RUN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--config", type=Path, metavar="FILE", help="TOML file with run settings; flags override it")
+    run.add_argument("--config", type=_path, metavar="FILE", help="TOML file with run settings; flags override it")
     for key, (kind, text) in RUN_FLAGS.items():
         run.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind, help=text)
     run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="augment training episodes")
@@ -151,7 +151,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--data", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="dataset option (repeatable)"
     )
     run.add_argument(
-        "--data-dir", type=Path, metavar="DIR", help="the dataset's data directory (--data root=DIR for omniglot)"
+        "--data-dir", type=_path, metavar="DIR", help="the dataset's data directory (--data root=DIR for omniglot)"
     )
     run.add_argument(
         "--test-data",
@@ -161,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="option of --test-dataset (repeatable)",
     )
-    run.add_argument("--out", type=Path, metavar="DIR", help=RESULTS_HELP)
+    run.add_argument("--out", type=_path, metavar="DIR", help=RESULTS_HELP)
     run.add_argument("--name", help="run directory name under --out (default: derived from the config)")
     run.add_argument("--restart", action="store_true", help="discard an existing checkpoint and record and start over")
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -173,7 +173,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild the model in a checkpoint and evaluate it on the run's fixed test episodes, "
         "or on another dataset's (--dataset NAME --data k=v).",
     )
-    evaluate.add_argument("--checkpoint", type=Path, required=True, metavar="PATH", help="a run's checkpoint.pkl")
+    evaluate.add_argument("--checkpoint", type=_path, required=True, metavar="PATH", help="a run's checkpoint.pkl")
     evaluate.add_argument("--eval-episodes", type=int, metavar="N", help="number of test episodes (default: the run's)")
     evaluate.add_argument("--dataset", metavar="NAME", help="dataset to test on (default: the run's test dataset)")
     evaluate.add_argument(
@@ -184,11 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="option of the dataset tested on (repeatable)",
     )
-    evaluate.add_argument("--data-dir", type=Path, metavar="DIR", help="where the dataset lives on this machine")
+    evaluate.add_argument("--data-dir", type=_path, metavar="DIR", help="where the dataset lives on this machine")
     evaluate.add_argument("--device", default="auto", help="torch models: auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument(
         "--episodes-out",
-        type=Path,
+        type=_path,
         metavar="FILE",
         help="also write every test episode's values to FILE (.npz, the format of a run's episodes.npz)",
     )
@@ -209,10 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="quick (minutes on a CPU), paper (papers' length) or another budget of the table's, e.g. MANN's "
         "long (4x the paper's episodes)",
     )
-    reproduce.add_argument("--results", type=Path, metavar="DIR", help=RESULTS_HELP)
+    reproduce.add_argument("--results", type=_path, metavar="DIR", help=RESULTS_HELP)
     reproduce.add_argument(
         "--leaderboards",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="where to write tables and plots (default: <results>/leaderboards)",
     )
@@ -256,7 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--threads", type=int, metavar="N", help="torch models: CPU threads per cell (default 1; part of each cell)"
     )
-    reproduce.add_argument("--papers", type=Path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
+    reproduce.add_argument("--papers", type=_path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
     reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
     leaderboard = commands.add_parser(
@@ -266,15 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
         "(long format), <table>.md and <table>.png.",
     )
     leaderboard.add_argument("tables", nargs="+", metavar="TABLE", help="table names, or 'all'")
-    leaderboard.add_argument("--results", type=Path, metavar="DIR", help=RESULTS_HELP)
+    leaderboard.add_argument("--results", type=_path, metavar="DIR", help=RESULTS_HELP)
     leaderboard.add_argument(
         "--out",
         "--leaderboards",
-        type=Path,
+        type=_path,
         metavar="DIR",
         help="output directory (default: <results>/leaderboards); --leaderboards, as reproduce spells it, works too",
     )
-    leaderboard.add_argument("--papers", type=Path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
+    leaderboard.add_argument("--papers", type=_path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
 
     status = commands.add_parser(
         "status",
@@ -286,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     status.add_argument("tables", nargs="+", metavar="TABLE", help="table names, or 'all'")
-    status.add_argument("--results", type=Path, metavar="DIR", help=RESULTS_HELP)
+    status.add_argument("--results", type=_path, metavar="DIR", help=RESULTS_HELP)
     status.add_argument(
         "--budget", help="also list this budget's cells that have not started (default: only cells with a folder)"
     )
@@ -298,11 +298,18 @@ def build_parser() -> argparse.ArgumentParser:
         description="Draw the loss and validation curves of one or more runs (finished or still training) "
         "on one figure, to see whether a model is still learning.",
     )
-    curves.add_argument("runs", nargs="+", type=Path, metavar="RUN_DIR", help="run directories")
-    curves.add_argument("--out", type=Path, default=Path("curves.png"), metavar="PNG", help="output file (curves.png)")
+    curves.add_argument("runs", nargs="+", type=_path, metavar="RUN_DIR", help="run directories")
+    curves.add_argument("--out", type=_path, default=Path("curves.png"), metavar="PNG", help="output file (curves.png)")
     for command in commands.choices.values():  # also after the command; left unset there unless given
         command.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=TRACEBACK_HELP)
     return parser
+
+
+def _path(text: str) -> Path:
+    """A path flag's value; an empty one (which would mean the current folder) is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a path, got an empty one (write . for the current folder)")
+    return Path(text)
 
 
 def _seeds(text: str) -> list[int]:
@@ -335,7 +342,7 @@ def _tables(host: Any, names: list[str]) -> list[Any]:
 
 
 def _results(given: Path | None) -> Path:
-    return given or Path(os.environ.get(RESULTS_ENV, DEFAULT_RESULTS))
+    return given or Path(os.environ.get(RESULTS_ENV, "").strip() or DEFAULT_RESULTS)  # set but empty: the default
 
 
 def _results_to_read(given: Path | None) -> Path:

@@ -185,3 +185,28 @@ def test_bad_seeds_are_refused_naming_the_flag_before_anything_runs(
     assert exited.value.code == 2
     assert capsys.readouterr().err.splitlines()[-1] == f"harness reproduce: error: argument --seeds: {message}"
     assert not (tmp_path / "r").exists()
+
+
+@pytest.mark.parametrize("command", [["reproduce", "mann-table1", "--results"], ["run", *KNN, "--out"], ["curves"]])
+def test_an_empty_path_is_refused_instead_of_meaning_the_current_folder(
+    capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, command: list[str]
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exited:
+        main([*command, ""])
+    assert exited.value.code == 2
+    assert (
+        capsys.readouterr()
+        .err.splitlines()[-1]
+        .endswith(": expected a path, got an empty one (write . for the current folder)")
+    )
+    assert not any(tmp_path.iterdir())
+
+
+def test_an_empty_results_variable_means_the_default_folder(
+    capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("HARNESS_RESULTS_DIR", "")
+    assert main(["run", *KNN]) == 0
+    assert [p.name for p in tmp_path.iterdir()] == ["results"]
