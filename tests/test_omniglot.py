@@ -240,6 +240,12 @@ def test_missing_directory(open_in, tmp_path: Path) -> None:
     assert "does not exist" in one_line_error(exc) and loader.ROOT_ENV in str(exc.value)
 
 
+def test_an_archive_given_as_the_directory_is_named_as_a_file(open_in, tmp_path: Path) -> None:
+    with pytest.raises(DataError) as exc:
+        open_in(DATA / "images_background.zip")
+    assert "images_background.zip is a file, not the folder of the archives" in one_line_error(exc)
+
+
 def test_missing_archive(open_in, tmp_path: Path) -> None:
     folder = tmp_path / "omniglot"
     folder.mkdir()

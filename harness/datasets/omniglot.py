@@ -115,7 +115,8 @@ def find_archives(root: Any, cache: Path) -> dict[str, Path]:
         return _download(cache)
     folder = Path(value).expanduser()
     if not folder.is_dir():
-        raise DataError(f"Omniglot directory {folder} does not exist; {DIR_HINT}")
+        problem = "is a file, not the folder of the archives" if folder.exists() else "does not exist"
+        raise DataError(f"Omniglot directory {folder} {problem}; {DIR_HINT}")
     paths = {split: folder / name for split, name in ARCHIVES.items()}
     for path in paths.values():
         if not path.is_file():
