@@ -48,6 +48,15 @@ class PerEpisode:
         return buffer.getvalue()
 
 
+def is_file(path: Path) -> bool:
+    """Whether ``path`` looks like a per-episode file: a zip holding the ``episodes`` array."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return f"{EPISODES}.npy" in archive.namelist()
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def write(directory: Path, values: PerEpisode) -> dict[str, str]:
     """Atomically write ``FILE`` into ``directory``; return the record's reference to it (file name, SHA-256)."""
     return write_file(directory / FILE, values, name=FILE)

@@ -43,6 +43,7 @@ from harness.plugins import PluginHost, PluginInfo
 from harness.prepare import Prepared, default_name, prepare
 from harness.restore import restore
 from harness.specs import Model
+from harness.tables import CELL
 
 RECORD = "record.json"
 RECORD_FORMAT = "harness-run/1"
@@ -486,9 +487,15 @@ def evaluate_checkpoint(
 
 
 def _check_episodes_out(path: Path) -> None:
-    """Refuse, before any work, an ``--episodes-out`` that is a folder or lies in no writable folder."""
+    """Refuse, before any work, an ``--episodes-out`` that is a folder, lies in no writable folder, or would
+    replace a file other than an earlier ``--episodes-out`` (a run's record, checkpoint or own episodes file)."""
     if path.is_dir():
         raise ConfigError(f"--episodes-out {path} is a folder; pass a file name, e.g. {path / per_episode.FILE}")
+    in_a_run = path.name in (RECORD, CHECKPOINT, CELL, per_episode.FILE) and (path.parent / RECORD).exists()
+    if path.exists() and (in_a_run or not per_episode.is_file(path)):
+        raise ConfigError(
+            f"--episodes-out {path} would replace a file that is not one --episodes-out wrote; give a new file name"
+        )
     if not path.parent.is_dir():
         raise ConfigError(f"--episodes-out {path}: the folder {path.parent} does not exist; create it first")
     writable.check_writable(path.parent, "--episodes-out", "FILE in a folder")

@@ -100,3 +100,21 @@ def test_a_bad_episodes_out_is_refused_before_any_work(protonet_host, tmp_path):
     assert "\n" not in str(info.value)
     with pytest.raises(HarnessError, match=r"the folder .*nowhere does not exist; create it first"):
         evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "nowhere" / "e.npz")
+
+
+def test_episodes_out_never_replaces_a_runs_files_or_a_file_it_did_not_write(protonet_host, tmp_path):
+    from harness.runner import evaluate_checkpoint
+
+    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    checkpoint = tmp_path / "r" / "checkpoint.pkl"
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine")
+    kept = {path: path.read_bytes() for path in [*(tmp_path / "r").iterdir(), notes]}
+    for target in kept:  # record.json was overwritten with the values before
+        with pytest.raises(HarnessError, match=r"would replace a file that is not one --episodes-out wrote; give a"):
+            evaluate_checkpoint(checkpoint, protonet_host, episodes_out=target)
+    assert {path: path.read_bytes() for path in kept} == kept
+    again = tmp_path / "evaluated.npz"
+    evaluate_checkpoint(checkpoint, protonet_host, episodes_out=again)
+    evaluate_checkpoint(checkpoint, protonet_host, episodes_out=again)  # its own earlier file: replaced
+    assert again.read_bytes() == (tmp_path / "r" / "episodes.npz").read_bytes()
