@@ -19,6 +19,8 @@ from harness.checkpoints import CHECKPOINT
 from harness.errors import ConfigError, HarnessError
 from harness.runner import RECORD
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
 
 def load_curves(run_dir: Path) -> dict[str, Any]:
     """``{"name", "loss": [[episodes, loss], ...], "val": [[episodes, accuracy], ...], "complete"}`` of one run.
@@ -71,6 +73,15 @@ def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     return labels
 
 
+def _is_png(path: Path) -> bool:
+    """Whether ``path`` starts as a PNG does."""
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(8) == PNG_SIGNATURE
+    except OSError:
+        return False
+
+
 def plot_curves(run_dirs: Sequence[Path], out: Path) -> Path:
     """One PNG: training loss (left) and validation accuracy (right) against episodes trained, a line per run.
 
@@ -80,6 +91,8 @@ def plot_curves(run_dirs: Sequence[Path], out: Path) -> Path:
         raise HarnessError("no run directories given; pass one or more")
     if Path(out).is_dir():
         raise ConfigError(f"--out {out} is a folder; pass the PNG file to write, e.g. --out {Path(out) / 'curves.png'}")
+    if Path(out).exists() and not _is_png(Path(out)):
+        raise ConfigError(f"--out {out} would replace a file that is not a PNG; give a new file name")
     curves = [load_curves(Path(d)) for d in run_dirs]
     labels = [
         label if curve["complete"] else f"{label} (training)"

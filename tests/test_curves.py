@@ -139,3 +139,13 @@ def test_plot_many_runs(tmp_path: Path) -> None:
 def test_plot_needs_runs(tmp_path: Path) -> None:
     with pytest.raises(HarnessError, match="no run directories"):
         plot_curves([], tmp_path / "curves.png")
+
+
+def test_out_replaces_an_earlier_png_but_no_other_file(tmp_path: Path) -> None:
+    run = write_record(tmp_path / "r", loss_curve(20), val_curve(4))
+    record = (run / RECORD).read_bytes()
+    with pytest.raises(HarnessError, match=r"^--out .*record\.json would replace a file that is not a PNG; give a new"):
+        plot_curves([run], run / RECORD)  # it wrote the plot over the record before
+    assert (run / RECORD).read_bytes() == record
+    out = plot_curves([run], tmp_path / "curves.png")
+    assert plot_curves([run], out) == out and png_size(out)[0] > 500
