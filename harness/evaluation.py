@@ -13,7 +13,7 @@ its ``aggregate``; what its plugin raises or returns otherwise is a one-line ``M
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -197,9 +197,12 @@ def _one_per_episode(values: Any, episodes: int, who: str, key: str) -> np.ndarr
     return array
 
 
-def validation_scores(prepared: Prepared, model: Model) -> tuple[float, list[float | None] | None]:
+def validation_scores(
+    prepared: Prepared, model: Model, stopped: Callable[[], bool] = lambda: False
+) -> tuple[float, list[float | None] | None] | None:
     """Mean accuracy on the fixed validation episodes (``val_episodes`` from ``eval_seed``) and, for label
-    sequences, the accuracy at each presentation of a class (1st, 2nd, ...; ``None`` for few-shot episodes)."""
+    sequences, the accuracy at each presentation of a class (1st, 2nd, ...; ``None`` for few-shot episodes).
+    ``None`` if ``stopped()`` turned true between two batches (a signal came: the validation is left undone)."""
     config = prepared.config
     split = prepared.dataset_spec.val_split
     assert split is not None, "prepare() refuses val_every without a validation split"
@@ -207,6 +210,8 @@ def validation_scores(prepared: Prepared, model: Model) -> tuple[float, list[flo
     correct: list[np.ndarray] = []
     hits, shown = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
     for batch in batches(prepared, split, VAL, config.eval_seed, config.val_episodes):
+        if stopped():
+            return None
         right = predict(model, batch, config.model).labels == batch.targets
         correct.append(right.mean(axis=1))
         if isinstance(batch, SequenceBatch):

@@ -33,6 +33,10 @@ class Deferred:
 
     signum: int | None = None
 
+    def came(self) -> bool:
+        """Whether a signal came."""
+        return self.signum is not None
+
     @property
     def name(self) -> str:
         """The signal's name (``SIGTERM``); empty before one came."""

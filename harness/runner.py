@@ -93,6 +93,8 @@ class Progress:
     pending_losses: list[float] = dataclasses.field(default_factory=list)
     """Losses of the steps since the last logged one, kept by a checkpoint saved between logs (a run stopped
     by a signal), so the resumed run logs the same mean as an uninterrupted one."""
+    unvalidated: bool = False
+    """The validation due at ``step`` was left undone by a signal: the resumed run does it before any step."""
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> Progress:
@@ -208,7 +210,8 @@ class Run:
     def _trains(self, state: dict[str, Any] | None, done: Progress) -> bool:
         """Whether this session trains: the run is neither finished nor stopped by its patience."""
         finished = state is not None and state.get("final")
-        return not finished and done.stopped_early is None and done.step < self.prepared.total_steps
+        due = done.step < self.prepared.total_steps or done.unvalidated
+        return not finished and done.stopped_early is None and due
 
     def _record(self) -> dict[str, Any] | None:
         """The run's record, if it has one; a damaged one is refused in one line naming ``--restart``."""
@@ -306,8 +309,13 @@ class Run:
             values.append(value)
         return values
 
-    def _validate(self, model: Model, done: Progress, train_wall_s: float) -> None:
-        accuracy, by_instance = validation_scores(self.prepared, model)
+    def _validate(self, model: Model, done: Progress, train_wall_s: float, stopped: Callable[[], bool]) -> None:
+        """Validate at ``done.step``; a signal (``stopped()``) between batches leaves it undone (``unvalidated``)."""
+        scores = validation_scores(self.prepared, model, stopped)
+        done.unvalidated = scores is None
+        if scores is None:
+            return
+        accuracy, by_instance = scores
         episode = self._episodes(done.step)
         done.val_history.append([episode, accuracy])
         detail: dict[str, Any] = {"episode": episode, "train_wall_time_s": round(train_wall_s, 3)}
@@ -324,6 +332,16 @@ class Run:
             done.stopped_early = episode
 
     def _train(self, model: Model, done: Progress, progress: bool) -> None:
+        with interrupts.deferred(STOPPING) as stop:
+            if done.unvalidated:  # the validation a signal left undone comes before any step
+                clock = time.perf_counter()
+                self._validate(model, done, done.wall_time_s, stop.came)
+                self._stop_if_signalled(model, done, [], done.step, stop)
+                done.wall_time_s += time.perf_counter() - clock
+                self._save(model, done)
+            self._steps(model, done, progress, stop)
+
+    def _steps(self, model: Model, done: Progress, progress: bool, stop: interrupts.Deferred) -> None:
         from tqdm import tqdm
 
         prepared, config = self.prepared, self.prepared.config
@@ -343,7 +361,7 @@ class Run:
         )
         split = prepared.dataset_spec.train_split
         stream = batches(prepared, split, TRAIN, config.seed, self._episodes(total), start=self._episodes(done.step))
-        with bar, interrupts.deferred(STOPPING) as stop:
+        with bar:
             for batch in stream:
                 losses.append(model.train_step(batch))
                 done.step += 1
@@ -353,7 +371,7 @@ class Run:
                 if validate or save:
                     values = self._losses(losses, done.step, saved)
                     if validate:
-                        self._validate(model, done, wall_before + time.perf_counter() - session_start)
+                        self._validate(model, done, wall_before + time.perf_counter() - session_start, stop.came)
                         save = save or done.stopped_early is not None
                     if save:
                         done.loss_history.append([self._episodes(done.step), float(np.mean(values))])
@@ -367,18 +385,27 @@ class Run:
                         bar.set_postfix(shown)
                     if done.stopped_early is not None:
                         break
-                if stop.signum is not None:
-                    if saved != done.step:
-                        done.pending_losses = self._losses(losses, done.step, saved)
-                        done.wall_time_s = wall_before + time.perf_counter() - session_start
-                        self._save(model, done)
-                    raise interrupts.Stopped(
-                        f"stopped by {stop.name} at episode {self._episodes(done.step):,} of "
-                        f"{self._episodes(total):,}; checkpoint saved in {self.checkpoint_path}; "
-                        "rerun the same command to resume",
-                        stop.signum,
-                    )
+                if stop.came():
+                    done.wall_time_s = wall_before + time.perf_counter() - session_start
+                    self._stop_if_signalled(model, done, losses, saved, stop)
         done.wall_time_s = wall_before + time.perf_counter() - session_start
+
+    def _stop_if_signalled(
+        self, model: Model, done: Progress, losses: list[Any], saved: int | None, stop: interrupts.Deferred
+    ) -> None:
+        """After a Ctrl-C or SIGTERM: save the checkpoint at this step (unless saved there), then raise ``Stopped``."""
+        if stop.signum is None:
+            return
+        if saved != done.step:
+            done.pending_losses = self._losses(losses, done.step, saved)
+            self._save(model, done)
+        total = self.prepared.total_steps
+        raise interrupts.Stopped(
+            f"stopped by {stop.name} at episode {self._episodes(done.step):,} of {self._episodes(total):,}"
+            + (" (its validation there left for the rerun)" if done.unvalidated else "")
+            + f"; checkpoint saved in {self.checkpoint_path}; rerun the same command to resume",
+            stop.signum,
+        )
 
     def _provenance(self) -> dict[str, Any]:
         host, config = self.prepared.host, self.prepared.config

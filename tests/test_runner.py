@@ -230,3 +230,33 @@ def test_the_cli_says_where_a_stopped_run_was_saved_and_exits_with_128_plus_the_
         f"harness: stopped by SIGTERM at episode 24 of 160; checkpoint saved in {tmp_path / 'r' / 'checkpoint.pkl'}; "
         "rerun the same command to resume",
     ]
+
+
+def test_a_signal_during_a_validation_leaves_it_to_the_rerun_which_ends_as_an_uninterrupted_run(
+    protonet_host, tmp_path, monkeypatch
+):
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    config = fewshot_config(val_every=24, val_episodes=16)  # validations of 2 batches, at steps 3, 6, 9 and 12
+    predict = WeightedProtoNet.predict
+    calls = 0
+
+    def signalled_in_the_first_validation(self, batch):
+        nonlocal calls
+        calls += 1
+        if calls == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return predict(self, batch)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(WeightedProtoNet, "predict", signalled_in_the_first_validation)
+        with pytest.raises(Stopped, match=r"at episode 24 of 96 \(its validation there left for the rerun\)"):
+            run(config, protonet_host, tmp_path, name="r", **QUIET)
+    assert calls == 1, "the validation's second batch was not run"
+    state = load_checkpoint(tmp_path / "r" / "checkpoint.pkl")
+    assert (state["step"], state["unvalidated"], state["val_history"]) == (3, True, [])
+    resumed = run(config, protonet_host, tmp_path, name="r", **QUIET)
+    whole = run(config, protonet_host, tmp_path, name="whole", **QUIET)
+    assert [episode for episode, _ in resumed["val_history"]] == [24, 48, 72, 96]
+    for key in ("metrics", "loss_history", "val_history", "kept", "per_episode"):
+        assert resumed[key] == whole[key], key
