@@ -128,6 +128,8 @@ class Run:
             self.record_path.unlink(missing_ok=True)
             (self.directory / per_episode.FILE).unlink(missing_ok=True)
         state = self._resume_state()
+        if state is None and self.prepared.total_steps and self.record_path.exists():
+            self._keep_finished_record()
         config = self.prepared.config
         record = self._record() if state is not None else None
         if record is not None and record["status"] == "complete":
@@ -206,6 +208,16 @@ class Run:
             self._save(model, done)
         atomic.write_json(self.record_path, record)
         return record
+
+    def _keep_finished_record(self) -> None:
+        """Refuse to train again over the record of a finished run whose checkpoint is gone (deleted to save
+        space, or never copied): the record and its numbers stand unless ``--restart`` is given."""
+        record = self._record()
+        if record is not None and record["status"] == "complete":
+            raise ConfigError(
+                f"{self.directory} holds the record of a finished run but not its checkpoint; the record stands: "
+                "pass --restart to train it again, or --name for a new run"
+            )
 
     def _trains(self, state: dict[str, Any] | None, done: Progress) -> bool:
         """Whether this session trains: the run is neither finished nor stopped by its patience."""

@@ -260,3 +260,14 @@ def test_a_signal_during_a_validation_leaves_it_to_the_rerun_which_ends_as_an_un
     assert [episode for episode, _ in resumed["val_history"]] == [24, 48, 72, 96]
     for key in ("metrics", "loss_history", "val_history", "kept", "per_episode"):
         assert resumed[key] == whole[key], key
+
+
+def test_a_finished_run_whose_checkpoint_is_gone_keeps_its_record_unless_restarted(protonet_host, tmp_path):
+    first = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    (tmp_path / "r" / "checkpoint.pkl").unlink()  # deleted to save space, say
+    record = (tmp_path / "r" / "record.json").read_bytes()
+    with pytest.raises(ConfigError, match=r"holds the record of a finished run but not its checkpoint; the record"):
+        run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)  # it trained again over the record
+    assert (tmp_path / "r" / "record.json").read_bytes() == record
+    again = run(fewshot_config(), protonet_host, tmp_path, name="r", restart=True, **QUIET)
+    assert again["metrics"] == first["metrics"] and again["resumes"] == 0
