@@ -31,6 +31,7 @@ Paper decisions (quotes from arXiv 1605.06065 / its supplement):
 
 from __future__ import annotations
 
+import inspect
 from contextlib import contextmanager, nullcontext
 
 import torch
@@ -306,7 +307,7 @@ class MANN(nn.Module):
 class LSTMBaseline(nn.Module):
     """LSTM (200 units) on ``[x_t, y_{t-1}]`` and a linear output layer (paper's "LSTM")."""
 
-    def __init__(self, input_size: int, code_size: int, num_outputs: int, hidden: int = 200):
+    def __init__(self, input_size: int, code_size: int, num_outputs: int, *, hidden: int = 200):
         super().__init__()
         self.lstm = nn.LSTM(input_size + code_size, hidden, batch_first=True)
         self.output = nn.Linear(hidden, num_outputs)
@@ -320,7 +321,7 @@ class LSTMBaseline(nn.Module):
 class FeedforwardBaseline(nn.Module):
     """Per-step MLP (one hidden ReLU layer of 200) on ``[x_t, y_{t-1}]`` (paper's "Feedforward")."""
 
-    def __init__(self, input_size: int, code_size: int, num_outputs: int, hidden: int = 200):
+    def __init__(self, input_size: int, code_size: int, num_outputs: int, *, hidden: int = 200):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(input_size + code_size, hidden), nn.ReLU(), nn.Linear(hidden, num_outputs))
 
@@ -330,22 +331,16 @@ class FeedforwardBaseline(nn.Module):
 
 
 _BUILDERS = {"mann": MANN, "lstm": LSTMBaseline, "feedforward": FeedforwardBaseline}
-OPTIONS = {
-    "mann": (
-        "controller",
-        "gamma",
-        "hidden",
-        "key_strength",
-        "memory",
-        "read_heads",
-        "slot_size",
-        "slots",
-        "write_vector",
-    ),
-    "lstm": ("hidden",),
-    "feedforward": ("hidden",),
-}
-"""Each network's own options (its constructor's keywords); a harness run passes them from its params."""
+
+
+def _options(network: type[nn.Module]) -> tuple[str, ...]:
+    """A network's own options: its constructor's keyword-only parameters."""
+    parameters = inspect.signature(network).parameters.values()
+    return tuple(sorted(p.name for p in parameters if p.kind is inspect.Parameter.KEYWORD_ONLY))
+
+
+OPTIONS = {kind: _options(network) for kind, network in _BUILDERS.items()}
+"""Each network's own options; a harness run passes them from its params."""
 
 
 def build(kind: str, input_size: int, code_size: int, num_outputs: int, **options) -> nn.Module:
