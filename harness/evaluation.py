@@ -13,7 +13,8 @@ its ``aggregate``; what its plugin raises or returns otherwise is a one-line ``M
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+import contextlib
+from collections.abc import Callable, Generator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -42,7 +43,7 @@ def episode_rngs(seed: int, stream: int, first: int, count: int) -> list[np.rand
 
 def batches(
     prepared: Prepared, split: str, stream: int, seed: int, episodes: int, start: int = 0
-) -> Iterator[EpisodeBatch]:
+) -> Generator[EpisodeBatch, None, None]:
     """Batches of ``batch_size`` episodes ``start .. episodes - 1``, the next one drawn in the background.
 
     ``TEST`` episodes come from the test dataset, the others from the training dataset.
@@ -125,7 +126,10 @@ def score(prepared: Prepared, model: Model, *, progress: bool = False) -> tuple[
     values: dict[str, dict[str, np.ndarray]] = {m.name: {} for m in prepared.metrics}
     stream = batches(prepared, prepared.test_spec.test_split, TEST, config.eval_seed, total)
     first = 0
-    with tqdm(total=total, unit="ep", desc="test", disable=not progress, dynamic_ncols=True) as bar:
+    with (
+        tqdm(total=total, unit="ep", desc="test", disable=not progress, dynamic_ncols=True) as bar,
+        contextlib.closing(stream),
+    ):
         for index, batch in enumerate(stream):
             prediction = predict(model, batch, config.model)
             if index == 0 and isinstance(batch, SequenceBatch):
@@ -209,14 +213,15 @@ def validation_scores(
     size = prepared.settings.instances + 1  # presentation numbers run from 1 to ``instances``
     correct: list[np.ndarray] = []
     hits, shown = np.zeros(size, dtype=np.int64), np.zeros(size, dtype=np.int64)
-    for batch in batches(prepared, split, VAL, config.eval_seed, config.val_episodes):
-        if stopped():
-            return None
-        right = predict(model, batch, config.model).labels == batch.targets
-        correct.append(right.mean(axis=1))
-        if isinstance(batch, SequenceBatch):
-            hits += np.bincount(batch.instance[right], minlength=size)
-            shown += np.bincount(batch.instance.ravel(), minlength=size)
+    with contextlib.closing(batches(prepared, split, VAL, config.eval_seed, config.val_episodes)) as stream:
+        for batch in stream:
+            if stopped():
+                return None
+            right = predict(model, batch, config.model).labels == batch.targets
+            correct.append(right.mean(axis=1))
+            if isinstance(batch, SequenceBatch):
+                hits += np.bincount(batch.instance[right], minlength=size)
+                shown += np.bincount(batch.instance.ravel(), minlength=size)
     accuracy = float(np.concatenate(correct).mean())
     if not shown.any():  # few-shot episodes
         return accuracy, None

@@ -373,7 +373,7 @@ class Run:
         )
         split = prepared.dataset_spec.train_split
         stream = batches(prepared, split, TRAIN, config.seed, self._episodes(total), start=self._episodes(done.step))
-        with bar:
+        with bar, contextlib.closing(stream):
             for batch in stream:
                 losses.append(model.train_step(batch))
                 done.step += 1
