@@ -309,13 +309,20 @@ def _progress_of(state: dict[str, Any]) -> dict[str, Any]:
     episode, accuracy = (None, None)
     if isinstance(last, list | tuple) and len(last) == 2:
         episode, accuracy = _number(last[0], int), _number(last[1], float)
-    return {
+    progress = {
         "episodes_trained": _number(state.get("episodes_trained"), int),
         "config": {"episodes": _number(config.get("episodes"), int) if isinstance(config, dict) else None},
         "val_history": [] if episode is None or accuracy is None else [[episode, accuracy]],
         "wall_time_s": _number(state.get("wall_time_s"), float),
         "train_wall_time_s": _number(state.get("train_wall_time_s"), float),
     }
+    # a signal's stop, only where there was one (so the progress of older files reads back unchanged)
+    stopped_by = state.get("stopped_by")
+    if isinstance(stopped_by, str) and stopped_by in ("SIGINT", "SIGTERM"):
+        progress["stopped_by"] = stopped_by
+    if state.get("unvalidated") is True:
+        progress["unvalidated"] = True
+    return progress
 
 
 def _number(value: Any, kind: type) -> Any:

@@ -95,6 +95,9 @@ class Progress:
     by a signal), so the resumed run logs the same mean as an uninterrupted one."""
     unvalidated: bool = False
     """The validation due at ``step`` was left undone by a signal: the resumed run does it before any step."""
+    stopped_by: str | None = None
+    """The signal (``SIGTERM``, ``SIGINT``) that stopped the session which saved this checkpoint, for ``harness
+    status``; cleared when training resumes."""
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> Progress:
@@ -148,6 +151,7 @@ class Run:
         trains = self._trains(state, done)
         if state is not None:
             done.resumes += trains  # testing a trained checkpoint again is no resume of its training
+            done.stopped_by = None
             what = "resuming" if trains else "testing the trained checkpoint of"
             log(f"{what} {self.directory} at episode {state['episodes_trained']}")
         started = datetime.now(timezone.utc)
@@ -410,7 +414,8 @@ class Run:
             return
         if saved != done.step:
             done.pending_losses = self._losses(losses, done.step, saved)
-            self._save(model, done)
+        done.stopped_by = stop.name
+        self._save(model, done)  # again where a checkpoint was just saved here: it now says what stopped it
         total = self.prepared.total_steps
         raise interrupts.Stopped(
             f"stopped by {stop.name} at episode {self._episodes(done.step):,} of {self._episodes(total):,}"

@@ -103,7 +103,7 @@ def _status(directory: Path) -> CellStatus:
             return CellStatus(
                 **base,
                 state="running" if holder else "interrupted",
-                note=holder or "rerun its command to resume it",
+                note=holder or _interrupted(state),
                 **_progress(state),
             )
     except HarnessError as exc:
@@ -123,6 +123,14 @@ def _progress(saved: dict[str, Any]) -> dict[str, Any]:
         "validation": (int(history[-1][0]), float(history[-1][1])) if history else None,
         "wall_time_s": None if wall is None else float(wall),
     }
+
+
+def _interrupted(saved: dict[str, Any]) -> str:
+    """How an interrupted cell's checkpoint says it stopped, and what to do."""
+    how = f"stopped by {saved['stopped_by']}" if saved.get("stopped_by") else ""
+    if saved.get("unvalidated"):
+        how += (", " if how else "") + "its validation there left for the rerun"
+    return (f"{how}; " if how else "") + "rerun its command to resume it"
 
 
 def _stopped(record: dict[str, Any]) -> str:

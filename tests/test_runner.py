@@ -9,7 +9,7 @@ import signal
 import pytest
 from conftest import PROTONET, fewshot_config, killed_after, killed_and_whole
 
-from harness import hookimpl
+from harness import checkpoints, hookimpl
 from harness.builtins.synthetic import OPTIONS, open_synthetic
 from harness.checkpoints import load as load_checkpoint
 from harness.episodes import EpisodeKind
@@ -145,8 +145,6 @@ def test_each_training_session_records_the_commit_it_ran_under(protonet_host, tm
 def test_a_parameter_the_plugin_added_since_the_checkpoint_resumes_at_its_default(protonet_host, tmp_path, monkeypatch):
     from harness_test_plugins.weighted_protonet import WeightedProtoNet
 
-    from harness import checkpoints
-
     killed_after(5, WeightedProtoNet, fewshot_config(), protonet_host, tmp_path / "r", monkeypatch)
     path = tmp_path / "r" / "checkpoint.pkl"
     state = checkpoints.load(path)
@@ -194,6 +192,7 @@ def test_a_signal_saves_the_checkpoint_at_its_step_and_the_resumed_run_matches_a
     )
     state = load_checkpoint(tmp_path / "r" / "checkpoint.pkl")
     assert state["step"] == 5 and len(state["pending_losses"]) == 1  # step 5's loss, logged with step 6's
+    assert state["stopped_by"] == name == checkpoints.progress(tmp_path / "r" / "checkpoint.pkl")["stopped_by"]
     assert [signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)] == handlers, "the run's went with it"
     resumed = run(config, protonet_host, tmp_path, name="r", **QUIET)
     whole = run(config, protonet_host, tmp_path, name="whole", **QUIET)
@@ -255,6 +254,7 @@ def test_a_signal_during_a_validation_leaves_it_to_the_rerun_which_ends_as_an_un
     assert calls == 1, "the validation's second batch was not run"
     state = load_checkpoint(tmp_path / "r" / "checkpoint.pkl")
     assert (state["step"], state["unvalidated"], state["val_history"]) == (3, True, [])
+    assert state["stopped_by"] == "SIGTERM" and checkpoints.progress(tmp_path / "r" / "checkpoint.pkl")["unvalidated"]
     resumed = run(config, protonet_host, tmp_path, name="r", **QUIET)
     whole = run(config, protonet_host, tmp_path, name="whole", **QUIET)
     assert [episode for episode, _ in resumed["val_history"]] == [24, 48, 72, 96]

@@ -91,6 +91,19 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == before, "status writes nothing"
 
 
+@pytest.mark.parametrize("parts", [False, True])
+def test_an_interrupted_cell_says_which_signal_stopped_it_and_whether_a_validation_waits(results, monkeypatch, parts):
+    stopped, waiting = copy_cell(results, 1) / "checkpoint.pkl", copy_cell(results, 2) / "checkpoint.pkl"
+    with monkeypatch.context() as patch:
+        patch.setattr(checkpoints, "PART_BYTES", 5000 if parts else checkpoints.PART_BYTES)
+        checkpoints.save(stopped, {**checkpoints.load(stopped), "stopped_by": "SIGTERM"})
+        checkpoints.save(waiting, {**checkpoints.load(waiting), "stopped_by": "SIGINT", "unvalidated": True})
+    assert bool(checkpoints.part_files(stopped)) == parts
+    notes = {s.seed: s.note for s in table_status(results, "toy-table")}
+    assert notes[1] == "stopped by SIGTERM; rerun its command to resume it"
+    assert notes[2] == "stopped by SIGINT, its validation there left for the rerun; rerun its command to resume it"
+
+
 def test_cli_status_text_and_json(results):
     env = {"HARNESS_PLUGINS": TOY}
     text = harness_cli("status", "toy-table", "--results", str(results), "--budget", "quick", env=env)
