@@ -22,8 +22,10 @@ def write_bytes(path: Path, data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
-    except BaseException:
+    except BaseException as exc:
         Path(tmp).unlink(missing_ok=True)
+        if isinstance(exc, OSError) and exc.filename is None:  # a full disk's write error names no file
+            exc.filename = str(path)
         raise
     dir_fd = os.open(path.parent, os.O_RDONLY)
     try:

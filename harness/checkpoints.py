@@ -116,16 +116,35 @@ def save(path: Path, state: dict[str, Any]) -> None:
         _remove_parts(path, keep=())
         return
     parts: list[tuple[str, int, str]] = []
-    for index, offset in enumerate(range(0, len(payload), PART_BYTES)):
-        chunk = payload[offset : offset + PART_BYTES]
-        digest = hashlib.sha256(chunk).hexdigest()
-        name = f"{path.name}.part{index}-{digest[:16]}"
-        atomic.write_bytes(path.parent / name, chunk)
-        parts.append((name, len(chunk), digest))
-    manifest = json.dumps({"parts": parts, "progress": _progress_of(state)}).encode()
-    start = _START.pack(MAGIC, PARTS_VERSION, len(manifest))
-    atomic.write_bytes(path, start + _digest(start, manifest) + manifest)
+    new_files: list[Path] = []
+    head = b""
+    try:
+        for index, offset in enumerate(range(0, len(payload), PART_BYTES)):
+            chunk = payload[offset : offset + PART_BYTES]
+            digest = hashlib.sha256(chunk).hexdigest()
+            name = f"{path.name}.part{index}-{digest[:16]}"
+            if not (path.parent / name).exists():
+                new_files.append(path.parent / name)
+            atomic.write_bytes(path.parent / name, chunk)
+            parts.append((name, len(chunk), digest))
+        manifest = json.dumps({"parts": parts, "progress": _progress_of(state)}).encode()
+        start = _START.pack(MAGIC, PARTS_VERSION, len(manifest))
+        head = start + _digest(start, manifest) + manifest
+        atomic.write_bytes(path, head)
+    except BaseException:
+        if not _holds(path, head):  # the old checkpoint stands: the new parts are litter on a full disk
+            for file in new_files:
+                file.unlink(missing_ok=True)
+        raise
     _remove_parts(path, keep={name for name, _, _ in parts})
+
+
+def _holds(path: Path, data: bytes) -> bool:
+    """Whether the file at ``path`` holds ``data`` (False where it cannot be read)."""
+    try:
+        return files.read_regular(path, len(data) + 1) == data
+    except OSError:
+        return False
 
 
 def progress(path: Path) -> dict[str, Any]:

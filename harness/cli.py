@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import errno
 import json
 import os
 import stat
@@ -685,9 +686,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.traceback:
             traceback.print_exc()
         where = "" if args.traceback else " (--traceback shows where)"
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+            fix = "free disk space there"
+        else:
+            fix = "make that path readable and writable (or free disk space)"
         print(
-            f"harness: error: {describe(exc)}; make that path readable and writable (or free disk space), then "
-            f"rerun the same command, which keeps finished runs and checkpoints{where}",
+            f"harness: error: {describe(exc)}; {fix}, then rerun the same command, which keeps finished runs and "
+            f"checkpoints{where}",
             file=sys.stderr,
         )
         return 2

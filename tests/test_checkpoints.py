@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import collections
+import errno
 import io
 import json
 import os
 import pickle
 import random
+import stat
 import struct
 import subprocess
 import sys
@@ -256,6 +258,57 @@ def test_a_missing_or_damaged_part_is_refused_in_one_line(tmp_path: Path, monkey
     first.unlink()
     message = one_line_error(path)
     assert f"is missing its part {first.name}; copy the checkpoint with the parts beside it" in message
+
+
+def disk_full_after(writes: int, monkeypatch) -> None:
+    """``atomic.write_bytes`` writes ``writes`` files, then fails as a full disk does (in the write, naming no file)."""
+    real_fsync, calls = os.fsync, []
+
+    def fsync(fd: int) -> None:
+        if stat.S_ISREG(os.fstat(fd).st_mode):
+            calls.append(fd)
+            if len(calls) > writes:
+                raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+
+
+@pytest.mark.parametrize("writes", [0, 2, 5])  # in the first part, in the third, in the list of parts
+def test_a_save_on_a_full_disk_keeps_the_old_checkpoint_and_leaves_no_new_part(
+    tmp_path: Path, monkeypatch, writes: int
+) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / CHECKPOINT
+    save(path, big_state(1))
+    before = sorted(tmp_path.iterdir())
+    with monkeypatch.context() as patch:
+        disk_full_after(writes, patch)
+        with pytest.raises(OSError, match="No space left on device") as full:
+            save(path, big_state(2))
+    assert full.value.filename is not None and Path(full.value.filename).parent == tmp_path  # the file it wrote
+    assert sorted(tmp_path.iterdir()) == before, "the old checkpoint's files, and nothing else"
+    assert load(path)["step"] == 1
+    save(path, big_state(2))  # space again: the next save goes through
+    assert load(path)["step"] == 2
+
+
+def test_a_save_that_fails_after_its_list_of_parts_is_in_place_keeps_the_new_parts(tmp_path: Path, monkeypatch):
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / CHECKPOINT
+    save(path, big_state(1))
+    real_fsync, old = os.fsync, path.read_bytes()
+
+    def folder_sync_fails(fd: int) -> None:
+        if stat.S_ISDIR(os.fstat(fd).st_mode) and path.read_bytes() != old:  # the new list of parts is in place
+            raise OSError(errno.EIO, "Input/output error")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", folder_sync_fails)
+    with pytest.raises(OSError, match="Input/output error"):
+        save(path, big_state(2))
+    monkeypatch.setattr(os, "fsync", real_fsync)
+    assert load(path)["step"] == 2  # the parts it lists were kept
 
 
 def run_state(seed: int = 0) -> dict[str, Any]:

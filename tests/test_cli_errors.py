@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from collections.abc import Callable
 from pathlib import Path
 
@@ -210,3 +211,21 @@ def test_an_empty_results_variable_means_the_default_folder(
     monkeypatch.setenv("HARNESS_RESULTS_DIR", "")
     assert main(["run", *KNN]) == 0
     assert [p.name for p in tmp_path.iterdir()] == ["results"]
+
+
+def test_a_full_disk_names_the_file_it_was_writing_and_the_fix(tmp_path: Path, capsys, monkeypatch) -> None:
+    real_fsync = os.fsync
+
+    def full(fd: int) -> None:  # a full disk's write error: raised by the write, naming no file
+        if stat.S_ISREG(os.fstat(fd).st_mode) and os.fstat(fd).st_size > 0:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", full)
+    message = error_of(capsys, "run", *KNN, "--out", str(tmp_path))
+    assert message.startswith("OSError: [Errno 28] No space left on device: '" + str(tmp_path / RUN_NAME))
+    assert message.endswith(
+        "'; free disk space there, then rerun the same command, which keeps finished runs and checkpoints "
+        "(--traceback shows where)"
+    )
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()], "no half-written file left"
