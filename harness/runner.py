@@ -63,8 +63,21 @@ def comparable(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def differences(saved: dict[str, Any], wanted: dict[str, Any], keys: Iterable[str]) -> str:
-    """``key: saved -> wanted`` for each of ``keys`` whose values differ, comma-separated; empty if none do."""
-    return ", ".join(f"{k}: {saved.get(k)!r} -> {wanted.get(k)!r}" for k in keys if saved.get(k) != wanted.get(k))
+    """``key: saved -> wanted`` for each of ``keys`` whose values differ, comma-separated; empty if none do.
+
+    Two tables (``params``, ``data``) are compared key by key: ``params.lr: 0.001 -> 0.003``."""
+    return ", ".join(_changes(saved, wanted, keys, ""))
+
+
+def _changes(saved: dict[str, Any], wanted: dict[str, Any], keys: Iterable[str], prefix: str) -> list[str]:
+    changed = []
+    for key in keys:
+        old, new = saved.get(key), wanted.get(key)
+        if isinstance(old, dict) and isinstance(new, dict):
+            changed += _changes(old, new, sorted({*old, *new}), f"{prefix}{key}.")
+        elif old != new and not (old != old and new != new):  # NaN against NaN is no change
+            changed.append(f"{prefix}{key}: {old!r} -> {new!r}")
+    return changed
 
 
 @dataclass

@@ -13,6 +13,7 @@ A torch model plugin declares ``defaults={**TRAINING_DEFAULTS, ...its own...}`` 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -45,8 +46,8 @@ def check_training(params: Mapping[str, Any], model: str) -> None:
             )
     for key in ("lr", "weight_decay", "momentum", "clip_norm", "lr_decay"):
         value = params[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
-            raise ConfigError(f"model {model!r} parameter {key} must be a number >= 0, got {value!r}")
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:  # NaN too
+            raise ConfigError(f"model {model!r} parameter {key} must be a finite number >= 0, got {value!r}")
     if params["lr"] == 0:
         raise ConfigError(f"model {model!r} parameter lr must be above 0")
     if params["schedule"] == "step" and (not isinstance(params["lr_step"], int) or params["lr_step"] < 1):

@@ -150,7 +150,7 @@ def test_a_parameter_the_plugin_added_since_the_checkpoint_resumes_at_its_defaul
     state = checkpoints.load(path)
     del state["config"]["params"]["delay"]  # written by a plugin version without ``delay`` (default 0.0)
     checkpoints.save(path, state)
-    with pytest.raises(ConfigError, match=r"another config \(params: .*'delay': 0\.5"):
+    with pytest.raises(ConfigError, match=r"another config \(params\.delay: 0\.0 -> 0\.5\)"):
         run(fewshot_config(params={"delay": 0.5}), protonet_host, tmp_path, name="r", **QUIET)
     record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     assert record["resumes"] == 1 and record["config"]["params"]["delay"] == 0.0
@@ -271,3 +271,12 @@ def test_a_finished_run_whose_checkpoint_is_gone_keeps_its_record_unless_restart
     assert (tmp_path / "r" / "record.json").read_bytes() == record
     again = run(fewshot_config(), protonet_host, tmp_path, name="r", restart=True, **QUIET)
     assert again["metrics"] == first["metrics"] and again["resumes"] == 0
+
+
+def test_a_changed_config_is_named_key_by_key_inside_params_and_data():
+    from harness.runner import differences
+
+    saved = {"ways": 5, "params": {"lr": 1e-3, "gamma": float("nan")}, "data": {"image_size": 28}}
+    wanted = {"ways": 5, "params": {"lr": 3e-3, "gamma": float("nan"), "new": 1}, "data": {"image_size": 28}}
+    assert differences(saved, wanted, ["ways", "params", "data"]) == "params.lr: 0.001 -> 0.003, params.new: None -> 1"
+    assert differences(saved, saved, ["ways", "params", "data"]) == ""

@@ -200,6 +200,8 @@ class LRUAMemory(nn.Module):
         super().__init__()
         if not 0 < heads <= slots:
             raise ValueError(f"read_heads must be in 1..slots ({slots}), got {heads}")
+        if not 0 <= gamma <= 1:  # NaN too
+            raise ValueError(f"gamma (the usage decay) must be a number in 0..1, got {gamma}")
         if key_strength not in KEY_STRENGTHS:
             raise ValueError(f"unknown key_strength {key_strength!r}; valid: {', '.join(KEY_STRENGTHS)}")
         if write_vector not in WRITE_VECTORS:

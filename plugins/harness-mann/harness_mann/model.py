@@ -352,6 +352,10 @@ def build(kind: str, input_size: int, code_size: int, num_outputs: int, **option
     unknown = sorted(set(options) - set(OPTIONS[kind]))
     if unknown:
         raise ValueError(f"unknown option(s) {', '.join(unknown)} for {kind!r}; valid: {', '.join(OPTIONS[kind])}")
+    for size in ("hidden", "slots", "slot_size", "read_heads"):
+        value = options.get(size, 1)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{size} must be an integer >= 1, got {value!r}")
     return _BUILDERS[kind](input_size, code_size, num_outputs, **options)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -43,8 +44,13 @@ def model_options(params: dict[str, Any]) -> dict[str, Any]:
         options[key] = value or None  # 0: the backbone's default
     for key in NUMBERS:
         value, bound = params[key], "> 0" if key == "grad_p" else ">= 0"
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < 0 or (bound == "> 0" and not value):
-            raise ConfigError(f"metanet parameter {key} must be a number {bound}, got {value!r}")
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not 0 <= value < math.inf  # NaN too
+            or (bound == "> 0" and not value)
+        ):
+            raise ConfigError(f"metanet parameter {key} must be a finite number {bound}, got {value!r}")
         options[key] = float(value)
     for key in FLAGS:
         if not isinstance(params[key], bool):
