@@ -231,10 +231,10 @@ def _published_lines(frame: pd.DataFrame) -> list[str]:
     for (source, citation, checked), group in published.groupby(["source", "citation", "checked"], sort=False):
         quoted = ", as quoted by secondary sources" if source == "secondary" else ""
         rows = ", ".join(dict.fromkeys(group["row"]))
-        lines.append(f"- {rows}: {citation}{quoted}; checked against {checked}.")
+        lines.append(_md_text(f"- {rows}: {citation}{quoted}; checked against {checked}."))
     for (row, note), group in published[published["note"] != ""].groupby(["row", "note"], sort=False):
         settings = ", ".join(dict.fromkeys(group["setting"].astype(str)))
-        lines.append(f"- {row}, {settings}: {note}.")
+        lines.append(_md_text(f"- {row}, {settings}: {note}."))
     return lines
 
 
@@ -242,7 +242,8 @@ def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
     """The pivoted table as Markdown: citation, where each published number comes from, notes, our training."""
     shown = pivot(frame).reset_index()
     header = "| " + " | ".join(_md_cell(c) for c in shown.columns) + " |"
-    lines = [f"# {table.title}", "", f"Paper: {table.paper}.", "", header, "|" + "---|" * len(shown.columns)]
+    lines = [_md_text(f"# {table.title}"), "", _md_text(f"Paper: {table.paper}."), "", header]
+    lines.append("|" + "---|" * len(shown.columns))
     lines += ["| " + " | ".join(_md_cell(v) for v in row) + " |" for row in shown.itertuples(index=False)]
     secondary = (
         "; *secondary* rows are the paper's numbers as quoted by others"
@@ -260,7 +261,7 @@ def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
     if published:
         lines += ["", "Published numbers:", "", *published]
     if table.notes:
-        lines += ["", "Notes:", "", *(f"- {note}" for note in table.notes)]
+        lines += ["", "Notes:", "", *(_md_text(f"- {note}") for note in table.notes)]
     ours = frame[frame["source"].str.startswith("ours")]
     if ours.empty:
         lines += ["", "No run of ours is recorded for this table yet."]
@@ -272,13 +273,19 @@ def to_markdown(table: TableSpec, frame: pd.DataFrame) -> str:
             note = f"; validation stopped {stopped} of {int(first['seeds'])} seed(s) early" if stopped else ""
             trained = int(first["episodes_trained"])
             episodes = f"{trained:,} episodes" if trained else "nothing trained (a model without training)"
-            lines.append(f"- {row}, {setting}, {source}: {episodes}{note}")
+            lines.append(_md_text(f"- {row}, {setting}, {source}: {episodes}{note}"))
     return "\n".join(lines) + "\n"
 
 
+def _md_text(text: str) -> str:
+    """``text`` (which may hold a papers file's words) as one line of Markdown that starts no HTML: line breaks as
+    spaces, so a note cannot open a heading or a list of its own, and ``<`` as ``&lt;``."""
+    return " ".join(text.splitlines()).replace("<", "&lt;")
+
+
 def _md_cell(value: Any) -> str:
-    """``value`` as one Markdown table cell: ``|`` escaped, line breaks as spaces."""
-    return " ".join(str(value).replace("|", "\\|").splitlines())
+    """``value`` as one Markdown table cell: ``|`` escaped, one line, no HTML (``_md_text``)."""
+    return _md_text(str(value).replace("|", "\\|"))
 
 
 def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:

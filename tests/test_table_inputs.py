@@ -86,6 +86,20 @@ def test_leaderboard_cells_cannot_run_as_formulas_or_break_the_markdown_table(ta
     assert {line.count("|") - line.count("\\|") for line in table_lines} == {5}, "every line has the header's cells"
 
 
+def test_a_papers_file_cannot_put_html_or_its_own_lines_into_the_markdown(table, tmp_path):
+    papers, results = tmp_path / "papers", tmp_path / "results"
+    papers.mkdir()
+    results.mkdir()
+    (papers / "toy-table.csv").write_text(
+        HEADER + "<img src=x onerror=alert(1)>,5-way 1-shot,nway_kshot_accuracy,5-way 1-shot,90.0,,Toy,T1,paper,"
+        '"a check\n# A heading of its own","a note\n\n<script>alert(2)</script>"\n'
+    )
+    markdown = leaderboard.write(table, results, tmp_path / "boards", [papers])["md"].read_text()
+    assert "<" not in markdown and "&lt;img src=x onerror=alert(1)>" in markdown
+    assert "# A heading" not in [line[: len("# A heading")] for line in markdown.splitlines()]
+    assert "- &lt;img src=x onerror=alert(1)>, 5-way 1-shot: a note  &lt;script>alert(2)&lt;/script>." in markdown
+
+
 def test_a_label_without_ascii_letters_keeps_its_folder_level(table):
     assert slug("日本") == slug("日本") != slug("中文")
     assert slug("日本").startswith("label-") and len(slug("日本")) == len("label-") + 8
