@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import os
 import signal
+import threading
+import time
 
 import pytest
 from conftest import PROTONET, fewshot_config, killed_after, killed_and_whole
@@ -165,8 +167,9 @@ def signalled_at(step: int, *signums: int):
     def step_then_signal(self, batch):
         loss = train_step(self, batch)
         if self.steps == step:
-            for signum in signums:
-                os.kill(os.getpid(), signum)
+            for signum in signums:  # to this (the main) thread, each handled before the next is sent: two signals
+                signal.pthread_kill(threading.main_thread().ident, signum)  # pending at once would count as one
+                time.sleep(0.01)  # interrupted by the signal, whose handler runs before sleep returns
         return loss
 
     return step_then_signal
