@@ -13,8 +13,10 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -42,6 +44,10 @@ def run_cell(
     tracebacks: bool = False,
 ) -> tuple[str, str]:  # fmt: skip
     """Run one cell in a Ray worker with the driver's plugins (``setup``); see ``claim_and_run``."""
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # Ray stops a cell with SIGINT (the cell saves its checkpoint): a worker of a driver started in the
+        # background (``nohup harness reproduce ... &``) inherits it ignored, so take it again
+        signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def prepared() -> Prepared:
         cell_config = build_config({**config, "data": {**config["data"], **data}}, directory)

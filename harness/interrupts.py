@@ -2,7 +2,9 @@
 
 The first signal is noted and the previous handlers are put back, so a second one acts at once
 (Ctrl-C twice: ``KeyboardInterrupt`` mid-step, losing only the steps since the last checkpoint).
-Only the main thread can take signals; elsewhere (a worker thread) nothing is deferred.
+Only the main thread can take signals; elsewhere (a worker thread) nothing is deferred. A signal
+the process ignores stays ignored (a shell starts background jobs with SIGINT ignored, so that
+Ctrl-C for the job in the foreground leaves them running).
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ def deferred(notice: str = "") -> Iterator[Deferred]:
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
-    previous = {s: signal.getsignal(s) for s in SIGNALS}
+    previous = {s: signal.getsignal(s) for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
 
     def restore() -> None:
         for s, handler in previous.items():
@@ -62,7 +64,7 @@ def deferred(notice: str = "") -> Iterator[Deferred]:
         if notice:
             print(f"harness: {signal.Signals(signum).name}: {notice}", file=sys.stderr, flush=True)
 
-    for s in SIGNALS:
+    for s in previous:
         signal.signal(s, note)
     try:
         yield state

@@ -153,7 +153,8 @@ def test_a_worker_that_dies_fails_its_cell_in_one_line_and_stdout_keeps_the_resu
 
 
 @pytest.mark.slow
-def test_sigterm_to_the_driver_has_each_running_cell_save_its_checkpoint_and_the_rerun_resumes_them(tmp_path):
+@pytest.mark.parametrize("sigint", ["default", "ignored"])  # ignored: as a shell starts a background job, or nohup
+def test_sigterm_to_the_driver_has_each_running_cell_save_its_checkpoint_and_the_rerun_resumes_them(tmp_path, sigint):
     pytest.importorskip("ray")
     from harness.checkpoints import load
 
@@ -161,7 +162,11 @@ def test_sigterm_to_the_driver_has_each_running_cell_save_its_checkpoint_and_the
     args = [sys.executable, "-m", "harness", "reproduce", "toy-table", "--executor", "ray", "--no-progress",
             "--results", str(results)]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": str(TESTS), "HARNESS_PLUGINS": TOY, "HARNESS_TEST_DELAY": "0.5"}
-    driver = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    handler = signal.SIG_IGN if sigint == "ignored" else signal.SIG_DFL  # Python turns SIG_DFL into Ctrl-C's
+    driver = subprocess.Popen(
+        args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, handler),
+    )  # fmt: skip
     deadline = time.monotonic() + 120  # both cells training: each has saved a checkpoint (8 steps of 0.5 s each)
     while time.monotonic() < deadline and len(list(results.rglob("checkpoint.pkl"))) < 2:
         time.sleep(0.1)

@@ -175,9 +175,17 @@ def signalled_at(step: int, *signums: int):
     return step_then_signal
 
 
+@pytest.fixture
+def foreground():
+    """SIGINT taken as by a terminal's foreground job (a suite started in the background inherits it ignored)."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
+
+
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_a_signal_saves_the_checkpoint_at_its_step_and_the_resumed_run_matches_an_uninterrupted_one(
-    protonet_host, tmp_path, monkeypatch, signum
+    protonet_host, tmp_path, monkeypatch, signum, foreground
 ):
     from harness_test_plugins.weighted_protonet import WeightedProtoNet
 
@@ -204,7 +212,7 @@ def test_a_signal_saves_the_checkpoint_at_its_step_and_the_resumed_run_matches_a
         assert resumed[key] == whole[key], key
 
 
-def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(protonet_host, tmp_path, monkeypatch):
+def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(protonet_host, tmp_path, monkeypatch, foreground):
     from harness_test_plugins.weighted_protonet import WeightedProtoNet
 
     with monkeypatch.context() as patch:
@@ -213,6 +221,26 @@ def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(protonet_host
             run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     assert not isinstance(interrupted.value, Stopped)
     assert load_checkpoint(tmp_path / "r" / "checkpoint.pkl")["step"] == 4
+
+
+def test_a_run_started_with_sigint_ignored_leaves_it_ignored_and_still_stops_on_sigterm(
+    protonet_host, tmp_path, monkeypatch
+):
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # as a shell starts a background job, or nohup
+    try:
+        with monkeypatch.context() as patch:
+            patch.setattr(WeightedProtoNet, "train_step", signalled_at(5, signal.SIGINT))
+            record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+        assert record["episodes_trained"] == fewshot_config().episodes and record["resumes"] == 0
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+        with monkeypatch.context() as patch:
+            patch.setattr(WeightedProtoNet, "train_step", signalled_at(5, signal.SIGTERM))
+            with pytest.raises(Stopped, match="stopped by SIGTERM at episode 40"):
+                run(fewshot_config(), protonet_host, tmp_path, name="t", **QUIET)
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_the_cli_says_where_a_stopped_run_was_saved_and_exits_with_128_plus_the_signal(tmp_path, monkeypatch, capsys):
