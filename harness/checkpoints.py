@@ -50,7 +50,7 @@ from collections.abc import Collection, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import atomic, files, locks, safepickle
+from harness import atomic, files, interrupts, locks, safepickle
 from harness.errors import HarnessError, describe
 from harness.rundirs import LOCK
 
@@ -337,7 +337,7 @@ def _progress_of(state: dict[str, Any]) -> dict[str, Any]:
     }
     # a signal's stop, only where there was one (so the progress of older files reads back unchanged)
     stopped_by = state.get("stopped_by")
-    if isinstance(stopped_by, str) and stopped_by in ("SIGINT", "SIGTERM"):
+    if isinstance(stopped_by, str) and stopped_by in interrupts.NAMES:
         progress["stopped_by"] = stopped_by
     if state.get("unvalidated") is True:
         progress["unvalidated"] = True

@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from typing import Any
 
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
+NAMES = tuple(signal.Signals(s).name for s in SIGNALS)
+"""``SIGINT``, ``SIGTERM``: what a checkpoint may say stopped it."""
 
 
 class Stopped(KeyboardInterrupt):
@@ -52,7 +54,8 @@ def deferred(notice: str = "") -> Iterator[Deferred]:
     if threading.current_thread() is not threading.main_thread():
         yield state
         return
-    previous = {s: signal.getsignal(s) for s in SIGNALS if signal.getsignal(s) is not signal.SIG_IGN}
+    handlers = {s: signal.getsignal(s) for s in SIGNALS}
+    previous = {s: handler for s, handler in handlers.items() if handler is not signal.SIG_IGN}
 
     def restore() -> None:
         for s, handler in previous.items():
