@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -17,15 +18,16 @@ a side; ``seed``: what draws a generated dataset)."""
 def check_type(key: str, value: Any, default: Any, owner: str, noun: str) -> None:
     """Raise ``ConfigError`` unless ``value`` fits the type of ``default`` (any value fits a ``None`` default).
 
-    An int default takes integers only, a float default integers or floats, a bool default
-    ``true`` or ``false``, a string default a string; defaults of other types take anything.
+    An int default takes integers only, a float default finite integers or floats (never NaN or infinity), a bool
+    default ``true`` or ``false``, a string default a string; defaults of other types take anything.
     """
     if isinstance(default, bool):
         ok, expected = isinstance(value, bool), "a bool (true or false)"
     elif isinstance(default, int):
         ok, expected = isinstance(value, int) and not isinstance(value, bool), "an int"
     elif isinstance(default, float):
-        ok, expected = isinstance(value, (int, float)) and not isinstance(value, bool), "a float (or an int)"
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok, expected = number and math.isfinite(value), "a finite float (or an int)"
     elif isinstance(default, str):
         ok, expected = isinstance(value, str), "a str"
     else:

@@ -114,13 +114,17 @@ def test_cli_run_from_toml_with_flag_overrides(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "message"),
     [
-        ({"params": {"lr": "abc"}}, "model 'weighted-protonet' parameter lr must be a float (or an int) like its "
-                                    "default 0.05, got 'abc'"),
+        ({"params": {"lr": "abc"}}, "model 'weighted-protonet' parameter lr must be a finite float (or an int) like "
+                                    "its default 0.05, got 'abc'"),
         ({"params": {"nan_after": 1.5}}, "parameter nan_after must be an int like its default 0, got 1.5"),
         ({"params": {"nan_after": True}}, "parameter nan_after must be an int like its default 0, got True"),
         ({"params": {"nan_after": [1, 2]}}, "parameter nan_after must be an int like its default 0, got [1, 2]"),
-        ({"data": {"noise": "abc"}}, "dataset 'synthetic' option noise must be a float (or an int) like its "
+        ({"data": {"noise": "abc"}}, "dataset 'synthetic' option noise must be a finite float (or an int) like its "
                                      "default 0.05, got 'abc'"),
+        ({"data": {"noise": float("nan")}}, "option noise must be a finite float (or an int) like its default 0.05, "
+                                            "got nan"),
+        ({"data": {"noise": float("-inf")}}, "option noise must be a finite float (or an int) like its default 0.05, "
+                                             "got -inf"),
         ({"data": {"image_size": 100000}}, "dataset 'synthetic' option image_size must be at most 512, got 100000"),
         ({"data": {"seed": -1}}, "dataset 'synthetic' option seed must be at least 0, got -1"),
         ({"test_dataset": "synthetic", "test_data": {"seed": -3}},
@@ -163,7 +167,9 @@ def test_cli_refuses_a_mistyped_param_before_any_work(tmp_path):
     for args, message in [
         (["--param", "k=abc"], "model 'knn' parameter k must be an int like its default 1, got 'abc'"),
         (["--param", "k=[1,2]"], "got [1, 2]"),
-        (["--data", "noise=abc"], "dataset 'synthetic' option noise must be a float (or an int)"),
+        (["--data", "noise=abc"], "dataset 'synthetic' option noise must be a finite float (or an int)"),
+        (["--data", "noise=nan"], "dataset 'synthetic' option noise must be a finite float (or an int)"),
+        (["--param", "k=inf"], "model 'knn' parameter k must be an int like its default 1, got inf"),
         (["--batch-size", "100000"], "--batch-size must be at most 4,096"),
     ]:
         result = harness_cli("run", "--model", "knn", "--kind", "fewshot", *args, "--out", str(tmp_path))

@@ -71,8 +71,8 @@ def test_the_paper_budget_trains_at_3e_3_and_the_other_budgets_at_the_default():
         ({"params": {"controller": "gru"}}, r"model 'mann': unknown controller 'gru'; valid: feedforward, lstm"),
         ({"params": {"memory": "dnc"}}, r"model 'mann': unknown memory 'dnc'; valid: lrua, ntm"),
         (
-            {"params": {"gamma": float("nan")}},
-            r"model 'mann': gamma \(the usage decay\) must be a number in 0\.\.1, got nan",
+            {"params": {"gamma": 1.5}},
+            r"model 'mann': gamma \(the usage decay\) must be a number in 0\.\.1, got 1\.5",
         ),
         ({"params": {"hidden": 0}}, r"model 'mann': hidden must be an integer >= 1, got 0"),
         ({"params": {"slot_size": -3}}, r"model 'mann': slot_size must be an integer >= 1, got -3"),

@@ -79,8 +79,9 @@ def test_importing_the_plugin_does_not_import_torch():
             r"image_size 28 does not fit backbone 'miniimagenet'; valid: 65\.\.96",
         ),
         ({"params": {"rep_samples": 0}}, r"metanet parameter rep_samples must be an integer >= 1, got 0"),
-        ({"params": {"grad_p": float("nan")}}, r"metanet parameter grad_p must be a finite number > 0, got nan"),
-        ({"params": {"margin": float("inf")}}, r"metanet parameter margin must be a finite number >= 0, got inf"),
+        ({"params": {"grad_p": 0.0}}, r"metanet parameter grad_p must be a finite number > 0, got 0\.0"),
+        ({"params": {"margin": -1.0}}, r"metanet parameter margin must be a finite number >= 0, got -1\.0"),
+        ({"params": {"margin": float("inf")}}, r"'metanet' parameter margin must be a finite float \(or an int\)"),
         ({"params": {"rep_loss": "triplet"}}, r"metanet parameter rep_loss must be one of auto, ce, contrastive"),
     ],
 )
