@@ -191,5 +191,8 @@ def render(table: str, results: Path, statuses: list[CellStatus]) -> str:
 
 
 def _duration(seconds: float) -> str:
+    """``50 s`` below a minute and a half, ``12 min`` below two hours, ``2.5 h`` above."""
+    if seconds < 90:
+        return f"{round(seconds)} s"
     minutes = round(seconds / 60)
     return f"{minutes} min" if minutes < 120 else f"{minutes / 60:.1f} h"

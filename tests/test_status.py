@@ -164,3 +164,13 @@ def test_a_cell_part_way_says_how_long_it_has_left_at_its_pace(results):
     assert next(line for line in text.splitlines() if " interrupted " in line).count("2 min, ~6 min left") == 1
     as_json = harness_cli("status", "toy-table", "--results", str(results), "--json", env={"HARNESS_PLUGINS": TOY})
     assert [c["left_s"] for c in json.loads(as_json.stdout)["toy-table"] if c["seed"] == 1] == [pytest.approx(360.0)]
+
+
+@pytest.mark.parametrize(
+    ("seconds", "text"),
+    [(0.4, "0 s"), (50.0, "50 s"), (89.0, "89 s"), (90.0, "2 min"), (7140.0, "119 min"), (9000.0, "2.5 h")],
+)
+def test_durations_read_in_seconds_minutes_or_hours(seconds, text):
+    from harness.status import _duration
+
+    assert _duration(seconds) == text
