@@ -47,6 +47,7 @@ import re
 import struct
 import sys
 from collections.abc import Collection, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -71,25 +72,48 @@ _START = struct.Struct("<8sIQ")
 HEADER_SIZE = _START.size + hashlib.sha256().digest_size
 _LEGACY_START = b"\x80"
 """What a version 1 checkpoint starts with: pickle's PROTO opcode."""
-_FIX = "restore the file, or rerun with --restart to start the run over"
 
 
-class _MissingPart(HarnessError):
+class _Damaged(HarnessError):
+    """A checkpoint that cannot be used as it is: ``problem``, then ``fix`` (what mends the file)."""
+
+    def __init__(self, problem: str, fix: str = "restore the file") -> None:
+        super().__init__(f"{problem}; {fix}")
+        self.problem, self.fix = problem, fix
+
+
+class _MissingPart(_Damaged):
     """A part that a version 3 checkpoint lists is not beside it."""
 
 
-def load(path: Path) -> dict[str, Any]:
-    """Read a checkpoint (version 2 or 3, or a version 1 one); any problem is a one-line ``HarnessError``."""
-    data = _read(path)
-    for _ in range(3):  # a save between reading the file and reading its parts removes the parts it listed
-        try:
-            return _load(path, data)
-        except _MissingPart:
-            again = _read(path)
-            if again == data:
-                raise
-            data = again
-    return _load(path, data)
+@contextmanager
+def _advising(start_over: str | None) -> Iterator[None]:
+    """Add ``start_over`` (how the caller's command starts over without the file) to the fix of a damaged one."""
+    try:
+        yield
+    except _Damaged as exc:
+        if start_over is None:
+            raise
+        raise HarnessError(f"{exc.problem}; {exc.fix}, or {start_over}") from None
+
+
+def load(path: Path, start_over: str | None = None) -> dict[str, Any]:
+    """Read a checkpoint (version 2 or 3, or a version 1 one); any problem is a one-line ``HarnessError``.
+
+    ``start_over``: what starts the caller's work over without the file (``rerun with --restart to start the run
+    over``), offered beside the fix of a damaged one; ``None`` where nothing can (``harness evaluate``).
+    """
+    with _advising(start_over):
+        data = _read(path)
+        for _ in range(3):  # a save between reading the file and reading its parts removes the parts it listed
+            try:
+                return _load(path, data)
+            except _MissingPart:
+                again = _read(path)
+                if again == data:
+                    raise
+                data = again
+        return _load(path, data)
 
 
 def _load(path: Path, data: bytes) -> dict[str, Any]:
@@ -99,7 +123,7 @@ def _load(path: Path, data: bytes) -> dict[str, Any]:
     elif data.startswith(_LEGACY_START):  # a bare pickle, as version 1 wrote (or atomic.write_pickle writes)
         state, tags = _unpickle(path, data), (LEGACY_FORMAT, FORMAT)
     elif not data:
-        raise HarnessError(f"checkpoint {path} cannot be read: it is empty; {_FIX}")
+        raise _Damaged(f"checkpoint {path} cannot be read: it is empty")
     else:
         raise HarnessError(f"checkpoint {path} cannot be read: not a harness checkpoint (it starts {data[:8]!r})")
     if not isinstance(state, dict) or state.get("format") not in tags:
@@ -147,19 +171,21 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def progress(path: Path) -> dict[str, Any]:
+def progress(path: Path, start_over: str | None = None) -> dict[str, Any]:
     """The values ``harness status`` shows of the checkpoint at ``path`` (``episodes_trained``, ``config.episodes``,
     the last of ``val_history``, ``wall_time_s``, ``train_wall_time_s``): from a version 3 file's checksummed list of
-    parts, without reading the parts; otherwise from the whole checkpoint, as ``load`` reads it."""
-    data = _read(path)
-    if data.startswith(MAGIC):
-        file_version, listing = _checked(path, data)
-        if file_version == PARTS_VERSION:
-            _manifest(path, listing)
-            stored = _stored_progress(listing)
-            if stored is not None:
-                return stored
-    return _progress_of(load(path))
+    parts, without reading the parts; otherwise from the whole checkpoint, as ``load`` reads it (``start_over`` as
+    there)."""
+    with _advising(start_over):
+        data = _read(path)
+        if data.startswith(MAGIC):
+            file_version, listing = _checked(path, data)
+            if file_version == PARTS_VERSION:
+                _manifest(path, listing)
+                stored = _stored_progress(listing)
+                if stored is not None:
+                    return stored
+    return _progress_of(load(path, start_over))
 
 
 def remove(path: Path) -> None:
@@ -304,20 +330,21 @@ def _checked(path: Path, data: bytes) -> tuple[int, memoryview]:
     """The format version of a version 2 or 3 file and what follows its header (the payload, or the list of parts),
     the header and checksum checked."""
     if len(data) < HEADER_SIZE:
-        raise HarnessError(f"checkpoint {path} is truncated ({len(data)} bytes, less than a header); {_FIX}")
+        raise _Damaged(f"checkpoint {path} is truncated ({len(data)} bytes, less than a header)")
     _, file_version, length = _START.unpack_from(data)
     if file_version not in CURRENT:
-        raise HarnessError(
+        raise _Damaged(
             f"checkpoint {path} is in format version {file_version}, which this harness does not read (it reads "
-            f"{VERSION} and {PARTS_VERSION}); upgrade the harness, or {_FIX}"
+            f"{VERSION} and {PARTS_VERSION})",
+            "upgrade the harness, or restore the file",
         )
     payload = memoryview(data)[HEADER_SIZE:]
     if len(payload) < length:
-        raise HarnessError(f"checkpoint {path} is truncated ({len(payload)} of {length} payload bytes); {_FIX}")
+        raise _Damaged(f"checkpoint {path} is truncated ({len(payload)} of {length} payload bytes)")
     if len(payload) > length:
-        raise HarnessError(f"checkpoint {path} is corrupt ({len(payload) - length} bytes too many); {_FIX}")
+        raise _Damaged(f"checkpoint {path} is corrupt ({len(payload) - length} bytes too many)")
     if _digest(data[: _START.size], payload) != data[_START.size : HEADER_SIZE]:
-        raise HarnessError(f"checkpoint {path} is corrupt (checksum mismatch); {_FIX}")
+        raise _Damaged(f"checkpoint {path} is corrupt (checksum mismatch)")
     return file_version, payload
 
 
@@ -367,7 +394,7 @@ def _stored_progress(listing: memoryview) -> dict[str, Any] | None:
 def _manifest(path: Path, data: memoryview) -> list[tuple[str, int, str]]:
     """The parts a version 3 file lists, each name, size and digest checked for form (a forged list names
     nothing outside the checkpoint's folder and asks for no more than ``PART_BYTES`` a part)."""
-    bad = HarnessError(f"checkpoint {path} is corrupt (its list of parts is malformed); {_FIX}")
+    bad = _Damaged(f"checkpoint {path} is corrupt (its list of parts is malformed)")
     try:
         parts = json.loads(bytes(data).decode())["parts"]
     except (ValueError, KeyError, TypeError):
@@ -403,15 +430,14 @@ def _joined(path: Path, parts: list[tuple[str, int, str]]) -> bytes:
             chunk = files.read_regular(part, size + 1)
         except FileNotFoundError:
             raise _MissingPart(
-                f"checkpoint {path} is missing its part {name}; copy the checkpoint with the parts beside it, "
-                f"or rerun with --restart to start the run over"
+                f"checkpoint {path} is missing its part {name}", "copy the checkpoint with the parts beside it"
             ) from None
         except files.NotRegularFile:
-            raise HarnessError(f"checkpoint {path}: its part {name} is not a regular file; {_FIX}") from None
+            raise _Damaged(f"checkpoint {path}: its part {name} is not a regular file") from None
         except OSError as exc:
             raise HarnessError(f"checkpoint {path}: its part {name} cannot be read ({describe(exc)})") from None
         if len(chunk) != size or hashlib.sha256(chunk).hexdigest() != digest:
-            raise HarnessError(f"checkpoint {path} is corrupt (its part {name} does not match its checksum); {_FIX}")
+            raise _Damaged(f"checkpoint {path} is corrupt (its part {name} does not match its checksum)")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -420,12 +446,12 @@ def _unpickle(path: Path, data: bytes | memoryview) -> Any:
     try:
         return safepickle.loads(data)
     except safepickle.RefusedGlobal as exc:
-        raise HarnessError(
-            f"checkpoint {path} refused: it names {exc.name}, which a checkpoint may not (reading it could run "
-            "code); delete the file, or rerun with --restart to start the run over"
+        raise _Damaged(
+            f"checkpoint {path} refused: it names {exc.name}, which a checkpoint may not (reading it could run code)",
+            "delete the file",
         ) from None
     except Exception as exc:  # unpickling damaged bytes raises many kinds of error
-        raise HarnessError(f"checkpoint {path} is corrupt ({describe(exc)}); {_FIX}") from None
+        raise _Damaged(f"checkpoint {path} is corrupt ({describe(exc)})") from None
 
 
 def _expand(paths: Sequence[Path]) -> Iterator[Path]:

@@ -42,6 +42,11 @@ def record_fix(path: Path, rerun: str) -> str:
     return f"delete {path.parent} and {rerun} to run the cell again"
 
 
+def start_cell_over(directory: Path) -> str:
+    """What starts the ``harness reproduce`` cell in ``directory`` over (the command has no ``--restart``)."""
+    return f"delete {directory} and rerun to run the cell again"
+
+
 def read_record(path: Path, fix: str, *, config: bool = False) -> dict[str, Any]:
     """The run record in ``path``, checked to hold what the harness reads of it (with ``config``: a complete one
     must hold its run config, which a rerun compares); one-line ``DataError`` if not."""

@@ -185,7 +185,8 @@ def claim_and_run(
             if _complete(directory):
                 return DONE, ""
             atomic.write_json(directory / CELL, cell)
-            Run(prepared if isinstance(prepared, Prepared) else prepared(), directory).execute(log=lambda _: None)
+            cell_prepared = prepared if isinstance(prepared, Prepared) else prepared()
+            Run(cell_prepared, directory, cell=True).execute(log=lambda _: None)
             return RAN, ""
     except locks.LockHeldError as exc:
         return ELSEWHERE, exc.holder

@@ -47,6 +47,8 @@ from harness.tables import CELL
 
 RECORD = "record.json"
 RECORD_FORMAT = "harness-run/1"
+RESTART = "rerun with --restart to start the run over"
+"""What starts a ``harness run`` over: the fix its errors offer where the run directory cannot be resumed."""
 STOPPING = "stopping after the step or validation under way, with a checkpoint there (again: stop at once)"
 """What a run says on its first Ctrl-C or SIGTERM."""
 
@@ -120,13 +122,20 @@ class Progress:
 
 
 class Run:
-    """One run directory: ``checkpoint.pkl`` while training, ``record.json`` when done."""
+    """One run directory: ``checkpoint.pkl`` while training, ``record.json`` when done.
 
-    def __init__(self, prepared: Prepared, directory: Path) -> None:
+    ``cell``: the directory is a cell of ``harness reproduce``, which has no ``--restart`` or ``--name``: an error
+    that needs the run started over says to delete the folder instead.
+    """
+
+    def __init__(self, prepared: Prepared, directory: Path, *, cell: bool = False) -> None:
         self.prepared = prepared
         self.directory = directory
         self.checkpoint_path = directory / CHECKPOINT
         self.record_path = directory / RECORD
+        self.start_over = records.start_cell_over(directory) if cell else RESTART
+        self.new_config = self.start_over if cell else "pass --name for a new run or --restart to discard it"
+        self.diverged = self.start_over if cell else f"lower the learning rate (--param lr=...) or {RESTART}"
 
     def execute(self, *, restart: bool = False, progress: bool = False, log: Callable[[str], None] = print) -> dict:
         """Lock the directory, train (resuming if a checkpoint exists), evaluate, write and return the run record.
@@ -255,7 +264,7 @@ class Run:
     def _resume_state(self) -> dict[str, Any] | None:
         if not self.checkpoint_path.exists():
             return None
-        state = checkpoints.load(self.checkpoint_path)
+        state = checkpoints.load(self.checkpoint_path, self.start_over)
         saved = comparable(state["config"])
         # A parameter the model plugin added after this checkpoint was written counts at its default.
         saved["params"] = {**self.prepared.model_spec.defaults, **(saved.get("params") or {})}
@@ -264,10 +273,7 @@ class Run:
         wanted = comparable(self.prepared.config.to_dict())
         changed = differences(saved, wanted, [k for k in wanted if k not in EVAL_KEYS])
         if changed:
-            raise ConfigError(
-                f"{self.directory} holds a run with another config ({changed}); "
-                "pass --name for a new run or --restart to discard it"
-            )
+            raise ConfigError(f"{self.directory} holds a run with another config ({changed}); {self.new_config}")
         return state
 
     def _keep_metrics(self, started: dict[str, Any]) -> None:
@@ -333,7 +339,7 @@ class Run:
                 )
                 raise NonFiniteLossError(
                     f"training loss became {value} at episode {self._episodes(step - len(losses) + offset + 1)}; "
-                    f"stopped, {kept}; lower the learning rate (--param lr=...) or rerun with --restart"
+                    f"stopped, {kept}; {self.diverged}"
                 )
             values.append(value)
         return values

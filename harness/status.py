@@ -99,7 +99,7 @@ def _status(directory: Path) -> CellStatus:
             if records.is_complete(record, directory):
                 return CellStatus(**base, state="done", note=_stopped(record), **_progress(record))
         if (directory / CHECKPOINT).exists():
-            state = checkpoints.progress(directory / CHECKPOINT)
+            state = checkpoints.progress(directory / CHECKPOINT, records.start_cell_over(directory))
             return CellStatus(
                 **base,
                 state="running" if holder else "interrupted",

@@ -24,9 +24,12 @@ from lock_holder import held_elsewhere
 from harness import atomic, checkpoints
 from harness.checkpoints import CHECKPOINT, FORMAT, HEADER_SIZE, LEGACY_FORMAT, MAGIC, load, save, upgrade
 from harness.errors import HarnessError
-from harness.runner import run
+from harness.prepare import prepare
+from harness.reproduce import FAILED, claim_and_run
+from harness.runner import evaluate_checkpoint, run
 
 QUIET = {"log": lambda _: None}
+SMALL = {"episodes": 32, "eval_episodes": 8, "val_every": 16, "val_episodes": 8, "keep": "best"}
 KNN_RUN = ["run", "--model", "knn", "--kind", "fewshot", "--episodes", "0", "--eval-episodes", "16", "--no-progress"]
 
 
@@ -96,8 +99,7 @@ def upgrade_cli(*args: str) -> subprocess.CompletedProcess:
 @pytest.fixture
 def small_run(protonet_host, tmp_path: Path) -> Path:
     """The checkpoint of a real, short ``weighted-protonet`` run (arrays, generator state, curves)."""
-    run(fewshot_config(episodes=32, eval_episodes=8, val_every=16, val_episodes=8, keep="best"), protonet_host,
-        tmp_path / "runs", name="r", **QUIET)  # fmt: skip
+    run(fewshot_config(**SMALL), protonet_host, tmp_path / "runs", name="r", **QUIET)
     return tmp_path / "runs" / "r" / CHECKPOINT
 
 
@@ -159,6 +161,24 @@ def test_every_byte_flip_is_refused_in_one_line(small_run: Path, tmp_path: Path)
         reasons[message.split(str(path), 1)[1].split(";")[0]] += 1
     assert sum(reasons.values()) == 600
     assert reasons[" is corrupt (checksum mismatch)"] > 500, reasons
+
+
+def test_a_damaged_checkpoint_is_refused_with_the_fix_its_command_has(small_run: Path, protonet_host) -> None:
+    data = small_run.read_bytes()
+    small_run.write_bytes(data[:-1])
+    (small_run.parent / "record.json").unlink()  # an interrupted run, then, which a rerun resumes
+    size = len(data) - HEADER_SIZE
+    problem = f"checkpoint {small_run} is truncated ({size - 1} of {size} payload bytes); restore the file"
+    with pytest.raises(HarnessError) as err:  # harness run
+        run(fewshot_config(**SMALL), protonet_host, small_run.parent.parent, name="r", **QUIET)
+    assert str(err.value) == f"{problem}, or rerun with --restart to start the run over"
+    cell = small_run.parent  # harness reproduce has no --restart
+    outcome = claim_and_run(cell, {"row": "r"}, prepare(fewshot_config(**SMALL), protonet_host))
+    assert outcome == (FAILED, f"{problem}, or delete {cell} and rerun to run the cell again")
+    with pytest.raises(HarnessError) as err:  # harness evaluate cannot start anything over
+        evaluate_checkpoint(small_run, protonet_host)
+    assert str(err.value) == problem
+    assert small_run.read_bytes() == data[:-1], "left for the user to restore"
 
 
 def test_a_truncated_or_extended_checkpoint_is_refused_in_one_line(small_run: Path, tmp_path: Path) -> None:
