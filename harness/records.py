@@ -39,12 +39,12 @@ def record_fix(path: Path, rerun: str) -> str:
     (``rerun`` then tests that checkpoint again), else the cell's whole folder."""
     if (path.parent / CHECKPOINT).is_file():
         return f"delete {path} and {rerun}: it tests the cell's checkpoint again, without training"
-    return f"delete {path.parent} and {rerun} to run the cell again"
+    return start_cell_over(path.parent, rerun)
 
 
-def start_cell_over(directory: Path) -> str:
+def start_cell_over(directory: Path, rerun: str = "rerun") -> str:
     """What starts the ``harness reproduce`` cell in ``directory`` over (the command has no ``--restart``)."""
-    return f"delete {directory} and rerun to run the cell again"
+    return f"delete {directory} and {rerun} to run the cell again"
 
 
 def read_record(path: Path, fix: str, *, config: bool = False) -> dict[str, Any]:
