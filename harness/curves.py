@@ -32,7 +32,7 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
         raise HarnessError(f"run directory {run_dir} does not exist; check the path")
     record_path, checkpoint_path = run_dir / RECORD, run_dir / CHECKPOINT
     if record_path.is_file():
-        state = records.read_json(record_path, "rerun the run with --restart")
+        state = records.read_json(record_path, records.record_fix(record_path, "rerun its command"))
         source, complete = record_path, state.get("status", "complete") == "complete"
     elif checkpoint_path.is_file():
         state, source, complete = checkpoints.load(checkpoint_path), checkpoint_path, False

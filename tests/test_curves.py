@@ -76,7 +76,11 @@ def test_record_wins_over_checkpoint(tmp_path: Path) -> None:
     [
         (lambda d: None, "does not exist"),
         (lambda d: d.mkdir(), "holds neither record.json nor checkpoint.pkl"),
-        (lambda d: (d.mkdir(), (d / RECORD).write_text("{not json")), "cannot be read"),
+        (lambda d: (d.mkdir(), (d / RECORD).write_text("{not json")), "cannot be read: not valid JSON ("),
+        (
+            lambda d: (d.mkdir(), (d / RECORD).write_text("[]"), (d / CHECKPOINT).write_bytes(b"")),
+            "record.json cannot be read: it holds an array, not an object; delete ",
+        ),
         (lambda d: (d.mkdir(), (d / CHECKPOINT).write_bytes(b"garbage")), "cannot be read"),
         (
             lambda d: (d.mkdir(), atomic.write_pickle(d / CHECKPOINT, {"format": "other"})),
