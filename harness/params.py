@@ -26,14 +26,23 @@ def check_type(key: str, value: Any, default: Any, owner: str, noun: str) -> Non
     elif isinstance(default, int):
         ok, expected = isinstance(value, int) and not isinstance(value, bool), "an int"
     elif isinstance(default, float):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        ok, expected = number and math.isfinite(value), "a finite float (or an int)"
+        ok, expected = _finite_number(value), "a finite float (or an int)"
     elif isinstance(default, str):
         ok, expected = isinstance(value, str), "a str"
     else:
         return
     if not ok:
         raise ConfigError(f"{owner} {noun} {key} must be {expected} like its default {default!r}, got {value!r}")
+
+
+def _finite_number(value: Any) -> bool:
+    """Whether ``value`` is an int or float that a float holds, neither NaN nor infinite."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int past the largest float
+        return False
 
 
 def check_types(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str, noun: str) -> None:

@@ -125,6 +125,8 @@ def test_cli_run_from_toml_with_flag_overrides(tmp_path):
                                             "got nan"),
         ({"data": {"noise": float("-inf")}}, "option noise must be a finite float (or an int) like its default 0.05, "
                                              "got -inf"),
+        ({"params": {"lr": 10**400}}, f"parameter lr must be a finite float (or an int) like its default 0.05, got "
+                                      f"{10**400}"),  # past the largest float
         ({"data": {"image_size": 100000}}, "dataset 'synthetic' option image_size must be at most 512, got 100000"),
         ({"data": {"seed": -1}}, "dataset 'synthetic' option seed must be at least 0, got -1"),
         ({"test_dataset": "synthetic", "test_data": {"seed": -3}},
