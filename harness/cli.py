@@ -590,7 +590,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """``harness evaluate``."""
-    from harness.runner import evaluate_checkpoint
+    from harness.checkpoint_eval import evaluate_checkpoint
 
     result = evaluate_checkpoint(
         args.checkpoint,

@@ -17,7 +17,7 @@ from typing import Any
 from harness import checkpoints, records
 from harness.checkpoints import CHECKPOINT
 from harness.errors import ConfigError, HarnessError
-from harness.runner import RECORD
+from harness.records import RECORD
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 from harness import atomic, records
 from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
-from harness.runner import RECORD
-from harness.tables import CELL, TableSpec, cell_name
+from harness.records import CELL, RECORD
+from harness.tables import TableSpec, cell_name
 
 if TYPE_CHECKING:
     import pandas as pd

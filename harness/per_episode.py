@@ -22,7 +22,6 @@ from harness.errors import DataError
 FILE = "episodes.npz"
 EPISODES = "episodes"
 """Name of the array of episode indices."""
-RESTART = "rerun the run with --restart"
 
 
 @dataclass(frozen=True)
@@ -70,46 +69,46 @@ def write_file(path: Path, values: PerEpisode, name: str | None = None) -> dict[
 
 
 def load(run_dir: str | Path) -> PerEpisode:
-    """The per-episode values of a complete run; refused in one line unless they match its record's SHA-256."""
-    from harness.runner import RECORD
-
-    record_path = Path(run_dir) / RECORD
+    """The per-episode values of a complete run; refused in one line unless they match its record's SHA-256
+    (the fix: test the run again, which writes both anew)."""
+    record_path = Path(run_dir) / records.RECORD
     if not record_path.exists():
         raise DataError(f"{record_path} does not exist; finish the run first (rerun its command)")
-    record = records.read_record(record_path, RESTART)
+    fix = records.record_fix(record_path, "rerun its command")
+    record = records.read_record(record_path, fix)
     if record["status"] != "complete":
         raise DataError(f"{record_path} is of a run that is not complete; finish it first (rerun its command)")
     if record.get("per_episode") is None:
-        raise DataError(f"{record_path} keeps no per-episode values (an older harness wrote it); {RESTART}")
+        raise DataError(f"{record_path} keeps no per-episode values (an older harness wrote it); {fix}")
     path = record_path.parent / record["per_episode"]["file"]
     try:
         data = files.read_regular(path)
     except FileNotFoundError:
-        raise DataError(f"{path} is missing but {record_path} refers to it; {RESTART}") from None
+        raise DataError(f"{path} is missing but {record_path} refers to it; {fix}") from None
     except IsADirectoryError:
-        raise DataError(f"{path} is a folder, not the file {record_path} refers to; {RESTART}") from None
+        raise DataError(f"{path} is a folder, not the file {record_path} refers to; {fix}") from None
     except files.NotRegularFile:
-        raise DataError(f"{path} is not a regular file (a FIFO, device or socket); {RESTART}") from None
+        raise DataError(f"{path} is not a regular file (a FIFO, device or socket); {fix}") from None
     if hashlib.sha256(data).hexdigest() != record["per_episode"]["sha256"]:
-        raise DataError(f"{path} does not match the SHA-256 in {record_path}: it was changed or damaged; {RESTART}")
-    return _decode(data, record["metrics"], path)
+        raise DataError(f"{path} does not match the SHA-256 in {record_path}: it was changed or damaged; {fix}")
+    return _decode(data, record["metrics"], path, fix)
 
 
-def _decode(data: bytes, metrics: dict[str, dict[str, object]], path: Path) -> PerEpisode:
+def _decode(data: bytes, metrics: dict[str, dict[str, object]], path: Path, fix: str) -> PerEpisode:
     """The arrays of ``metrics``' keys (the record's metrics) in the ``.npz`` bytes ``data``."""
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
     except (OSError, ValueError, zipfile.BadZipFile) as exc:
-        raise DataError(f"{path} is not a valid .npz file ({type(exc).__name__}); {RESTART}") from None
+        raise DataError(f"{path} is not a valid .npz file ({type(exc).__name__}); {fix}") from None
     episodes = arrays.get(EPISODES)
     values: dict[str, dict[str, np.ndarray]] = {}
     for metric, keys in metrics.items():
         for key in keys:
             column = arrays.get(f"{metric}/{key}")
             if episodes is None or column is None or column.shape != episodes.shape:
-                raise DataError(f"{path} lacks the values of {metric} {key} its record reports; {RESTART}")
+                raise DataError(f"{path} lacks the values of {metric} {key} its record reports; {fix}")
             values.setdefault(metric, {})[key] = column
     if episodes is None:
-        raise DataError(f"{path} lacks the episode indices; {RESTART}")
+        raise DataError(f"{path} lacks the episode indices; {fix}")
     return PerEpisode(episodes, values)

@@ -14,6 +14,13 @@ from harness import files
 from harness.checkpoints import CHECKPOINT
 from harness.errors import DataError, describe
 
+RECORD = "record.json"
+"""A run's record: its numbers and provenance, written when it is tested."""
+CELL = "cell.json"
+"""Written by ``harness reproduce`` beside each run's record: which cell of which table it is."""
+RESTART = "rerun with --restart to start the run over"
+"""Starting a run of ``harness run`` over."""
+
 JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 
 
@@ -35,11 +42,15 @@ def read_json(path: Path, fix: str) -> dict[str, Any]:
 
 
 def record_fix(path: Path, rerun: str) -> str:
-    """The fix for the damaged record at ``path``: delete it alone where its cell's checkpoint keeps the training
-    (``rerun`` then tests that checkpoint again), else the cell's whole folder."""
+    """The fix for the damaged record at ``path``: delete it alone where the checkpoint keeps the training
+    (``rerun`` then tests that checkpoint again), else start over (``--restart`` for a run of ``harness run``,
+    deleting the folder for a cell of ``harness reproduce``, which has no ``--restart``)."""
+    cell = (path.parent / CELL).is_file()
     if (path.parent / CHECKPOINT).is_file():
-        return f"delete {path} and {rerun}: it tests the cell's checkpoint again, without training"
-    return start_cell_over(path.parent, rerun)
+        what = "cell" if cell else "run"
+        fix = f"delete {path} and {rerun}: it tests the {what}'s checkpoint again, without training"
+        return fix if cell else f"{fix} (or pass --restart to train it again)"
+    return start_cell_over(path.parent, rerun) if cell else RESTART
 
 
 def start_cell_over(directory: Path, rerun: str = "rerun") -> str:

@@ -25,9 +25,10 @@ from harness.errors import ConfigError, DataError, EpisodeCountError, HarnessErr
 from harness.hints import REPRODUCE, for_dataset
 from harness.plugins import PluginHost
 from harness.prepare import Prepared, prepare
-from harness.runner import RECORD, Run
+from harness.records import CELL, RECORD
+from harness.runner import Run
 from harness.specs import EpisodeSource
-from harness.tables import CELL, Cell, TableRow, TableSpec, make_cell
+from harness.tables import Cell, TableRow, TableSpec, make_cell
 
 EXECUTORS = ("inprocess", "ray")
 RAN, DONE, ELSEWHERE, FAILED = "run", "skipped", "elsewhere", "failed"

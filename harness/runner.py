@@ -26,28 +26,24 @@ from harness import (
     __version__,
     atomic,
     checkpoints,
-    devices,
     interrupts,
     per_episode,
     provenance,
     records,
     rundirs,
-    writable,
 )
 from harness.checkpoints import CHECKPOINT
-from harness.config import EVAL_KEYS, MACHINE_KEYS, MAXIMA, RunConfig
+from harness.config import EVAL_KEYS, MACHINE_KEYS, RunConfig
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
 from harness.evaluation import TRAIN, batches, score, validation_scores
 from harness.guard import guarded, model_state
 from harness.plugins import PluginHost, PluginInfo
 from harness.prepare import Prepared, default_name, prepare
-from harness.restore import restore
+from harness.records import RECORD
 from harness.specs import Model
-from harness.tables import CELL
 
-RECORD = "record.json"
 RECORD_FORMAT = "harness-run/1"
-RESTART = "rerun with --restart to start the run over"
+RESTART = records.RESTART
 """What starts a ``harness run`` over: the fix its errors offer where the run directory cannot be resumed."""
 STOPPING = "stopping after the step or validation under way, with a checkpoint there (again: stop at once)"
 """What a run says on its first Ctrl-C or SIGTERM."""
@@ -162,7 +158,7 @@ class Run:
             if not records.is_complete(record, self.directory):
                 retest = retest or f"its {record['per_episode']['file']} is missing"
             if not retest:
-                log(f"{self.directory} is already complete; pass --restart to run it again")
+                log(f"{self.directory} is already complete; {self.start_over}")
                 return record
             log(f"testing {self.directory} again ({retest})")
         model = guarded(self.prepared.build_model(self.directory), config.model, self.prepared.model_plugin)
@@ -242,7 +238,7 @@ class Run:
         if record is not None and record["status"] == "complete":
             raise ConfigError(
                 f"{self.directory} holds the record of a finished run but not its checkpoint; the record stands: "
-                "pass --restart to train it again, or --name for a new run"
+                f"{self.new_config}"
             )
 
     def _trains(self, state: dict[str, Any] | None, done: Progress) -> bool:
@@ -255,8 +251,7 @@ class Run:
         """The run's record, if it has one; a damaged one is refused in one line naming ``--restart``."""
         if not self.record_path.exists():
             return None
-        fix = records.record_fix(self.record_path, "rerun") + " (or pass --restart to train it again)"
-        return records.read_record(self.record_path, fix, config=True)
+        return records.read_record(self.record_path, records.record_fix(self.record_path, "rerun"), config=True)
 
     def _episodes(self, step: int) -> int:
         return min(step * self.prepared.config.batch_size, self.prepared.config.episodes)
@@ -459,14 +454,6 @@ class Run:
         }
 
 
-def _check_flags(eval_episodes: int | None, device: str) -> None:
-    """Refuse a bad ``--eval-episodes`` or ``--device`` naming the flag, not the checkpoint whose value it replaces."""
-    most = MAXIMA["eval_episodes"]
-    if eval_episodes is not None and not 1 <= eval_episodes <= most:
-        raise ConfigError(f"--eval-episodes must be from 1 to {most:,}, got {eval_episodes:,}")
-    devices.check_flag(device, here=False)
-
-
 def _plugin_ref(info: PluginInfo) -> dict[str, str | None]:
     return {"name": info.name, "distribution": info.distribution, "version": info.version}
 
@@ -491,74 +478,3 @@ def run(
         prepared = prepare(config, host)
         directory = directory or rundirs.resolve(out, default_name(prepared.config))
         return Run(prepared, directory).execute(restart=restart, progress=progress, log=log)
-
-
-def evaluate_checkpoint(
-    path: Path,
-    host: PluginHost,
-    *,
-    eval_episodes: int | None = None,
-    dataset: str | None = None,
-    data: dict[str, Any] | None = None,
-    data_dir: Path | None = None,
-    device: str = "auto",
-    progress: bool = False,
-    episodes_out: Path | None = None,
-) -> dict[str, Any]:
-    """Rebuild the model saved in a checkpoint (the best one with ``keep = best``) and evaluate it.
-
-    ``dataset`` tests it on another dataset than the run's (its images must have the shape it
-    was trained on; the metrics are then all that score that dataset); ``data`` adds options of
-    the dataset tested on, such as where it lives on this machine (``data_dir`` sets its data
-    directory option, see ``DatasetSpec.data_dir``). ``device`` is where to run it, whatever
-    device wrote the checkpoint. ``episodes_out``: also write every test episode's values there
-    (the format of a run's ``episodes.npz``); the result names the file and its SHA-256.
-    """
-    _check_flags(eval_episodes, device)
-    if episodes_out is not None:
-        _check_episodes_out(episodes_out)
-    state = checkpoints.load(path)
-    values = {**state["config"], "device": device}
-    if eval_episodes is not None:
-        values["eval_episodes"] = eval_episodes
-    if dataset is not None and dataset != (values.get("test_dataset") or values["dataset"]):
-        values["test_dataset"] = None if dataset == values["dataset"] else dataset
-        values["test_data"], values["metrics"] = {}, []
-    key = "test_data" if values.get("test_dataset") else "data"
-    if data_dir is not None:
-        data = {**(data or {}), **host.datasets.get(values.get("test_dataset") or values["dataset"]).data_dir(data_dir)}
-    if data:
-        values[key] = {**values.get(key, {}), **data}
-    restored = restore(state, host, values, source=str(path))
-    prepared = restored.prepared
-    model = guarded(restored.model, prepared.config.model, prepared.model_plugin)
-    metrics, episode_values = score(prepared, model, progress=progress)
-    result = {
-        "checkpoint": str(path),
-        "model": prepared.config.model,
-        "dataset": prepared.config.dataset,
-        "test_dataset": prepared.test_spec.name,
-        "setting": prepared.settings.describe(),
-        "episodes_trained": state["episodes_trained"],
-        "kept": restored.kept,
-        "eval_episodes": prepared.config.eval_episodes,
-        "metrics": metrics,
-    }
-    if episodes_out is not None:
-        result["per_episode"] = per_episode.write_file(episodes_out, episode_values)
-    return result
-
-
-def _check_episodes_out(path: Path) -> None:
-    """Refuse, before any work, an ``--episodes-out`` that is a folder, lies in no writable folder, or would
-    replace a file other than an earlier ``--episodes-out`` (a run's record, checkpoint or own episodes file)."""
-    if path.is_dir():
-        raise ConfigError(f"--episodes-out {path} is a folder; pass a file name, e.g. {path / per_episode.FILE}")
-    in_a_run = path.name in (RECORD, CHECKPOINT, CELL, per_episode.FILE) and (path.parent / RECORD).exists()
-    if path.exists() and (in_a_run or not per_episode.is_file(path)):
-        raise ConfigError(
-            f"--episodes-out {path} would replace a file that is not one --episodes-out wrote; give a new file name"
-        )
-    if not path.parent.is_dir():
-        raise ConfigError(f"--episodes-out {path}: the folder {path.parent} does not exist; create it first")
-    writable.check_writable(path.parent, "--episodes-out", "FILE in a folder")

@@ -16,9 +16,9 @@ from typing import Any
 from harness import checkpoints, files, locks, records
 from harness.checkpoints import CHECKPOINT
 from harness.errors import HarnessError, printable
+from harness.records import CELL, RECORD
 from harness.rundirs import LOCK
-from harness.runner import RECORD
-from harness.tables import CELL, Cell
+from harness.tables import Cell
 
 STATES = ("done", "running", "interrupted", "not started", "damaged")
 

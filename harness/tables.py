@@ -18,9 +18,6 @@ from typing import Any
 from harness.config import RunConfig, build_config, did_you_mean
 from harness.errors import ConfigError
 
-CELL = "cell.json"
-"""Written by ``harness reproduce`` beside each run's record: which cell of which table it is."""
-
 BUDGETS = ("quick", "paper")
 """``quick``: minutes on a laptop CPU; ``paper``: the papers' training length."""
 

@@ -22,11 +22,12 @@ from conftest import fewshot_config, harness_cli, killed_after
 from lock_holder import held_elsewhere
 
 from harness import atomic, checkpoints
+from harness.checkpoint_eval import evaluate_checkpoint
 from harness.checkpoints import CHECKPOINT, FORMAT, HEADER_SIZE, LEGACY_FORMAT, MAGIC, load, save, upgrade
 from harness.errors import HarnessError
 from harness.prepare import prepare
 from harness.reproduce import FAILED, claim_and_run
-from harness.runner import evaluate_checkpoint, run
+from harness.runner import run
 
 QUIET = {"log": lambda _: None}
 SMALL = {"episodes": 32, "eval_episodes": 8, "val_every": 16, "val_episodes": 8, "keep": "best"}

@@ -107,7 +107,7 @@ def test_keep_best_tests_the_model_of_the_best_validation(host, tmp_path):
     assert best["kept"] == {"which": "best", "episode": 24, "val_accuracy": accuracies[2]}
     assert last["kept"] == {"which": "last", "episode": 48}
     assert _accuracy(best) > 0.8 > 0.3 > _accuracy(last)
-    from harness.runner import evaluate_checkpoint
+    from harness.checkpoint_eval import evaluate_checkpoint
 
     again = evaluate_checkpoint(tmp_path / "best" / "checkpoint.pkl", host)
     assert again["kept"] == "best" and again["metrics"] == best["metrics"]

@@ -11,7 +11,7 @@ from harness.checkpoints import CHECKPOINT
 from harness.checkpoints import FORMAT as CHECKPOINT_FORMAT
 from harness.curves import load_curves, plot_curves, run_labels
 from harness.errors import HarnessError
-from harness.runner import RECORD
+from harness.records import RECORD
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -14,7 +14,7 @@ import pytest
 from conftest import OMNIGLOT_DIR, REPO
 
 from harness import leaderboard
-from harness.runner import evaluate_checkpoint
+from harness.checkpoint_eval import evaluate_checkpoint
 
 BOARDS = REPO / "leaderboards"
 RUNS = BOARDS / "runs"

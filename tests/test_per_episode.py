@@ -32,21 +32,31 @@ def test_a_record_refers_to_its_per_episode_values(protonet_host, tmp_path):
     assert again["per_episode"] == record["per_episode"], "the same values give the same bytes"
 
 
-def test_a_changed_or_missing_per_episode_file_is_refused_in_one_line(protonet_host, tmp_path):
-    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
-    path = tmp_path / "r" / "episodes.npz"
+def test_a_changed_or_missing_per_episode_file_is_refused_in_one_line_naming_a_fix_that_works(protonet_host, tmp_path):
+    record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    path, record_path = tmp_path / "r" / "episodes.npz", tmp_path / "r" / "record.json"
+    fix = (
+        f"delete {record_path} and rerun its command: it tests the run's checkpoint again, without training "
+        "(or pass --restart to train it again)"
+    )
     values = per_episode.load(tmp_path / "r")
     values.values["accuracy"]["accuracy"][0] = 1.0 - values.values["accuracy"]["accuracy"][0]
     path.write_bytes(values.encode())
-    with pytest.raises(DataError, match=r"^\S+episodes.npz does not match the SHA-256 in \S+record.json: .*--restart$"):
+    with pytest.raises(DataError) as caught:
         per_episode.load(tmp_path / "r")
+    assert str(caught.value) == f"{path} does not match the SHA-256 in {record_path}: it was changed or damaged; {fix}"
     path.unlink()
-    with pytest.raises(DataError, match=r"episodes.npz is missing but \S+ refers to it; rerun the run with --restart$"):
+    with pytest.raises(
+        DataError, match=r"episodes.npz is missing but \S+ refers to it; delete \S+record.json and rerun"
+    ):
         per_episode.load(tmp_path / "r")
-    record = json.loads((tmp_path / "r" / "record.json").read_text())
-    record["per_episode"]["file"] = "../elsewhere.npz"
-    (tmp_path / "r" / "record.json").write_text(json.dumps(record))
-    with pytest.raises(DataError, match=r"\(per_episode does not name a file beside it and its SHA-256\); rerun the"):
+    record_path.unlink()
+    assert run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)["per_episode"] == record["per_episode"]
+    assert per_episode.load(tmp_path / "r").episodes.tolist() == list(range(64)), "the fix the message names works"
+    damaged = json.loads(record_path.read_text())
+    damaged["per_episode"]["file"] = "../elsewhere.npz"
+    record_path.write_text(json.dumps(damaged))
+    with pytest.raises(DataError, match=r"\(per_episode does not name a file beside it and its SHA-256\); delete "):
         per_episode.load(tmp_path / "r")
 
 
@@ -79,7 +89,7 @@ def test_a_metric_must_give_one_value_per_episode(protonet_host, tmp_path):
 
 
 def test_evaluate_writes_the_same_per_episode_values_as_the_run(protonet_host, tmp_path):
-    from harness.runner import evaluate_checkpoint
+    from harness.checkpoint_eval import evaluate_checkpoint
 
     record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     out = tmp_path / "evaluated.npz"
@@ -91,7 +101,7 @@ def test_evaluate_writes_the_same_per_episode_values_as_the_run(protonet_host, t
 
 
 def test_a_bad_episodes_out_is_refused_before_any_work(protonet_host, tmp_path):
-    from harness.runner import evaluate_checkpoint
+    from harness.checkpoint_eval import evaluate_checkpoint
 
     run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     checkpoint = tmp_path / "r" / "checkpoint.pkl"
@@ -103,7 +113,7 @@ def test_a_bad_episodes_out_is_refused_before_any_work(protonet_host, tmp_path):
 
 
 def test_episodes_out_never_replaces_a_runs_files_or_a_file_it_did_not_write(protonet_host, tmp_path):
-    from harness.runner import evaluate_checkpoint
+    from harness.checkpoint_eval import evaluate_checkpoint
 
     run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     checkpoint = tmp_path / "r" / "checkpoint.pkl"

@@ -13,12 +13,13 @@ from harness_test_plugins.published_episodes import PublishedEpisodes
 
 from harness import hookimpl
 from harness.builtins import synthetic
+from harness.checkpoint_eval import evaluate_checkpoint
 from harness.checkpoints import load as load_checkpoint
 from harness.config import build_config
 from harness.errors import ConfigError, DataError
 from harness.evaluation import TEST, batches
 from harness.prepare import prepare
-from harness.runner import evaluate_checkpoint, run
+from harness.runner import run
 from harness.specs import DatasetSpec
 
 QUIET = {"log": lambda _: None}

@@ -13,10 +13,11 @@ from harness_test_plugins import toy_table
 from harness import leaderboard, per_episode
 from harness.cli import main
 from harness.config import build_config
-from harness.errors import DataError
+from harness.errors import ConfigError, DataError
 from harness.plugins import PluginHost
+from harness.prepare import prepare
 from harness.reproduce import _complete
-from harness.runner import run
+from harness.runner import Run, run
 
 KNN = {"model": "knn", "kind": "fewshot", "ways": 5, "eval_episodes": 8}
 DAMAGED = {
@@ -57,7 +58,7 @@ def test_the_command_line_says_it_in_one_line(tmp_path, capsys):
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"harness: error: {tmp_path / 'r' / 'record.json'} cannot be read: not UTF-8 text")
     assert last.endswith(
-        f"delete {tmp_path / 'r' / 'record.json'} and rerun: it tests the cell's checkpoint again, without training "
+        f"delete {tmp_path / 'r' / 'record.json'} and rerun: it tests the run's checkpoint again, without training "
         "(or pass --restart to train it again)"
     )
 
@@ -77,6 +78,7 @@ def test_a_complete_run_whose_per_episode_file_is_gone_is_tested_again(tmp_path)
 def test_reproduce_refuses_a_damaged_cell_record_and_reruns_one_without_its_values(tmp_path):
     knn_run(tmp_path)
     directory = tmp_path / "r"
+    (directory / "cell.json").write_text("{}")  # what makes it a cell of 'harness reproduce', which has no --restart
     assert _complete(directory)
     (directory / per_episode.FILE).unlink()
     assert not _complete(directory), "its test is run again"
@@ -186,7 +188,10 @@ def _tamper(run_dir: Path, change) -> None:
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        (lambda r: [r], r"record.json cannot be read: it holds an array, not an object; rerun the run with --restart$"),
+        (
+            lambda r: [r],
+            r"record.json cannot be read: it holds an array, not an object; delete \S+ and rerun its command",
+        ),
         (lambda r: {**r, "metrics": "none"}, r"is not a run record the harness can use \(metrics is not"),
         (lambda r: {**r, "metrics": {"accuracy": [1]}}, r"is not a run record the harness can use \(metrics is not"),
         (lambda r: {**r, "per_episode": {**r["per_episode"], "file": "x\0y"}}, r"per_episode does not name a file"),
@@ -204,3 +209,17 @@ def test_per_episode_values_of_a_tampered_record_are_refused_in_one_line(tmp_pat
     with pytest.raises(DataError, match=message) as caught:
         per_episode.load(tmp_path / "r")
     assert "\n" not in str(caught.value)
+
+
+def test_a_finished_record_without_its_checkpoint_stands_and_names_the_fix_of_its_command(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="r", log=lambda _: None)
+    directory = tmp_path / "r"
+    (directory / "checkpoint.pkl").unlink()
+    with pytest.raises(ConfigError) as caught:
+        run(fewshot_config(), protonet_host, tmp_path, name="r", log=lambda _: None)
+    stands = f"{directory} holds the record of a finished run but not its checkpoint; the record stands: "
+    assert str(caught.value) == stands + "pass --name for a new run or --restart to discard it"
+    with pytest.raises(ConfigError) as caught:
+        Run(prepare(fewshot_config(), protonet_host), directory, cell=True).execute(log=lambda _: None)
+    assert str(caught.value) == stands + f"delete {directory} and rerun to run the cell again"
+    assert (directory / "record.json").is_file(), "nothing is lost"

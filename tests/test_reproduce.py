@@ -18,10 +18,10 @@ from harness_test_plugins import misbehaving, toy_table
 from lock_holder import held_elsewhere
 
 from harness import hookimpl, leaderboard
+from harness.checkpoint_eval import evaluate_checkpoint
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError, DataError, UnknownNameError
 from harness.reproduce import reproduce, select, table_cells
-from harness.runner import evaluate_checkpoint
 from harness.specs import ModelSpec
 from harness.tables import TableRow, slug
 

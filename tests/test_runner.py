@@ -13,11 +13,12 @@ from conftest import PROTONET, fewshot_config, killed_after, killed_and_whole
 
 from harness import checkpoints, hookimpl
 from harness.builtins.synthetic import OPTIONS, open_synthetic
+from harness.checkpoint_eval import evaluate_checkpoint
 from harness.checkpoints import load as load_checkpoint
 from harness.episodes import EpisodeKind
 from harness.errors import ConfigError, NonFiniteLossError
 from harness.interrupts import Stopped
-from harness.runner import STOPPING, evaluate_checkpoint, run
+from harness.runner import STOPPING, run
 from harness.specs import DatasetSpec
 
 QUIET = {"log": lambda _: None}

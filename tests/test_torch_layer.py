@@ -10,11 +10,12 @@ import pytest
 from conftest import fewshot_config, harness_cli, killed_and_whole
 
 from harness import checkpoints
+from harness.checkpoint_eval import evaluate_checkpoint
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError
 from harness.prepare import prepare
 from harness.reproduce import reproduce
-from harness.runner import evaluate_checkpoint, run
+from harness.runner import run
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch

@@ -9,10 +9,11 @@ from pathlib import Path
 import harness_mann
 import pytest
 
+from harness.checkpoint_eval import evaluate_checkpoint
 from harness.config import build_config
 from harness.errors import ConfigError
 from harness.plugins import PluginHost
-from harness.runner import evaluate_checkpoint, run
+from harness.runner import run
 
 QUIET = {"log": lambda _: None}
 DATA = {"image_size": 12, "train_classes": 20, "val_classes": 5, "test_classes": 10}

@@ -9,10 +9,11 @@ from pathlib import Path
 import harness_snail
 import pytest
 
+from harness.checkpoint_eval import evaluate_checkpoint
 from harness.config import build_config
 from harness.errors import ConfigError
 from harness.plugins import PluginHost
-from harness.runner import evaluate_checkpoint, run
+from harness.runner import run
 from harness.testing import write_miniimagenet
 
 QUIET = {"log": lambda _: None}

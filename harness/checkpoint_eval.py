@@ -1,0 +1,95 @@
+"""``harness evaluate``: a saved checkpoint's model rebuilt and tested again, on its own test episodes or others."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness import checkpoints, devices, per_episode, writable
+from harness.checkpoints import CHECKPOINT
+from harness.config import MAXIMA
+from harness.errors import ConfigError
+from harness.evaluation import score
+from harness.guard import guarded
+from harness.plugins import PluginHost
+from harness.records import CELL, RECORD
+from harness.restore import restore
+
+
+def evaluate_checkpoint(
+    path: Path,
+    host: PluginHost,
+    *,
+    eval_episodes: int | None = None,
+    dataset: str | None = None,
+    data: dict[str, Any] | None = None,
+    data_dir: Path | None = None,
+    device: str = "auto",
+    progress: bool = False,
+    episodes_out: Path | None = None,
+) -> dict[str, Any]:
+    """Rebuild the model saved in a checkpoint (the best one with ``keep = best``) and evaluate it.
+
+    ``dataset`` tests it on another dataset than the run's (its images must have the shape it
+    was trained on; the metrics are then all that score that dataset); ``data`` adds options of
+    the dataset tested on, such as where it lives on this machine (``data_dir`` sets its data
+    directory option, see ``DatasetSpec.data_dir``). ``device`` is where to run it, whatever
+    device wrote the checkpoint. ``episodes_out``: also write every test episode's values there
+    (the format of a run's ``episodes.npz``); the result names the file and its SHA-256.
+    """
+    _check_flags(eval_episodes, device)
+    if episodes_out is not None:
+        _check_episodes_out(episodes_out)
+    state = checkpoints.load(path)
+    values = {**state["config"], "device": device}
+    if eval_episodes is not None:
+        values["eval_episodes"] = eval_episodes
+    if dataset is not None and dataset != (values.get("test_dataset") or values["dataset"]):
+        values["test_dataset"] = None if dataset == values["dataset"] else dataset
+        values["test_data"], values["metrics"] = {}, []
+    key = "test_data" if values.get("test_dataset") else "data"
+    if data_dir is not None:
+        data = {**(data or {}), **host.datasets.get(values.get("test_dataset") or values["dataset"]).data_dir(data_dir)}
+    if data:
+        values[key] = {**values.get(key, {}), **data}
+    restored = restore(state, host, values, source=str(path))
+    prepared = restored.prepared
+    model = guarded(restored.model, prepared.config.model, prepared.model_plugin)
+    metrics, episode_values = score(prepared, model, progress=progress)
+    result = {
+        "checkpoint": str(path),
+        "model": prepared.config.model,
+        "dataset": prepared.config.dataset,
+        "test_dataset": prepared.test_spec.name,
+        "setting": prepared.settings.describe(),
+        "episodes_trained": state["episodes_trained"],
+        "kept": restored.kept,
+        "eval_episodes": prepared.config.eval_episodes,
+        "metrics": metrics,
+    }
+    if episodes_out is not None:
+        result["per_episode"] = per_episode.write_file(episodes_out, episode_values)
+    return result
+
+
+def _check_flags(eval_episodes: int | None, device: str) -> None:
+    """Refuse a bad ``--eval-episodes`` or ``--device`` naming the flag, not the checkpoint whose value it replaces."""
+    most = MAXIMA["eval_episodes"]
+    if eval_episodes is not None and not 1 <= eval_episodes <= most:
+        raise ConfigError(f"--eval-episodes must be from 1 to {most:,}, got {eval_episodes:,}")
+    devices.check_flag(device, here=False)
+
+
+def _check_episodes_out(path: Path) -> None:
+    """Refuse, before any work, an ``--episodes-out`` that is a folder, lies in no writable folder, or would
+    replace a file other than an earlier ``--episodes-out`` (a run's record, checkpoint or own episodes file)."""
+    if path.is_dir():
+        raise ConfigError(f"--episodes-out {path} is a folder; pass a file name, e.g. {path / per_episode.FILE}")
+    in_a_run = path.name in (RECORD, CHECKPOINT, CELL, per_episode.FILE) and (path.parent / RECORD).exists()
+    if path.exists() and (in_a_run or not per_episode.is_file(path)):
+        raise ConfigError(
+            f"--episodes-out {path} would replace a file that is not one --episodes-out wrote; give a new file name"
+        )
+    if not path.parent.is_dir():
+        raise ConfigError(f"--episodes-out {path}: the folder {path.parent} does not exist; create it first")
+    writable.check_writable(path.parent, "--episodes-out", "FILE in a folder")
