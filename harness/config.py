@@ -116,9 +116,37 @@ complete one is then tested again (not ``eval_seed``: it also picks the validati
 
 
 def did_you_mean(name: str, choices: list[str]) -> str:
-    """``"; did you mean 'x'?"`` for the closest choice, or an empty string."""
-    close = difflib.get_close_matches(name, choices, n=1, cutoff=0.6)
-    return f"; did you mean {close[0]!r}?" if close else ""
+    r"""``"; did you mean 'x'?"`` for the closest choice, or an empty string.
+
+    Closest is, in order: the same but for case, spaces and dash signs ('MetaNet-' for 'MetaNet\u2212',
+    'mann (lstm)'); the shortest choice whose letters and digits start with the name's ('5way' for
+    '5-way 1-shot'); else the nearest by ``difflib``. A sign hard to type is named by its code point.
+    """
+    folded = [_folded(choice) for choice in choices]
+    if _folded(name) in folded:
+        close = choices[folded.index(_folded(name))]
+    elif len(_letters(name)) >= 2 and (starts := [c for c in choices if _letters(c).startswith(_letters(name))]):
+        close = min(starts, key=len)
+    else:
+        matches = difflib.get_close_matches(_folded(name), folded, n=1, cutoff=0.6)
+        if not matches:
+            return ""
+        close = choices[folded.index(matches[0])]
+    signs = ", ".join(f"{c!r} is U+{ord(c):04X}" for c in dict.fromkeys(close) if not c.isascii() and c not in name)
+    return f"; did you mean {close!r}" + (f" ({signs})?" if signs else "?")
+
+
+DASHES = str.maketrans({"\u2212": "-", "\u2010": "-", "\u2011": "-", "\u2012": "-", "\u2013": "-", "\u2014": "-"})
+
+
+def _folded(name: str) -> str:
+    """``name`` without case, spaces or underscores, its dash signs (minus, en dash...) as '-'."""
+    return "".join(c for c in name.casefold().translate(DASHES) if not c.isspace() and c != "_")
+
+
+def _letters(name: str) -> str:
+    """``name``'s letters and digits alone, without case."""
+    return "".join(c for c in name.casefold() if c.isalnum())
 
 
 def load_toml(path: Path) -> dict[str, Any]:

@@ -62,8 +62,10 @@ class TableSpec:
         for setting in self.settings:
             if setting.name == name:
                 return setting
-        valid = ", ".join(s.name for s in self.settings)
-        raise ConfigError(f"table {self.name!r} has no setting {name!r} (settings: {valid})")
+        names = [s.name for s in self.settings]
+        raise ConfigError(
+            f"table {self.name!r} has no setting {name!r} (settings: {', '.join(names)}){did_you_mean(name, names)}"
+        )
 
     def cell_keys(self, setting: str) -> tuple[str, ...]:
         """Column keys reported for ``setting``."""

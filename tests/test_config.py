@@ -7,7 +7,7 @@ import re
 import pytest
 from conftest import fewshot_config, harness_cli
 
-from harness.config import build_config, load_toml
+from harness.config import build_config, did_you_mean, load_toml
 from harness.errors import ConfigError
 from harness.prepare import prepare
 
@@ -192,3 +192,25 @@ def test_knn_refuses_more_neighbours_than_an_episode_offers(host, values, most, 
         prepare(build_config({"model": "knn", **values, "params": {"k": most + 1}}, "test"), host).build_model()
     expected = f"knn parameter k must be at most {most} for {offered}, got {most + 1}; pass --param k={most} or less"
     assert str(err.value) == expected
+
+
+MINUS = "\u2212"  # the sign in the paper's row label MetaNet\u2212, which keyboards do not have
+
+
+@pytest.mark.parametrize(
+    ("name", "choices", "suggested"),
+    [
+        ("MetaNet-", ["MetaNet", f"MetaNet{MINUS}"], f"; did you mean 'MetaNet{MINUS}' ('{MINUS}' is U+2212)?"),
+        ("mann (lstm)", ["MANN (LSTM)", "LSTM"], "; did you mean 'MANN (LSTM)'?"),
+        (
+            "20way",
+            ["5-way 1-shot", "20-way 1-shot (standard split)", "20-way 1-shot"],
+            "; did you mean '20-way 1-shot'?",
+        ),
+        ("protnet", ["protonet", "knn"], "; did you mean 'protonet'?"),
+        ("zzz", ["protonet", "knn"], ""),
+        ("5", ["5-way 1-shot"], ""),
+    ],
+)
+def test_did_you_mean_forgives_case_spaces_and_dash_signs_and_names_a_sign_hard_to_type(name, choices, suggested):
+    assert did_you_mean(name, choices) == suggested
