@@ -248,7 +248,7 @@ class Run:
         return not finished and done.stopped_early is None and due
 
     def _record(self) -> dict[str, Any] | None:
-        """The run's record, if it has one; a damaged one is refused in one line naming ``--restart``."""
+        """The run's record, if any; a damaged one is refused in one line naming its fix (``records.record_fix``)."""
         if not self.record_path.exists():
             return None
         return records.read_record(self.record_path, records.record_fix(self.record_path, "rerun"), config=True)
