@@ -122,13 +122,13 @@ def did_you_mean(name: str, choices: list[str]) -> str:
     'mann (lstm)'); the shortest choice whose letters and digits start with the name's ('5way' for
     '5-way 1-shot'); else the nearest by ``difflib``. A sign hard to type is named by its code point.
     """
-    folded = [_folded(choice) for choice in choices]
-    if _folded(name) in folded:
-        close = choices[folded.index(_folded(name))]
-    elif len(_letters(name)) >= 2 and (starts := [c for c in choices if _letters(c).startswith(_letters(name))]):
+    folded, key, letters = [_folded(choice) for choice in choices], _folded(name), _letters(name)
+    if key in folded:
+        close = choices[folded.index(key)]
+    elif len(letters) >= 2 and (starts := [c for c in choices if _letters(c).startswith(letters)]):
         close = min(starts, key=len)
     else:
-        matches = difflib.get_close_matches(_folded(name), folded, n=1, cutoff=0.6)
+        matches = difflib.get_close_matches(key, folded, n=1, cutoff=0.6)
         if not matches:
             return ""
         close = choices[folded.index(matches[0])]
