@@ -19,7 +19,7 @@ RECORD = "record.json"
 CELL = "cell.json"
 """Written by ``harness reproduce`` beside each run's record: which cell of which table it is."""
 RESTART = "rerun with --restart to start the run over"
-"""Starting a run of ``harness run`` over."""
+"""What starts a ``harness run`` over: the fix its errors offer where the run directory cannot be resumed."""
 
 JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
 

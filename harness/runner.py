@@ -43,8 +43,6 @@ from harness.records import RECORD
 from harness.specs import Model
 
 RECORD_FORMAT = "harness-run/1"
-RESTART = records.RESTART
-"""What starts a ``harness run`` over: the fix its errors offer where the run directory cannot be resumed."""
 STOPPING = "stopping after the step or validation under way, with a checkpoint there (again: stop at once)"
 """What a run says on its first Ctrl-C or SIGTERM."""
 
@@ -129,9 +127,9 @@ class Run:
         self.directory = directory
         self.checkpoint_path = directory / CHECKPOINT
         self.record_path = directory / RECORD
-        self.start_over = records.start_cell_over(directory) if cell else RESTART
+        self.start_over = records.start_cell_over(directory) if cell else records.RESTART
         self.new_config = self.start_over if cell else "pass --name for a new run or --restart to discard it"
-        self.diverged = self.start_over if cell else f"lower the learning rate (--param lr=...) or {RESTART}"
+        self.diverged = self.start_over if cell else f"lower the learning rate (--param lr=...) or {records.RESTART}"
 
     def execute(self, *, restart: bool = False, progress: bool = False, log: Callable[[str], None] = print) -> dict:
         """Lock the directory, train (resuming if a checkpoint exists), evaluate, write and return the run record.
