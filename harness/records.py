@@ -45,12 +45,17 @@ def record_fix(path: Path, rerun: str) -> str:
     """The fix for the damaged record at ``path``: delete it alone where the checkpoint keeps the training
     (``rerun`` then tests that checkpoint again), else start over (``--restart`` for a run of ``harness run``,
     deleting the folder for a cell of ``harness reproduce``, which has no ``--restart``)."""
-    cell = (path.parent / CELL).is_file()
+    cell = is_cell(path.parent)
     if (path.parent / CHECKPOINT).is_file():
         what = "cell" if cell else "run"
         fix = f"delete {path} and {rerun}: it tests the {what}'s checkpoint again, without training"
         return fix if cell else f"{fix} (or pass --restart to train it again)"
     return start_cell_over(path.parent, rerun) if cell else RESTART
+
+
+def is_cell(directory: Path) -> bool:
+    """Whether ``directory`` is a cell of ``harness reproduce`` (which writes ``cell.json`` before it runs one)."""
+    return (directory / CELL).is_file()
 
 
 def start_cell_over(directory: Path, rerun: str = "rerun") -> str:

@@ -187,7 +187,7 @@ def claim_and_run(
                 return DONE, ""
             atomic.write_json(directory / CELL, cell)
             cell_prepared = prepared if isinstance(prepared, Prepared) else prepared()
-            Run(cell_prepared, directory, cell=True).execute(log=lambda _: None)
+            Run(cell_prepared, directory).execute(log=lambda _: None)
             return RAN, ""
     except locks.LockHeldError as exc:
         return ELSEWHERE, exc.holder

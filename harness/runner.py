@@ -118,15 +118,16 @@ class Progress:
 class Run:
     """One run directory: ``checkpoint.pkl`` while training, ``record.json`` when done.
 
-    ``cell``: the directory is a cell of ``harness reproduce``, which has no ``--restart`` or ``--name``: an error
+    In a cell of ``harness reproduce`` (``records.is_cell``), which has no ``--restart`` or ``--name``, an error
     that needs the run started over says to delete the folder instead.
     """
 
-    def __init__(self, prepared: Prepared, directory: Path, *, cell: bool = False) -> None:
+    def __init__(self, prepared: Prepared, directory: Path) -> None:
         self.prepared = prepared
         self.directory = directory
         self.checkpoint_path = directory / CHECKPOINT
         self.record_path = directory / RECORD
+        cell = records.is_cell(directory)
         self.start_over = records.start_cell_over(directory) if cell else records.RESTART
         self.new_config = self.start_over if cell else "pass --name for a new run or --restart to discard it"
         self.diverged = self.start_over if cell else f"lower the learning rate (--param lr=...) or {records.RESTART}"

@@ -219,7 +219,8 @@ def test_a_finished_record_without_its_checkpoint_stands_and_names_the_fix_of_it
         run(fewshot_config(), protonet_host, tmp_path, name="r", log=lambda _: None)
     stands = f"{directory} holds the record of a finished run but not its checkpoint; the record stands: "
     assert str(caught.value) == stands + "pass --name for a new run or --restart to discard it"
+    (directory / "cell.json").write_text("{}")  # what makes a folder a cell of harness reproduce
     with pytest.raises(ConfigError) as caught:
-        Run(prepare(fewshot_config(), protonet_host), directory, cell=True).execute(log=lambda _: None)
+        Run(prepare(fewshot_config(), protonet_host), directory).execute(log=lambda _: None)
     assert str(caught.value) == stands + f"delete {directory} and rerun to run the cell again"
     assert (directory / "record.json").is_file(), "nothing is lost"
