@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import checkpoints, devices, per_episode, writable
 from harness.checkpoints import CHECKPOINT
-from harness.config import MAXIMA
+from harness.config import MAXIMA, did_you_mean
 from harness.errors import ConfigError
 from harness.evaluation import score
 from harness.guard import guarded
 from harness.plugins import PluginHost
 from harness.records import CELL, RECORD
 from harness.restore import restore
+from harness.sources import check_episode_count
+
+if TYPE_CHECKING:
+    from harness.prepare import Prepared
 
 
 def evaluate_checkpoint(
@@ -27,6 +31,7 @@ def evaluate_checkpoint(
     device: str = "auto",
     progress: bool = False,
     episodes_out: Path | None = None,
+    split: str | None = None,
 ) -> dict[str, Any]:
     """Rebuild the model saved in a checkpoint (the best one with ``keep = best``) and evaluate it.
 
@@ -35,7 +40,10 @@ def evaluate_checkpoint(
     the dataset tested on, such as where it lives on this machine (``data_dir`` sets its data
     directory option, see ``DatasetSpec.data_dir``). ``device`` is where to run it, whatever
     device wrote the checkpoint. ``episodes_out``: also write every test episode's values there
-    (the format of a run's ``episodes.npz``); the result names the file and its SHA-256.
+    (the format of a run's ``episodes.npz``); the result names the file and its SHA-256. ``split``: draw the
+    fixed episodes from this split of the dataset tested on instead of its test split (the run's validation
+    split: the episodes its validation drew; the training split: new episodes of the training classes, augmented
+    as training was).
     """
     _check_flags(eval_episodes, device)
     if episodes_out is not None:
@@ -54,14 +62,17 @@ def evaluate_checkpoint(
         values[key] = {**values.get(key, {}), **data}
     restored = restore(state, host, values, source=str(path))
     prepared = restored.prepared
+    split = prepared.test_spec.test_split if split is None else split
+    _check_split(prepared, split)
     model = guarded(restored.model, prepared.config.model, prepared.model_plugin)
-    metrics, episode_values = score(prepared, model, progress=progress)
+    metrics, episode_values = score(prepared, model, progress=progress, split=split)
     result = {
         "checkpoint": str(path),
         "model": prepared.config.model,
         "dataset": prepared.config.dataset,
         "test_dataset": prepared.test_spec.name,
         "setting": prepared.settings.describe(),
+        "split": split,
         "episodes_trained": state["episodes_trained"],
         "kept": restored.kept,
         "eval_episodes": prepared.config.eval_episodes,
@@ -78,6 +89,17 @@ def _check_flags(eval_episodes: int | None, device: str) -> None:
     if eval_episodes is not None and not 1 <= eval_episodes <= most:
         raise ConfigError(f"--eval-episodes must be from 1 to {most:,}, got {eval_episodes:,}")
     devices.check_flag(device, here=False)
+
+
+def _check_split(prepared: Prepared, split: str) -> None:
+    """Refuse a ``--split`` the dataset tested on does not have, or one with too few episodes, in one line."""
+    spec = prepared.test_spec
+    if split not in spec.splits:
+        choices = list(spec.splits)
+        hint = did_you_mean(split, choices)
+        raise ConfigError(f"--split {split!r}: dataset {spec.name!r} has the splits {', '.join(choices)}{hint}")
+    prepared.test_source.check(split, prepared.settings)
+    check_episode_count(prepared.test_source, spec, split, prepared.config.eval_episodes, "--eval-episodes")
 
 
 def _check_episodes_out(path: Path) -> None:

@@ -186,6 +186,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="option of the dataset tested on (repeatable)",
     )
     evaluate.add_argument("--data-dir", type=_path, metavar="DIR", help="where the dataset lives on this machine")
+    evaluate.add_argument(
+        "--split",
+        metavar="NAME",
+        help="split of the dataset tested on to draw the fixed episodes from (default: its test split); the run's "
+        "validation split gives its validation episodes, its training split new episodes of the training classes",
+    )
     evaluate.add_argument("--device", default="auto", help="torch models: auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument(
         "--episodes-out",
@@ -602,11 +608,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         device=args.device,
         progress=not args.no_progress,
         episodes_out=args.episodes_out,
+        split=args.split,
     )
     if args.json:
         print(json.dumps(result, indent=2))
     else:
-        print(f"{result['model']} on {_datasets(result)} ({result['setting']}), ", end="")
+        print(f"{result['model']} on {_datasets(result)} ({result['setting']}), {result['split']} split, ", end="")
         print(f"{result['episodes_trained']} episodes trained")
         _print_metrics(result["metrics"])
         if "per_episode" in result:

@@ -113,10 +113,13 @@ def check_causal(model: Model, batch: SequenceBatch, full: Prediction, name: str
         )
 
 
-def score(prepared: Prepared, model: Model, *, progress: bool = False) -> tuple[Summaries, PerEpisode]:
+def score(
+    prepared: Prepared, model: Model, *, progress: bool = False, split: str | None = None
+) -> tuple[Summaries, PerEpisode]:
     """``model``'s metrics on the fixed test episodes: ``{metric: {key: {mean, ci95, n}}}`` and every episode's value.
 
-    A key a metric leaves out of a batch is NaN for that batch's episodes.
+    ``split``: another split of the test dataset to draw the fixed episodes from; the run's own validation
+    split gives the episodes validation drew. A key a metric leaves out of a batch is NaN for that batch's episodes.
     """
     from tqdm import tqdm
 
@@ -124,10 +127,12 @@ def score(prepared: Prepared, model: Model, *, progress: bool = False) -> tuple[
     total = config.eval_episodes
     plugins = {m.name: prepared.host.metrics.plugin_of(m.name) for m in prepared.metrics}
     values: dict[str, dict[str, np.ndarray]] = {m.name: {} for m in prepared.metrics}
-    stream = batches(prepared, prepared.test_spec.test_split, TEST, config.eval_seed, total)
+    split = prepared.test_spec.test_split if split is None else split
+    own_val = config.test_dataset is None and split == prepared.dataset_spec.val_split
+    stream = batches(prepared, split, VAL if own_val else TEST, config.eval_seed, total)
     first = 0
     with (
-        tqdm(total=total, unit="ep", desc="test", disable=not progress, dynamic_ncols=True) as bar,
+        tqdm(total=total, unit="ep", desc=split, disable=not progress, dynamic_ncols=True) as bar,
         contextlib.closing(stream),
     ):
         for index, batch in enumerate(stream):

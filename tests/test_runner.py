@@ -54,6 +54,27 @@ def test_evaluate_checkpoint_gives_the_recorded_numbers(protonet_host, tmp_path)
     assert result["episodes_trained"] == 96
 
 
+def test_evaluate_on_the_validation_split_gives_the_kept_models_validation_accuracy(protonet_host, tmp_path):
+    record = run(fewshot_config(val_every=24, val_episodes=16, keep="best"), protonet_host, tmp_path, name="r", **QUIET)
+    checkpoint = tmp_path / "r" / "checkpoint.pkl"
+    val = evaluate_checkpoint(checkpoint, protonet_host, split="val", eval_episodes=16)
+    assert val["split"] == "val" and record["kept"]["which"] == "best"
+    assert val["metrics"]["accuracy"]["accuracy"]["mean"] == pytest.approx(record["kept"]["val_accuracy"])
+    train = evaluate_checkpoint(checkpoint, protonet_host, split="train")
+    test = evaluate_checkpoint(checkpoint, protonet_host)
+    assert test["split"] == "test" and test["metrics"] == record["metrics"]
+    assert train["split"] == "train" and train["metrics"] != test["metrics"], "other classes, other episodes"
+    assert train == evaluate_checkpoint(checkpoint, protonet_host, split="train"), "fixed episodes"
+
+
+def test_evaluate_refuses_a_split_the_dataset_lacks_in_one_line(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    with pytest.raises(ConfigError) as caught:
+        evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", protonet_host, split="Train")
+    has = "dataset 'synthetic' has the splits train, val, test"
+    assert str(caught.value) == f"--split 'Train': {has}; did you mean 'train'?"
+
+
 def test_completed_run_is_not_redone_and_a_changed_config_is_refused(protonet_host, tmp_path):
     first = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     messages: list[str] = []
