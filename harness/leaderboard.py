@@ -59,6 +59,8 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell to run again.
     """
     groups: dict[tuple[str, str, str, str], list[tuple[dict[str, Any], float, float]]] = {}
+    for directory in records.orphan_cells(results / table.name)[:1]:
+        raise DataError(f"{directory} holds a run but no {CELL}; {records.rewrite_cell_file(directory)}")
     for cell_path in sorted((results / table.name).glob(f"**/{CELL}")):
         run = _read_run(table, cell_path)
         if run is None:
@@ -91,11 +93,6 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _rerun(table: TableSpec, directory: Path) -> str:
-    """How to replace a damaged cell: delete its folder and reproduce the table again."""
-    return f"delete {directory} and rerun 'harness reproduce {table.name}' to run the cell again"
-
-
 def _retest(table: TableSpec, directory: Path) -> str:
     """How to replace a damaged record: test the cell's checkpoint again where it has one (``records.record_fix``)."""
     return records.record_fix(directory / RECORD, f"rerun 'harness reproduce {table.name}'")
@@ -106,7 +103,7 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     record_path = cell_path.parent / RECORD
     if not record_path.exists():
         return None
-    fix = _rerun(table, cell_path.parent)
+    fix = records.rewrite_cell_file(cell_path.parent)
     cell = records.read_json(cell_path, fix)
     record = records.read_record(record_path, _retest(table, cell_path.parent))
     if cell.get("table") != table.name or record["status"] != "complete":

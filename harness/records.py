@@ -58,6 +58,27 @@ def is_cell(directory: Path) -> bool:
     return (directory / CELL).is_file()
 
 
+def rewrite_cell_file(directory: Path) -> str:
+    """What writes a cell's missing or damaged ``cell.json`` again, keeping what the cell trained: ``harness
+    reproduce`` writes it for every cell it selects (``directory`` is ``<results>/<table>/<budget>/...``)."""
+    table, budget = directory.parts[-5], directory.parts[-4]
+    return (
+        f"delete {directory / CELL} if it is there and rerun 'harness reproduce {table} --budget {budget}' with the "
+        "--row, --setting and --seeds of this cell: it writes the file again and keeps what the cell trained"
+    )
+
+
+def orphan_cells(table_results: Path) -> list[Path]:
+    """Cell folders under ``<results>/<table>`` that hold a run (record or checkpoint) but no ``cell.json``."""
+    return sorted(
+        directory
+        for directory in table_results.glob("*/*/*/*")
+        if directory.is_dir()
+        and not is_cell(directory)
+        and ((directory / RECORD).exists() or (directory / CHECKPOINT).exists())
+    )
+
+
 def start_cell_over(directory: Path, rerun: str = "rerun") -> str:
     """What starts the ``harness reproduce`` cell in ``directory`` over (the command has no ``--restart``)."""
     return f"delete {directory} and {rerun} to run the cell again"

@@ -171,6 +171,17 @@ def _complete(directory: Path) -> bool:
     return records.is_complete(record, directory)
 
 
+def _rewrite_cell_file(directory: Path, cell: dict[str, Any]) -> None:
+    """Write a finished cell's ``cell.json`` again where it is missing or says something else (``status`` and
+    ``leaderboard`` find cells by it)."""
+    try:
+        if records.read_json(directory / CELL, "") == cell:
+            return
+    except (DataError, OSError):
+        pass
+    atomic.write_json(directory / CELL, cell)
+
+
 def claim_and_run(
     directory: Path, cell: dict[str, Any], prepared: Prepared | Callable[[], Prepared], tracebacks: bool = False
 ) -> tuple[str, str]:
@@ -262,6 +273,9 @@ def reproduce(
     cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows, settings=settings)
     directories = {cell.name: rundirs.resolve(out, cell.name) for cell in cells}
     todo = [c for c in cells if not _complete(directories[c.name])]
+    for cell in cells:
+        if cell not in todo:
+            _rewrite_cell_file(directories[cell.name], cell.describe())
     outcomes: dict[str, list[str]] = {
         RAN: [],
         DONE: [c.name for c in cells if c not in todo],

@@ -72,6 +72,9 @@ def table_status(results: Path, table: str, planned: Iterable[Cell] = ()) -> lis
     for cell_file in sorted((results / table).glob(f"*/*/*/*/{CELL}")):
         directory = cell_file.parent
         found[directory] = _status(directory)
+    for directory in records.orphan_cells(results / table):
+        note = f"{directory} holds a run but no {CELL}; {records.rewrite_cell_file(directory)}"
+        found[directory] = _damaged(directory, note)
     for cell in planned:
         directory = results / cell.name
         if directory not in found:
@@ -79,8 +82,14 @@ def table_status(results: Path, table: str, planned: Iterable[Cell] = ()) -> lis
     return sorted(found.values(), key=lambda s: (s.budget, s.row, s.setting, s.seed))
 
 
+def _damaged(directory: Path, note: str) -> CellStatus:
+    """A cell whose ``cell.json`` is missing or does not name it: shown by its folder's names."""
+    names = directory.relative_to(directory.parents[3]).parts
+    return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=note)
+
+
 def _status(directory: Path) -> CellStatus:
-    fix = f"delete {directory} and rerun to run the cell again"
+    fix = records.rewrite_cell_file(directory)
     try:
         cell = records.read_json(directory / CELL, fix)
         base: dict[str, Any] = {
@@ -88,9 +97,8 @@ def _status(directory: Path) -> CellStatus:
             "seed": int(cell["seed"]), "directory": directory,
         }  # fmt: skip
     except (HarnessError, KeyError, TypeError, ValueError) as exc:
-        names = directory.relative_to(directory.parents[3]).parts
         note = str(exc) if isinstance(exc, HarnessError) else f"{directory / CELL} does not name the cell; {fix}"
-        return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=note)
+        return _damaged(directory, note)
     holder = _holder(directory / LOCK)
     try:
         path = directory / RECORD

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from conftest import harness_cli
 
-from harness import checkpoints
+from harness import checkpoints, leaderboard
+from harness.errors import DataError
 from harness.reproduce import reproduce, table_cells
 from harness.status import table_status
 
@@ -89,6 +90,33 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     note = by_seed["5-way 1-shot", 4].note
     assert "not valid JSON" in note and "\n" not in note
     assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == before, "status writes nothing"
+
+
+def test_a_missing_or_damaged_cell_file_is_shown_and_the_fix_it_names_writes_it_again_without_training(
+    toy_host, results
+):
+    table = toy_host.tables.get("toy-table")
+    missing, damaged = results / SEED0, results / SEED0.replace("5-way", "10-way")
+    (missing / "cell.json").unlink()
+    (damaged / "cell.json").write_text("[")
+    trained = {d: (d / "record.json").read_bytes() for d in (missing, damaged)}
+    statuses = {s.directory: s for s in table_status(results, "toy-table")}
+    fix = (
+        "rerun 'harness reproduce toy-table --budget quick' with the --row, --setting and --seeds of this cell: "
+        "it writes the file again and keeps what the cell trained"
+    )
+    for directory in (missing, damaged):
+        assert statuses[directory].state == "damaged" and statuses[directory].note.endswith(fix)
+    assert statuses[missing].note.startswith(f"{missing} holds a run but no cell.json; delete")
+    with pytest.raises(DataError, match=r"holds a run but no cell\.json") as caught:
+        leaderboard.our_results(table, results)
+    assert str(caught.value).endswith(fix)
+    (damaged / "cell.json").unlink()  # the fix, as it says
+    outcome = reproduce(table, toy_host, results, seeds=[0])
+    assert outcome["run"] == [] and len(outcome["skipped"]) == 2
+    assert {d: (d / "record.json").read_bytes() for d in (missing, damaged)} == trained, "nothing trained again"
+    assert states(table_status(results, "toy-table")) == {("5-way 1-shot", 0): "done", ("10-way 1-shot", 0): "done"}
+    assert {row["setting"] for row in leaderboard.our_results(table, results)} == {"5-way 1-shot", "10-way 1-shot"}
 
 
 @pytest.mark.parametrize("parts", [False, True])
