@@ -43,7 +43,8 @@ def evaluate_checkpoint(
     (the format of a run's ``episodes.npz``); the result names the file and its SHA-256. ``split``: draw the
     fixed episodes from this split of the dataset tested on instead of its test split (the run's validation
     split: the episodes its validation drew; the training split: new episodes of the training classes, augmented
-    as training was).
+    as training was). Without ``dataset``, a split other than the test split is the training dataset's, with the
+    options the run trained with, whatever dataset the run was tested on.
     """
     _check_flags(eval_episodes, device)
     if episodes_out is not None:
@@ -55,6 +56,11 @@ def evaluate_checkpoint(
     if dataset is not None and dataset != (values.get("test_dataset") or values["dataset"]):
         values["test_dataset"] = None if dataset == values["dataset"] else dataset
         values["test_data"], values["metrics"] = {}, []
+    tested_on = values.get("test_dataset")
+    if dataset is None and split is not None and tested_on and split != host.datasets.get(tested_on).test_split:
+        if tested_on != values["dataset"]:  # the training and validation splits are the training dataset's
+            values["metrics"] = []
+        values["test_dataset"], values["test_data"] = None, {}
     key = "test_data" if values.get("test_dataset") else "data"
     if data_dir is not None:
         data = {**(data or {}), **host.datasets.get(values.get("test_dataset") or values["dataset"]).data_dir(data_dir)}
@@ -98,7 +104,13 @@ def _check_split(prepared: Prepared, split: str) -> None:
         choices = list(spec.splits)
         hint = did_you_mean(split, choices)
         raise ConfigError(f"--split {split!r}: dataset {spec.name!r} has the splits {', '.join(choices)}{hint}")
-    prepared.test_source.check(split, prepared.settings)
+    try:
+        prepared.test_source.check(split, prepared.settings)
+    except ConfigError as exc:  # its fix ("lower ways") is not one evaluate has: the checkpoint fixes the setting
+        raise ConfigError(
+            f"--split {split!r} cannot give the checkpoint's {prepared.settings.describe()} episodes: "
+            f"{str(exc).rsplit('; ', 1)[0]}; evaluate on another split or dataset (--split, --dataset, --data)"
+        ) from None
     check_episode_count(prepared.test_source, spec, split, prepared.config.eval_episodes, "--eval-episodes")
 
 

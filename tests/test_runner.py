@@ -54,8 +54,10 @@ def test_evaluate_checkpoint_gives_the_recorded_numbers(protonet_host, tmp_path)
     assert result["episodes_trained"] == 96
 
 
-def test_evaluate_on_the_validation_split_gives_the_kept_models_validation_accuracy(protonet_host, tmp_path):
-    record = run(fewshot_config(val_every=24, val_episodes=16, keep="best"), protonet_host, tmp_path, name="r", **QUIET)
+@pytest.mark.parametrize("tested_on", [{}, {"test_dataset": "synthetic", "test_data": {"test_classes": 12}}])
+def test_evaluate_on_the_validation_split_gives_the_kept_models_validation_accuracy(protonet_host, tmp_path, tested_on):
+    config = fewshot_config(val_every=24, val_episodes=16, keep="best", **tested_on)
+    record = run(config, protonet_host, tmp_path, name="r", **QUIET)
     checkpoint = tmp_path / "r" / "checkpoint.pkl"
     val = evaluate_checkpoint(checkpoint, protonet_host, split="val", eval_episodes=16)
     assert val["split"] == "val" and record["kept"]["which"] == "best"
@@ -73,6 +75,12 @@ def test_evaluate_refuses_a_split_the_dataset_lacks_in_one_line(protonet_host, t
         evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", protonet_host, split="Train")
     has = "dataset 'synthetic' has the splits train, val, test"
     assert str(caught.value) == f"--split 'Train': {has}; did you mean 'train'?"
+    with pytest.raises(ConfigError) as caught:  # the checkpoint fixes the ways: "lower ways" is no fix here
+        evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", protonet_host, split="val", data={"val_classes": 3})
+    assert str(caught.value) == (
+        "--split 'val' cannot give the checkpoint's 5-way 1-shot episodes: ways=5 is more than the 3 classes in "
+        "synthetic split 'val'; evaluate on another split or dataset (--split, --dataset, --data)"
+    )
 
 
 def test_completed_run_is_not_redone_and_a_changed_config_is_refused(protonet_host, tmp_path):
