@@ -119,7 +119,9 @@ def _check_episodes_out(path: Path) -> None:
     replace a file other than an earlier ``--episodes-out`` (a run's record, checkpoint or own episodes file)."""
     if path.is_dir():
         raise ConfigError(f"--episodes-out {path} is a folder; pass a file name, e.g. {path / per_episode.FILE}")
-    in_a_run = path.name in (RECORD, CHECKPOINT, CELL, per_episode.FILE) and (path.parent / RECORD).exists()
+    in_a_run = path.name in (RECORD, CHECKPOINT, CELL, per_episode.FILE) and any(
+        (path.parent / name).exists() for name in (RECORD, CHECKPOINT)
+    )
     if path.exists() and (in_a_run or not per_episode.is_file(path)):
         raise ConfigError(
             f"--episodes-out {path} would replace a file that is not one --episodes-out wrote; give a new file name"

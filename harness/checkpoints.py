@@ -407,6 +407,12 @@ def _manifest(path: Path, data: memoryview) -> list[tuple[str, int, str]]:
             raise bad
         name, size, digest = entry
         match = pattern.fullmatch(name)
+        named = re.fullmatch(r"([\w.-]{1,255})\.part\d{1,4}-[0-9a-f]{16}", name, re.ASCII)
+        if match is None and named is not None and named[1] != path.name:
+            raise _Damaged(
+                f"checkpoint {path} was renamed: its parts are named after {named[1]!r}",
+                f"give it that name again ({path.with_name(named[1])})",
+            )
         if (
             match is None
             or int(match[1]) != index

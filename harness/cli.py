@@ -353,8 +353,11 @@ def _results(given: Path | None) -> Path:
 
 
 def _results_to_read(given: Path | None) -> Path:
-    """The results folder ``status`` and ``leaderboard`` read; a file in its place is refused in one line."""
+    """The results folder ``status`` and ``leaderboard`` read; a file in its place, or a ``--results`` folder that
+    does not exist (a mistyped path would look like one where nothing ran yet), is refused in one line."""
     results = _results(given)
+    if given is not None and not results.exists():
+        raise ConfigError(f"--results {results} does not exist; check the path (the folder 'harness reproduce' wrote)")
     if results.exists() and not results.is_dir():
         raise ConfigError(f"results folder {results} is a file; pass --results DIR naming the folder of your runs")
     return results

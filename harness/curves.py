@@ -28,6 +28,8 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
     Reads ``record.json`` if the run is done, else its checkpoint. Accuracies are fractions.
     """
     run_dir = Path(run_dir)
+    if run_dir.is_file():
+        raise HarnessError(f"{run_dir} is a file, not a run directory; pass the folder holding it ({run_dir.parent})")
     if not run_dir.is_dir():
         raise HarnessError(f"run directory {run_dir} does not exist; check the path")
     record_path, checkpoint_path = run_dir / RECORD, run_dir / CHECKPOINT

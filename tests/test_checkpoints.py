@@ -281,6 +281,18 @@ def test_a_missing_or_damaged_part_is_refused_in_one_line(tmp_path: Path, monkey
     assert f"is missing its part {first.name}; copy the checkpoint with the parts beside it" in message
 
 
+def test_a_renamed_checkpoint_in_parts_says_the_name_its_parts_need(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    path = tmp_path / CHECKPOINT
+    save(path, big_state())
+    renamed = path.rename(tmp_path / "best.pkl")
+    message = one_line_error(renamed)
+    assert message.endswith(f"{renamed} was renamed: its parts are named after 'checkpoint.pkl'; give it that name "
+                            f"again ({path})")  # fmt: skip
+    renamed.rename(path)  # the fix, as it says
+    assert identical(load(path), {"format": FORMAT, **big_state()})
+
+
 def disk_full_after(writes: int, monkeypatch) -> None:
     """``atomic.write_bytes`` writes ``writes`` files, then fails as a full disk does (in the write, naming no file)."""
     real_fsync, calls = os.fsync, []

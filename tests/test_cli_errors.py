@@ -165,6 +165,12 @@ def test_status_and_leaderboard_refuse_a_file_given_as_the_results_folder(tmp_pa
             f"results folder {results} is a file; pass --results DIR naming the folder of your runs"
         )
     assert results.read_text() == "not a folder"
+    missing = tmp_path / "reslts"  # a typo would look like a folder where nothing ran yet
+    for command in ("status", "leaderboard"):
+        assert error_of(capsys, command, "mann-table1", "--results", str(missing)) == (
+            f"--results {missing} does not exist; check the path (the folder 'harness reproduce' wrote)"
+        )
+    assert not missing.exists()
 
 
 @pytest.mark.parametrize(

@@ -75,6 +75,7 @@ def test_record_wins_over_checkpoint(tmp_path: Path) -> None:
     ("setup", "message"),
     [
         (lambda d: None, "does not exist"),
+        (lambda d: d.write_text("{}"), "is a file, not a run directory; pass the folder holding it"),
         (lambda d: d.mkdir(), "holds neither record.json nor checkpoint.pkl"),
         (lambda d: (d.mkdir(), (d / RECORD).write_text("{not json")), "cannot be read: not valid JSON ("),
         (

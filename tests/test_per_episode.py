@@ -128,3 +128,6 @@ def test_episodes_out_never_replaces_a_runs_files_or_a_file_it_did_not_write(pro
     evaluate_checkpoint(checkpoint, protonet_host, episodes_out=again)
     evaluate_checkpoint(checkpoint, protonet_host, episodes_out=again)  # its own earlier file: replaced
     assert again.read_bytes() == (tmp_path / "r" / "episodes.npz").read_bytes()
+    (tmp_path / "r" / "record.json").unlink()  # the fix for a damaged record: the checkpoint still makes it a run
+    with pytest.raises(HarnessError, match=r"would replace a file that is not one --episodes-out wrote; give a"):
+        evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "r" / "episodes.npz")
