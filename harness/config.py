@@ -228,7 +228,8 @@ def _check_values(config: RunConfig, source: str, named: Callable[[str], str]) -
     _check_choice(named("precision"), config.precision, PRECISIONS)
     check_device_name(config.device, named("device"))
     if (config.keep == "best" or config.patience) and not config.val_every:
-        raise ConfigError(f"keep = best and patience need validation ({source}); set val_every (episodes)")
+        asked = named("keep") + " best" if config.keep == "best" else named("patience")
+        raise ConfigError(f"{asked} needs validation; set {named('val_every')} (episodes between validations)")
     if config.test_data and config.test_dataset is None:
         raise ConfigError(f"test_data in {source} needs test_dataset; pass --test-dataset NAME or drop test_data")
     if config.labels == LabelEncoding.STRING.value and config.kind == EpisodeKind.FEWSHOT.value:

@@ -27,6 +27,8 @@ def resolve(out: Path, name: str) -> Path:
     hint = f"give a folder name inside {out}, like 'my-run' or 'group/my-run'"
     if "\0" in name or not path.parts:
         raise ConfigError(f"run name {name!r} names no folder; {hint}")
+    if any(not character.isprintable() for character in name):
+        raise ConfigError(f"run name {name!r} holds a character that does not print (a newline, a tab, ...); {hint}")
     if path.is_absolute() or ".." in path.parts:
         raise ConfigError(f"run name {name!r} leads outside the results folder {out}; {hint}")
     directory = out / path

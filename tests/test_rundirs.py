@@ -22,7 +22,9 @@ from harness.runner import run
 QUIET = {"log": lambda _: None}
 
 
-@pytest.mark.parametrize("name", ["../x", "../../x", "..", "a/../..", "a/../../b", "", ".", "./", "ABSOLUTE"])
+@pytest.mark.parametrize(
+    "name", ["../x", "../../x", "..", "a/../..", "a/../../b", "", ".", "./", "ABSOLUTE", "nl\nx", "a/\tb", "esc\x1b"]
+)
 def test_a_name_outside_out_or_naming_out_itself_is_refused_before_anything_is_written(protonet_host, tmp_path, name):
     name = str(tmp_path / "abs") if name == "ABSOLUTE" else name
     with pytest.raises(ConfigError) as err:
