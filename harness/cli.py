@@ -16,7 +16,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from harness import __version__
 from harness.errors import ConfigError, HarnessError, describe, printable
@@ -98,9 +98,16 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argument parser whose errors are one line, without argparse's usage block before them."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="harness",
         description="Benchmark memory- and attention-based meta-learners (MANN, MetaNet, SNAIL) and your own.",
         epilog="Run 'harness COMMAND --help' for a command's options. Plugins: see docs/writing-a-plugin.md.",
@@ -132,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG_RUN,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--config", type=_path, metavar="FILE", help="TOML file with run settings; flags override it")
+    run.add_argument("--config", type=_file, metavar="FILE", help="TOML file with run settings; flags override it")
     for key, (kind, text) in RUN_FLAGS.items():
         run.add_argument(f"--{key.replace('_', '-')}", dest=key, type=kind, help=text)
     run.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None, help="augment training episodes")
@@ -174,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Rebuild the model in a checkpoint and evaluate it on the run's fixed test episodes, "
         "or on another dataset's (--dataset NAME --data k=v).",
     )
-    evaluate.add_argument("--checkpoint", type=_path, required=True, metavar="PATH", help="a run's checkpoint.pkl")
+    evaluate.add_argument("--checkpoint", type=_file, required=True, metavar="PATH", help="a run's checkpoint.pkl")
     evaluate.add_argument("--eval-episodes", type=int, metavar="N", help="number of test episodes (default: the run's)")
     evaluate.add_argument("--dataset", metavar="NAME", help="dataset to test on (default: the run's test dataset)")
     evaluate.add_argument(
@@ -195,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--device", default="auto", help="torch models: auto, cpu, cuda, cuda:N or mps")
     evaluate.add_argument(
         "--episodes-out",
-        type=_path,
+        type=_file,
         metavar="FILE",
         help="also write every test episode's values to FILE (.npz, the format of a run's episodes.npz)",
     )
@@ -306,16 +313,23 @@ def build_parser() -> argparse.ArgumentParser:
         "on one figure, to see whether a model is still learning.",
     )
     curves.add_argument("runs", nargs="+", type=_path, metavar="RUN_DIR", help="run directories")
-    curves.add_argument("--out", type=_path, default=Path("curves.png"), metavar="PNG", help="output file (curves.png)")
+    curves.add_argument("--out", type=_file, default=Path("curves.png"), metavar="PNG", help="output file (curves.png)")
     for command in commands.choices.values():  # also after the command; left unset there unless given
         command.add_argument("--traceback", action="store_true", default=argparse.SUPPRESS, help=TRACEBACK_HELP)
     return parser
 
 
 def _path(text: str) -> Path:
-    """A path flag's value; an empty one (which would mean the current folder) is refused."""
+    """A folder flag's value; an empty one (which would mean the current folder) is refused."""
     if not text.strip():
         raise argparse.ArgumentTypeError("expected a path, got an empty one (write . for the current folder)")
+    return Path(text)
+
+
+def _file(text: str) -> Path:
+    """A file flag's value; an empty one is refused."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("expected a file name, got an empty one")
     return Path(text)
 
 

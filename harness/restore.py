@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config import build_config
+from harness.errors import ConfigError
 from harness.guard import guarded
 from harness.plugins import PluginHost
 from harness.prepare import Prepared, prepare
@@ -32,6 +33,13 @@ def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], sou
     """Rebuild the model of checkpoint ``state`` under config ``values`` (its own config, with changes
     such as the device or the test data) and load the weights it keeps; ``source`` names the checkpoint in errors."""
     shape = state.get("input_shape")
+    model = values.get("model")
+    if isinstance(model, str) and model not in host.models:  # a checkpoint's model cannot be swapped for another
+        blocked = f" (blocked plugins: {', '.join(host.blocked)})" if host.blocked else ""
+        raise ConfigError(
+            f"{source} holds a model {model!r} that no installed plugin registers{blocked}; install or unblock the "
+            "plugin that provides it ('harness plugins' lists what is installed)"
+        )
     config = build_config(values, source=source)
     prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
     model = prepared.build_model()

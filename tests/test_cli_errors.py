@@ -210,6 +210,29 @@ def test_an_empty_path_is_refused_instead_of_meaning_the_current_folder(
     assert not any(tmp_path.iterdir())
 
 
+@pytest.mark.parametrize("command", [["evaluate", "--checkpoint"], ["curves", ".", "--out"], ["run", *KNN, "--config"]])
+def test_an_empty_file_name_is_refused_without_suggesting_a_folder(capsys: pytest.CaptureFixture, command) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main([*command, ""])
+    assert exited.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1].endswith(": expected a file name, got an empty one")
+
+
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["run", "--eval-episodes", "abc"], "harness run: error: argument --eval-episodes: invalid int value: 'abc'"),
+        (["evaluate"], "harness evaluate: error: the following arguments are required: --checkpoint"),
+        (["bogus"], "harness: error: argument COMMAND: invalid choice: 'bogus' (choose from "),
+    ],
+)
+def test_a_flag_argparse_refuses_is_one_line_without_the_usage_block(capsys: pytest.CaptureFixture, argv, line) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1 and err.startswith(line)
+
+
 def test_an_empty_results_variable_means_the_default_folder(
     capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

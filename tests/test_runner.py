@@ -18,6 +18,7 @@ from harness.checkpoints import load as load_checkpoint
 from harness.episodes import EpisodeKind
 from harness.errors import ConfigError, NonFiniteLossError
 from harness.interrupts import Stopped
+from harness.plugins import PluginHost
 from harness.runner import STOPPING, run
 from harness.specs import DatasetSpec
 
@@ -81,6 +82,19 @@ def test_evaluate_refuses_a_split_the_dataset_lacks_in_one_line(protonet_host, t
         "--split 'val' cannot give the checkpoint's 5-way 1-shot episodes: ways=5 is more than the 3 classes in "
         "synthetic split 'val'; evaluate on another split or dataset (--split, --dataset, --data)"
     )
+
+
+def test_evaluate_without_the_checkpoints_model_plugin_says_to_install_it_not_another_model(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    checkpoint = tmp_path / "r" / "checkpoint.pkl"
+    for without in (PluginHost(autoload=False, modules=[]), PluginHost(autoload=False, modules=[], blocked=["x"])):
+        with pytest.raises(ConfigError) as caught:
+            evaluate_checkpoint(checkpoint, without)
+        blocked = " (blocked plugins: x)" if without.blocked else ""
+        assert str(caught.value) == (
+            f"{checkpoint} holds a model 'weighted-protonet' that no installed plugin registers{blocked}; install or "
+            "unblock the plugin that provides it ('harness plugins' lists what is installed)"
+        )
 
 
 def test_completed_run_is_not_redone_and_a_changed_config_is_refused(protonet_host, tmp_path):
