@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import checkpoints, devices, per_episode, writable
 from harness.checkpoints import CHECKPOINT
-from harness.config import MAXIMA, did_you_mean
+from harness.config import MAXIMA, check_one_place, did_you_mean
 from harness.errors import ConfigError
 from harness.evaluation import score
 from harness.guard import guarded
@@ -63,7 +63,10 @@ def evaluate_checkpoint(
         values["test_dataset"], values["test_data"] = None, {}
     key = "test_data" if values.get("test_dataset") else "data"
     if data_dir is not None:
-        data = {**(data or {}), **host.datasets.get(values.get("test_dataset") or values["dataset"]).data_dir(data_dir)}
+        tested_on = values.get("test_dataset") or values["dataset"]
+        located = host.datasets.get(tested_on).data_dir(data_dir)
+        check_one_place(data_dir, located, data or {}, tested_on)
+        data = {**(data or {}), **located}
     if data:
         values[key] = {**values.get(key, {}), **data}
     restored = restore(state, host, values, source=str(path))

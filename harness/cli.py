@@ -359,7 +359,9 @@ def _key_value_text(text: str) -> tuple[str, str]:
 
 
 def _tables(host: Any, names: list[str]) -> list[Any]:
-    return list(host.tables) if names == ["all"] else [host.tables.get(name) for name in names]
+    if "all" in names:
+        return list(host.tables)
+    return [host.tables.get(name) for name in dict.fromkeys(names)]
 
 
 def _results(given: Path | None) -> Path:
@@ -586,7 +588,7 @@ def _run_values(args: argparse.Namespace) -> tuple[dict[str, Any], str, set[str]
 
 def cmd_run(args: argparse.Namespace) -> int:
     """``harness run``."""
-    from harness.config import build_config
+    from harness.config import build_config, check_one_place
     from harness.runner import run
 
     values, source, flags = _run_values(args)
@@ -594,6 +596,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     host = _host(args)
     if args.data_dir is not None:
         located = host.datasets.get(config.dataset).data_dir(args.data_dir)
+        check_one_place(args.data_dir, located, dict(args.data), config.dataset)
         config = dataclasses.replace(config, data={**config.data, **located})
     out = _results(args.out)
     check_writable(out, "--out")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -243,12 +244,24 @@ def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
         )
 
 
+def check_one_place(data_dir: Path, located: Mapping[str, Any], data: Mapping[str, Any], dataset: str) -> None:
+    """Refuse ``--data-dir`` beside a ``--data`` option that names another place for the same data."""
+    for key, value in located.items():
+        if key in data and os.path.abspath(str(data[key])) != os.path.abspath(str(value)):
+            raise ConfigError(
+                f"--data-dir {data_dir} and --data {key}={data[key]} name two places for dataset {dataset!r}; "
+                "give one of them"
+            )
+
+
 def check_device_name(device: str, name: str) -> None:
     """Raise ``ConfigError`` unless ``device`` is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; the error calls
     the value ``name`` (``--device``, ``device in <file>``)."""
     kind, sep, index = device.partition(":")
     if kind not in ("auto", "cpu", "cuda", "mps") or (sep and (kind != "cuda" or not index.isdigit())):
-        raise ConfigError(f"{name} must be auto, cpu, cuda, cuda:N or mps, got {device!r}")
+        meant = {"gpu": "cuda"}.get(device.lower(), device.lower())
+        hint = f"; did you mean {meant!r}?" if not sep and meant in ("auto", "cpu", "cuda", "mps") else ""
+        raise ConfigError(f"{name} must be auto, cpu, cuda, cuda:N or mps, got {device!r}{hint}")
 
 
 def merge_options(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str, noun: str) -> dict[str, Any]:

@@ -95,6 +95,8 @@ def plot_curves(run_dirs: Sequence[Path], out: Path) -> Path:
         raise ConfigError(f"--out {out} is a folder; pass the PNG file to write, e.g. --out {Path(out) / 'curves.png'}")
     if Path(out).exists() and not _is_png(Path(out)):
         raise ConfigError(f"--out {out} would replace a file that is not a PNG; give a new file name")
+    if Path(out).suffix.lower() != ".png":
+        raise ConfigError(f"--out {out}: curves writes a PNG; give a file name ending in .png")
     curves = [load_curves(Path(d)) for d in run_dirs]
     labels = [
         label if curve["complete"] else f"{label} (training)"

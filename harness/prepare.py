@@ -108,7 +108,10 @@ def prepare(
         source.check(dataset_spec.train_split, settings)
         check_episode_count(source, dataset_spec, dataset_spec.train_split, resolved.episodes, "--episodes")
         if resolved.val_every and dataset_spec.val_split is not None:
-            source.check(dataset_spec.val_split, settings)
+            try:
+                source.check(dataset_spec.val_split, settings)
+            except ConfigError as exc:  # validation is what asks for this split: not validating is a fix too
+                raise ConfigError(f"{exc}, or drop val_every (validation draws from that split)") from None
             check_episode_count(source, dataset_spec, dataset_spec.val_split, resolved.val_episodes, "--val-episodes")
     test_source.check(test_spec.test_split, settings)
     check_episode_count(test_source, test_spec, test_spec.test_split, resolved.eval_episodes, "--eval-episodes")

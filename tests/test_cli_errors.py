@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import stat
 from collections.abc import Callable
@@ -231,6 +232,37 @@ def test_a_flag_argparse_refuses_is_one_line_without_the_usage_block(capsys: pyt
         main(argv)
     err = capsys.readouterr().err
     assert exited.value.code == 2 and err.count("\n") == 1 and err.startswith(line)
+
+
+def test_data_dir_and_a_data_option_naming_another_place_are_refused(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    args = ["run", "--model", "knn", "--kind", "fewshot", "--dataset", "omniglot", "--data", f"root={tmp_path / 'a'}"]
+    assert error_of(capsys, *args, "--data-dir", str(tmp_path / "b")) == (
+        f"--data-dir {tmp_path / 'b'} and --data root={tmp_path / 'a'} name two places for dataset 'omniglot'; "
+        "give one of them"
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "--model", "knn", "--device", "CPU"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'CPU'; "
+         "did you mean 'cpu'?"),
+        (["curves", ".", "--out", "c.txt"], "--out c.txt: curves writes a PNG; give a file name ending in .png"),
+        (["run", "--model", "knn", "--device", "GPU"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'GPU'; "
+         "did you mean 'cuda'?"),
+    ],
+)  # fmt: skip
+def test_near_misses_name_the_value_meant(capsys: pytest.CaptureFixture, tmp_path, monkeypatch, args, message) -> None:
+    monkeypatch.chdir(tmp_path)
+    assert error_of(capsys, *args) == message
+    assert not any(tmp_path.iterdir())
+
+
+def test_all_among_table_names_means_every_table_once(capsys: pytest.CaptureFixture) -> None:
+    assert main(["status", "all", "--json"]) == 0
+    every = json.loads(capsys.readouterr().out)
+    assert main(["status", "all", "all", "snail-table1", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == every
 
 
 def test_an_empty_results_variable_means_the_default_folder(

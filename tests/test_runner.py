@@ -97,6 +97,17 @@ def test_evaluate_without_the_checkpoints_model_plugin_says_to_install_it_not_an
         )
 
 
+def test_a_validation_split_too_small_for_the_setting_names_not_validating_as_a_fix(protonet_host, tmp_path):
+    data = {"train_classes": 30, "val_classes": 3, "test_classes": 10}
+    with pytest.raises(ConfigError) as caught:
+        run(fewshot_config(val_every=24, data=data), protonet_host, tmp_path, name="r", **QUIET)
+    assert str(caught.value) == (
+        "ways=5 is more than the 3 classes in synthetic split 'val'; lower ways, or drop val_every (validation draws "
+        "from that split)"
+    )
+    assert not (tmp_path / "r").exists()
+
+
 def test_completed_run_is_not_redone_and_a_changed_config_is_refused(protonet_host, tmp_path):
     first = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     messages: list[str] = []

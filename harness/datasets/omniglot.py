@@ -47,6 +47,7 @@ from typing import Any
 import numpy as np
 
 from harness import atomic
+from harness.config import did_you_mean
 from harness.datasets import CACHE_ENV
 from harness.datasets import cache_dir as cache_folder
 from harness.errors import ConfigError, DataError, describe
@@ -93,7 +94,8 @@ def check_options(options: Mapping[str, Any]) -> tuple[int, str]:
     if not isinstance(size, int) or isinstance(size, bool) or not 1 <= size <= SOURCE_SIZE:
         raise ConfigError(f"omniglot option image_size must be an integer from 1 to {SOURCE_SIZE}, got {size!r}")
     if scheme not in SCHEMES:
-        raise ConfigError(f"omniglot option scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}")
+        hint = did_you_mean(str(scheme), list(SCHEMES))
+        raise ConfigError(f"omniglot option scheme must be one of {', '.join(SCHEMES)}, got {scheme!r}{hint}")
     return size, scheme
 
 
