@@ -34,28 +34,30 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
         raise HarnessError(f"run directory {run_dir} does not exist; check the path")
     record_path, checkpoint_path = run_dir / RECORD, run_dir / CHECKPOINT
     if record_path.is_file():
-        state = records.read_json(record_path, records.record_fix(record_path, "rerun its command"))
+        fix = records.record_fix(record_path, "rerun its command")
+        state = records.read_json(record_path, fix)
         source, complete = record_path, state.get("status", "complete") == "complete"
     elif checkpoint_path.is_file():
         state, source, complete = checkpoints.load(checkpoint_path), checkpoint_path, False
+        fix = "restore the file"
     else:
         raise HarnessError(f"{run_dir} holds neither {RECORD} nor {CHECKPOINT}; is it a run directory?")
     return {
         "name": run_dir.name,
-        "loss": _points(state.get("loss_history"), "loss_history", source),
-        "val": _points(state.get("val_history"), "val_history", source),
+        "loss": _points(state.get("loss_history"), "loss_history", source, fix),
+        "val": _points(state.get("val_history"), "val_history", source, fix),
         "complete": complete,
     }
 
 
-def _points(history: Any, key: str, source: Path) -> list[list[float]]:
+def _points(history: Any, key: str, source: Path, fix: str) -> list[list[float]]:
     """``history`` as ``[[episodes, value], ...]`` sorted by episodes; ``[]`` if absent."""
     if history is None:
         return []
     try:
         points = [[int(episodes), math.nan if value is None else float(value)] for episodes, value in history]
     except (TypeError, ValueError):
-        raise HarnessError(f"{key} in {source} is not a list of [episodes, value] pairs") from None
+        raise HarnessError(f"{key} in {source} is not a list of [episodes, value] pairs; {fix}") from None
     return sorted(points, key=lambda point: point[0])
 
 

@@ -87,7 +87,7 @@ def test_record_wins_over_checkpoint(tmp_path: Path) -> None:
             lambda d: (d.mkdir(), atomic.write_pickle(d / CHECKPOINT, {"format": "other"})),
             "is not a harness checkpoint",
         ),
-        (lambda d: (d.mkdir(), write_record(d, [[1, 2, 3]])), "loss_history in"),
+        (lambda d: (d.mkdir(), write_record(d, [[1, 2, 3]])), "value] pairs; rerun with --restart"),
     ],
 )
 def test_errors_are_one_line(tmp_path: Path, setup, message: str) -> None:
