@@ -239,4 +239,4 @@ def test_cli_trains_on_one_dataset_and_evaluates_on_another(tmp_path):
     scored = harness_cli("evaluate", "--checkpoint", str(tmp_path / "r" / "checkpoint.pkl"), "--dataset", "synthetic",
                          "--data", "test_classes=12", "--eval-episodes", "16", "--no-progress", env=env)  # fmt: skip
     assert scored.returncode == 0, scored.stderr
-    assert "weighted-protonet on synthetic (5-way 1-shot), 16 episodes trained" in scored.stdout
+    assert "weighted-protonet on synthetic (5-way 1-shot), test split, 16 episodes trained" in scored.stdout
