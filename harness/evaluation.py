@@ -76,6 +76,11 @@ def as_prediction(output: Any, shape: tuple[int, ...], settings: EpisodeSettings
             f"model {model!r} predicted shape {labels.shape}, expected {shape} (label ids) "
             f"or {(*shape, classes)} (scores)"
         )
+    if scores is not None and np.asarray(scores).dtype.kind in "fc" and bool(np.isnan(scores).any()):
+        raise HarnessError(
+            f"model {model!r} predicted NaN scores, which would count as label 0; check its weights and its "
+            "forward pass for NaN"
+        )
     integral = labels.dtype.kind in "iu" or (
         labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels))) and bool(np.all(labels == np.round(labels)))
     )

@@ -19,7 +19,7 @@ from harness import devices, hints
 from harness.config import RunConfig, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError
-from harness.guard import model_call
+from harness.guard import ModelError, model_call
 from harness.params import DATA_BOUNDS, check_bounds
 from harness.plugins import PluginHost
 from harness.sources import check_episode_count, open_source
@@ -53,6 +53,12 @@ class Prepared:
         )  # fmt: skip
         with model_call(c.model, self.model_plugin, "its factory"):
             model = self.model_spec.factory(context)
+        missing = [name for name in MODEL_METHODS if not callable(getattr(model, name, None))]
+        if missing:
+            raise ModelError(
+                f"model {c.model!r} (plugin {self.model_plugin!r}): its factory returned {type(model).__name__}, "
+                f"which has no {', '.join(missing)}; return an object with the methods of harness.specs.Model"
+            )
         devices.set_threads(c.threads)  # after the factory, which may be what imports torch
         return model
 
@@ -67,6 +73,10 @@ class Prepared:
         if not self.model_spec.trainable:
             return 0
         return math.ceil(self.config.episodes / self.config.batch_size)
+
+
+MODEL_METHODS = ("train_step", "predict", "state_dict", "load_state_dict")
+"""What a model plugin's factory must return (``harness.specs.Model``), checked before any training."""
 
 
 def prepare(

@@ -93,6 +93,20 @@ class EpisodeSource(Protocol):
         """
 
 
+def check_spec(what: str, name: object, description: object, kinds: object) -> None:
+    """Refuse a spec that would register but never run: a name or description that is not a non-empty string,
+    or ``episode_kinds`` that is not a non-empty tuple of ``EpisodeKind`` (a plain string would read as letters)."""
+    if not isinstance(name, str) or not name.strip():
+        raise TypeError(f"{what} name must be a non-empty string, got {name!r}")
+    if not isinstance(description, str) or not description.strip():
+        raise TypeError(f"{what} {name!r}: description must be a non-empty string (harness plugins shows it)")
+    if not isinstance(kinds, (tuple, list)) or not kinds or not all(isinstance(kind, EpisodeKind) for kind in kinds):
+        raise TypeError(
+            f"{what} {name!r}: episode_kinds must be a non-empty tuple of EpisodeKind, e.g. (EpisodeKind.FEWSHOT,), "
+            f"got {kinds!r}"
+        )
+
+
 @dataclass(frozen=True)
 class ModelSpec:
     """A model factory a plugin registers."""
@@ -107,6 +121,10 @@ class ModelSpec:
     """False for models with nothing to train (e.g. nearest neighbour): the runner skips training."""
     rows: tuple[TableRow, ...] = ()
     """Rows this model fills in paper tables (``harness reproduce``)."""
+
+    def __post_init__(self) -> None:
+        """Refuse what would register but never run: see ``check_spec``."""
+        check_spec("model", self.name, self.description, self.episode_kinds)
 
 
 @dataclass(frozen=True)
@@ -129,6 +147,10 @@ class DatasetSpec:
     """Options that say where data lives (e.g. ``root``, ``cache_dir``): passed to the factory but
     kept out of the run config, so checkpoints move between machines and resume anywhere. The
     first is the data directory, the option ``--data-dir`` sets."""
+
+    def __post_init__(self) -> None:
+        """Refuse what would register but never run: see ``check_spec``."""
+        check_spec("dataset", self.name, self.description, self.episode_kinds)
 
     def data_dir(self, directory: str | Path) -> dict[str, str]:
         """The options ``--data-dir DIRECTORY`` stands for; ``ConfigError`` when the dataset reads no directory."""
@@ -188,7 +210,8 @@ class MetricSpec:
     """Datasets whose test episodes it scores; empty means every dataset."""
 
     def __post_init__(self) -> None:
-        """Refuse one dataset name given as a string (it would read as one name per letter)."""
+        """Refuse one dataset name given as a string (it would read as one name per letter), and see ``check_spec``."""
+        check_spec("metric", self.name, self.description, self.episode_kinds)
         if isinstance(self.datasets, str):
             raise TypeError(f"metric {self.name!r}: datasets must be a tuple of names, e.g. ({self.datasets!r},)")
 

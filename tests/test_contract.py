@@ -80,6 +80,8 @@ def test_knn_reads_earlier_labels_only_and_still_works(host, tmp_path):
         (np.full((2, 3), -1), r"predicted label -1, outside 0..4"),
         (np.full((2, 3), np.nan), r"not integers"),
         (np.zeros((2, 4), dtype=np.int64), r"predicted shape \(2, 4\), expected \(2, 3\)"),
+        (np.full((2, 3, 5), np.nan), r"predicted NaN scores, which would count as label 0"),
+        (Prediction(np.zeros((2, 3), dtype=np.int64), np.full((2, 3, 5), np.nan)), r"predicted NaN scores"),
     ],
 )
 def test_bad_predictions_are_refused_in_one_line(output, message):

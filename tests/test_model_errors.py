@@ -30,6 +30,18 @@ def failing_config(fail: str):
         ("exit", ModelError, f"{PREFIX} failed in train_step: SystemExit: 3"),
         ("loss", HarnessError, "model 'failing': train_step returned str, not a float or a 0-d tensor"),
         ("state", ModelError, f"{PREFIX}: cannot save checkpoint "),
+        (
+            "no_model",
+            ModelError,
+            f"{PREFIX}: its factory returned NoneType, which has no train_step, predict, "
+            "state_dict, load_state_dict; return an object with the methods of harness.specs.Model",
+        ),
+        (
+            "no_predict",
+            ModelError,
+            f"{PREFIX}: its factory returned NoPredict, which has no predict; return an "
+            "object with the methods of harness.specs.Model",
+        ),
     ],
 )
 def test_a_failing_model_is_one_line_naming_model_and_plugin(host, tmp_path, fail, error, message):

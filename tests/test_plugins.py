@@ -52,6 +52,11 @@ def test_plugin_registered_at_test_time_is_listed_and_runs(host, tmp_path):
             "not a plain JSON value",
         ),
         (
+            broken.KindAsString(),
+            "failed in hook harness_models: TypeError: model 'str-kind': episode_kinds must be a non-empty tuple of "
+            "EpisodeKind, e.g. (EpisodeKind.FEWSHOT,), got 'fewshot'",
+        ),
+        (
             broken.NanOption(),
             "failed in hook harness_datasets: TypeError: DatasetSpec 'nan-data': options['noise'] is nan, "
             "not a plain JSON value",

@@ -56,6 +56,14 @@ class ArrayDefaults:
         return [ModelSpec("arrays", "knn with an array", (EpisodeKind.FEWSHOT,), NearestNeighbour, defaults, False)]
 
 
+class KindAsString:
+    """A model whose episode kinds are one string, not a tuple of ``EpisodeKind``."""
+
+    @hookimpl
+    def harness_models(self) -> list[ModelSpec]:
+        return [ModelSpec("str-kind", "knn, kinds as a string", "fewshot", NearestNeighbour, {}, False)]  # type: ignore[arg-type]
+
+
 class NanOption:
     """A dataset whose options hold a NaN, which strict JSON cannot hold."""
 

@@ -2,7 +2,8 @@
 
 ``fail`` is one of ``factory``, ``train_step``, ``predict``, ``loss`` (a loss that is not
 a number), ``state`` (a ``state_dict`` that cannot be saved), ``exit`` (``SystemExit`` in
-``train_step``) or ``none``. ``ExitingHook`` is a plugin whose hook raises ``SystemExit``.
+``train_step``), ``no_model`` (the factory returns ``None``), ``no_predict`` (it returns a
+model without ``predict``) or ``none``. ``ExitingHook`` is a plugin whose hook raises ``SystemExit``.
 """
 
 from __future__ import annotations
@@ -52,14 +53,33 @@ class Failing:
         self.steps = state["steps"]
 
 
+class NoPredict:
+    """A model that forgot ``predict``."""
+
+    def train_step(self, batch: EpisodeBatch) -> float:
+        """Nothing to learn."""
+        return 1.0
+
+    def state_dict(self) -> dict[str, Any]:
+        """Nothing to keep."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Nothing to restore."""
+
+
+def build(context: ModelContext) -> Failing | NoPredict | None:
+    """The factory: a ``Failing``, or with ``fail = no_model`` / ``no_predict`` what the harness cannot use."""
+    fail = context.params["fail"]
+    return None if fail == "no_model" else NoPredict() if fail == "no_predict" else Failing(context)
+
+
 @hookimpl
 def harness_models() -> list[ModelSpec]:
     """Register ``failing``, filling the row ``Toy Failing`` of the toy table (failing in ``train_step``)."""
     row = TableRow("toy-table", "Toy Failing", params={"fail": "train_step"})
     return [
-        ModelSpec(
-            "failing", "Fails on purpose (test).", (EpisodeKind.FEWSHOT,), Failing, {"fail": "none"}, True, (row,)
-        )
+        ModelSpec("failing", "Fails on purpose (test).", (EpisodeKind.FEWSHOT,), build, {"fail": "none"}, True, (row,))
     ]
 
 
