@@ -329,14 +329,22 @@ class PluginHost:
         return registries
 
     def _check_rows(self, registries: dict[str, Registry[Any]]) -> None:
-        """Note each ``harness_table_rows`` row of a table no plugin registers (fatal if strict)."""
-        for row in registries["rows"]:
-            if row.table in registries["tables"]:
+        """Note each row (``harness_table_rows`` or ``ModelSpec.rows``) of a table no plugin registers (fatal if
+        strict): a misspelt table name would otherwise leave the row out of the table without a word."""
+        from harness.config import did_you_mean
+
+        tables = registries["tables"]
+        listed = [(registries["rows"].plugin_of(row.name), row, "harness_table_rows") for row in registries["rows"]]
+        for model in registries["models"]:
+            listed += [(registries["models"].plugin_of(model.name), row, f"ModelSpec.rows of model {model.name!r}")
+                       for row in model.rows]  # fmt: skip
+        for plugin, row, where in listed:
+            if row.table in tables:
                 continue
-            plugin = registries["rows"].plugin_of(row.name)
+            meant = did_you_mean(row.table, tables.names())
             problem = (
-                f"plugin {plugin!r} lists row {row.row!r} for table {row.table!r}, which no plugin registers; "
-                "install the plugin of that table, or fix the table name in its harness_table_rows"
+                f"plugin {plugin!r} lists row {row.row!r} for table {row.table!r}, which no plugin registers; install "
+                f"the plugin of that table, or fix the table name in its {where}{meant}"
             )
             if self.strict:
                 self._registries = None
@@ -351,6 +359,9 @@ class PluginHost:
             if self.strict:
                 raise
             first = registry.plugin_of(spec.name)
+            if first == info.name:
+                info.conflicts.append(f"plugin {first!r} registers {registry.kind} {spec.name!r} twice; keep one")
+                return False
             info.conflicts.append(
                 f"{registry.kind} {spec.name!r} is registered by both plugin {first!r} and plugin {info.name!r}; "
                 f"kept the one from {first!r}, skipped the other; uninstall or disable one of them"

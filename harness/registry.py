@@ -22,6 +22,8 @@ class Registry(Generic[T]):
         """Add ``spec`` from ``plugin``; a name already taken by another plugin is an error naming both."""
         if name in self._entries:
             other = self._entries[name][1]
+            if other == plugin:
+                raise DuplicateNameError(f"plugin {plugin!r} registers {self.kind} {name!r} twice; keep one")
             raise DuplicateNameError(
                 f"{self.kind} {name!r} is registered by both plugin {other!r} and plugin {plugin!r}; "
                 f"uninstall or disable one of them"

@@ -12,9 +12,12 @@ import pytest
 from harness_test_plugins import toy_table
 
 from harness import hookimpl, leaderboard
+from harness.builtins.knn import NearestNeighbour
+from harness.episodes import EpisodeKind
 from harness.errors import DataError, PluginError
 from harness.paper_tables import load_paper_table, paper_cells
 from harness.plugins import PluginHost
+from harness.specs import ModelSpec
 from harness.tables import TableRow, make_cell, slug
 
 HEADER = "row,setting,metric,key,value,ci95,paper,table,source,checked,note\n"
@@ -126,6 +129,22 @@ def test_a_row_for_a_table_nobody_registers_is_reported_and_fatal_when_strict():
     strict.register(rows, "rows")
     with pytest.raises(PluginError, match=f"^{re.escape(warning)}$"):
         strict.plugins()
+
+
+def test_a_model_row_for_a_misspelt_table_is_reported_with_the_name_meant(host):
+    row = TableRow("snail-tabel1", "Typo")
+    spec = ModelSpec("typo", "rows a misspelt table", (EpisodeKind.FEWSHOT,), NearestNeighbour, rows=(row,))
+    host.register(types.SimpleNamespace(harness_models=hookimpl(lambda: [spec])), "typo-plugin")
+    assert host.info("typo-plugin").warnings == [
+        "plugin 'typo-plugin' lists row 'Typo' for table 'snail-tabel1', which no plugin registers; install the plugin "
+        "of that table, or fix the table name in its ModelSpec.rows of model 'typo'; did you mean 'snail-table1'?"
+    ]
+
+
+def test_a_model_registered_twice_by_one_plugin_says_so(host):
+    spec = ModelSpec("twice", "the same name twice", (EpisodeKind.FEWSHOT,), NearestNeighbour, trainable=False)
+    host.register(types.SimpleNamespace(harness_models=hookimpl(lambda: [spec, spec])), "self")
+    assert host.info("self").conflicts == ["plugin 'self' registers model 'twice' twice; keep one"]
 
 
 def test_a_row_whose_fields_are_not_text_breaks_its_plugin(host):
