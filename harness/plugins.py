@@ -326,7 +326,27 @@ class PluginHost:
                 info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
         self._registries = registries
         self._check_rows(registries)
+        self._check_table_metrics(registries)
         return registries
+
+    def _check_table_metrics(self, registries: dict[str, Registry[Any]]) -> None:
+        """Note each table whose metric no plugin registers (fatal if strict): its cells could never be filled."""
+        from harness.config import did_you_mean
+
+        metrics = registries["metrics"]
+        for table in registries["tables"]:
+            if table.metric in metrics:
+                continue
+            plugin = registries["tables"].plugin_of(table.name)
+            problem = (
+                f"plugin {plugin!r}: table {table.name!r} is filled from metric {table.metric!r}, which no plugin "
+                f"registers; fix TableSpec.metric, or install the plugin of that metric"
+                f"{did_you_mean(table.metric, metrics.names())}"
+            )
+            if self.strict:
+                self._registries = None
+                raise PluginError(problem)
+            self._infos[plugin].warnings.append(problem)
 
     def _check_rows(self, registries: dict[str, Registry[Any]]) -> None:
         """Note each row (``harness_table_rows`` or ``ModelSpec.rows``) of a table no plugin registers (fatal if

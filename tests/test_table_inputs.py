@@ -141,6 +141,15 @@ def test_a_model_row_for_a_misspelt_table_is_reported_with_the_name_meant(host):
     ]
 
 
+def test_a_table_filled_from_a_misspelt_metric_is_reported_with_the_metric_meant(host):
+    typo = dataclasses.replace(toy_table.toy_table(), name="typo-table", metric="nway_kshot_acuracy")
+    host.register(types.SimpleNamespace(harness_tables=hookimpl(lambda: [typo])), "typo-tables")
+    assert host.info("typo-tables").warnings == [
+        "plugin 'typo-tables': table 'typo-table' is filled from metric 'nway_kshot_acuracy', which no plugin "
+        "registers; fix TableSpec.metric, or install the plugin of that metric; did you mean 'nway_kshot_accuracy'?"
+    ]
+
+
 def test_a_model_registered_twice_by_one_plugin_says_so(host):
     spec = ModelSpec("twice", "the same name twice", (EpisodeKind.FEWSHOT,), NearestNeighbour, trainable=False)
     host.register(types.SimpleNamespace(harness_models=hookimpl(lambda: [spec, spec])), "self")
