@@ -186,6 +186,10 @@ class PluginHost:
         info = PluginInfo(name, origin, dist_name, version, _location(plugin))
         try:
             self._pm.register(plugin, name=name)
+        except pluggy.PluginValidationError as exc:  # its message's later lines say what is wrong
+            reason = printable("; ".join(line.strip() for line in str(exc).strip().splitlines()))
+            self._broken(info, f"could not be registered: {reason}; match the hook's arguments (docs/hooks.md)")
+            return
         except Exception as exc:
             self._broken(info, f"could not be registered: {describe(exc)}")
             return

@@ -10,6 +10,7 @@ import pytest
 from conftest import PROTONET, fewshot_config, harness_cli
 from harness_test_plugins import broken, misbehaving, weighted_protonet
 
+from harness import hookimpl
 from harness.errors import DuplicateNameError, PluginError, UnknownNameError
 from harness.plugins import DEFAULT_PLUGINS, PluginHost
 from harness.runner import run
@@ -261,6 +262,21 @@ def test_a_misspelt_hook_is_reported_with_the_closest_hook_name_and_fatal_when_s
     assert f"harness: warning: {MISSPELT_PROBLEM}; skipped (--strict-plugins makes this fatal)" in result.stderr
     strict = harness_cli("--strict-plugins", "plugins", env={"HARNESS_PLUGINS": MISSPELT})
     assert (strict.returncode, strict.stderr) == (2, f"harness: error: {MISSPELT_PROBLEM}\n")
+
+
+def test_a_hook_with_an_argument_the_spec_lacks_is_reported_with_pluggys_reason(host):
+    class ExtraArgument:
+        @hookimpl
+        def harness_models(self, config):
+            return []
+
+    host.register(ExtraArgument(), "extra")
+    assert host.info("extra").error == (
+        "could not be registered: Plugin 'extra' for hook 'harness_models'; hookimpl definition: "
+        "harness_models(config); Argument(s) {'config'} are declared in the hookimpl but can not be found in the "
+        "hookspec; match the hook's arguments (docs/hooks.md)"
+    )
+    assert host.models.names() == ["knn"]
 
 
 def test_a_hook_function_left_unmarked_is_reported(host):
