@@ -291,6 +291,13 @@ def test_value_outside_range(tmp_path, value):
     assert ":2:" in message and ("outside [0, 100]" in message or "not a number" in message)
 
 
+def test_values_written_as_fractions_are_refused_naming_percent(tmp_path):
+    fraction = GOOD.replace("99.07", "0.9907").replace("0.16,", "0.0016,")
+    message = _error(tmp_path, HEADER, fraction, fraction.replace("SNAIL", "A").replace("0.9907", "0.95"))
+    assert message.endswith("every value is between 0 and 1, as fractions are; write them in percent as the paper "
+                            "prints them (97.5, not 0.975)")  # fmt: skip
+
+
 def test_duplicate_cell(tmp_path):
     message = _error(tmp_path, HEADER, GOOD, GOOD.replace("99.07", "98.00"))
     assert ":3:" in message and "duplicate" in message and "line 2" in message and "one row per cell" in message
