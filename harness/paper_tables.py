@@ -179,8 +179,8 @@ def load_paper_table(path: Path | Traversable, table: TableSpec | None = None) -
         raise DataError(f"{path}: not UTF-8 ({error.reason} at byte {error.start}); save the file as UTF-8") from None
     except csv.Error as error:
         raise DataError(f"{path}:{reader.line_num}: malformed CSV ({error}); check the quoting") from None
-    values = [cell.value for cell in cells]
-    if len(values) > 1 and min(values) >= 0 and 0 < max(values) <= 1:
+    numbers = [cell.value for cell in cells]
+    if len(numbers) > 1 and min(numbers) >= 0 and 0 < max(numbers) <= 1:
         raise DataError(
             f"{path}: every value is between 0 and 1, as fractions are; write them in percent as the paper prints "
             "them (97.5, not 0.975)"
