@@ -504,7 +504,8 @@ def _warn_unknown_blocked(host: Any) -> None:
     from harness.config import did_you_mean
     from harness.plugins import BLOCK_ENV
 
-    names = [info.name for info in host.plugins()]
+    infos = host.plugins()
+    names = [info.name for info in infos] + [info.distribution for info in infos if info.distribution]
     for name in host.blocked:
         if name not in names:
             print(

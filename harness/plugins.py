@@ -202,8 +202,10 @@ class PluginHost:
         self._registries = None
 
     def _listed_blocked(self, name: str, origin: str, dist_name: str | None, version: str | None) -> bool:
-        """Whether ``name`` is blocked; if so, list it as blocked instead of loading it."""
-        if not self._pm.is_blocked(name):
+        """Whether ``name`` (or, for an entry point, its distribution ``dist_name``) is blocked; if so, list it as
+        blocked instead of loading it."""
+        by_distribution = origin == "entry point" and dist_name is not None and dist_name in self.blocked
+        if not (self._pm.is_blocked(name) or by_distribution):
             return False
         self._infos[name] = PluginInfo(name, origin, dist_name, version, blocked=True)
         self._registries = None
@@ -319,7 +321,8 @@ class PluginHost:
                     self._broken(info, f"failed in hook {hook_name}: {describe(exc)}")
                     continue
                 contributions.setdefault(impl.plugin_name, {})[kind] = specs
-        registries: dict[str, Registry[Any]] = {kind: Registry(kind[:-1]) for kind in HOOKS}
+        left_out = tuple(name for name, info in self._infos.items() if info.blocked)
+        registries: dict[str, Registry[Any]] = {kind: Registry(kind[:-1], left_out) for kind in HOOKS}
         order = [name for name in self._infos if name in contributions]  # the order plugins were registered
         for plugin_name in sorted(order, key=lambda name: self._infos[name].origin != "builtin"):
             info = self._infos[plugin_name]

@@ -14,8 +14,10 @@ T = TypeVar("T")
 class Registry(Generic[T]):
     """Specs of one kind (``model``, ``dataset`` or ``metric``) keyed by name, each with its plugin."""
 
-    def __init__(self, kind: str) -> None:
+    def __init__(self, kind: str, blocked: tuple[str, ...] = ()) -> None:
         self.kind = kind
+        self.blocked = blocked
+        """Plugins left out by ``HARNESS_BLOCK_PLUGINS``: an unknown name may be one of theirs."""
         self._entries: dict[str, tuple[T, str]] = {}
 
     def add(self, name: str, spec: T, plugin: str) -> None:
@@ -42,7 +44,8 @@ class Registry(Generic[T]):
         close = difflib.get_close_matches(name, list(self._entries), n=3, cutoff=0.6)
         hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         available = ", ".join(sorted(self._entries)) or "none"
-        return f"unknown {self.kind} {name!r}{hint} (available: {available}; see 'harness plugins')"
+        left_out = f"; left out by HARNESS_BLOCK_PLUGINS: {', '.join(self.blocked)}" if self.blocked else ""
+        return f"unknown {self.kind} {name!r}{hint} (available: {available}; see 'harness plugins'){left_out}"
 
     def plugin_of(self, name: str) -> str:
         """Name of the plugin that registered ``name``."""

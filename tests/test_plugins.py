@@ -204,6 +204,17 @@ def test_entry_point_plugins_load_and_a_broken_one_is_reported(installed_plugins
     assert bad.error == "failed to import: ModuleNotFoundError: No module named 'bad_plugin_missing_module'"
 
 
+def test_blocking_a_distribution_blocks_its_entry_points_and_an_unknown_model_says_what_is_left_out(
+    installed_plugins,
+):
+    host = PluginHost(modules=[], blocked=["good_plugin"])
+    assert host.info("good").blocked and "weighted-protonet" not in host.models
+    with pytest.raises(UnknownNameError) as caught:
+        host.models.get("weighted-protonet")
+    assert str(caught.value).endswith("; left out by HARNESS_BLOCK_PLUGINS: good")
+    assert not PluginHost(modules=[], blocked=["harness"]).info("harness.builtins.knn").blocked, "built-ins stay"
+
+
 def test_disable_env_skips_entry_points(installed_plugins, monkeypatch):
     monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "1")
     host = PluginHost(modules=[])
