@@ -32,7 +32,9 @@ def check_type(key: str, value: Any, default: Any, owner: str, noun: str) -> Non
     else:
         return
     if not ok:
-        raise ConfigError(f"{owner} {noun} {key} must be {expected} like its default {default!r}, got {value!r}")
+        quote = isinstance(default, str) and isinstance(value, (int, float))  # TOML read it as a number (nan, 1e3)
+        fix = f"; to give it as text, quote it: {key}='\"{value}\"'" if quote else ""
+        raise ConfigError(f"{owner} {noun} {key} must be {expected} like its default {default!r}, got {value!r}{fix}")
 
 
 def _finite_number(value: Any) -> bool:

@@ -356,15 +356,16 @@ class PluginHost:
             self._infos[plugin].warnings.append(problem)
 
     def _check_rows(self, registries: dict[str, Registry[Any]]) -> None:
-        """Note each row (``harness_table_rows`` or ``ModelSpec.rows``) of a table no plugin registers (fatal if
-        strict): a misspelt table name would otherwise leave the row out of the table without a word."""
+        """Note each ``harness_table_rows`` row of a table no plugin registers, and each ``ModelSpec.rows`` row of a
+        table whose name is a near miss of a registered one (fatal if strict): a misspelt table name would leave the
+        row out of its table without a word. (A model may list rows for tables of plugins not installed here.)"""
         from harness.config import did_you_mean
 
         tables = registries["tables"]
         listed = [(registries["rows"].plugin_of(row.name), row, "harness_table_rows") for row in registries["rows"]]
         for model in registries["models"]:
             listed += [(registries["models"].plugin_of(model.name), row, f"ModelSpec.rows of model {model.name!r}")
-                       for row in model.rows]  # fmt: skip
+                       for row in model.rows if _near_miss(row.table, tables.names())]  # fmt: skip
         for plugin, row, where in listed:
             if row.table in tables:
                 continue
@@ -501,6 +502,14 @@ def _not_plain(value: object, where: str) -> str | None:
     else:
         return f"{where} is of type {type(value).__name__}"
     return next((problem for name, item in items if (problem := _not_plain(item, name)) is not None), None)
+
+
+def _near_miss(name: str, names: list[str]) -> bool:
+    """Whether ``name`` is not among ``names`` but differs from one of them as a typo does."""
+    folded = {n.casefold() for n in names}
+    return name not in names and (
+        name.casefold() in folded or bool(difflib.get_close_matches(name, names, n=1, cutoff=0.8))
+    )
 
 
 def _check_names(specs: list[Any], hook_name: str) -> None:

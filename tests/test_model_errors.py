@@ -51,6 +51,15 @@ def test_a_failing_model_is_one_line_naming_model_and_plugin(host, tmp_path, fai
     assert not (tmp_path / "r" / "record.json").exists()
 
 
+def test_a_text_parameter_given_what_toml_reads_as_a_number_says_to_quote_it(host, tmp_path):
+    with host.registered(misbehaving, "misbehaving-plugin"), pytest.raises(HarnessError) as err:
+        run(failing_config(float("nan")), host, tmp_path, name="r", log=lambda _: None)  # --param fail=nan
+    assert str(err.value) == (
+        "model 'failing' parameter fail must be a str like its default 'none', got nan; to give it as text, quote "
+        "it: fail='\"nan\"'"
+    )
+
+
 def test_cli_prints_one_line_with_status_2_and_the_traceback_on_request(tmp_path):
     args = ["run", "--model", "failing", "--kind", "fewshot", "--episodes", "16", "--batch-size", "8",
             "--eval-episodes", "8", "--param", "fail=train_step", "--out", str(tmp_path), "--no-progress"]  # fmt: skip
