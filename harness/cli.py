@@ -382,9 +382,13 @@ def _results_to_read(given: Path | None) -> Path:
 def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list[Path]) -> str:
     """Write ``table``'s leaderboard; return a line naming the files."""
     from harness import leaderboard
+    from harness.records import CELL
 
     paths = leaderboard.write(table, results, out or results / "leaderboards", papers)
-    return f"{paths['md']} ({paths['csv'].name}, {paths['png'].name})"
+    line = f"{paths['md']} ({paths['csv'].name}, {paths['png'].name})"
+    if not any((results / table.name).glob(f"*/*/*/*/{CELL}")):
+        line += f"; no runs of it under {results} yet, so only the paper's rows (harness reproduce {table.name})"
+    return line
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:

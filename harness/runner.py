@@ -115,6 +115,10 @@ class Progress:
         return cls(**{k: v for k, v in state.items() if k in names})
 
 
+LOWER_LR = "lower the learning rate (--param lr=...)"
+"""The fix of a run whose loss diverged (with nothing saved, the whole fix: a rerun starts afresh anyway)."""
+
+
 class Run:
     """One run directory: ``checkpoint.pkl`` while training, ``record.json`` when done.
 
@@ -130,7 +134,7 @@ class Run:
         cell = records.is_cell(directory)
         self.start_over = records.start_cell_over(directory) if cell else records.RESTART
         self.new_config = self.start_over if cell else "pass --name for a new run or --restart to discard it"
-        self.diverged = self.start_over if cell else f"lower the learning rate (--param lr=...) or {records.RESTART}"
+        self.diverged = self.start_over if cell else f"{LOWER_LR} or {records.RESTART}"
 
     def execute(self, *, restart: bool = False, progress: bool = False, log: Callable[[str], None] = print) -> dict:
         """Lock the directory, train (resuming if a checkpoint exists), evaluate, write and return the run record.
@@ -331,9 +335,10 @@ class Run:
                     if saved is not None
                     else "no checkpoint had been saved yet"
                 )
+                fix = self.diverged if saved is not None or records.is_cell(self.directory) else LOWER_LR
                 raise NonFiniteLossError(
                     f"training loss became {value} at episode {self._episodes(step - len(losses) + offset + 1)}; "
-                    f"stopped, {kept}; {self.diverged}"
+                    f"stopped, {kept}; {fix}"
                 )
             values.append(value)
         return values

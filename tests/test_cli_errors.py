@@ -265,6 +265,16 @@ def test_all_among_table_names_means_every_table_once(capsys: pytest.CaptureFixt
     assert json.loads(capsys.readouterr().out) == every
 
 
+def test_a_leaderboard_of_a_table_without_runs_says_it_holds_the_papers_rows_only(capsys, tmp_path) -> None:
+    assert main(["leaderboard", "snail-table1", "--results", str(tmp_path)]) == 0
+    assert (
+        capsys.readouterr()
+        .out.rstrip()
+        .endswith(f"; no runs of it under {tmp_path} yet, so only the paper's rows (harness reproduce snail-table1)")
+    )
+    assert (tmp_path / "leaderboards" / "snail-table1.md").is_file()
+
+
 def test_an_empty_results_variable_means_the_default_folder(
     capsys: pytest.CaptureFixture, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
