@@ -350,10 +350,14 @@ class PluginHost:
                 f"registers; fix TableSpec.metric, or install the plugin of that metric"
                 f"{did_you_mean(table.metric, metrics.names())}"
             )
-            if self.strict:
-                self._registries = None
-                raise PluginError(problem)
-            self._infos[plugin].warnings.append(problem)
+            self._note(plugin, problem)
+
+    def _note(self, plugin: str, problem: str) -> None:
+        """A problem that leaves ``plugin`` working: a warning of its own, or fatal if strict."""
+        if self.strict:
+            self._registries = None
+            raise PluginError(problem)
+        self._infos[plugin].warnings.append(problem)
 
     def _check_rows(self, registries: dict[str, Registry[Any]]) -> None:
         """Note each ``harness_table_rows`` row of a table no plugin registers, and each ``ModelSpec.rows`` row of a
@@ -374,21 +378,18 @@ class PluginHost:
                 f"plugin {plugin!r} lists row {row.row!r} for table {row.table!r}, which no plugin registers; install "
                 f"the plugin of that table, or fix the table name in its {where}{meant}"
             )
-            if self.strict:
-                self._registries = None
-                raise PluginError(problem)
-            self._infos[plugin].warnings.append(problem)
+            self._note(plugin, problem)
 
     def _add(self, registry: Registry[Any], spec: Any, info: PluginInfo) -> bool:
         """Add ``spec``; on a name another plugin took, keep that one and note the clash (fatal if strict)."""
         try:
             registry.add(spec.name, spec, info.name)
-        except DuplicateNameError:
+        except DuplicateNameError as exc:
             if self.strict:
                 raise
             first = registry.plugin_of(spec.name)
-            if first == info.name:
-                info.conflicts.append(f"plugin {first!r} registers {registry.kind} {spec.name!r} twice; keep one")
+            if first == info.name:  # one plugin, the name twice
+                info.conflicts.append(str(exc))
                 return False
             info.conflicts.append(
                 f"{registry.kind} {spec.name!r} is registered by both plugin {first!r} and plugin {info.name!r}; "
