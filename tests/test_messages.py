@@ -43,7 +43,9 @@ def error_of(capsys: pytest.CaptureFixture, *args: str) -> str:
 
 
 def spec(*locations: str) -> DatasetSpec:
-    return DatasetSpec("toy-data", "Toy data (test).", ("test",), (EpisodeKind.FEWSHOT,), lambda o: None, location_options=locations)
+    return DatasetSpec(
+        "toy-data", "Toy data (test).", ("test",), (EpisodeKind.FEWSHOT,), lambda o: None, location_options=locations
+    )
 
 
 @pytest.mark.parametrize(
