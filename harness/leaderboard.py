@@ -59,8 +59,9 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell to run again.
     """
     groups: dict[tuple[str, str, str, str], list[tuple[dict[str, Any], float, float]]] = {}
-    for directory in records.orphan_cells(results / table.name)[:1]:
-        raise DataError(f"{directory} holds a run but no {CELL}; {records.rewrite_cell_file(directory)}")
+    orphans = records.orphan_cells(results / table.name)
+    if orphans:
+        raise DataError(records.orphan_problem(orphans[0]))
     for cell_path in sorted((results / table.name).glob(f"**/{CELL}")):
         run = _read_run(table, cell_path)
         if run is None:

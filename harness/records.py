@@ -68,6 +68,11 @@ def rewrite_cell_file(directory: Path) -> str:
     )
 
 
+def orphan_problem(directory: Path) -> str:
+    """The one-line problem of a cell folder that holds a run but no ``cell.json`` (``orphan_cells``), with its fix."""
+    return f"{directory} holds a run but no {CELL}; {rewrite_cell_file(directory)}"
+
+
 def orphan_cells(table_results: Path) -> list[Path]:
     """Cell folders under ``<results>/<table>`` that hold a run (record or checkpoint) but no ``cell.json``."""
     return sorted(

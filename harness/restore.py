@@ -35,7 +35,7 @@ def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], sou
     shape = state.get("input_shape")
     model = values.get("model")
     if isinstance(model, str) and model not in host.models:  # a checkpoint's model cannot be swapped for another
-        blocked = f" (blocked plugins: {', '.join(host.blocked)})" if host.blocked else ""
+        blocked = f" (blocked plugins: {', '.join(host.models.blocked)})" if host.models.blocked else ""
         raise ConfigError(
             f"{source} holds a model {model!r} that no installed plugin registers{blocked}; install or unblock the "
             "plugin that provides it ('harness plugins' lists what is installed)"

@@ -73,8 +73,7 @@ def table_status(results: Path, table: str, planned: Iterable[Cell] = ()) -> lis
         directory = cell_file.parent
         found[directory] = _status(directory)
     for directory in records.orphan_cells(results / table):
-        note = f"{directory} holds a run but no {CELL}; {records.rewrite_cell_file(directory)}"
-        found[directory] = _damaged(directory, note)
+        found[directory] = _damaged(directory, records.orphan_problem(directory))
     for cell in planned:
         directory = results / cell.name
         if directory not in found:

@@ -87,10 +87,11 @@ def test_evaluate_refuses_a_split_the_dataset_lacks_in_one_line(protonet_host, t
 def test_evaluate_without_the_checkpoints_model_plugin_says_to_install_it_not_another_model(protonet_host, tmp_path):
     run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     checkpoint = tmp_path / "r" / "checkpoint.pkl"
-    for without in (PluginHost(autoload=False, modules=[]), PluginHost(autoload=False, modules=[], blocked=["x"])):
+    knn = "harness.builtins.knn"
+    for without in (PluginHost(autoload=False, modules=[]), PluginHost(autoload=False, modules=[], blocked=[knn])):
         with pytest.raises(ConfigError) as caught:
             evaluate_checkpoint(checkpoint, without)
-        blocked = " (blocked plugins: x)" if without.blocked else ""
+        blocked = f" (blocked plugins: {knn})" if without.blocked else ""
         assert str(caught.value) == (
             f"{checkpoint} holds a model 'weighted-protonet' that no installed plugin registers{blocked}; install or "
             "unblock the plugin that provides it ('harness plugins' lists what is installed)"
