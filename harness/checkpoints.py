@@ -263,6 +263,31 @@ def main(argv: Sequence[str] | None = None) -> int:
 # -- internals ------------------------------------------------------------------------
 
 
+PLAIN = (type(None), bool, int, float, complex, str, bytes)
+"""Leaf types a checkpoint holds as they are (besides NumPy arrays and scalars of plain dtypes)."""
+
+
+def _where_unsafe(value: Any, where: str = "state") -> str:
+    """`` at state['model_state']['rng'] (a numpy.random...Generator: ...)``: the first value in ``value`` that a
+    checkpoint cannot hold, for the error that refuses it (``""`` when none is found)."""
+    import collections
+
+    import numpy as np
+
+    kind = type(value)
+    if kind in (dict, collections.OrderedDict):
+        items: Any = ((f"{where}[{key!r}]", item) for key, item in value.items())
+        return next((found for key, item in items if (found := _where_unsafe(item, key))), "")
+    if kind in (list, tuple, set, frozenset):
+        items = ((f"{where}[{index}]", item) for index, item in enumerate(value))
+        return next((found for key, item in items if (found := _where_unsafe(item, key))), "")
+    plain_numpy = (kind is np.ndarray or isinstance(value, np.generic)) and value.dtype != object
+    if kind in PLAIN or plain_numpy:
+        return ""
+    hint = ": store rng.bit_generator.state" if isinstance(value, np.random.Generator) else ""
+    return f" at {where} (a {kind.__module__}.{kind.__qualname__}{hint})"
+
+
 def _encode(path: Path, state: dict[str, Any]) -> bytes:
     """The payload of a checkpoint of ``state``; refuses in one line a state it could not read back."""
     state = {"format": FORMAT, **{key: value for key, value in state.items() if key != "format"}}
@@ -270,11 +295,12 @@ def _encode(path: Path, state: dict[str, Any]) -> bytes:
     try:
         payload = safepickle.dumps(state)
     except Exception as exc:  # pickle raises many kinds of error for what it cannot store
-        raise HarnessError(f"cannot save checkpoint {path}: {describe(exc)}; {rule}") from None
+        raise HarnessError(f"cannot save checkpoint {path}: {describe(exc)}{_where_unsafe(state)}; {rule}") from None
     try:
         safepickle.loads(payload)  # what could not be read back must not be written
     except safepickle.RefusedGlobal as exc:
-        raise HarnessError(f"cannot save checkpoint {path}: the state holds a {exc.name}; {rule}") from None
+        where = _where_unsafe(state)
+        raise HarnessError(f"cannot save checkpoint {path}: the state holds a {exc.name}{where}; {rule}") from None
     except Exception as exc:  # an object whose pickle the allowed rebuilders reject
         raise HarnessError(f"cannot save checkpoint {path}: it would not read back ({describe(exc)}); {rule}") from None
     return payload
