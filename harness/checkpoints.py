@@ -275,12 +275,10 @@ def _where_unsafe(value: Any, where: str = "state") -> str:
     import numpy as np
 
     kind = type(value)
-    if kind in (dict, collections.OrderedDict):
-        items: Any = ((f"{where}[{key!r}]", item) for key, item in value.items())
-        return next((found for key, item in items if (found := _where_unsafe(item, key))), "")
-    if kind in (list, tuple, set, frozenset):
-        items = ((f"{where}[{index}]", item) for index, item in enumerate(value))
-        return next((found for key, item in items if (found := _where_unsafe(item, key))), "")
+    if kind in (dict, collections.OrderedDict, list, tuple, set, frozenset):
+        pairs = value.items() if isinstance(value, dict) else enumerate(value)
+        items = ((f"{where}[{key!r}]", item) for key, item in pairs)
+        return next((found for inner, item in items if (found := _where_unsafe(item, inner))), "")
     plain_numpy = (kind is np.ndarray or isinstance(value, np.generic)) and value.dtype != object
     if kind in PLAIN or plain_numpy:
         return ""
@@ -306,8 +304,12 @@ def _encode(path: Path, state: dict[str, Any]) -> bytes:
     return payload
 
 
+PART_SUFFIX = r"\.part(\d{1,4})-([0-9a-f]{16})"
+"""What follows the checkpoint's own name in a part's name: ``.part<i>-<16 hex digits of its SHA-256>``."""
+
+
 def _part_pattern(path: Path) -> re.Pattern[str]:
-    return re.compile(re.escape(path.name) + r"\.part(\d{1,4})-([0-9a-f]{16})")
+    return re.compile(re.escape(path.name) + PART_SUFFIX)
 
 
 def _remove_parts(path: Path, keep: Collection[str]) -> None:
@@ -433,7 +435,7 @@ def _manifest(path: Path, data: memoryview) -> list[tuple[str, int, str]]:
             raise bad
         name, size, digest = entry
         match = pattern.fullmatch(name)
-        named = re.fullmatch(r"([\w.-]{1,255})\.part\d{1,4}-[0-9a-f]{16}", name, re.ASCII)
+        named = re.fullmatch(r"([\w.-]{1,255})" + PART_SUFFIX, name, re.ASCII)
         if match is None and named is not None and named[1] != path.name:
             raise _Damaged(
                 f"checkpoint {path} was renamed: its parts are named after {named[1]!r}",

@@ -76,7 +76,8 @@ def as_prediction(output: Any, shape: tuple[int, ...], settings: EpisodeSettings
             f"model {model!r} predicted shape {labels.shape}, expected {shape} (label ids) "
             f"or {(*shape, classes)} (scores)"
         )
-    if scores is not None and np.asarray(scores).dtype.kind in "fc" and bool(np.isnan(scores).any()):
+    values = None if scores is None else np.asarray(scores)
+    if values is not None and values.dtype.kind in "fc" and bool(np.isnan(values).any()):
         raise HarnessError(
             f"model {model!r} predicted NaN scores, which would count as label 0; check its weights and its "
             "forward pass for NaN"

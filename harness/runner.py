@@ -131,10 +131,10 @@ class Run:
         self.directory = directory
         self.checkpoint_path = directory / CHECKPOINT
         self.record_path = directory / RECORD
-        cell = records.is_cell(directory)
-        self.start_over = records.start_cell_over(directory) if cell else records.RESTART
-        self.new_config = self.start_over if cell else "pass --name for a new run or --restart to discard it"
-        self.diverged = self.start_over if cell else f"{LOWER_LR} or {records.RESTART}"
+        self.cell = records.is_cell(directory)
+        self.start_over = records.start_cell_over(directory) if self.cell else records.RESTART
+        self.new_config = self.start_over if self.cell else "pass --name for a new run or --restart to discard it"
+        self.diverged = self.start_over if self.cell else f"{LOWER_LR} or {records.RESTART}"
 
     def execute(self, *, restart: bool = False, progress: bool = False, log: Callable[[str], None] = print) -> dict:
         """Lock the directory, train (resuming if a checkpoint exists), evaluate, write and return the run record.
@@ -335,7 +335,7 @@ class Run:
                     if saved is not None
                     else "no checkpoint had been saved yet"
                 )
-                fix = self.diverged if saved is not None or records.is_cell(self.directory) else LOWER_LR
+                fix = self.diverged if saved is not None or self.cell else LOWER_LR
                 raise NonFiniteLossError(
                     f"training loss became {value} at episode {self._episodes(step - len(losses) + offset + 1)}; "
                     f"stopped, {kept}; {fix}"
