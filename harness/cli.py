@@ -606,6 +606,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     out = _results(args.out)
     check_writable(out, "--out")
     log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    _note_untrained(host, config.model, values, flags, source)
     record = run(config, host, out, name=args.name, restart=args.restart, progress=not args.no_progress, log=log)
     if args.json:
         print(json.dumps(record, indent=2))
@@ -617,6 +618,21 @@ def cmd_run(args: argparse.Namespace) -> int:
         _print_metrics(record["metrics"])
         print(f"record: {out / (record['name'] if args.name is None else args.name) / 'record.json'}")
     return 0
+
+
+TRAINING_KEYS = ("episodes", "batch_size", "checkpoint_every", "val_every", "val_episodes", "keep", "patience")
+"""Settings that only a model with something to train uses."""
+
+
+def _note_untrained(host: Any, model: str, values: dict[str, Any], flags: set[str], source: str) -> None:
+    """Say on stderr which training settings a model with nothing to train (kNN) ignores."""
+    if host.models.get(model).trainable:
+        return
+    given = [
+        f"--{key.replace('_', '-')}" if key in flags else f"{key} in {source}" for key in TRAINING_KEYS if key in values
+    ]
+    if given:
+        print(f"note: model {model!r} has nothing to train; {', '.join(given)} ignored", file=sys.stderr)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

@@ -62,7 +62,8 @@ def batches(
 def as_prediction(output: Any, shape: tuple[int, ...], settings: EpisodeSettings, model: str) -> Prediction:
     """A model's answer as a checked ``Prediction``: label ids of ``shape`` in ``0..num_labels - 1``.
 
-    ``output`` is a ``Prediction``, label ids, or scores with one more axis of ``num_labels``.
+    ``output`` is a ``Prediction``, label ids, or scores with one more axis of ``num_labels``; ``model``
+    names the model in errors (``'mann' (plugin 'mann')``, as ``Prepared.model_label`` gives it).
     """
     classes = settings.num_labels
     if isinstance(output, Prediction):
@@ -73,23 +74,23 @@ def as_prediction(output: Any, shape: tuple[int, ...], settings: EpisodeSettings
             labels, scores = labels.argmax(-1), labels
     if labels.shape != shape:
         raise HarnessError(
-            f"model {model!r} predicted shape {labels.shape}, expected {shape} (label ids) "
+            f"model {model} predicted shape {labels.shape}, expected {shape} (label ids) "
             f"or {(*shape, classes)} (scores)"
         )
     values = None if scores is None else np.asarray(scores)
     if values is not None and values.dtype.kind in "fc" and bool(np.isnan(values).any()):
         raise HarnessError(
-            f"model {model!r} predicted NaN scores, which would count as label 0; check its weights and its "
+            f"model {model} predicted NaN scores, which would count as label 0; check its weights and its "
             "forward pass for NaN"
         )
     integral = labels.dtype.kind in "iu" or (
         labels.dtype.kind == "f" and bool(np.all(np.isfinite(labels))) and bool(np.all(labels == np.round(labels)))
     )
     if not integral:
-        raise HarnessError(f"model {model!r} predicted labels that are not integers (NaN or fractions)")
+        raise HarnessError(f"model {model} predicted labels that are not integers (NaN or fractions)")
     if labels.size and (labels.min() < 0 or labels.max() >= classes):
         raise HarnessError(
-            f"model {model!r} predicted label {int(labels.max() if labels.max() >= classes else labels.min())}, "
+            f"model {model} predicted label {int(labels.max() if labels.max() >= classes else labels.min())}, "
             f"outside 0..{classes - 1}"
         )
     return Prediction(labels.astype(np.int64), scores)
@@ -114,7 +115,7 @@ def check_causal(model: Model, batch: SequenceBatch, full: Prediction, name: str
     differ = np.flatnonzero((part.labels != full.labels[:, :cut]).any(axis=0))
     if differ.size:
         raise HarnessError(
-            f"model {name!r} predicts step {int(differ[0])} differently once steps {cut}.. are removed: "
+            f"model {name} predicts step {int(differ[0])} differently once steps {cut}.. are removed: "
             "it reads later steps, whose label codes are this step's answer; use steps 0..t only"
         )
 
@@ -142,9 +143,9 @@ def score(
         contextlib.closing(stream),
     ):
         for index, batch in enumerate(stream):
-            prediction = predict(model, batch, config.model)
+            prediction = predict(model, batch, prepared.model_label)
             if index == 0 and isinstance(batch, SequenceBatch):
-                check_causal(model, batch, prediction, config.model)
+                check_causal(model, batch, prediction, prepared.model_label)
             for metric in prepared.metrics:
                 for key, per_episode in _metric_values(metric, plugins[metric.name], batch, prediction).items():
                     column = values[metric.name].setdefault(key, np.full(total, np.nan))
@@ -228,7 +229,7 @@ def validation_scores(
         for batch in stream:
             if stopped():
                 return None
-            right = predict(model, batch, config.model).labels == batch.targets
+            right = predict(model, batch, prepared.model_label).labels == batch.targets
             correct.append(right.mean(axis=1))
             if isinstance(batch, SequenceBatch):
                 hits += np.bincount(batch.instance[right], minlength=size)

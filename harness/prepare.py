@@ -68,6 +68,11 @@ class Prepared:
         return self.host.models.plugin_of(self.model_spec.name)
 
     @property
+    def model_label(self) -> str:
+        """The model as errors name it: ``'mann' (plugin 'mann')``."""
+        return f"{self.model_spec.name!r} (plugin {self.model_plugin!r})"
+
+    @property
     def total_steps(self) -> int:
         """Training batches the run makes (0 for models with nothing to train)."""
         if not self.model_spec.trainable:

@@ -62,7 +62,10 @@ def test_a_model_repeating_the_shown_label_scores_no_better_than_chance(host, tm
 
 
 def test_a_model_reading_later_steps_is_refused(host, tmp_path):
-    with pytest.raises(HarnessError, match=r"model 'lookahead' predicts step \d+ differently.*reads later steps"):
+    with pytest.raises(
+        HarnessError,
+        match=r"model 'lookahead' \(plugin 'contract-models'\) predicts step \d+ differently.*reads later steps",
+    ):
         run(sequence_config("lookahead"), host, tmp_path, **QUIET)
     assert not (tmp_path / "lookahead-synthetic-sequence-5w10i-onehot-seed0" / "record.json").exists()
 

@@ -147,6 +147,17 @@ def test_curves_refuse_a_folder_as_out_and_leave_no_temporary_file(tmp_path, cap
     assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp.png")]
 
 
+def test_a_model_with_nothing_to_train_says_which_training_settings_it_ignores(tmp_path, capsys):
+    config = tmp_path / "run.toml"
+    config.write_text("patience = 2\n")
+    args = ["run", *KNN, "--config", str(config), "--val-every", "4", "--keep", "best", "--out", str(tmp_path)]
+    assert main(args) == 0
+    err = capsys.readouterr().err
+    assert "note: model 'knn' has nothing to train; --val-every, --keep, patience in " in err
+    assert main(["run", *KNN, "--out", str(tmp_path), "--name", "plain"]) == 0
+    assert "nothing to train" not in capsys.readouterr().err
+
+
 def test_a_config_file_may_start_with_a_bom(tmp_path):
     path = tmp_path / "run.toml"
     path.write_bytes('\ufeffmodel = "knn"\nways = 7\n'.encode())
