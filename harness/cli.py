@@ -628,9 +628,8 @@ def _note_untrained(host: Any, model: str, values: dict[str, Any], flags: set[st
     """Say on stderr which training settings a model with nothing to train (kNN) ignores."""
     if host.models.get(model).trainable:
         return
-    given = [
-        f"--{key.replace('_', '-')}" if key in flags else f"{key} in {source}" for key in TRAINING_KEYS if key in values
-    ]
+    asked = [key for key in TRAINING_KEYS if values.get(key, 0) not in (0, "last")]  # 0 and last ask for nothing
+    given = [f"--{key.replace('_', '-')}" if key in flags else f"{key} in {source}" for key in asked]
     if given:
         print(f"note: model {model!r} has nothing to train; {', '.join(given)} ignored", file=sys.stderr)
 

@@ -154,7 +154,7 @@ def test_a_model_with_nothing_to_train_says_which_training_settings_it_ignores(t
     assert main(args) == 0
     err = capsys.readouterr().err
     assert "note: model 'knn' has nothing to train; --val-every, --keep, patience in " in err
-    assert main(["run", *KNN, "--out", str(tmp_path), "--name", "plain"]) == 0
+    assert main(["run", *KNN, "--episodes", "0", "--keep", "last", "--out", str(tmp_path), "--name", "plain"]) == 0
     assert "nothing to train" not in capsys.readouterr().err
 
 
