@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import checkpoints, devices, per_episode, writable
+from harness import checkpoints, devices, per_episode, rundirs, writable
 from harness.checkpoints import CHECKPOINT
 from harness.config import MAXIMA, check_one_place, did_you_mean
 from harness.errors import ConfigError
@@ -118,14 +118,16 @@ def _check_split(prepared: Prepared, split: str) -> None:
 
 
 def _check_episodes_out(path: Path) -> None:
-    """Refuse, before any work, an ``--episodes-out`` that is a folder, lies in no writable folder, or would
-    replace a file other than an earlier ``--episodes-out`` (a run's record, checkpoint or own episodes file)."""
+    """Refuse, before any work, an ``--episodes-out`` that is a folder, lies in no writable folder, bears the name
+    of a run's own file (record, checkpoint, cell file, lock; its episodes file in a run's folder), or would
+    replace a file other than an earlier ``--episodes-out``."""
     if path.is_dir():
         raise ConfigError(f"--episodes-out {path} is a folder; pass a file name, e.g. {path / per_episode.FILE}")
-    in_a_run = path.name in (RECORD, CHECKPOINT, CELL, per_episode.FILE) and any(
-        (path.parent / name).exists() for name in (RECORD, CHECKPOINT)
-    )
-    if path.exists() and (in_a_run or not per_episode.is_file(path)):
+    if path.name in (RECORD, CHECKPOINT, CELL, rundirs.LOCK) or (
+        path.name == per_episode.FILE and any((path.parent / name).exists() for name in (RECORD, CHECKPOINT, CELL))
+    ):
+        raise ConfigError(f"--episodes-out {path} is the name of a run's own file; give another file name")
+    if path.exists() and not per_episode.is_file(path):
         raise ConfigError(
             f"--episodes-out {path} would replace a file that is not one --episodes-out wrote; give a new file name"
         )

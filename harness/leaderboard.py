@@ -94,9 +94,9 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def _retest(table: TableSpec, directory: Path) -> str:
+def _retest(directory: Path) -> str:
     """How to replace a damaged record: test the cell's checkpoint again where it has one (``records.record_fix``)."""
-    return records.record_fix(directory / RECORD, f"rerun 'harness reproduce {table.name}'")
+    return records.record_fix(directory / RECORD, records.rerun_cell(directory))
 
 
 def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
@@ -106,7 +106,7 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
         return None
     fix = records.rewrite_cell_file(cell_path.parent)
     cell = records.read_json(cell_path, fix)
-    record = records.read_record(record_path, _retest(table, cell_path.parent))
+    record = records.read_record(record_path, _retest(cell_path.parent))
     if cell.get("table") != table.name or record["status"] != "complete":
         return None
     if not all(isinstance(cell.get(field), str) for field in ("row", "setting", "budget")) or not _count(
@@ -117,7 +117,7 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     stopped = record.get("stopped_early")
     if not _count(record.get("episodes_trained")) or not (stopped is None or _count(_get(stopped, "at_episode"))):
         raise DataError(
-            f"{record_path} lacks the episodes trained (or where training stopped); {_retest(table, cell_path.parent)}"
+            f"{record_path} lacks the episodes trained (or where training stopped); {_retest(cell_path.parent)}"
         )
     return cell, record
 
@@ -134,7 +134,7 @@ def _check_place(table: TableSpec, cell: dict[str, Any], record: dict[str, Any],
     if record.get("seed", cell["seed"]) != cell["seed"]:
         raise DataError(
             f"{folder / RECORD} is the record of seed {record['seed']}, but its cell is seed {cell['seed']}: a record "
-            f"copied from another cell; {_retest(table, folder)}"
+            f"copied from another cell; {_retest(folder)}"
         )
 
 
@@ -145,7 +145,7 @@ def _mean_ci(table: TableSpec, record: dict[str, Any], key: str, directory: Path
         return _number(summary["mean"]), _number(summary["ci95"])
     except (KeyError, TypeError, ValueError):
         raise DataError(
-            f"{directory / RECORD} has no {table.metric} {key!r} mean and ci95; {_retest(table, directory)}"
+            f"{directory / RECORD} has no {table.metric} {key!r} mean and ci95; {_retest(directory)}"
         ) from None
 
 

@@ -48,7 +48,10 @@ def record_fix(path: Path, rerun: str) -> str:
     cell = is_cell(path.parent)
     if (path.parent / CHECKPOINT).is_file():
         what = "cell" if cell else "run"
-        fix = f"delete {path} and {rerun}: it tests the {what}'s checkpoint again, without training"
+        fix = (
+            f"delete {path} and {rerun}: it carries on from the {what}'s checkpoint (tests it again, without "
+            "training, if finished)"
+        )
         return fix if cell else f"{fix} (or pass --restart to train it again)"
     return start_cell_over(path.parent, rerun) if cell else RESTART
 
@@ -61,11 +64,16 @@ def is_cell(directory: Path) -> bool:
 def rewrite_cell_file(directory: Path) -> str:
     """What writes a cell's missing or damaged ``cell.json`` again, keeping what the cell trained: ``harness
     reproduce`` writes it for every cell it selects (``directory`` is ``<results>/<table>/<budget>/...``)."""
-    table, budget = directory.parts[-5], directory.parts[-4]
     return (
-        f"delete {directory / CELL} if it is there and rerun 'harness reproduce {table} --budget {budget}' with the "
-        "--row, --setting and --seeds of this cell: it writes the file again and keeps what the cell trained"
+        f"delete {directory / CELL} if it is there and {rerun_cell(directory)}: it writes the file again and keeps "
+        "what the cell trained"
     )
+
+
+def rerun_cell(directory: Path) -> str:
+    """The ``harness reproduce`` command that runs the cell in ``directory`` (``<results>/<table>/<budget>/...``)."""
+    table, budget = directory.parts[-5], directory.parts[-4]
+    return f"rerun 'harness reproduce {table} --budget {budget}' with the --row, --setting and --seeds of this cell"
 
 
 def orphan_problem(directory: Path) -> str:

@@ -478,7 +478,20 @@ def run(
     dataset is opened; a derived one once the config is resolved.
     """
     directory = None if name is None else rundirs.resolve(out, name)
+    if directory is not None:
+        _refuse_cell(directory)
     with rundirs.claim(directory, log) if directory is not None else contextlib.nullcontext():
         prepared = prepare(config, host)
-        directory = directory or rundirs.resolve(out, default_name(prepared.config))
+        if directory is None:
+            directory = rundirs.resolve(out, default_name(prepared.config))
+            _refuse_cell(directory)
         return Run(prepared, directory).execute(restart=restart, progress=progress, log=log)
+
+
+def _refuse_cell(directory: Path) -> None:
+    """Refuse ``harness run`` in a cell of ``harness reproduce``, whose run the table's leaderboard reads."""
+    if records.is_cell(directory):
+        raise ConfigError(
+            f"{directory} is a cell of 'harness reproduce' ({records.CELL} says which); run it with 'harness "
+            "reproduce', or pass another --name or --out for a run of your own"
+        )

@@ -36,7 +36,8 @@ def test_a_changed_or_missing_per_episode_file_is_refused_in_one_line_naming_a_f
     record = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     path, record_path = tmp_path / "r" / "episodes.npz", tmp_path / "r" / "record.json"
     fix = (
-        f"delete {record_path} and rerun its command: it tests the run's checkpoint again, without training "
+        f"delete {record_path} and rerun its command: it carries on from the run's checkpoint (tests it again, without "
+        "training, if finished) "
         "(or pass --restart to train it again)"
     )
     values = per_episode.load(tmp_path / "r")
@@ -120,8 +121,9 @@ def test_episodes_out_never_replaces_a_runs_files_or_a_file_it_did_not_write(pro
     notes = tmp_path / "notes.txt"
     notes.write_text("mine")
     kept = {path: path.read_bytes() for path in [*(tmp_path / "r").iterdir(), notes]}
+    refused = r"(would replace a file that is not one --episodes-out wrote|is the name of a run's own file); give a"
     for target in kept:  # record.json was overwritten with the values before
-        with pytest.raises(HarnessError, match=r"would replace a file that is not one --episodes-out wrote; give a"):
+        with pytest.raises(HarnessError, match=refused):
             evaluate_checkpoint(checkpoint, protonet_host, episodes_out=target)
     assert {path: path.read_bytes() for path in kept} == kept
     again = tmp_path / "evaluated.npz"
@@ -129,5 +131,7 @@ def test_episodes_out_never_replaces_a_runs_files_or_a_file_it_did_not_write(pro
     evaluate_checkpoint(checkpoint, protonet_host, episodes_out=again)  # its own earlier file: replaced
     assert again.read_bytes() == (tmp_path / "r" / "episodes.npz").read_bytes()
     (tmp_path / "r" / "record.json").unlink()  # the fix for a damaged record: the checkpoint still makes it a run
-    with pytest.raises(HarnessError, match=r"would replace a file that is not one --episodes-out wrote; give a"):
-        evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "r" / "episodes.npz")
+    for name in ("episodes.npz", "record.json"):  # nor does it write a run's file that is not there
+        with pytest.raises(HarnessError, match=r"is the name of a run's own file; give another file name"):
+            evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "r" / name)
+    assert not (tmp_path / "r" / "record.json").exists()

@@ -58,8 +58,8 @@ def test_the_command_line_says_it_in_one_line(tmp_path, capsys):
     last = capsys.readouterr().err.splitlines()[-1]
     assert last.startswith(f"harness: error: {tmp_path / 'r' / 'record.json'} cannot be read: not UTF-8 text")
     assert last.endswith(
-        f"delete {tmp_path / 'r' / 'record.json'} and rerun: it tests the run's checkpoint again, without training "
-        "(or pass --restart to train it again)"
+        f"delete {tmp_path / 'r' / 'record.json'} and rerun: it carries on from the run's checkpoint (tests it "
+        "again, without training, if finished) (or pass --restart to train it again)"
     )
 
 
@@ -87,7 +87,8 @@ def test_reproduce_refuses_a_damaged_cell_record_and_reruns_one_without_its_valu
         _complete(directory)
     assert str(caught.value) == (
         f"{directory / 'record.json'} cannot be read: it holds an array, not an object; "
-        f"delete {directory / 'record.json'} and rerun: it tests the cell's checkpoint again, without training"
+        f"delete {directory / 'record.json'} and rerun: it carries on from the cell's checkpoint (tests it again, "
+        "without training, if finished)"
     )
 
 
@@ -134,12 +135,12 @@ def test_the_leaderboard_refuses_a_damaged_cell_naming_it(host, tmp_path, record
         leaderboard.our_results(table, tmp_path)
     message = str(caught.value)
     assert message.startswith(str(folder)) and "\n" not in message
+    rerun = "rerun 'harness reproduce toy-table --budget quick' with the --row, --setting and --seeds of this cell"
     if "cell.json" in problem:  # written again by reproduce, which keeps the cell's training
-        rerun = "rerun 'harness reproduce toy-table --budget quick' with the --row, --setting and --seeds of this cell"
         assert message.endswith(f"delete {folder / 'cell.json'} if it is there and {rerun}: it writes the file again "
                                 "and keeps what the cell trained")  # fmt: skip
     else:
-        assert message.endswith(f"delete {folder} and rerun 'harness reproduce toy-table' to run the cell again")
+        assert message.endswith(f"delete {folder} and {rerun} to run the cell again")
 
 
 def test_the_leaderboard_refuses_a_cell_copied_to_another_seed_instead_of_counting_it_twice(host, tmp_path):
@@ -171,8 +172,9 @@ def test_the_leaderboard_asks_to_delete_only_the_record_of_a_cell_with_a_checkpo
     with pytest.raises(DataError) as caught:
         leaderboard.our_results(table, tmp_path)
     assert str(caught.value).endswith(
-        f"delete {folder / 'record.json'} and rerun 'harness reproduce toy-table': it tests the cell's checkpoint "
-        "again, without training"
+        f"delete {folder / 'record.json'} and rerun 'harness reproduce toy-table --budget quick' with the --row, "
+        "--setting and --seeds of this cell: it carries on from the cell's checkpoint (tests it again, without "
+        "training, if finished)"
     )
 
 

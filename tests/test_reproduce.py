@@ -146,6 +146,20 @@ def test_reproduce_skips_finished_cells(toy_host, tmp_path):
     assert all(name.endswith("seed1") for name in again["run"]) and len(again["run"]) == 2
 
 
+def test_harness_run_refuses_a_cell_folder_even_with_restart(toy_host, tmp_path):
+    from harness.config import build_config
+    from harness.runner import run
+
+    first = reproduce(toy_host.tables.get("toy-table"), toy_host, tmp_path, seeds=[0])
+    cell = tmp_path / first["run"][0]
+    record = (cell / "record.json").read_bytes()
+    config = build_config({"model": "knn", "kind": "fewshot", "eval_episodes": 8}, "test")
+    for restart in (False, True):
+        with pytest.raises(ConfigError, match=r"is a cell of 'harness reproduce' \(cell.json says which\); run it wi"):
+            run(config, toy_host, cell.parent, name=cell.name, restart=restart, log=lambda _: None)
+    assert (cell / "record.json").read_bytes() == record
+
+
 @pytest.mark.slow
 def test_interrupted_reproduce_resumes_without_redoing_finished_cells(tmp_path, papers):
     env = {"HARNESS_PLUGINS": TOY, "HARNESS_PAPERS_DIR": str(papers)}
