@@ -620,16 +620,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0
 
 
-TRAINING_KEYS = ("episodes", "batch_size", "checkpoint_every", "val_every", "val_episodes", "keep", "patience")
-"""Settings that only a model with something to train uses."""
-
-
 def _note_untrained(host: Any, model: str, values: dict[str, Any], flags: set[str], source: str) -> None:
     """Say on stderr which training settings a model with nothing to train (kNN) ignores."""
+    from harness.config import TRAINING_KEYS
+
     if host.models.get(model).trainable:
         return
-    asked = [key for key in TRAINING_KEYS if values.get(key, 0) not in (0, "last")]  # 0 and last ask for nothing
-    given = [f"--{key.replace('_', '-')}" if key in flags else f"{key} in {source}" for key in asked]
+    asked = [key for key in TRAINING_KEYS if values.get(key, 0) not in (0, "last", False)]  # these ask for nothing
+    given = [f"--{key.replace('_', '-')}" if key in flags else f"{key} in {printable(source)}" for key in asked]
     if given:
         print(f"note: model {model!r} has nothing to train; {', '.join(given)} ignored", file=sys.stderr)
 

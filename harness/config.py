@@ -111,6 +111,17 @@ KEEP = ("last", "best")
 PRECISIONS = ("fp32", "bf16")
 MACHINE_KEYS = ("device",)
 """Config keys that say where a run happens, not what it computes: a resumed run may change them."""
+TRAINING_KEYS = (
+    "episodes",
+    "batch_size",
+    "checkpoint_every",
+    "val_every",
+    "val_episodes",
+    "keep",
+    "patience",
+    "augment",
+)
+"""Config keys that only a model with something to train uses: a model without (kNN) ignores them."""
 EVAL_KEYS = ("eval_episodes", "test_dataset", "test_data", "metrics")
 """Config keys that say only how a trained model is tested: a resumed run may change them, and a
 complete one is then tested again (not ``eval_seed``: it also picks the validation episodes)."""

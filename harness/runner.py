@@ -33,7 +33,7 @@ from harness import (
     rundirs,
 )
 from harness.checkpoints import CHECKPOINT
-from harness.config import EVAL_KEYS, MACHINE_KEYS, RunConfig
+from harness.config import EVAL_KEYS, MACHINE_KEYS, TRAINING_KEYS, RunConfig
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError
 from harness.evaluation import TRAIN, batches, score, validation_scores
 from harness.guard import guarded, model_state
@@ -269,7 +269,8 @@ class Run:
         if not self.prepared.metrics_given:
             self._keep_metrics(saved)
         wanted = comparable(self.prepared.config.to_dict())
-        changed = differences(saved, wanted, [k for k in wanted if k not in EVAL_KEYS])
+        ignored = EVAL_KEYS if self.prepared.model_spec.trainable else (*EVAL_KEYS, *TRAINING_KEYS)
+        changed = differences(saved, wanted, [k for k in wanted if k not in ignored])
         if changed:
             raise ConfigError(f"{self.directory} holds a run with another config ({changed}); {self.new_config}")
         return state

@@ -156,6 +156,8 @@ def test_a_model_with_nothing_to_train_says_which_training_settings_it_ignores(t
     assert "note: model 'knn' has nothing to train; --val-every, --keep, patience in " in err
     assert main(["run", *KNN, "--episodes", "0", "--keep", "last", "--out", str(tmp_path), "--name", "plain"]) == 0
     assert "nothing to train" not in capsys.readouterr().err
+    assert main(["run", *KNN, "--episodes", "50", "--batch-size", "2", "--out", str(tmp_path), "--name", "plain"]) == 0
+    assert "plain is already complete" in capsys.readouterr().err  # the settings it ignores make no other run
 
 
 def test_a_config_file_may_start_with_a_bom(tmp_path):
