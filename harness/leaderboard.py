@@ -11,14 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness import atomic, records
 from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
 from harness.records import CELL, RECORD
-from harness.tables import TableSpec, cell_name
+from harness.tables import TableSpec
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -104,33 +104,28 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     record_path = cell_path.parent / RECORD
     if not record_path.exists():
         return None
-    fix = records.rewrite_cell_file(cell_path.parent)
-    cell = records.read_json(cell_path, fix)
+    cell = records.read_cell(cell_path.parent, table.name)
     record = records.read_record(record_path, _retest(cell_path.parent))
-    if cell.get("table") != table.name or record["status"] != "complete":
+    if record["status"] != "complete":
         return None
-    if not all(isinstance(cell.get(field), str) for field in ("row", "setting", "budget")) or not _count(
-        cell.get("seed")
-    ):
-        raise DataError(f"{cell_path} does not name the row, setting, budget and seed of its cell; {fix}")
-    _check_place(table, cell, record, cell_path)
+    if cell["setting"] not in [setting.name for setting in table.settings]:
+        raise DataError(
+            f"{cell_path} describes setting {cell['setting']!r}, which table {table.name!r} does not have; "
+            "delete its folder"
+        )
+    _check_seed(cell, record, cell_path.parent)
     stopped = record.get("stopped_early")
-    if not _count(record.get("episodes_trained")) or not (stopped is None or _count(_get(stopped, "at_episode"))):
+    if not records.is_count(record.get("episodes_trained")) or not (
+        stopped is None or records.is_count(_get(stopped, "at_episode"))
+    ):
         raise DataError(
             f"{record_path} lacks the episodes trained (or where training stopped); {_retest(cell_path.parent)}"
         )
     return cell, record
 
 
-def _check_place(table: TableSpec, cell: dict[str, Any], record: dict[str, Any], cell_path: Path) -> None:
-    """Refuse a cell folder copied or moved to another cell's place (it would count as another seed of a row)."""
-    expected = cell_name(table.name, cell["budget"], cell["row"], cell["setting"], cell["seed"])
-    folder = cell_path.parent
-    if folder.parts[-len(PurePosixPath(expected).parts) :] != PurePosixPath(expected).parts:
-        raise DataError(
-            f"{cell_path} describes the cell {expected} but lies in {folder}: a copied or moved cell folder; "
-            f"delete it, or move it to <results>/{expected} if that cell is missing"
-        )
+def _check_seed(cell: dict[str, Any], record: dict[str, Any], folder: Path) -> None:
+    """Refuse a record copied from another seed's cell (it would count as this seed)."""
     if record.get("seed", cell["seed"]) != cell["seed"]:
         raise DataError(
             f"{folder / RECORD} is the record of seed {record['seed']}, but its cell is seed {cell['seed']}: a record "
@@ -161,11 +156,6 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"not a number: {value!r}")
     return float(value)
-
-
-def _count(value: Any) -> bool:
-    """Whether ``value`` is a count of episodes: an int, not negative (not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _get(value: Any, key: str) -> Any:

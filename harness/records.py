@@ -7,12 +7,14 @@ run``, deleting the cell's folder for ``harness reproduce``), never a traceback.
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import math
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness import files
 from harness.checkpoints import CHECKPOINT
 from harness.errors import DataError, describe
+from harness.tables import cell_name
 
 RECORD = "record.json"
 """A run's record: its numbers and provenance, written when it is tested."""
@@ -54,6 +56,31 @@ def record_fix(path: Path, rerun: str) -> str:
         )
         return fix if cell else f"{fix} (or pass --restart to train it again)"
     return start_cell_over(path.parent, rerun) if cell else RESTART
+
+
+def read_cell(directory: Path, table: str) -> dict[str, Any]:
+    """What ``directory``'s ``cell.json`` says: a cell of ``table``, its row, setting, budget and seed, whose folder
+    is this one. A damaged, foreign, copied or moved one is a one-line ``DataError`` naming its fix."""
+    path, fix = directory / CELL, rewrite_cell_file(directory)
+    cell = read_json(path, fix)
+    if (
+        cell.get("table") != table
+        or not all(isinstance(cell.get(field), str) for field in ("row", "setting", "budget"))
+        or not is_count(cell.get("seed"))
+    ):
+        raise DataError(f"{path} does not name table {table!r} and the row, setting, budget and seed of a cell; {fix}")
+    expected = cell_name(table, cell["budget"], cell["row"], cell["setting"], cell["seed"])
+    if directory.parts[-len(PurePosixPath(expected).parts) :] != PurePosixPath(expected).parts:
+        raise DataError(
+            f"{path} describes the cell {expected} but lies in {directory}: a copied or moved cell folder; "
+            f"delete it, or move it to <results>/{expected} if that cell is missing"
+        )
+    return cell
+
+
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is a count (of episodes, or a seed): an int, not negative (not a bool)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def is_cell(directory: Path) -> bool:
@@ -131,7 +158,34 @@ def _record_problem(record: dict[str, Any], with_config: bool) -> str | None:
     reference = record.get("per_episode")
     if reference is not None and not _plain_file_reference(reference):
         return "per_episode does not name a file beside it and its SHA-256"
-    return None
+    return progress_problem(record)
+
+
+def progress_problem(saved: dict[str, Any]) -> str | None:
+    """What is wrong with the progress a record or checkpoint holds (episodes trained, where patience stopped
+    training, validations, training time), if any of it is there but of another type."""
+    checks = {
+        "episodes_trained": is_count,
+        "stopped_early": lambda value: value is None or (isinstance(value, dict) and is_count(value.get("at_episode"))),
+        "val_history": lambda value: isinstance(value, list) and all(_validation(entry) for entry in value),
+        "train_wall_time_s": _duration,
+        "wall_time_s": _duration,
+    }
+    bad = [key for key, check in checks.items() if saved.get(key) is not None and not check(saved[key])]
+    return f"{', '.join(bad)} in a form the harness cannot read" if bad else None
+
+
+def _validation(entry: Any) -> bool:
+    """Whether ``entry`` of ``val_history`` is ``[episode, accuracy]``."""
+    return isinstance(entry, (list, tuple)) and len(entry) == 2 and is_count(entry[0]) and _number(entry[1])
+
+
+def _duration(value: Any) -> bool:
+    return _number(value) and value >= 0
+
+
+def _number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def _config(config: Any) -> bool:

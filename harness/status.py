@@ -15,7 +15,7 @@ from typing import Any
 
 from harness import checkpoints, files, locks, records
 from harness.checkpoints import CHECKPOINT
-from harness.errors import HarnessError, printable
+from harness.errors import DataError, HarnessError, printable
 from harness.records import CELL, RECORD
 from harness.rundirs import LOCK
 from harness.tables import Cell
@@ -71,7 +71,7 @@ def table_status(results: Path, table: str, planned: Iterable[Cell] = ()) -> lis
     found = {}
     for cell_file in sorted((results / table).glob(f"*/*/*/*/{CELL}")):
         directory = cell_file.parent
-        found[directory] = _status(directory)
+        found[directory] = _status(directory, table)
     for directory in records.orphan_cells(results / table):
         found[directory] = _damaged(directory, records.orphan_problem(directory))
     for cell in planned:
@@ -87,48 +87,52 @@ def _damaged(directory: Path, note: str) -> CellStatus:
     return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=note)
 
 
-def _status(directory: Path) -> CellStatus:
-    fix = records.rewrite_cell_file(directory)
+def _status(directory: Path, table: str) -> CellStatus:
     try:
-        cell = records.read_json(directory / CELL, fix)
-        base: dict[str, Any] = {
-            "budget": str(cell["budget"]), "row": str(cell["row"]), "setting": str(cell["setting"]),
-            "seed": int(cell["seed"]), "directory": directory,
-        }  # fmt: skip
-    except (HarnessError, KeyError, TypeError, ValueError) as exc:
-        note = str(exc) if isinstance(exc, HarnessError) else f"{directory / CELL} does not name the cell; {fix}"
-        return _damaged(directory, note)
+        cell = records.read_cell(directory, table)
+    except HarnessError as exc:
+        return _damaged(directory, str(exc))
+    base: dict[str, Any] = {field: cell[field] for field in ("budget", "row", "setting", "seed")}
+    base["directory"] = directory
     holder = _holder(directory / LOCK)
     try:
         path = directory / RECORD
         if path.exists():
-            record = records.read_record(path, records.record_fix(path, "rerun"), config=True)
+            fix = records.record_fix(path, records.rerun_cell(directory))
+            record = records.read_record(path, fix, config=True)
             if records.is_complete(record, directory):
-                return CellStatus(**base, state="done", note=_stopped(record), **_progress(record))
+                progress = _progress(record, path, fix)  # checks stopped_early too
+                return CellStatus(**base, state="done", note=_stopped(record), **progress)
         if (directory / CHECKPOINT).exists():
-            state = checkpoints.progress(directory / CHECKPOINT, records.start_cell_over(directory))
+            fix = records.start_cell_over(directory, records.rerun_cell(directory))
+            state = checkpoints.progress(directory / CHECKPOINT, fix)
             return CellStatus(
                 **base,
                 state="running" if holder else "interrupted",
                 note=holder or _interrupted(state),
-                **_progress(state),
+                **_progress(state, directory / CHECKPOINT, fix),
             )
     except HarnessError as exc:
         return CellStatus(**base, state="damaged", note=str(exc))
     return CellStatus(**base, state="running" if holder else "not started", note=holder or "")
 
 
-def _progress(saved: dict[str, Any]) -> dict[str, Any]:
-    """Episodes, total, last validation and training time from a record or a checkpoint."""
+def _progress(saved: dict[str, Any], path: Path, fix: str) -> dict[str, Any]:
+    """Episodes, total, last validation and training time from a record or a checkpoint (``path``); values of
+    other types are a one-line ``DataError`` naming ``path`` and ``fix``."""
+    problem = records.progress_problem(saved)
+    if problem is not None:
+        raise DataError(f"{path} holds {problem}; {fix}")
     history = saved.get("val_history") or []
     wall = saved.get("train_wall_time_s")
     if wall is None:  # a checkpoint: training time is all its time so far
         wall = saved.get("wall_time_s")
+    config = saved.get("config")
     return {
         "episodes": saved.get("episodes_trained"),
-        "total": saved.get("config", {}).get("episodes"),
-        "validation": (int(history[-1][0]), float(history[-1][1])) if history else None,
-        "wall_time_s": None if wall is None else float(wall),
+        "total": config.get("episodes") if isinstance(config, dict) else None,
+        "validation": (history[-1][0], float(history[-1][1])) if history else None,
+        "wall_time_s": wall,
     }
 
 

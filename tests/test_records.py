@@ -123,7 +123,7 @@ def _record(metrics: object) -> dict:
         (_record({"5-way 1-shot": {"mean": "high", "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), [1], r"cell.json cannot be read: it holds an array"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), {"table": "toy-table"}, r"cell.json does not name"),
-        ({**_record({}), "episodes_trained": "many"}, None, r"record.json lacks the episodes trained"),
+        ({**_record({}), "episodes_trained": "many"}, None, r"record.json is not a run record .*episodes_trained in a"),
         ({**_record({}), "metrics": []}, None, r"record.json is not a run record the harness can use"),
     ],
 )
@@ -141,6 +141,17 @@ def test_the_leaderboard_refuses_a_damaged_cell_naming_it(host, tmp_path, record
                                 "and keeps what the cell trained")  # fmt: skip
     else:
         assert message.endswith(f"delete {folder} and {rerun} to run the cell again")
+
+
+def test_the_leaderboard_refuses_a_cell_of_a_setting_its_table_does_not_have(host, tmp_path):
+    with host.registered(toy_table, "toy-plugin"):
+        table = host.tables.get("toy-table")
+    good = _record({"7-way 3-shot": {"mean": 0.5, "ci95": 0.1}})
+    cell = {"table": "toy-table", "row": "Toy ProtoNet", "setting": "7-way 3-shot", "seed": 0, "budget": "quick"}
+    folder = _toy_cell(tmp_path, good, cell)
+    folder.parent.rename(folder.parent.with_name("7-way-3-shot"))  # where that cell would lie
+    with pytest.raises(DataError, match=r"describes setting '7-way 3-shot', which table 'toy-table' does not have; de"):
+        leaderboard.our_results(table, tmp_path)
 
 
 def test_the_leaderboard_refuses_a_cell_copied_to_another_seed_instead_of_counting_it_twice(host, tmp_path):

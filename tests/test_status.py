@@ -85,11 +85,46 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     part_way = by_seed["5-way 1-shot", 1]
     assert (part_way.episodes, part_way.total, part_way.wall_time_s) == (64, 64, saved["wall_time_s"])
     unnamed = next(s for s in statuses if s.directory == nameless)
-    assert (unnamed.state, unnamed.seed) == ("damaged", -1) and "does not name the cell; delete" in unnamed.note
+    assert (unnamed.state, unnamed.seed) == (
+        "damaged",
+        -1,
+    ) and "does not name table 'toy-table' and the row" in unnamed.note
     assert "is not a regular file" in by_seed["5-way 1-shot", 10].note
     note = by_seed["5-way 1-shot", 4].note
     assert "not valid JSON" in note and "\n" not in note
     assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == before, "status writes nothing"
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "problem"),
+    [
+        ("cell.json", {"seed": float("inf")}, "does not name table 'toy-table' and the row"),
+        ("cell.json", {"seed": 1.7}, "does not name table 'toy-table' and the row"),
+        ("cell.json", {"seed": True}, "does not name table 'toy-table' and the row"),
+        ("cell.json", {"table": "other-table"}, "does not name table 'toy-table' and the row"),
+        ("cell.json", {"seed": 1}, "describes the cell toy-table/quick/toy-protonet/5-way-1-shot/seed1 but lies in"),
+        ("record.json", {"val_history": [["a", 1]]}, "(val_history in a form the harness cannot read)"),
+        ("record.json", {"val_history": [[1]]}, "(val_history in a form the harness cannot read)"),
+        ("record.json", {"val_history": 5}, "(val_history in a form the harness cannot read)"),
+        ("record.json", {"episodes_trained": "many"}, "(episodes_trained in a form the harness cannot read)"),
+        ("record.json", {"train_wall_time_s": "x"}, "(train_wall_time_s in a form the harness cannot read)"),
+        ("record.json", {"stopped_early": {"x": 1}}, "(stopped_early in a form the harness cannot read)"),
+    ],
+)
+def test_status_and_the_leaderboard_refuse_the_same_damaged_values_in_one_line(
+    toy_host, results, file, change, problem
+):
+    path = results / SEED0 / file
+    path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
+    (damaged,) = [s for s in table_status(results, "toy-table") if s.state == "damaged"]
+    assert problem in damaged.note and "\n" not in damaged.note
+    if file == "record.json":
+        assert "harness reproduce toy-table --budget quick" in damaged.note
+    with pytest.raises(DataError) as caught:
+        leaderboard.our_results(toy_host.tables.get("toy-table"), results)
+    assert str(caught.value).startswith(str(path.parent)) and "\n" not in str(caught.value)
+    result = harness_cli("status", "toy-table", "--results", str(results), "--json", env={"HARNESS_PLUGINS": TOY})
+    assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
 
 
 def test_a_missing_or_damaged_cell_file_is_shown_and_the_fix_it_names_writes_it_again_without_training(
@@ -177,6 +212,8 @@ def test_a_cell_file_cannot_reach_the_terminal_raw(results):
 
     cell = results / SEED0 / "cell.json"
     cell.write_text(json.dumps({**json.loads(cell.read_text()), "row": "Toy\x1b[2J\nrow"}))
+    moved = results / "toy-table" / "quick" / "toy-2j-row"  # the folder of that row: the cell is not damaged
+    (results / SEED0).parent.parent.rename(moved)
     text = render("toy-table", results, table_status(results, "toy-table"))
     assert "\x1b" not in text and "Toy\\x1b[2J\\nrow" in text and len(text.splitlines()) == 4
 

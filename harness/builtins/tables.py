@@ -101,12 +101,20 @@ MANN_NOTES = {
     ),
 }
 """Why the kNN baseline scores below chance at a class's 1st instance (``harness/builtins/knn.py``)."""
+MINIIMAGENET_NOTES = (
+    "Our rows are empty because mini-ImageNet cannot be downloaded: its images are ImageNet's, which only "
+    "registered users may fetch, and no copy was at hand where these leaderboards were built. With Ravi & "
+    "Larochelle's split in a folder (images/, train.csv, val.csv, test.csv), 'harness reproduce TABLE --data-dir "
+    "miniimagenet=DIR' fills them; the tests run that whole path on small generated 84x84 images.",
+)
+"""Why the mini-ImageNet tables hold only the papers' rows."""
+NOTES = {**MANN_NOTES, "metanet-miniimagenet": MINIIMAGENET_NOTES, "snail-table2": MINIIMAGENET_NOTES}
 
 
 def tables() -> list[TableSpec]:
     """The six paper tables, each with its numbers (``harness.papers``) and notes."""
     return [
-        dataclasses.replace(table, numbers=f"{PAPERS}:{table.name}.csv", notes=MANN_NOTES.get(table.name, ()))
+        dataclasses.replace(table, numbers=f"{PAPERS}:{table.name}.csv", notes=NOTES.get(table.name, ()))
         for table in _tables()
     ]
 
