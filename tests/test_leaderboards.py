@@ -20,6 +20,8 @@ BOARDS = REPO / "leaderboards"
 RUNS = BOARDS / "runs"
 OMNIGLOT = OMNIGLOT_DIR
 COMMITTED = sorted(p.stem for p in BOARDS.glob("*.csv"))
+WITHOUT_DATA = ("metanet-miniimagenet", "snail-table2")
+"""Tables of mini-ImageNet, which cannot be downloaded: no run of ours."""
 
 
 @pytest.mark.parametrize("name", COMMITTED)
@@ -30,7 +32,10 @@ def test_committed_leaderboard_rebuilds_from_committed_runs(host, name):
     assert list(rebuilt["row"]) == list(committed["row"])
     assert list(rebuilt["source"]) == list(committed["source"])
     assert list(rebuilt["text"]) == list(committed["text"])
-    ours = committed[committed["source"] != "paper"]
+    ours = committed[committed["source"].str.startswith("ours")]
+    if name in WITHOUT_DATA:  # the papers' rows alone, and the leaderboard says why
+        assert ours.empty and "cannot be downloaded" in (BOARDS / f"{name}.md").read_text()
+        return
     assert not ours.empty, f"{name}.csv has no row of ours"
     assert set(ours["commit"]) != {""}, "our rows carry the commit they ran at"
 
