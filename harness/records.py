@@ -105,7 +105,10 @@ def rerun_cell(directory: Path) -> str:
 
 def orphan_problem(directory: Path) -> str:
     """The one-line problem of a cell folder that holds a run but no ``cell.json`` (``orphan_cells``), with its fix."""
-    return f"{directory} holds a run but no {CELL}; {rewrite_cell_file(directory)}"
+    return (
+        f"{directory} holds a run but no {CELL}; {rewrite_cell_file(directory)} (a folder that is no cell of the "
+        f"table, which that command leaves alone: move it out of {directory.parents[3]})"
+    )
 
 
 def orphan_cells(table_results: Path) -> list[Path]:

@@ -140,12 +140,14 @@ def test_a_missing_or_damaged_cell_file_is_shown_and_the_fix_it_names_writes_it_
         "rerun 'harness reproduce toy-table --budget quick' with the --row, --setting and --seeds of this cell: "
         "it writes the file again and keeps what the cell trained"
     )
+    elsewhere = f" (a folder that is no cell of the table, which that command leaves alone: move it out of {results}"
     for directory in (missing, damaged):
-        assert statuses[directory].state == "damaged" and statuses[directory].note.endswith(fix)
+        assert statuses[directory].state == "damaged" and fix in statuses[directory].note
+    assert statuses[damaged].note.endswith(fix)
     assert statuses[missing].note.startswith(f"{missing} holds a run but no cell.json; delete")
     with pytest.raises(DataError, match=r"holds a run but no cell\.json") as caught:
         leaderboard.our_results(table, results)
-    assert str(caught.value).endswith(fix)
+    assert str(caught.value).endswith(f"{fix}{elsewhere}/toy-table)")
     (damaged / "cell.json").unlink()  # the fix, as it says
     outcome = reproduce(table, toy_host, results, seeds=[0])
     assert outcome["run"] == [] and len(outcome["skipped"]) == 2
