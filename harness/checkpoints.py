@@ -131,6 +131,55 @@ def _load(path: Path, data: bytes) -> dict[str, Any]:
     return state
 
 
+def load_run(path: Path, start_over: str | None = None) -> dict[str, Any]:
+    """``load`` a run's checkpoint, checked to hold what a run saves (a config naming the model, the model's
+    state, the episodes trained and progress values of their types): a one-line ``HarnessError`` if not."""
+    state = load(path, start_over)
+    problem = _state_problem(state)
+    if problem is not None:
+        with _advising(start_over):
+            raise _Damaged(f"checkpoint {path} is not one a run wrote ({problem})")
+    return state
+
+
+def _count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _finite(value: Any) -> bool:
+    return _number(value, float) is not None
+
+
+_STATE_CHECKS = {
+    "step": _count,
+    "resumes": _count,
+    "stale": _count,
+    "wall_time_s": lambda v: _finite(v) and v >= 0,
+    "stopped_early": lambda v: v is None or _count(v),
+    "loss_history": lambda v: isinstance(v, list) and all(isinstance(e, list | tuple) and len(e) == 2 for e in v),
+    "val_history": lambda v: isinstance(v, list) and all(isinstance(e, list | tuple) and len(e) == 2 for e in v),
+    "val_detail": lambda v: isinstance(v, list),
+    "sessions": lambda v: isinstance(v, list),
+    "pending_losses": lambda v: isinstance(v, list),
+    "best": lambda v: v is None or (isinstance(v, dict) and _count(v.get("episode"))),
+}
+"""What the progress a checkpoint saves must be, where it is there (older checkpoints lack some)."""
+
+
+def _state_problem(state: dict[str, Any]) -> str | None:
+    """What a checkpoint's state lacks or holds of another type than a run saves, if anything."""
+    config = state.get("config")
+    if not isinstance(config, dict) or not isinstance(config.get("model"), str):
+        return "no run config naming its model"
+    if "model_state" not in state:
+        return "no model state"
+    episodes = state.get("episodes_trained")
+    if not _count(episodes) or (_count(config.get("episodes")) and episodes > config["episodes"]):
+        return "no count of the episodes trained within the run's episodes"
+    bad = [key for key, check in _STATE_CHECKS.items() if key in state and not check(state[key])]
+    return f"{', '.join(bad)} of another type than a run saves" if bad else None
+
+
 def save(path: Path, state: dict[str, Any]) -> None:
     """Write ``state`` (plus the format tag) atomically: one file, or parts beside it when it is over ``PART_BYTES``."""
     payload = _encode(path, state)

@@ -38,7 +38,7 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
         state = records.read_json(record_path, fix)
         source, complete = record_path, state.get("status", "complete") == "complete"
     elif checkpoint_path.is_file():
-        state, source, complete = checkpoints.load(checkpoint_path), checkpoint_path, False
+        state, source, complete = checkpoints.load_run(checkpoint_path), checkpoint_path, False
         fix = "restore the file"
     else:
         raise HarnessError(f"{run_dir} holds neither {RECORD} nor {CHECKPOINT}; is it a run directory?")

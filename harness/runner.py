@@ -262,7 +262,7 @@ class Run:
     def _resume_state(self) -> dict[str, Any] | None:
         if not self.checkpoint_path.exists():
             return None
-        state = checkpoints.load(self.checkpoint_path, self.start_over)
+        state = checkpoints.load_run(self.checkpoint_path, self.start_over)
         saved = comparable(state["config"])
         # A parameter the model plugin added after this checkpoint was written counts at its default.
         saved["params"] = {**self.prepared.model_spec.defaults, **(saved.get("params") or {})}

@@ -132,6 +132,32 @@ def test_harness_evaluate_refuses_a_planted_checkpoint_in_one_line(tmp_path: Pat
         assert not marker.exists(), kind
 
 
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda s: s.pop("config"), "no run config naming its model"),
+        (lambda s: s.update(config=[1]), "no run config naming its model"),
+        (lambda s: s.pop("model_state"), "no model state"),
+        (lambda s: s.update(episodes_trained=-5), "no count of the episodes trained within the run's episodes"),
+        (lambda s: s.update(episodes_trained=10**9), "no count of the episodes trained within the run's episodes"),
+        (lambda s: s.update(step="x", loss_history=5), "step, loss_history of another type than a run saves"),
+        (lambda s: s.update(val_history=[["a"]], wall_time_s="x"), "wall_time_s, val_history of another type"),
+    ],
+)
+def test_a_hand_edited_checkpoint_with_a_valid_checksum_is_refused_in_one_line(tmp_path, edit, problem):
+    assert harness_cli(*KNN_RUN, "--out", str(tmp_path), "--name", "r").returncode == 0
+    path = tmp_path / "r" / CHECKPOINT
+    state = load(path)
+    edit(state)
+    save(path, state)  # a valid checksum: the file is whole, its contents are not a run's
+    (tmp_path / "r" / "record.json").unlink()
+    for args in ([*KNN_RUN, "--out", str(tmp_path), "--name", "r"], ["evaluate", "--checkpoint", str(path)]):
+        result = harness_cli(*args)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
+        assert f"checkpoint {path} is not one a run wrote ({problem}" in result.stderr
+    assert not (tmp_path / "r" / "record.json").exists()
+
+
 @pytest.mark.parametrize("kind", ["exec", "version 2 with a valid checksum"])
 def test_a_resume_over_a_planted_checkpoint_refuses_in_one_line(tmp_path: Path, kind: str) -> None:
     marker, planted = tmp_path / "pwned", tmp_path / "out" / "r" / CHECKPOINT

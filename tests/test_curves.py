@@ -25,7 +25,10 @@ def write_record(run_dir: Path, loss: list, val: list | None = None, **extra) ->
 
 
 def write_checkpoint(run_dir: Path, loss: list, val: list | None = None) -> Path:
-    state = {"format": CHECKPOINT_FORMAT, "step": 3, "loss_history": loss, "model_state": {}}
+    state = {
+        "format": CHECKPOINT_FORMAT, "config": {"model": "m", "episodes": 10**6}, "episodes_trained": 48, "step": 3,
+        "loss_history": loss, "model_state": {},
+    }  # fmt: skip
     if val is not None:
         state["val_history"] = val
     atomic.write_pickle(run_dir / CHECKPOINT, state)
