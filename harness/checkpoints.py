@@ -74,6 +74,10 @@ _LEGACY_START = b"\x80"
 """What a version 1 checkpoint starts with: pickle's PROTO opcode."""
 
 
+FOREIGN = "move it away (another program's file?)"
+"""The fix for a file in a checkpoint's place that no harness wrote."""
+
+
 class _Damaged(HarnessError):
     """A checkpoint that cannot be used as it is: ``problem``, then ``fix`` (what mends the file)."""
 
@@ -125,9 +129,9 @@ def _load(path: Path, data: bytes) -> dict[str, Any]:
     elif not data:
         raise _Damaged(f"checkpoint {path} cannot be read: it is empty")
     else:
-        raise HarnessError(f"checkpoint {path} cannot be read: not a harness checkpoint (it starts {data[:8]!r})")
+        raise _Damaged(f"checkpoint {path} cannot be read: not a harness checkpoint (it starts {data[:8]!r})", FOREIGN)
     if not isinstance(state, dict) or state.get("format") not in tags:
-        raise HarnessError(f"{path} is not a harness checkpoint")
+        raise _Damaged(f"{path} is not a harness checkpoint", FOREIGN)
     return state
 
 

@@ -229,9 +229,9 @@ def test_an_unknown_version_and_a_foreign_file_are_refused_in_one_line(small_run
     path.write_bytes(b"PK\x03\x04 a zip")
     assert "not a harness checkpoint" in one_line_error(path)
     path.write_bytes(pickle.dumps([1, 2]))
-    assert one_line_error(path) == f"{path} is not a harness checkpoint"
+    assert one_line_error(path) == f"{path} is not a harness checkpoint; move it away (another program's file?)"
     path.write_bytes(pickle.dumps({"format": "harness-checkpoint/3"}))
-    assert one_line_error(path) == f"{path} is not a harness checkpoint"
+    assert one_line_error(path) == f"{path} is not a harness checkpoint; move it away (another program's file?)"
 
 
 @pytest.mark.parametrize(
