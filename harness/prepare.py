@@ -128,7 +128,16 @@ def prepare(
             except ConfigError as exc:  # validation is what asks for this split: not validating is a fix too
                 raise ConfigError(f"{exc}, or drop val_every (validation draws from that split)") from None
             check_episode_count(source, dataset_spec, dataset_spec.val_split, resolved.val_episodes, "--val-episodes")
-    test_source.check(test_spec.test_split, settings)
+    try:
+        test_source.check(test_spec.test_split, settings)
+    except ConfigError as exc:
+        if input_shape is None:
+            raise
+        # its fix ("lower ways") is not one evaluate has: the checkpoint fixes the setting
+        raise ConfigError(
+            f"{str(exc).rsplit('; ', 1)[0]}, and the checkpoint's model takes {settings.describe()} episodes; "
+            "evaluate on another dataset or split (--dataset, --data, --split)"
+        ) from None
     check_episode_count(test_source, test_spec, test_spec.test_split, resolved.eval_episodes, "--eval-episodes")
     trained_on = tuple(source.input_shape() if input_shape is None else input_shape)
     if tuple(test_source.input_shape()) != trained_on:
