@@ -84,12 +84,20 @@ def evaluate_checkpoint(
         "split": split,
         "episodes_trained": state["episodes_trained"],
         "kept": restored.kept,
+        "kept_episode": _kept_episode(state, restored.kept),
         "eval_episodes": prepared.config.eval_episodes,
         "metrics": metrics,
     }
     if episodes_out is not None:
         result["per_episode"] = per_episode.write_file(episodes_out, episode_values)
     return result
+
+
+def _kept_episode(state: dict[str, Any], kept: str) -> int:
+    """The episode the tested model was saved at: that of the best validation, under ``keep = best``."""
+    if state.get("final") and isinstance(state.get("kept"), dict):
+        return int(state["kept"]["episode"])
+    return int(state["best"]["episode"]) if kept == "best" else int(state["episodes_trained"])
 
 
 def _check_flags(eval_episodes: int | None, device: str) -> None:

@@ -652,7 +652,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         print(f"{result['model']} on {_datasets(result)} ({result['setting']}), {result['split']} split, ", end="")
-        print(f"{result['episodes_trained']} episodes trained")
+        best = f", tested as kept at its best validation, episode {result['kept_episode']:,}"
+        print(f"{result['episodes_trained']} episodes trained" + (best if result["kept"] == "best" else ""))
         _print_metrics(result["metrics"])
         if "per_episode" in result:
             print(f"per-episode values: {result['per_episode']['file']} (sha256 {result['per_episode']['sha256']})")

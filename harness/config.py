@@ -188,7 +188,7 @@ def build_config(values: Mapping[str, Any], source: str = "config", flags: Colle
     command-line flag (``--eval-episodes``), any other as ``key in <source>``."""
 
     def named(key: str) -> str:
-        return f"--{key.replace('_', '-')}" if key in flags else f"{key} in {source}"
+        return f"--{key.replace('_', '-')}" if key in flags or source == "flags" else f"{key} in {source}"
 
     for key in values:
         if key not in FIELDS:
@@ -243,7 +243,7 @@ def _check_values(config: RunConfig, source: str, named: Callable[[str], str]) -
         asked = named("keep") + " best" if config.keep == "best" else named("patience")
         raise ConfigError(f"{asked} needs validation; set {named('val_every')} (episodes between validations)")
     if config.test_data and config.test_dataset is None:
-        raise ConfigError(f"test_data in {source} needs test_dataset; pass --test-dataset NAME or drop test_data")
+        raise ConfigError(f"{named('test_data')} needs a test dataset; pass --test-dataset NAME or drop it")
     if config.labels == LabelEncoding.STRING.value and config.kind == EpisodeKind.FEWSHOT.value:
         raise ConfigError(f"string labels apply to sequence episodes only ({source}); drop labels or use kind sequence")
 

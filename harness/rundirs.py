@@ -29,8 +29,10 @@ def resolve(out: Path, name: str) -> Path:
         raise ConfigError(f"run name {name!r} names no folder; {hint}")
     if any(not character.isprintable() for character in name):
         raise ConfigError(f"run name {name!r} holds a character that does not print (a newline, a tab, ...); {hint}")
-    if path.is_absolute() or ".." in path.parts:
+    if path.is_absolute():
         raise ConfigError(f"run name {name!r} leads outside the results folder {out}; {hint}")
+    if ".." in path.parts:
+        raise ConfigError(f"run name {name!r} holds '..', which could lead outside the results folder {out}; {hint}")
     directory = out / path
     if out.resolve() not in directory.resolve().parents:
         raise ConfigError(f"run name {name!r} leads outside the results folder {out} through a symlink; {hint}")

@@ -215,7 +215,7 @@ class ArrayEpisodeSource:
             what = "instances" if settings.kind is EpisodeKind.SEQUENCE else "shots + queries"
             raise ConfigError(
                 f"{what} = {needed} per class, but {self.name} has only {available} examples of each class; "
-                f"lower {what.split(' ')[0]}"
+                f"lower {'instances' if settings.kind is EpisodeKind.SEQUENCE else 'shots or queries'}"
             )
         if settings.kind is EpisodeKind.SEQUENCE and settings.ways > settings.num_labels:
             raise ConfigError(

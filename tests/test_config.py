@@ -39,7 +39,7 @@ def test_bad_values(values, message):
     [
         (
             {"shots": 25},
-            "shots + queries = 27 per class, but synthetic has only 20 examples of each class; lower shots",
+            "shots + queries = 27 per class, but synthetic has only 20 examples of each class; lower shots or queries",
         ),
         ({"ways": 20}, "ways=20 is more than the 10 classes in synthetic split 'test'; lower ways"),
         ({"params": {"lrr": 0.1}}, "model 'weighted-protonet' has no parameter 'lrr'; did you mean 'lr'?"),

@@ -115,7 +115,7 @@ def test_keep_best_tests_the_model_of_the_best_validation(host, tmp_path):
     from harness.checkpoint_eval import evaluate_checkpoint
 
     again = evaluate_checkpoint(tmp_path / "best" / "checkpoint.pkl", host)
-    assert again["kept"] == "best" and again["metrics"] == best["metrics"]
+    assert again["kept"] == "best" and again["kept_episode"] == 24 and again["metrics"] == best["metrics"]
 
 
 def test_patience_stops_training_and_the_record_says_where(host, tmp_path):

@@ -222,7 +222,7 @@ def test_the_two_datasets_must_give_images_of_one_shape(host, tmp_path):
 
 
 def test_test_data_needs_a_test_dataset():
-    with pytest.raises(ConfigError, match=r"^test_data in test needs test_dataset; pass --test-dataset NAME"):
+    with pytest.raises(ConfigError, match=r"^test_data in test needs a test dataset; pass --test-dataset NAME"):
         build_config({"model": "knn", "test_data": {"episodes": 3}}, "test")
 
 

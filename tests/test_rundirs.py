@@ -57,7 +57,7 @@ def test_cli_restart_with_a_name_climbing_out_leaves_other_records_alone(tmp_pat
     args = ["run", "--model", "knn", "--kind", "fewshot", "--episodes", "0", "--eval-episodes", "16"]
     result = harness_cli(*args, "--out", str(out), "--name", "../..", "--restart", "--no-progress")
     assert result.returncode == 2 and result.stderr.count("\n") == 1, result.stderr
-    assert "run name '../..' leads outside the results folder" in result.stderr
+    assert "run name '../..' holds '..', which could lead outside the results folder" in result.stderr
     assert json.loads(unrelated.read_text()) == {"status": "complete", "mine": True}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["record.json"]
 

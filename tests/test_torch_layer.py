@@ -177,6 +177,7 @@ def test_a_finished_run_keeps_only_the_tested_weights(host, tmp_path):
     assert set(torch.load(io.BytesIO(state["model_state"]["torch"]), weights_only=True)) == {"module"}
     result = evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", host)
     assert result["metrics"] == record["metrics"] and result["kept"] == "best"
+    assert result["kept_episode"] == record["kept"]["episode"]
 
 
 @pytest.mark.parametrize("inference_mode", [True, False])
