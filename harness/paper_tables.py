@@ -206,6 +206,8 @@ def _check_folder(folder: Path, if_file: str, if_missing: str) -> None:
     """``DataError`` unless ``folder`` is a folder: ``if_file`` is the fix when it is a file, else ``if_missing``."""
     if folder.is_file():
         raise DataError(f"papers folder {folder} is a file; {if_file}")
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"papers folder {folder} is not a folder (a device, FIFO or socket); {if_missing}")
     if not folder.is_dir():
         raise DataError(f"papers folder {folder} does not exist; {if_missing}")
 

@@ -123,6 +123,9 @@ def test_a_papers_file_or_a_bad_papers_variable_is_named_before_the_results_are_
     assert error_of(capsys, *nowhere, "--papers", str(papers)) == (
         f"papers folder {papers} is a file; pass --papers {tmp_path}, its folder"
     )
+    assert error_of(capsys, *nowhere, "--papers", "/dev/null") == (
+        "papers folder /dev/null is not a folder (a device, FIFO or socket); pass a folder holding <table>.csv files"
+    )
     monkeypatch.setenv("HARNESS_PAPERS_DIR", str(tmp_path / "gone"))
     assert error_of(capsys, *nowhere) == (
         f"papers folder {tmp_path / 'gone'} does not exist; fix or unset $HARNESS_PAPERS_DIR, which names it"
