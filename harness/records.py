@@ -105,8 +105,9 @@ def rerun_cell(directory: Path) -> str:
 
 def orphan_problem(directory: Path) -> str:
     """The one-line problem of a cell folder that holds a run but no ``cell.json`` (``orphan_cells``), with its fix."""
+    what = f"{CELL} that is not a file" if (directory / CELL).exists() else f"no {CELL}"
     return (
-        f"{directory} holds a run but no {CELL}; {rewrite_cell_file(directory)} (a folder that is no cell of the "
+        f"{directory} holds a run but {what}; {rewrite_cell_file(directory)} (a folder that is no cell of the "
         f"table, which that command leaves alone: move it out of {directory.parents[3]})"
     )
 
