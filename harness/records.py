@@ -6,6 +6,7 @@ run``, deleting the cell's folder for ``harness reproduce``), never a traceback.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 from pathlib import Path, PurePosixPath
@@ -139,10 +140,16 @@ def read_record(path: Path, fix: str, *, config: bool = False) -> dict[str, Any]
 
 
 def is_complete(record: dict[str, Any], directory: Path) -> bool:
-    """Whether ``record`` says its run is complete and the per-episode file it refers to (if any) is there."""
+    """Whether ``record`` says its run is complete and the per-episode file it refers to (if any) is there, with
+    the SHA-256 the record gives."""
     reference = record.get("per_episode")
-    name = reference.get("file") if isinstance(reference, dict) else None
-    return record.get("status") == "complete" and (name is None or (directory / name).is_file())
+    if record.get("status") != "complete" or not isinstance(reference, dict):
+        return record.get("status") == "complete"
+    try:
+        data = files.read_regular(directory / reference["file"])
+    except OSError:  # missing, a folder, a FIFO, unreadable
+        return False
+    return hashlib.sha256(data).hexdigest() == reference["sha256"]
 
 
 def _record_problem(record: dict[str, Any], with_config: bool) -> str | None:

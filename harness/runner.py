@@ -159,7 +159,7 @@ class Run:
         if record is not None and record["status"] == "complete":
             retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)
             if not records.is_complete(record, self.directory):
-                retest = retest or f"its {record['per_episode']['file']} is missing"
+                retest = retest or f"its {record['per_episode']['file']} is missing or does not match its SHA-256"
             if not retest:
                 log(f"{self.directory} is already complete; {self.start_over}")
                 return record

@@ -63,12 +63,16 @@ def test_the_command_line_says_it_in_one_line(tmp_path, capsys):
     )
 
 
-def test_a_complete_run_whose_per_episode_file_is_gone_is_tested_again(tmp_path):
+@pytest.mark.parametrize("damage", ["delete", "junk"])
+def test_a_complete_run_whose_per_episode_file_is_gone_or_damaged_is_tested_again(tmp_path, damage):
     first = knn_run(tmp_path)
-    (tmp_path / "r" / per_episode.FILE).unlink()
+    if damage == "delete":
+        (tmp_path / "r" / per_episode.FILE).unlink()
+    else:
+        (tmp_path / "r" / per_episode.FILE).write_bytes(b"junk")
     messages: list[str] = []
     again = knn_run(tmp_path, messages)
-    assert f"testing {tmp_path / 'r'} again (its episodes.npz is missing)" in messages
+    assert f"testing {tmp_path / 'r'} again (its episodes.npz is missing or does not match its SHA-256)" in messages
     assert again["metrics"] == first["metrics"] and per_episode.load(tmp_path / "r").episodes.tolist() == list(range(8))
     messages.clear()
     knn_run(tmp_path, messages)
