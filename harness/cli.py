@@ -11,6 +11,7 @@ import dataclasses
 import errno
 import json
 import os
+import signal
 import stat
 import sys
 import traceback
@@ -18,7 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
-from harness import __version__
+from harness import __version__, interrupts
 from harness.errors import ConfigError, HarnessError, describe, printable
 from harness.writable import check_writable
 
@@ -714,7 +715,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return 0
     try:
-        status = COMMANDS[args.command](args)
+        with interrupts.terminate_like_ctrl_c():
+            status = COMMANDS[args.command](args)
         sys.stdout.flush()  # here, so that a reader gone early is handled below, not at the interpreter's exit
         return status
     except HarnessError as exc:
@@ -743,10 +745,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     except KeyboardInterrupt as exc:
-        from harness.interrupts import Stopped
-
-        if isinstance(exc, Stopped):  # training saved its checkpoint at the step the signal came in
+        if isinstance(exc, interrupts.Stopped):  # training saved its checkpoint at the step the signal came in
             print(f"harness: {exc.message}", file=sys.stderr)
             return exc.code
-        print("harness: interrupted; rerun the same command to resume from the last checkpoint", file=sys.stderr)
-        return 130
+        signum = exc.signum if isinstance(exc, interrupts.Terminated) else signal.SIGINT
+        print(
+            f"harness: interrupted by {signal.Signals(signum).name}; rerun the same command to resume from the last "
+            "checkpoint",
+            file=sys.stderr,
+        )
+        return 128 + signum

@@ -31,6 +31,30 @@ class Stopped(KeyboardInterrupt):
         self.code = 128 + signum
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM outside training, which then ends the command as Ctrl-C does (``terminate_like_ctrl_c``)."""
+
+    signum = signal.SIGTERM
+
+
+@contextlib.contextmanager
+def terminate_like_ctrl_c() -> Iterator[None]:
+    """Within the block, SIGTERM raises ``Terminated`` (unless the process ignores it or handles it already), so
+    a command killed while testing says so and cleans up as on Ctrl-C instead of dying silently."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def terminate(signum: int, frame: Any) -> None:
+        raise Terminated
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
 @dataclass
 class Deferred:
     """The signal received while deferred, if any."""

@@ -325,6 +325,31 @@ def test_the_cli_says_where_a_stopped_run_was_saved_and_exits_with_128_plus_the_
     ]
 
 
+def test_sigterm_while_testing_ends_the_command_in_one_line_and_leaves_the_sigterm_handler_as_it_was(
+    tmp_path, capsys, monkeypatch
+):
+    from harness import plugins
+    from harness.cli import main
+    from harness.evaluation import score
+
+    def terminated_while_testing(*args, **kwargs):
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)  # the signal's handler raises before this ends
+        return score(*args, **kwargs)
+
+    monkeypatch.setattr(plugins, "_HOST", None)
+    monkeypatch.setattr("harness.runner.score", terminated_while_testing)
+    before = signal.getsignal(signal.SIGTERM)
+    if before != signal.SIG_DFL:  # the harness leaves a handler it finds alone: the signal would end the tests
+        pytest.skip("this process handles SIGTERM itself")
+    args = ["run", "--model", "knn", "--kind", "fewshot", "--eval-episodes", "8", "--no-progress"]
+    assert main([*args, "--out", str(tmp_path)]) == 128 + signal.SIGTERM
+    assert capsys.readouterr().err.splitlines()[-1] == (
+        "harness: interrupted by SIGTERM; rerun the same command to resume from the last checkpoint"
+    )
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
 def test_a_signal_during_a_validation_leaves_it_to_the_rerun_which_ends_as_an_uninterrupted_run(
     protonet_host, tmp_path, monkeypatch
 ):
