@@ -389,7 +389,7 @@ def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list
     line = f"{paths['md']} ({paths['csv'].name}, {paths['png'].name})"
     if not any((results / table.name).glob(f"*/*/*/*/{CELL}")):
         line += f"; no runs of it under {results} yet, so only the paper's rows (harness reproduce {table.name})"
-    return line
+    return printable(line)
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
@@ -606,7 +606,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         config = dataclasses.replace(config, data={**config.data, **located})
     out = _results(args.out)
     check_writable(out, "--out")
-    log = (lambda _msg: None) if args.json else (lambda msg: print(msg, file=sys.stderr))
+    log = (lambda _msg: None) if args.json else (lambda msg: print(printable(msg), file=sys.stderr))
     _note_untrained(host, config.model, values, flags, source)
     record = run(config, host, out, name=args.name, restart=args.restart, progress=not args.no_progress, log=log)
     if args.json:
@@ -617,7 +617,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             f"{record['episodes_trained']} episodes trained, {record['wall_time_s']:.1f} s"
         )
         _print_metrics(record["metrics"])
-        print(f"record: {out / (record['name'] if args.name is None else args.name) / 'record.json'}")
+        print(printable(f"record: {out / (record['name'] if args.name is None else args.name) / 'record.json'}"))
     return 0
 
 
@@ -657,7 +657,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(f"{result['episodes_trained']} episodes trained" + (best if result["kept"] == "best" else ""))
         _print_metrics(result["metrics"])
         if "per_episode" in result:
-            print(f"per-episode values: {result['per_episode']['file']} (sha256 {result['per_episode']['sha256']})")
+            print(
+                printable(
+                    f"per-episode values: {result['per_episode']['file']} (sha256 {result['per_episode']['sha256']})"
+                )
+            )
     return 0
 
 
@@ -682,7 +686,7 @@ def cmd_curves(args: argparse.Namespace) -> int:
     from harness.curves import plot_curves
 
     check_writable(args.out.parent, "--out", "PNG in a folder")
-    print(plot_curves(args.runs, args.out))
+    print(printable(str(plot_curves(args.runs, args.out))))
     return 0
 
 
