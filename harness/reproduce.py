@@ -171,6 +171,17 @@ def _complete(directory: Path) -> bool:
     return records.is_complete(record, directory)
 
 
+def _check_adoptable(directory: Path, prepared: Prepared) -> None:
+    """Refuse to take a run that ``harness reproduce`` did not start (a folder without ``cell.json``) as this cell's
+    unless it was started with this cell's config: another run at a cell's path must not land in the table."""
+    changed = Run(prepared, directory).saved_config_changes()
+    if changed:
+        raise ConfigError(
+            f"{directory} holds a run of another config than this cell's ({changed}) and no {CELL}: it is no run of "
+            f"this table; move it out of {directory.parents[3]}"
+        )
+
+
 def _rewrite_cell_file(directory: Path, cell: dict[str, Any]) -> None:
     """Write a finished cell's ``cell.json`` again where it is missing or says something else (``status`` and
     ``leaderboard`` find cells by it)."""
@@ -194,10 +205,14 @@ def claim_and_run(
     """
     try:
         with rundirs.claim(directory):
-            if _complete(directory):
+            if records.is_cell(directory) and _complete(directory):
                 return DONE, ""
-            atomic.write_json(directory / CELL, cell)
             cell_prepared = prepared if isinstance(prepared, Prepared) else prepared()
+            if not records.is_cell(directory):
+                _check_adoptable(directory, cell_prepared)
+            atomic.write_json(directory / CELL, cell)
+            if _complete(directory):  # a finished cell whose cell.json was lost
+                return DONE, ""
             Run(cell_prepared, directory).execute(log=lambda _: None)
             return RAN, ""
     except locks.LockHeldError as exc:
@@ -272,7 +287,8 @@ def reproduce(
     locations = {dataset: _absolute(host, dataset, options) for dataset, options in locations.items()}
     cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows, settings=settings)
     directories = {cell.name: rundirs.resolve(out, cell.name) for cell in cells}
-    todo = [c for c in cells if not _complete(directories[c.name])]
+    # a finished run without cell.json is only taken as the cell's once its config is checked (claim_and_run)
+    todo = [c for c in cells if not (records.is_cell(directories[c.name]) and _complete(directories[c.name]))]
     for cell in cells:
         if cell not in todo:
             _rewrite_cell_file(directories[cell.name], cell.describe())

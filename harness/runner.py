@@ -259,21 +259,41 @@ class Run:
     def _episodes(self, step: int) -> int:
         return min(step * self.prepared.config.batch_size, self.prepared.config.episodes)
 
+    def saved_config_changes(self) -> str:
+        """How the config of the run already in the directory (its checkpoint's, else its record's) differs from
+        this one, as ``differences`` says it (empty when no run is there, or none that counts differs)."""
+        if self.checkpoint_path.exists():
+            saved = checkpoints.load_run(self.checkpoint_path, self.start_over)["config"]
+        else:
+            record = self._record()
+            saved = None if record is None else record.get("config")
+        return "" if not isinstance(saved, dict) else self._changes(self._comparable(saved))
+
     def _resume_state(self) -> dict[str, Any] | None:
         if not self.checkpoint_path.exists():
             return None
         state = checkpoints.load_run(self.checkpoint_path, self.start_over)
-        saved = comparable(state["config"])
-        # A parameter the model plugin added after this checkpoint was written counts at its default.
-        saved["params"] = {**self.prepared.model_spec.defaults, **(saved.get("params") or {})}
+        saved = self._comparable(state["config"])
         if not self.prepared.metrics_given:
             self._keep_metrics(saved)
-        wanted = comparable(self.prepared.config.to_dict())
-        ignored = EVAL_KEYS if self.prepared.model_spec.trainable else (*EVAL_KEYS, *TRAINING_KEYS)
-        changed = differences(saved, wanted, [k for k in wanted if k not in ignored])
+        changed = self._changes(saved)
         if changed:
             raise ConfigError(f"{self.directory} holds a run with another config ({changed}); {self.new_config}")
         return state
+
+    def _comparable(self, saved: dict[str, Any]) -> dict[str, Any]:
+        """A saved config made comparable with this run's: a parameter the model plugin added since it was saved
+        counts at its default."""
+        comparable_saved = comparable(saved)
+        comparable_saved["params"] = {**self.prepared.model_spec.defaults, **(comparable_saved.get("params") or {})}
+        return comparable_saved
+
+    def _changes(self, saved: dict[str, Any]) -> str:
+        """How this run's config differs from ``saved`` (comparable) in what it trains (a model with nothing to
+        train: in what it tests on, apart from how many episodes)."""
+        wanted = comparable(self.prepared.config.to_dict())
+        ignored = EVAL_KEYS if self.prepared.model_spec.trainable else (*EVAL_KEYS, *TRAINING_KEYS)
+        return differences(saved, wanted, [k for k in wanted if k not in ignored])
 
     def _keep_metrics(self, started: dict[str, Any]) -> None:
         """Score with the metrics of the run's last test (or its start), whatever metric plugins came since.

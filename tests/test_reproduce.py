@@ -160,6 +160,24 @@ def test_harness_run_refuses_a_cell_folder_even_with_restart(toy_host, tmp_path)
     assert (cell / "record.json").read_bytes() == record
 
 
+def test_a_run_of_another_config_at_a_cells_path_is_not_taken_as_the_cell(toy_host, tmp_path):
+    from harness.config import build_config
+    from harness.runner import run
+
+    table = toy_host.tables.get("toy-table")
+    cell = "toy-table/quick/toy-protonet/5-way-1-shot/seed3"  # harness run got there before reproduce
+    config = build_config({"model": "knn", "kind": "fewshot", "seed": 3, "eval_episodes": 8}, "test")
+    run(config, toy_host, tmp_path, name=cell, log=lambda _: None)
+    said: list[str] = []
+    outcome = reproduce(table, toy_host, tmp_path, seeds=[3], settings=["5-way 1-shot"], log=said.append)
+    assert outcome["failed"] == [cell] and not (tmp_path / cell / "cell.json").exists()
+    (line,) = said
+    assert line.startswith(f"{cell}: failed: {tmp_path / cell} holds a run of another config than this cell's (")
+    assert line.endswith(f") and no cell.json: it is no run of this table; move it out of {tmp_path / 'toy-table'}")
+    with pytest.raises(DataError, match=r"holds a run but no cell\.json"):  # nor does it reach the leaderboard
+        leaderboard.our_results(table, tmp_path)
+
+
 @pytest.mark.slow
 def test_interrupted_reproduce_resumes_without_redoing_finished_cells(tmp_path, papers):
     env = {"HARNESS_PLUGINS": TOY, "HARNESS_PAPERS_DIR": str(papers)}
