@@ -166,6 +166,8 @@ _STATE_CHECKS = {
     "sessions": lambda v: isinstance(v, list),
     "pending_losses": lambda v: isinstance(v, list),
     "best": lambda v: v is None or (isinstance(v, dict) and _count(v.get("episode"))),
+    "final": lambda v: isinstance(v, bool),
+    "kept": lambda v: isinstance(v, dict) and v.get("which") in ("best", "last") and _count(v.get("episode")),
 }
 """What the progress a checkpoint saves must be, where it is there (older checkpoints lack some)."""
 
@@ -180,6 +182,8 @@ def _state_problem(state: dict[str, Any]) -> str | None:
     episodes = state.get("episodes_trained")
     if not _count(episodes) or (_count(config.get("episodes")) and episodes > config["episodes"]):
         return "no count of the episodes trained within the run's episodes"
+    if state.get("final") and "kept" not in state:
+        return "a finished run's weights without saying which model they are (kept)"
     bad = [key for key, check in _STATE_CHECKS.items() if key in state and not check(state[key])]
     return f"{', '.join(bad)} of another type than a run saves" if bad else None
 
@@ -449,6 +453,9 @@ def _progress_of(state: dict[str, Any]) -> dict[str, Any]:
         progress["stopped_by"] = stopped_by
     if state.get("unvalidated") is True:
         progress["unvalidated"] = True
+    stopped_early = _number(state.get("stopped_early"), int)
+    if stopped_early is not None:  # patience stopped training there: nothing is left to train
+        progress["stopped_early"] = stopped_early
     return progress
 
 

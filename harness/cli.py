@@ -654,7 +654,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     else:
         print(f"{result['model']} on {_datasets(result)} ({result['setting']}), {result['split']} split, ", end="")
         best = f", tested as kept at its best validation, episode {result['kept_episode']:,}"
-        print(f"{result['episodes_trained']} episodes trained" + (best if result["kept"] == "best" else ""))
+        print(f"{result['episodes_trained']:,} episodes trained" + (best if result["kept"] == "best" else ""))
         _print_metrics(result["metrics"])
         if "per_episode" in result:
             print(
@@ -754,8 +754,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return exc.code
         signum = exc.signum if isinstance(exc, interrupts.Terminated) else signal.SIGINT
         print(
-            f"harness: interrupted by {signal.Signals(signum).name}; rerun the same command to resume from the last "
-            "checkpoint",
+            f"harness: interrupted by {signal.Signals(signum).name}; rerun the same command to carry on (it keeps "
+            "finished runs and saved checkpoints)",
             file=sys.stderr,
         )
         return 128 + signum

@@ -142,14 +142,23 @@ def read_record(path: Path, fix: str, *, config: bool = False) -> dict[str, Any]
 def is_complete(record: dict[str, Any], directory: Path) -> bool:
     """Whether ``record`` says its run is complete and the per-episode file it refers to (if any) is there, with
     the SHA-256 the record gives."""
+    return record.get("status") == "complete" and per_episode_problem(record, directory) is None
+
+
+def per_episode_problem(record: dict[str, Any], directory: Path) -> str | None:
+    """What is wrong with the per-episode file a record refers to (missing, or not the file it names by its
+    SHA-256), if anything."""
     reference = record.get("per_episode")
-    if record.get("status") != "complete" or not isinstance(reference, dict):
-        return record.get("status") == "complete"
+    if not isinstance(reference, dict):
+        return None
+    path = directory / reference["file"]
     try:
-        data = files.read_regular(directory / reference["file"])
+        data = files.read_regular(path)
     except OSError:  # missing, a folder, a FIFO, unreadable
-        return False
-    return hashlib.sha256(data).hexdigest() == reference["sha256"]
+        return f"its {reference['file']} is missing"
+    if hashlib.sha256(data).hexdigest() != reference["sha256"]:
+        return f"its {reference['file']} does not match the SHA-256 in {RECORD}"
+    return None
 
 
 def _record_problem(record: dict[str, Any], with_config: bool) -> str | None:
@@ -177,7 +186,9 @@ def progress_problem(saved: dict[str, Any]) -> str | None:
     training, validations, training time), if any of it is there but of another type."""
     checks = {
         "episodes_trained": is_count,
-        "stopped_early": lambda value: value is None or (isinstance(value, dict) and is_count(value.get("at_episode"))),
+        "stopped_early": lambda value: (
+            value is None or is_count(value) or (isinstance(value, dict) and is_count(value.get("at_episode")))
+        ),
         "val_history": lambda value: isinstance(value, list) and all(_validation(entry) for entry in value),
         "train_wall_time_s": _duration,
         "wall_time_s": _duration,

@@ -174,7 +174,7 @@ def _complete(directory: Path) -> bool:
 def _check_adoptable(directory: Path, prepared: Prepared) -> None:
     """Refuse to take a run that ``harness reproduce`` did not start (a folder without ``cell.json``) as this cell's
     unless it was started with this cell's config: another run at a cell's path must not land in the table."""
-    changed = Run(prepared, directory).saved_config_changes()
+    changed = Run(prepared, directory, cell=True).saved_config_changes()
     if changed:
         raise ConfigError(
             f"{directory} holds a run of another config than this cell's ({changed}) and no {CELL}: it is no run of "

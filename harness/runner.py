@@ -122,16 +122,16 @@ LOWER_LR = "lower the learning rate (--param lr=...)"
 class Run:
     """One run directory: ``checkpoint.pkl`` while training, ``record.json`` when done.
 
-    In a cell of ``harness reproduce`` (``records.is_cell``), which has no ``--restart`` or ``--name``, an error
-    that needs the run started over says to delete the folder instead.
+    In a cell of ``harness reproduce`` (``records.is_cell``, or ``cell``: one it is about to become), which has no
+    ``--restart`` or ``--name``, an error that needs the run started over says to delete the folder instead.
     """
 
-    def __init__(self, prepared: Prepared, directory: Path) -> None:
+    def __init__(self, prepared: Prepared, directory: Path, *, cell: bool | None = None) -> None:
         self.prepared = prepared
         self.directory = directory
         self.checkpoint_path = directory / CHECKPOINT
         self.record_path = directory / RECORD
-        self.cell = records.is_cell(directory)
+        self.cell = records.is_cell(directory) if cell is None else cell
         self.start_over = records.start_cell_over(directory) if self.cell else records.RESTART
         self.new_config = self.start_over if self.cell else "pass --name for a new run or --restart to discard it"
         self.diverged = self.start_over if self.cell else f"{LOWER_LR} or {records.RESTART}"
@@ -158,8 +158,7 @@ class Run:
         record = self._record() if state is not None else None
         if record is not None and record["status"] == "complete":
             retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)
-            if not records.is_complete(record, self.directory):
-                retest = retest or f"its {record['per_episode']['file']} is missing or does not match its SHA-256"
+            retest = retest or records.per_episode_problem(record, self.directory) or ""
             if not retest:
                 log(f"{self.directory} is already complete; {self.start_over}")
                 return record
@@ -239,6 +238,12 @@ class Run:
         space, or never copied): the record and its numbers stand unless ``--restart`` is given."""
         record = self._record()
         if record is not None and record["status"] == "complete":
+            problem = records.per_episode_problem(record, self.directory)
+            if problem is not None:  # nothing to test again without the checkpoint
+                raise ConfigError(
+                    f"{self.directory} holds the record of a finished run, but {problem} and its checkpoint is gone; "
+                    f"restore that file (the record's numbers stand), or {self.new_config}"
+                )
             raise ConfigError(
                 f"{self.directory} holds the record of a finished run but not its checkpoint; the record stands: "
                 f"{self.new_config}"

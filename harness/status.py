@@ -100,8 +100,13 @@ def _status(directory: Path, table: str) -> CellStatus:
         if path.exists():
             fix = records.record_fix(path, records.rerun_cell(directory))
             record = records.read_record(path, fix, config=True)
-            if records.is_complete(record, directory):
-                progress = _progress(record, path, fix)  # checks stopped_early too
+            if record["status"] == "complete":
+                progress = _progress(record, path, fix)
+                problem = records.per_episode_problem(record, directory)
+                if problem is not None:  # the leaderboard reads the record's numbers, which stand
+                    retest = "its command tests the checkpoint again" if (directory / CHECKPOINT).exists() else ""
+                    note = f"{problem}: {retest or 'restore that file'}"
+                    return CellStatus(**base, state="done", note=note, **progress)
                 return CellStatus(**base, state="done", note=_stopped(record), **progress)
         if (directory / CHECKPOINT).exists():
             fix = records.start_cell_over(directory, records.rerun_cell(directory))
@@ -128,9 +133,11 @@ def _progress(saved: dict[str, Any], path: Path, fix: str) -> dict[str, Any]:
     if wall is None:  # a checkpoint: training time is all its time so far
         wall = saved.get("wall_time_s")
     config = saved.get("config")
+    total = config.get("episodes") if isinstance(config, dict) else None
+    stopped = saved.get("stopped_early")  # a record's is {"at_episode": ...}, a checkpoint's the episode
     return {
         "episodes": saved.get("episodes_trained"),
-        "total": config.get("episodes") if isinstance(config, dict) else None,
+        "total": stopped if isinstance(stopped, int) else total,  # a checkpoint's: patience ended training there
         "validation": (history[-1][0], float(history[-1][1])) if history else None,
         "wall_time_s": wall,
     }
@@ -138,6 +145,8 @@ def _progress(saved: dict[str, Any], path: Path, fix: str) -> dict[str, Any]:
 
 def _interrupted(saved: dict[str, Any]) -> str:
     """How an interrupted cell's checkpoint says it stopped, and what to do."""
+    if saved.get("stopped_early") is not None:
+        return f"validation stopped its training at episode {saved['stopped_early']:,}; rerun its command to test it"
     how = f"stopped by {saved['stopped_by']}" if saved.get("stopped_by") else ""
     if saved.get("unvalidated"):
         how += (", " if how else "") + "its validation there left for the rerun"
@@ -178,7 +187,7 @@ def _alive(pid: int) -> bool:
 def render(table: str, results: Path, statuses: list[CellStatus]) -> str:
     """A text table of ``statuses``, one line per cell."""
     if not statuses:
-        return f"{table}: no cells under {results / table} yet (harness reproduce {table} starts them)"
+        return printable(f"{table}: no cells under {results / table} yet (harness reproduce {table} starts them)")
     head = ("budget", "row", "setting", "seed", "state", "episodes", "last validation", "training time", "")
     lines: list[tuple[str, ...]] = [head]
     for s in statuses:
@@ -198,7 +207,7 @@ def render(table: str, results: Path, statuses: list[CellStatus]) -> str:
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     text = ["  ".join(cell.ljust(width) for cell, width in zip(line, widths, strict=True)).rstrip() for line in lines]
     counts = ", ".join(f"{n} {state}" for state in STATES if (n := sum(s.state == state for s in statuses)))
-    return "\n".join([f"{table} ({results / table}): {counts}", *text])
+    return "\n".join([printable(f"{table} ({results / table}): {counts}"), *text])
 
 
 def _duration(seconds: float) -> str:

@@ -142,6 +142,10 @@ def test_harness_evaluate_refuses_a_planted_checkpoint_in_one_line(tmp_path: Pat
         (lambda s: s.update(episodes_trained=10**9), "no count of the episodes trained within the run's episodes"),
         (lambda s: s.update(step="x", loss_history=5), "step, loss_history of another type than a run saves"),
         (lambda s: s.update(val_history=[["a"]], wall_time_s="x"), "wall_time_s, val_history of another type"),
+        (lambda s: s.update(final=True, kept={"which": "best"}), "kept of another type than a run saves"),
+        (lambda s: s.update(final=True, kept={"which": "weird", "episode": 0}), "kept of another type"),
+        (lambda s: s.update(final=True, kept="best"), "kept of another type than a run saves"),
+        (lambda s: (s.update(final=True), s.pop("kept", None)), "a finished run's weights without saying which"),
     ],
 )
 def test_a_hand_edited_checkpoint_with_a_valid_checksum_is_refused_in_one_line(tmp_path, edit, problem):

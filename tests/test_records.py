@@ -72,7 +72,8 @@ def test_a_complete_run_whose_per_episode_file_is_gone_or_damaged_is_tested_agai
         (tmp_path / "r" / per_episode.FILE).write_bytes(b"junk")
     messages: list[str] = []
     again = knn_run(tmp_path, messages)
-    assert f"testing {tmp_path / 'r'} again (its episodes.npz is missing or does not match its SHA-256)" in messages
+    problem = "is missing" if damage == "delete" else "does not match the SHA-256 in record.json"
+    assert f"testing {tmp_path / 'r'} again (its episodes.npz {problem})" in messages
     assert again["metrics"] == first["metrics"] and per_episode.load(tmp_path / "r").episodes.tolist() == list(range(8))
     messages.clear()
     knn_run(tmp_path, messages)

@@ -345,7 +345,8 @@ def test_sigterm_while_testing_ends_the_command_in_one_line_and_leaves_the_sigte
     args = ["run", "--model", "knn", "--kind", "fewshot", "--eval-episodes", "8", "--no-progress"]
     assert main([*args, "--out", str(tmp_path)]) == 128 + signal.SIGTERM
     assert capsys.readouterr().err.splitlines()[-1] == (
-        "harness: interrupted by SIGTERM; rerun the same command to resume from the last checkpoint"
+        "harness: interrupted by SIGTERM; rerun the same command to carry on (it keeps finished runs and saved "
+        "checkpoints)"
     )
     assert signal.getsignal(signal.SIGTERM) == before
 

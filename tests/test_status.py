@@ -156,6 +156,29 @@ def test_a_missing_or_damaged_cell_file_is_shown_and_the_fix_it_names_writes_it_
     assert {row["setting"] for row in leaderboard.our_results(table, results)} == {"5-way 1-shot", "10-way 1-shot"}
 
 
+def test_a_cell_stopped_by_its_patience_before_its_test_has_no_training_left(results):
+    stopped = copy_cell(results, 1) / "checkpoint.pkl"
+    checkpoints.save(stopped, {**checkpoints.load(stopped), "episodes_trained": 32, "stopped_early": 32, "step": 4})
+    (status,) = [s for s in table_status(results, "toy-table") if s.seed == 1]
+    assert (status.state, status.episodes, status.total, status.left_s) == ("interrupted", 32, 32, None)
+    assert status.note == "validation stopped its training at episode 32; rerun its command to test it"
+
+
+@pytest.mark.parametrize("checkpoint", [True, False])
+def test_a_done_cell_whose_episodes_file_was_damaged_says_so_and_how_to_mend_it(toy_host, results, checkpoint):
+    (results / SEED0 / "episodes.npz").write_bytes(b"junk")
+    if not checkpoint:
+        (results / SEED0 / "checkpoint.pkl").unlink()
+    (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
+    fix = "its command tests the checkpoint again" if checkpoint else "restore that file"
+    assert (status.state, status.note) == ("done", f"its episodes.npz does not match the SHA-256 in record.json: {fix}")
+    outcome = reproduce(toy_host.tables.get("toy-table"), toy_host, results, seeds=[0], settings=["5-way 1-shot"])
+    if checkpoint:  # tested again: the file is written anew
+        assert outcome["run"] == [SEED0] and table_status(results, "toy-table")[0].note == ""
+    else:
+        assert outcome["failed"] == [SEED0]
+
+
 @pytest.mark.parametrize("parts", [False, True])
 def test_an_interrupted_cell_says_which_signal_stopped_it_and_whether_a_validation_waits(results, monkeypatch, parts):
     stopped, waiting = copy_cell(results, 1) / "checkpoint.pkl", copy_cell(results, 2) / "checkpoint.pkl"
