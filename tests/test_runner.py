@@ -339,16 +339,17 @@ def test_sigterm_while_testing_ends_the_command_in_one_line_and_leaves_the_sigte
 
     monkeypatch.setattr(plugins, "_HOST", None)
     monkeypatch.setattr("harness.runner.score", terminated_while_testing)
-    before = signal.getsignal(signal.SIGTERM)
-    if before != signal.SIG_DFL:  # the harness leaves a handler it finds alone: the signal would end the tests
-        pytest.skip("this process handles SIGTERM itself")
-    args = ["run", "--model", "knn", "--kind", "fewshot", "--eval-episodes", "8", "--no-progress"]
-    assert main([*args, "--out", str(tmp_path)]) == 128 + signal.SIGTERM
-    assert capsys.readouterr().err.splitlines()[-1] == (
-        "harness: interrupted by SIGTERM; rerun the same command to carry on (it keeps finished runs and saved "
-        "checkpoints)"
-    )
-    assert signal.getsignal(signal.SIGTERM) == before
+    earlier = signal.signal(signal.SIGTERM, signal.SIG_DFL)  # as in a fresh process (a test before may have set one)
+    try:
+        args = ["run", "--model", "knn", "--kind", "fewshot", "--eval-episodes", "8", "--no-progress"]
+        assert main([*args, "--out", str(tmp_path)]) == 128 + signal.SIGTERM
+        assert capsys.readouterr().err.splitlines()[-1] == (
+            "harness: interrupted by SIGTERM; rerun the same command to carry on (it keeps finished runs and saved "
+            "checkpoints)"
+        )
+        assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, earlier)
 
 
 def test_a_signal_during_a_validation_leaves_it_to_the_rerun_which_ends_as_an_uninterrupted_run(
