@@ -104,8 +104,8 @@ def _status(directory: Path, table: str) -> CellStatus:
                 progress = _progress(record, path, fix)
                 problem = records.per_episode_problem(record, directory)
                 if problem is not None:  # the leaderboard reads the record's numbers, which stand
-                    retest = "its command tests the checkpoint again" if (directory / CHECKPOINT).exists() else ""
-                    note = f"{problem}: {retest or 'restore that file'}"
+                    retest = (directory / CHECKPOINT).exists()
+                    note = f"{problem}: {'rerun its command to test the checkpoint again' if retest else 'restore it'}"
                     return CellStatus(**base, state="done", note=note, **progress)
                 return CellStatus(**base, state="done", note=_stopped(record), **progress)
         if (directory / CHECKPOINT).exists():

@@ -170,7 +170,7 @@ def test_a_done_cell_whose_episodes_file_was_damaged_says_so_and_how_to_mend_it(
     if not checkpoint:
         (results / SEED0 / "checkpoint.pkl").unlink()
     (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
-    fix = "its command tests the checkpoint again" if checkpoint else "restore that file"
+    fix = "rerun its command to test the checkpoint again" if checkpoint else "restore it"
     assert (status.state, status.note) == ("done", f"its episodes.npz does not match the SHA-256 in record.json: {fix}")
     outcome = reproduce(toy_host.tables.get("toy-table"), toy_host, results, seeds=[0], settings=["5-way 1-shot"])
     if checkpoint:  # tested again: the file is written anew
