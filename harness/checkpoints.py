@@ -146,28 +146,30 @@ def load_run(path: Path, start_over: str | None = None) -> dict[str, Any]:
     return state
 
 
-def _count(value: Any) -> bool:
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is a count (of episodes, or a seed): an int, not negative (not a bool)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def _finite(value: Any) -> bool:
+def is_finite(value: Any) -> bool:
+    """Whether ``value`` is a finite int or float (not a bool)."""
     return _number(value, float) is not None
 
 
 _STATE_CHECKS = {
-    "step": _count,
-    "resumes": _count,
-    "stale": _count,
-    "wall_time_s": lambda v: _finite(v) and v >= 0,
-    "stopped_early": lambda v: v is None or _count(v),
+    "step": is_count,
+    "resumes": is_count,
+    "stale": is_count,
+    "wall_time_s": lambda v: is_finite(v) and v >= 0,
+    "stopped_early": lambda v: v is None or is_count(v),
     "loss_history": lambda v: isinstance(v, list) and all(isinstance(e, list | tuple) and len(e) == 2 for e in v),
     "val_history": lambda v: isinstance(v, list) and all(isinstance(e, list | tuple) and len(e) == 2 for e in v),
     "val_detail": lambda v: isinstance(v, list),
     "sessions": lambda v: isinstance(v, list),
     "pending_losses": lambda v: isinstance(v, list),
-    "best": lambda v: v is None or (isinstance(v, dict) and _count(v.get("episode"))),
+    "best": lambda v: v is None or (isinstance(v, dict) and is_count(v.get("episode"))),
     "final": lambda v: isinstance(v, bool),
-    "kept": lambda v: isinstance(v, dict) and v.get("which") in ("best", "last") and _count(v.get("episode")),
+    "kept": lambda v: isinstance(v, dict) and v.get("which") in ("best", "last") and is_count(v.get("episode")),
 }
 """What the progress a checkpoint saves must be, where it is there (older checkpoints lack some)."""
 
@@ -180,7 +182,7 @@ def _state_problem(state: dict[str, Any]) -> str | None:
     if "model_state" not in state:
         return "no model state"
     episodes = state.get("episodes_trained")
-    if not _count(episodes) or (_count(config.get("episodes")) and episodes > config["episodes"]):
+    if not is_count(episodes) or (is_count(config.get("episodes")) and episodes > config["episodes"]):
         return "no count of the episodes trained within the run's episodes"
     if state.get("final") and "kept" not in state:
         return "a finished run's weights without saying which model they are (kept)"

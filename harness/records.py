@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness import files
-from harness.checkpoints import CHECKPOINT
+from harness.checkpoints import CHECKPOINT, is_count, is_finite
 from harness.errors import DataError, describe
 from harness.tables import cell_name
 
@@ -77,11 +76,6 @@ def read_cell(directory: Path, table: str) -> dict[str, Any]:
             f"delete it, or move it to <results>/{expected} if that cell is missing"
         )
     return cell
-
-
-def is_count(value: Any) -> bool:
-    """Whether ``value`` is a count (of episodes, or a seed): an int, not negative (not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def is_cell(directory: Path) -> bool:
@@ -199,15 +193,11 @@ def progress_problem(saved: dict[str, Any]) -> str | None:
 
 def _validation(entry: Any) -> bool:
     """Whether ``entry`` of ``val_history`` is ``[episode, accuracy]``."""
-    return isinstance(entry, (list, tuple)) and len(entry) == 2 and is_count(entry[0]) and _number(entry[1])
+    return isinstance(entry, (list, tuple)) and len(entry) == 2 and is_count(entry[0]) and is_finite(entry[1])
 
 
 def _duration(value: Any) -> bool:
-    return _number(value) and value >= 0
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+    return is_finite(value) and value >= 0
 
 
 def _config(config: Any) -> bool:

@@ -205,10 +205,11 @@ def claim_and_run(
     """
     try:
         with rundirs.claim(directory):
-            if records.is_cell(directory) and _complete(directory):
+            reproduced = records.is_cell(directory)  # else a run reproduce did not start, or a lost cell.json
+            if reproduced and _complete(directory):
                 return DONE, ""
             cell_prepared = prepared if isinstance(prepared, Prepared) else prepared()
-            if not records.is_cell(directory):
+            if not reproduced:
                 _check_adoptable(directory, cell_prepared)
             atomic.write_json(directory / CELL, cell)
             if _complete(directory):  # a finished cell whose cell.json was lost
