@@ -99,7 +99,7 @@ def test_over_several_tables_a_budget_row_or_setting_picks_the_tables_that_have_
     ]  # fmt: skip
     refused = {
         "budget": (lambda: select(tables, host, "shrot"), "has a budget 'shrot' (theirs: quick, paper, long, xl, "
-                   "short); did you mean 'short'?"),
+                   "xxl, short); did you mean 'short'?"),
         "row": (lambda: select(tables, host, "paper", rows=["kNN (raw pixel)"]), "did you mean 'kNN (raw pixels)'?"),
         "both": (lambda: select(tables, host, "xl", settings=["5-way 1-shot"]),
                  "together with the models, rows and settings"),
@@ -421,7 +421,9 @@ def test_a_budget_sets_the_queries_and_batch_of_the_few_shot_settings(host):
     paper = table_cells(table, host, "paper", rows=["kNN (raw pixels)"])
     assert {(c.config.queries, c.config.batch_size) for c in short} == {(10, 1)}  # the authors' training script's
     assert {(c.config.queries, c.config.batch_size) for c in paper} == {(1, 16)}
-    assert {c.config.episodes for c in table_cells(host.tables.get("mann-table1"), host, "xl")} == {1_600_000}
+    mann = host.tables.get("mann-table1")
+    assert {c.config.episodes for c in table_cells(mann, host, "xl")} == {1_600_000}
+    assert {(c.config.episodes, c.config.patience) for c in table_cells(mann, host, "xxl")} == {(3_200_000, 20)}
 
 
 def test_table_rows_hook_puts_the_builtin_knn_in_a_plugin_table(toy_host, tmp_path):

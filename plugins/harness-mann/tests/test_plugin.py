@@ -56,7 +56,7 @@ def test_the_paper_budget_trains_at_3e_3_and_the_other_budgets_at_the_default():
     host.register(harness_mann, "mann")
     lr = {}
     for table in ("mann-table1", "mann-table2"):
-        for budget in ("quick", "paper", "long", "xl"):
+        for budget in ("quick", "paper", "long", "xl", "xxl"):
             for cell in table_cells(host.tables.get(table), host, budget):
                 if cell.config.model != "knn":
                     lr.setdefault((table, budget), set()).add(cell.config.params.get("lr"))
