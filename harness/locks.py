@@ -9,9 +9,11 @@ re-entrant within one thread of one process. Without ``fcntl`` (Windows) nothing
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import socket
+import stat
 import threading
 from collections.abc import Iterator
 from datetime import datetime, timezone
@@ -84,10 +86,25 @@ def exclusive(lock_file: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+def _open(lock_file: Path) -> int:
+    """Open ``lock_file``, created if missing, refusing anything but a regular file (a symlink is never followed)."""
+    problem = f"{lock_file} is not a regular file, as a lock must be; move it away (or delete it) and run again"
+    try:
+        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
+    except OSError as exc:  # a folder, a symlink (ELOOP; EMLINK on BSDs), a FIFO or socket without a reader
+        if exc.errno in (errno.EISDIR, errno.ELOOP, errno.EMLINK, errno.ENXIO):
+            raise HarnessError(problem) from None
+        raise
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise HarnessError(problem)
+    return fd
+
+
 def _acquire(lock_file: Path) -> int:
     """Open, lock and sign ``lock_file``; return its descriptor."""
     while True:
-        fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open(lock_file)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

@@ -17,8 +17,11 @@ from harness import locks
 from harness.errors import ConfigError
 
 LOCK = ".lock"
-TEMP_FILE = re.compile(r"\..+\.tmp")
-"""What ``harness.atomic.write_bytes`` names a file before moving it into place: ``.<name>.<random>.tmp``."""
+TEMP_FILE = re.compile(
+    r"\.(record\.json|cell\.json|episodes\.npz|checkpoint\.pkl(\.part\d+-[0-9a-f]+)?)\.[a-z0-9_]{8}\.tmp"
+)
+"""What ``harness.atomic.write_bytes`` names a run's own file (record, cell file, episodes, checkpoint and its
+parts) before moving it into place: ``.<name>.<8 random characters>.tmp``. Anything else is never removed."""
 
 
 def resolve(out: Path, name: str) -> Path:

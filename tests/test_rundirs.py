@@ -83,16 +83,38 @@ def test_a_killed_holder_leaves_no_stale_lock_and_its_temp_files_go(protonet_hos
     orphans = [directory / ".checkpoint.pkl.abcd1234.tmp", directory / ".record.json.x_y_z123.tmp"]
     for orphan in orphans:
         orphan.write_bytes(b"half")
-    kept = [directory / "notes.tmp", directory / ".keep", directory / "model-extras"]
+    kept = [directory / "notes.tmp", directory / ".keep", directory / "model-extras", directory / ".draft.tmp"]
     kept[0].write_text("not ours")
     kept[1].write_text("")
     kept[2].mkdir()
+    kept[3].write_text("a user's file, named like a temporary one but not by the harness")
     messages: list[str] = []
     record = run(fewshot_config(), protonet_host, tmp_path, name="r", log=messages.append)
     assert record["status"] == "complete"
     assert not any(orphan.exists() for orphan in orphans) and all(path.exists() for path in kept)
     assert not (directory / ".lock").exists()
     assert any("removed 2 temporary files" in message for message in messages), messages
+
+
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "folder", "fifo"])
+def test_a_lock_file_that_is_no_regular_file_is_refused_and_never_followed(protonet_host, tmp_path, kind):
+    victim, directory = tmp_path / "victim.txt", tmp_path / "r"
+    victim.write_text("precious")
+    directory.mkdir()
+    lock = directory / ".lock"
+    {
+        "symlink": lambda: lock.symlink_to(victim),
+        "dangling symlink": lambda: lock.symlink_to(tmp_path / "absent"),
+        "folder": lock.mkdir,
+        "fifo": lambda: os.mkfifo(lock),
+    }[kind]()
+    with pytest.raises(HarnessError) as err:
+        run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    assert (
+        str(err.value) == f"{lock} is not a regular file, as a lock must be; move it away (or delete it) and run again"
+    )
+    assert victim.read_text() == "precious" and not (tmp_path / "absent").exists()
+    assert os.path.lexists(lock) and not (directory / "checkpoint.pkl").exists()
 
 
 def test_a_run_in_a_held_directory_of_its_own_process_and_thread_is_allowed(protonet_host, tmp_path):
