@@ -30,8 +30,9 @@ from typing import Any, TypeVar
 
 import pluggy
 
-from harness import __version__, hookspecs
-from harness.errors import DuplicateNameError, PluginError, describe, printable
+from harness import __version__, hookspecs, table_checks
+from harness.config import merge_options
+from harness.errors import ConfigError, DuplicateNameError, PluginError, describe, printable
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
 from harness.tables import TableRow, TableSpec
@@ -332,9 +333,26 @@ class PluginHost:
             for kind, specs in contributions[plugin_name].items():
                 info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
         self._registries = registries
+        if self._break_rows_models_cannot_run(registries):
+            return self._build()  # again, without the plugins just broken
         self._check_rows(registries)
         self._check_table_metrics(registries)
         return registries
+
+    def _break_rows_models_cannot_run(self, registries: dict[str, Registry[Any]]) -> bool:
+        """Break each plugin listing a row whose registered model cannot run it (``_params_problem``); whether any."""
+        models = registries["models"]
+        listed = [(models.plugin_of(m.name), row.model or m.name, row) for m in models for row in m.rows]
+        listed += [(registries["rows"].plugin_of(row.name), row.model, row) for row in registries["rows"]]
+        broken = False
+        for plugin, model, row in listed:
+            info = self._infos[plugin]
+            problem = None if model not in models or info.error else _params_problem(row, models.get(model))
+            if problem is not None:
+                info.provides = {}
+                self._broken(info, problem)
+                broken = True
+        return broken
 
     def _check_table_metrics(self, registries: dict[str, Registry[Any]]) -> None:
         """Note each table whose metric no plugin registers (fatal if strict): its cells could never be filled."""
@@ -515,16 +533,33 @@ def _near_miss(name: str, names: list[str]) -> bool:
 
 def _check_names(specs: list[Any], hook_name: str) -> None:
     """Raise ``TypeError`` for a spec whose name holds control or format characters (a newline, an ANSI escape),
-    or a ``TableRow`` whose table, row label or model is not text."""
+    and ``TypeError`` or ``ValueError`` for a table or table row (its own or a model's) that is malformed
+    (``harness.table_checks``)."""
     for spec in specs:
-        if isinstance(spec, TableRow) and not (
-            isinstance(spec.table, str) and isinstance(spec.row, str) and spec.row and isinstance(spec.model, str)
-        ):
-            raise TypeError(
-                f"{hook_name} returned {spec!r}; its table, row and model must be strings, the row not empty"
-            )
         if printable(spec.name) != spec.name:
             raise TypeError(f"{hook_name} returned the name {spec.name!r}, which holds control characters; rename it")
+        if isinstance(spec, TableSpec):
+            table_checks.check_table(spec)
+        elif isinstance(spec, TableRow):
+            table_checks.check_row(spec)
+        elif isinstance(spec, ModelSpec):
+            table_checks.check_declared(spec, f"model {spec.name!r}", only=("rows",))
+            for row in spec.rows:
+                table_checks.check_row(row)
+
+
+def _params_problem(row: TableRow, model: ModelSpec) -> str | None:
+    """Why ``model`` cannot run ``row``: its ``params`` or ``budget_params`` name a parameter the model's defaults
+    lack, or give one a value of another type; ``None`` if it can."""
+    given = {"params": row.params, **{f"budget_params[{b!r}]": p for b, p in row.budget_params.items()}}
+    for where, params in given.items():
+        try:
+            merge_options(model.defaults, params, f"model {model.name!r}", "parameter")
+        except ConfigError as exc:
+            return (
+                f"lists row {row.row!r} of table {row.table!r} that its model cannot run: {exc}; fix the row's {where}"
+            )
+    return None
 
 
 def _location(plugin: object) -> str | None:

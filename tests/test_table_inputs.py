@@ -5,10 +5,12 @@ from __future__ import annotations
 import csv
 import dataclasses
 import io
+import os
 import re
 import types
 
 import pytest
+from conftest import TESTS, harness_cli
 from harness_test_plugins import toy_table
 
 from harness import hookimpl, leaderboard
@@ -18,7 +20,7 @@ from harness.errors import DataError, PluginError
 from harness.paper_tables import load_paper_table, paper_cells
 from harness.plugins import PluginHost
 from harness.specs import ModelSpec
-from harness.tables import TableRow, make_cell, slug
+from harness.tables import TableRow, TableSetting, make_cell, slug
 
 HEADER = "row,setting,metric,key,value,ci95,paper,table,source,checked,note\n"
 
@@ -158,4 +160,122 @@ def test_a_model_registered_twice_by_one_plugin_says_so(host):
 
 def test_a_row_whose_fields_are_not_text_breaks_its_plugin(host):
     host.register(_rows_plugin(TableRow("toy-table", 7, model="knn")), "numbers")  # type: ignore[arg-type]
-    assert "its table, row and model must be strings" in (host.info("numbers").error or "")
+    assert host.info("numbers").error == (
+        "failed in hook harness_table_rows: TypeError: row 7 of table 'toy-table': row must be str, got int 7"
+    )
+
+
+def _tables_plugin(**fields: object) -> types.SimpleNamespace:
+    """A plugin registering the toy table (as ``evil-table``) with ``fields`` replaced."""
+    table = dataclasses.replace(toy_table.toy_table(), **{"name": "evil-table", **fields})
+    return types.SimpleNamespace(harness_tables=hookimpl(lambda: [table]))
+
+
+def _only_broken(host: PluginHost, plugin: object) -> str:
+    """The one problem of ``host`` with ``plugin`` registered as ``evil``, which must leave the built-ins working."""
+    with host.registered(plugin, "evil"):
+        (problem,) = host.problems()
+        assert host.info("evil").provides == {} and "evil-table" not in host.tables
+        assert "snail-table1" in host.tables and "knn" in host.models
+        assert "snail-table1/Evil kNN" not in host.rows
+    return problem
+
+
+FOLDER = "cannot name a folder: it must be non-empty, without '/', '\\', '..' or control characters, and not start"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"name": "/tmp/abs/pwn"}, f"table name '/tmp/abs/pwn' {FOLDER}"),
+        ({"name": "../../escape"}, f"table name '../../escape' {FOLDER}"),
+        ({"name": "a\\b"}, f"table name 'a\\\\b' {FOLDER}"),
+        ({"name": ".hidden"}, f"table name '.hidden' {FOLDER}"),
+        ({"name": "-rf"}, f"table name '-rf' {FOLDER}"),
+        ({"name": "nul\0"}, "returned the name 'nul\\x00', which holds control characters"),
+        ({"budgets": {"../up": {"episodes": 8}}}, f"table 'evil-table': budget name '../up' {FOLDER}"),
+        ({"budgets": {"": {"episodes": 8}}}, f"table 'evil-table': budget name '' {FOLDER}"),
+    ],
+)
+def test_a_table_or_budget_name_that_cannot_name_a_folder_breaks_its_plugin(host, fields, message):
+    problem = _only_broken(host, _tables_plugin(**fields))
+    assert problem.startswith("plugin 'evil' failed in hook harness_tables: ") and message in problem
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"budgets": ["quick"]}, "TypeError: table 'evil-table': budgets must be Mapping[str, Mapping[str, Any]], "
+                                 "got list ['quick']"),
+        ({"settings": None}, "TypeError: table 'evil-table': settings must be tuple[TableSetting, ...], got NoneType "
+                             "None"),
+        ({"settings": (TableSetting("x", "ways=5"),)}, "TypeError: table 'evil-table', setting 'x': config must be "
+                                                       "Mapping[str, Any], got str 'ways=5'"),
+        ({"keys": "5-way 1-shot"}, "TypeError: table 'evil-table': keys must be tuple[str, ...] | None, got str "
+                                   "'5-way 1-shot'"),
+        ({"seeds": (0, True)}, "TypeError: table 'evil-table': seeds must be tuple[int, ...], got tuple (0, True)"),
+        ({"plot": "pie"}, "ValueError: table 'evil-table': plot must be one of curves, bars, got 'pie'"),
+        ({"seeds": ()}, "ValueError: table 'evil-table': seeds is empty; give at least one"),
+        ({"settings": (toy_table.toy_table().settings[0],) * 2},
+         "ValueError: setting '5-way 1-shot' is listed twice in table 'evil-table'; list it once"),
+    ],
+)  # fmt: skip
+def test_a_malformed_table_breaks_its_plugin_in_one_line_naming_table_and_field(host, fields, message):
+    assert _only_broken(host, _tables_plugin(**fields)) == f"plugin 'evil' failed in hook harness_tables: {message}"
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"params": "k=3"}, "params must be Mapping[str, Any], got str 'k=3'"),
+        ({"budget_params": ["quick"]}, "budget_params must be Mapping[str, Mapping[str, Any]], got list ['quick']"),
+        ({"settings": "5-way 1-shot"}, "settings must be tuple[str, ...], got str '5-way 1-shot'"),
+    ],
+)
+def test_a_malformed_row_breaks_its_plugin_in_one_line_naming_row_and_field(host, fields, message):
+    plugin = _rows_plugin(TableRow("snail-table1", "Evil kNN", model="knn", **fields))  # type: ignore[arg-type]
+    assert _only_broken(host, plugin) == (
+        f"plugin 'evil' failed in hook harness_table_rows: TypeError: row 'Evil kNN' of table 'snail-table1': {message}"
+    )
+    row = TableRow("snail-table1", "Evil kNN", **fields)  # type: ignore[arg-type]
+    spec = ModelSpec("evil-knn", "rows a malformed row", (EpisodeKind.FEWSHOT,), NearestNeighbour, rows=(row,))
+    assert message in _only_broken(host, types.SimpleNamespace(harness_models=hookimpl(lambda: [spec])))
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"params": {"nosuch": 1}}, "model 'knn' has no parameter 'nosuch' (valid: k); fix the row's params"),
+        ({"budget_params": {"paper": {"k": "3"}}},
+         "model 'knn' parameter k must be an int like its default 1, got '3'; fix the row's budget_params['paper']"),
+    ],
+)  # fmt: skip
+def test_a_row_its_model_cannot_run_breaks_the_plugin_listing_it_naming_the_row(fields, message):
+    problem = f"plugin 'evil' lists row 'Evil kNN' of table 'snail-table1' that its model cannot run: {message}"
+    plugin = _rows_plugin(TableRow("snail-table1", "Evil kNN", model="knn", **fields))
+    host = PluginHost(autoload=False, modules=[], strict=False)
+    assert _only_broken(host, plugin) == problem
+    strict = PluginHost(autoload=False, modules=[], strict=True)
+    strict.register(plugin, "evil")
+    with pytest.raises(PluginError, match=f"^{re.escape(problem)}$"):
+        strict.plugins()
+
+
+def test_commands_over_all_tables_keep_working_beside_a_malformed_table(tmp_path):
+    (tmp_path / "evil_tables.py").write_text(
+        "import dataclasses\n"
+        "from harness import hookimpl\n"
+        "from harness_test_plugins.toy_table import toy_table\n\n\n"
+        "@hookimpl\n"
+        "def harness_tables():\n"
+        "    return [dataclasses.replace(toy_table(), budgets=['quick'])]\n"
+    )
+    (tmp_path / "results").mkdir()
+    env = {"HARNESS_PLUGINS": "evil_tables", "PYTHONPATH": os.pathsep.join([str(tmp_path), str(TESTS)])}
+    result = harness_cli("status", "all", "--results", str(tmp_path / "results"), "--budget", "quick", env=env)
+    assert result.returncode == 0 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith(
+        "harness: warning: plugin 'evil_tables' failed in hook harness_tables: TypeError: table 'toy-table': budgets "
+        "must be Mapping[str, Mapping[str, Any]], got list ['quick']"
+    )
+    assert "snail-table1" in result.stdout and "toy-table" not in result.stdout
