@@ -11,11 +11,12 @@ import dataclasses
 import errno
 import json
 import os
+import re
 import signal
 import stat
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -26,29 +27,40 @@ from harness.writable import check_writable
 RESULTS_ENV = "HARNESS_RESULTS_DIR"
 DEFAULT_RESULTS = "results"
 
-RUN_FLAGS: dict[str, tuple[type, str]] = {
+ASCII_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+"""An integer as flags take it: ASCII digits (``int`` alone also takes other scripts' digits and ``1_000``)."""
+
+
+def integer(text: str) -> int:
+    """An integer flag's value (``ASCII_INTEGER``); argparse reports a ``ValueError`` as an invalid integer."""
+    if not ASCII_INTEGER.fullmatch(text):
+        raise ValueError(text)
+    return int(text)
+
+
+RUN_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "model": (str, "model name (see 'harness plugins')"),
     "dataset": (str, "episode dataset name (default: synthetic)"),
     "test_dataset": (str, "dataset to test on, when not --dataset (e.g. published test episodes)"),
     "kind": (str, "episode kind: sequence (MANN) or fewshot (SNAIL, MetaNet)"),
-    "ways": (int, "classes per episode (N)"),
-    "shots": (int, "fewshot: support examples per class (K)"),
-    "queries": (int, "fewshot: query examples per class"),
-    "instances": (int, "sequence: presentations of each class per episode"),
+    "ways": (integer, "classes per episode (N)"),
+    "shots": (integer, "fewshot: support examples per class (K)"),
+    "queries": (integer, "fewshot: query examples per class"),
+    "instances": (integer, "sequence: presentations of each class per episode"),
     "labels": (str, "sequence: label encoding, onehot or string"),
-    "episodes": (int, "training episodes"),
-    "eval_episodes": (int, "fixed test episodes to evaluate on"),
-    "batch_size": (int, "episodes per batch"),
-    "seed": (int, "training seed"),
-    "eval_seed": (int, "seed of the fixed test episodes (keep 0 to compare with others)"),
-    "checkpoint_every": (int, "episodes between checkpoints"),
-    "val_every": (int, "episodes between validations on the dataset's validation split (0: none)"),
-    "val_episodes": (int, "fixed validation episodes per validation"),
+    "episodes": (integer, "training episodes"),
+    "eval_episodes": (integer, "fixed test episodes to evaluate on"),
+    "batch_size": (integer, "episodes per batch"),
+    "seed": (integer, "training seed"),
+    "eval_seed": (integer, "seed of the fixed test episodes (keep 0 to compare with others)"),
+    "checkpoint_every": (integer, "episodes between checkpoints"),
+    "val_every": (integer, "episodes between validations on the dataset's validation split (0: none)"),
+    "val_episodes": (integer, "fixed validation episodes per validation"),
     "keep": (str, "model to test at the end: last, or best (best validation accuracy; needs --val-every)"),
-    "patience": (int, "stop after this many validations without improvement (0: never)"),
+    "patience": (integer, "stop after this many validations without improvement (0: never)"),
     "device": (str, "torch models: auto (CUDA if present), cpu, cuda, cuda:N or mps"),
     "precision": (str, "torch models: fp32 or bf16 (autocast)"),
-    "threads": (int, "torch models: CPU threads (default 1; part of the run, as it changes the numbers)"),
+    "threads": (integer, "torch models: CPU threads (default 1; part of the run, as it changes the numbers)"),
     "budget": (str, "label for the training budget recorded with the run (quick, paper, custom)"),
 }
 
@@ -183,7 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
         "or on another dataset's (--dataset NAME --data k=v).",
     )
     evaluate.add_argument("--checkpoint", type=_file, required=True, metavar="PATH", help="a run's checkpoint.pkl")
-    evaluate.add_argument("--eval-episodes", type=int, metavar="N", help="number of test episodes (default: the run's)")
+    evaluate.add_argument(
+        "--eval-episodes", type=integer, metavar="N", help="number of test episodes (default: the run's)"
+    )
     evaluate.add_argument("--dataset", metavar="NAME", help="dataset to test on (default: the run's test dataset)")
     evaluate.add_argument(
         "--data",
@@ -269,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reproduce.add_argument("--device", help="torch models: auto (default), cpu, cuda, cuda:N or mps")
     reproduce.add_argument(
-        "--threads", type=int, metavar="N", help="torch models: CPU threads per cell (default 1; part of each cell)"
+        "--threads", type=integer, metavar="N", help="torch models: CPU threads per cell (default 1; part of each cell)"
     )
     reproduce.add_argument("--papers", type=_path, action="append", default=[], metavar="DIR", help=PAPERS_HELP)
     reproduce.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -338,8 +352,11 @@ def _seeds(text: str) -> list[int]:
     """``--seeds``: distinct seeds from 0 to ``SEED_MAX``, comma-separated."""
     from harness.params import SEED_MAX
 
+    parts = text.split(",")
+    if any(part.strip() for part in parts) and not all(ASCII_INTEGER.fullmatch(part) for part in parts):
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}")
     try:
-        seeds = [int(part) for part in text.split(",") if part.strip()]
+        seeds = [int(part) for part in parts if part.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
     bad = [seed for seed in seeds if not 0 <= seed <= SEED_MAX]
@@ -469,7 +486,7 @@ def cmd_status(args: argparse.Namespace) -> int:
     found = {}
     for table in tables:
         planned = table_cells(table, host, args.budget) if table.name in budgeted else []
-        found[table.name] = table_status(results, table.name, planned)
+        found[table.name] = table_status(results, table.name, planned, table)
     if args.json:
         print(json.dumps({name: [s.as_dict() for s in statuses] for name, statuses in found.items()}, indent=2))
     else:

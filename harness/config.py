@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import files
 from harness.episodes import EpisodeKind, EpisodeSettings, LabelEncoding
 from harness.errors import ConfigError, describe
 from harness.params import SEED_MAX, check_types
@@ -161,11 +162,22 @@ def _letters(name: str) -> str:
     return "".join(c for c in name.casefold() if c.isalnum())
 
 
+CONFIG_MAX_BYTES = 2**20
+"""The largest config file read: a run config is a few hundred bytes."""
+
+
 def load_toml(path: Path) -> dict[str, Any]:
     """Read a TOML config file, with one-line errors for a missing, unreadable or malformed file."""
-    try:
-        with open(path, "rb") as handle:
-            return tomllib.loads(handle.read().decode("utf-8-sig"))  # utf-8-sig: a BOM some editors write is fine
+    try:  # utf-8-sig: a BOM some editors write is fine
+        return tomllib.loads(files.read_regular(path, max_size=CONFIG_MAX_BYTES).decode("utf-8-sig"))
+    except files.TooLarge as exc:
+        raise ConfigError(f"config file {path} is {exc.size:,} bytes, not a run config; check the path") from None
+    except files.NotRegularFile:
+        raise ConfigError(
+            f"config file {path} is not a regular file (a FIFO, device or socket); check the path"
+        ) from None
+    except RecursionError:
+        raise ConfigError(f"config file {path} nests tables or arrays too deeply to be a run config") from None
     except FileNotFoundError:
         raise ConfigError(f"config file {path} does not exist; check the path") from None
     except IsADirectoryError:

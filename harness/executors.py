@@ -40,8 +40,8 @@ STOP_WAIT_S = 120.0
 
 
 def run_cell(
-    config: dict[str, Any], directory: str, data: dict[str, Any], cell: dict[str, Any], setup: HostSetup,
-    tracebacks: bool = False,
+    config: dict[str, Any], directory: str, data: dict[str, Any], cell: dict[str, Any], setting: dict[str, Any],
+    setup: HostSetup, tracebacks: bool = False,
 ) -> tuple[str, str]:  # fmt: skip
     """Run one cell in a Ray worker with the driver's plugins (``setup``); see ``claim_and_run``."""
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
@@ -53,7 +53,7 @@ def run_cell(
         cell_config = build_config({**config, "data": {**config["data"], **data}}, directory)
         return prepare(cell_config, _host(setup))
 
-    return claim_and_run(Path(directory), cell, prepared, tracebacks)
+    return claim_and_run(Path(directory), cell, setting, prepared, tracebacks)
 
 
 @functools.lru_cache(maxsize=4)
@@ -114,7 +114,13 @@ def execute_ray(
             env = {} if started_here else {"runtime_env": {"env_vars": worker_env()}}
             cells = {
                 task.options(num_cpus=p.config.threads, **env).remote(
-                    p.config.to_dict(), str(directory), where, cell.describe(), setup, tracebacks
+                    p.config.to_dict(),
+                    str(directory),
+                    where,
+                    cell.describe(),
+                    dict(cell.setting_config),
+                    setup,
+                    tracebacks,
                 ): cell
                 for cell, p, directory, where in jobs
             }

@@ -13,11 +13,20 @@ class NotRegularFile(OSError):
     """A FIFO, device or socket where a file was expected."""
 
 
-def read_regular(path: Path, limit: int = -1) -> bytes:
+class TooLarge(OSError):
+    """A file larger than its reader accepts (read whole, it could take all memory)."""
+
+    def __init__(self, path: Path, size: int, max_size: int) -> None:
+        super().__init__(errno.EFBIG, f"{size:,} bytes, more than the {max_size:,} accepted", str(path))
+        self.size, self.max_size = size, max_size
+
+
+def read_regular(path: Path, limit: int = -1, max_size: int | None = None) -> bytes:
     """The bytes of the regular file at ``path`` (at most ``limit``, all with -1).
 
     Raises ``IsADirectoryError`` for a folder, ``NotRegularFile`` for anything else that is not a
-    regular file (opened without blocking, never read), and ``OSError`` as ``open`` does.
+    regular file (opened without blocking, never read), ``TooLarge`` for a file of more than
+    ``max_size`` bytes (never read), and ``OSError`` as ``open`` does.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
     with os.fdopen(fd, "rb") as handle:
@@ -26,4 +35,7 @@ def read_regular(path: Path, limit: int = -1) -> bytes:
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
         if not stat.S_ISREG(mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
+        size = os.fstat(fd).st_size
+        if max_size is not None and size > max_size:
+            raise TooLarge(path, size, max_size)
         return handle.read(limit)

@@ -113,7 +113,9 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
             f"{cell_path} describes setting {cell['setting']!r}, which table {table.name!r} does not have; "
             "delete its folder"
         )
-    _check_seed(cell, record, cell_path.parent)
+    problem = records.foreign_record(cell, record, table.setting_config(cell["setting"]))
+    if problem is not None:
+        raise DataError(records.foreign_problem(record_path, problem, _retest(cell_path.parent)))
     stopped = record.get("stopped_early")
     if not records.is_count(record.get("episodes_trained")) or not (
         stopped is None or records.is_count(_get(stopped, "at_episode"))
@@ -124,20 +126,14 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     return cell, record
 
 
-def _check_seed(cell: dict[str, Any], record: dict[str, Any], folder: Path) -> None:
-    """Refuse a record copied from another seed's cell (it would count as this seed)."""
-    if record.get("seed", cell["seed"]) != cell["seed"]:
-        raise DataError(
-            f"{folder / RECORD} is the record of seed {record['seed']}, but its cell is seed {cell['seed']}: a record "
-            f"copied from another cell; {_retest(folder)}"
-        )
-
-
 def _mean_ci(table: TableSpec, record: dict[str, Any], key: str, directory: Path) -> tuple[float, float]:
-    """The mean and 95% CI half-width (fractions; NaN where the record has ``null``) behind column ``key``."""
+    """The mean and 95% CI half-width (fractions; the CI NaN where the record has ``null``) behind column ``key``."""
     try:
         summary = table.summary(record["metrics"], key)
-        return _number(summary["mean"]), _number(summary["ci95"])
+        mean, ci = _number(summary["mean"]), _number(summary["ci95"])
+        if not math.isfinite(mean):
+            raise ValueError(f"not a finite mean: {mean}")
+        return mean, ci
     except (KeyError, TypeError, ValueError):
         raise DataError(
             f"{directory / RECORD} has no {table.metric} {key!r} mean and ci95; {_retest(directory)}"

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -24,12 +25,16 @@ RESTART = "rerun with --restart to start the run over"
 """What starts a ``harness run`` over: the fix its errors offer where the run directory cannot be resumed."""
 
 JSON_TYPES = {list: "an array", str: "a string", int: "a number", float: "a number", bool: "a boolean"}
+JSON_MAX_BYTES = 64 * 2**20
+"""The largest record or cell file read (the committed records are under 100 kB): a larger one is damaged."""
 
 
 def read_json(path: Path, fix: str) -> dict[str, Any]:
     """The JSON object in ``path``; a one-line ``DataError`` naming it and ``fix`` when it is damaged."""
     try:
-        value = json.loads(files.read_regular(path).decode("utf-8"))
+        value = json.loads(files.read_regular(path, max_size=JSON_MAX_BYTES).decode("utf-8"))
+    except files.TooLarge as exc:
+        raise DataError(f"{path} cannot be read: {exc.strerror}, far more than a run writes; {fix}") from None
     except IsADirectoryError:
         raise DataError(f"{path} is a folder, not a JSON file; {fix}") from None
     except files.NotRegularFile:
@@ -76,6 +81,28 @@ def read_cell(directory: Path, table: str) -> dict[str, Any]:
             f"delete it, or move it to <results>/{expected} if that cell is missing"
         )
     return cell
+
+
+def foreign_record(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str, Any] | None) -> str | None:
+    """How ``record`` shows that it is another cell's (copied or moved here), if it does: a seed or budget other
+    than ``cell``'s, or a run config that differs from the cell's ``setting`` (its table's config of the setting,
+    ``None``: not checked) in a value the setting fixes. The problem, or ``None``."""
+    for field in ("seed", "budget"):
+        if field in record and record[field] != cell[field]:
+            return f"it is the record of {field} {record[field]!r}, but its cell is {field} {cell[field]!r}"
+    config = record.get("config")
+    for key, value in (setting or {}).items():
+        if key != "data" and isinstance(config, dict) and key in config and config[key] != value:
+            return (
+                f"it was trained with {key} {config[key]!r}, but its cell's setting {cell['setting']!r} has {key} "
+                f"{value!r}"
+            )
+    return None
+
+
+def foreign_problem(path: Path, problem: str, fix: str) -> str:
+    """The one-line error for the record at ``path`` that ``foreign_record`` found to be another cell's."""
+    return f"{path}: {problem}: a record copied from another cell; {fix}"
 
 
 def is_cell(directory: Path) -> bool:

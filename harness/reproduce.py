@@ -153,6 +153,15 @@ def table_cells(
             f"row {cell.row!r} of table {table.name!r} is listed twice (for model {other.config.model!r} and "
             f"model {cell.config.model!r}); list it once, or give one of them another label"
         )
+    if not cells and models and listed:
+        fillers = ", ".join(sorted({model for model, _ in listed}))
+        raise ConfigError(
+            f"{' and '.join(repr(m) for m in models)} fill{'s' if len(models) == 1 else ''} no row of table "
+            f"{table.name!r}{' with the --row and --setting given' if rows or settings else ''}; its rows are "
+            f"filled by {fillers}"
+        )
+    if not cells and listed:
+        raise ConfigError(f"no row of table {table.name!r} is run at the --row and --setting given together")
     if not cells:
         raise ConfigError(
             f"no installed model fills table {table.name!r}; install a model plugin that lists rows for it "
@@ -161,14 +170,27 @@ def table_cells(
     return cells
 
 
-def _complete(directory: Path) -> bool:
-    """Whether the cell in ``directory`` has a complete record with its per-episode values; a damaged record is
+def _complete(directory: Path, cell: dict[str, Any], setting: Mapping[str, Any]) -> bool:
+    """Whether the cell in ``directory`` (``cell``: what its ``cell.json`` says; ``setting``: what its setting fixes
+    of the config) has a complete record with its per-episode values; a damaged record, or another cell's, is
     refused in one line."""
     path = directory / RECORD
     if not path.exists():
         return False
-    record = records.read_record(path, records.record_fix(path, "rerun"))
+    fix = records.record_fix(path, "rerun")
+    record = records.read_record(path, fix)
+    problem = records.foreign_record(cell, record, setting)
+    if problem is not None:
+        raise DataError(records.foreign_problem(path, problem, fix))
     return records.is_complete(record, directory)
+
+
+def _done(directory: Path, cell: Cell) -> bool:
+    """Whether ``cell`` is done, to plan the run: a damaged record makes it one to run, which then fails alone."""
+    try:
+        return records.is_cell(directory) and _complete(directory, cell.describe(), cell.setting_config)
+    except DataError:
+        return False
 
 
 def _check_adoptable(directory: Path, prepared: Prepared) -> None:
@@ -194,25 +216,30 @@ def _rewrite_cell_file(directory: Path, cell: dict[str, Any]) -> None:
 
 
 def claim_and_run(
-    directory: Path, cell: dict[str, Any], prepared: Prepared | Callable[[], Prepared], tracebacks: bool = False
+    directory: Path,
+    cell: dict[str, Any],
+    setting: Mapping[str, Any],
+    prepared: Prepared | Callable[[], Prepared],
+    tracebacks: bool = False,
 ) -> tuple[str, str]:
     """Run a cell under its directory's lock unless it is done by then; return ``(outcome, detail)``.
 
-    ``prepared`` is the cell's prepared config, or a function making it once the cell is
-    claimed. The outcome is ``RAN``, ``DONE`` (another process finished it meanwhile),
+    ``cell`` is what its ``cell.json`` says, ``setting`` what the table's setting fixes of its
+    config (``Cell.setting_config``), ``prepared`` the cell's prepared config, or a function
+    making it once the cell is claimed. The outcome is ``RAN``, ``DONE`` (another process finished it meanwhile),
     ``ELSEWHERE`` (another process holds the directory; ``detail`` says which) or ``FAILED``
     (``detail`` is the error in one line, then with ``tracebacks`` the full traceback).
     """
     try:
         with rundirs.claim(directory):
             reproduced = records.is_cell(directory)  # else a run reproduce did not start, or a lost cell.json
-            if reproduced and _complete(directory):
+            if reproduced and _complete(directory, cell, setting):
                 return DONE, ""
             cell_prepared = prepared if isinstance(prepared, Prepared) else prepared()
             if not reproduced:
                 _check_adoptable(directory, cell_prepared)
             atomic.write_json(directory / CELL, cell)
-            if _complete(directory):  # a finished cell whose cell.json was lost
+            if _complete(directory, cell, setting):  # a finished cell whose cell.json was lost
                 return DONE, ""
             Run(cell_prepared, directory).execute(log=lambda _: None)
             return RAN, ""
@@ -289,7 +316,7 @@ def reproduce(
     cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows, settings=settings)
     directories = {cell.name: rundirs.resolve(out, cell.name) for cell in cells}
     # a finished run without cell.json is only taken as the cell's once its config is checked (claim_and_run)
-    todo = [c for c in cells if not (records.is_cell(directories[c.name]) and _complete(directories[c.name]))]
+    todo = [c for c in cells if not _done(directories[c.name], c)]
     for cell in cells:
         if cell not in todo:
             _rewrite_cell_file(directories[cell.name], cell.describe())
@@ -339,7 +366,7 @@ def reproduce(
             execute_ray(jobs, on_done, address=address, setup=setup, tracebacks=tracebacks)
         else:
             for cell, prepared, directory, _ in jobs:
-                on_done(cell, *claim_and_run(directory, cell.describe(), prepared, tracebacks))
+                on_done(cell, *claim_and_run(directory, cell.describe(), cell.setting_config, prepared, tracebacks))
     return outcomes
 
 

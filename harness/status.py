@@ -18,7 +18,7 @@ from harness.checkpoints import CHECKPOINT
 from harness.errors import DataError, HarnessError, printable
 from harness.records import CELL, RECORD
 from harness.rundirs import LOCK
-from harness.tables import Cell
+from harness.tables import Cell, TableSpec
 
 STATES = ("done", "running", "interrupted", "not started", "damaged")
 
@@ -66,12 +66,15 @@ class CellStatus:
         }  # fmt: skip
 
 
-def table_status(results: Path, table: str, planned: Iterable[Cell] = ()) -> list[CellStatus]:
-    """Every cell of ``table`` with a folder under ``results``, and the ``planned`` cells that have none yet."""
+def table_status(
+    results: Path, table: str, planned: Iterable[Cell] = (), spec: TableSpec | None = None
+) -> list[CellStatus]:
+    """Every cell of ``table`` with a folder under ``results``, and the ``planned`` cells that have none yet.
+    With the table's ``spec``, a finished cell's record is also checked against its setting."""
     found = {}
     for cell_file in sorted((results / table).glob(f"*/*/*/*/{CELL}")):
         directory = cell_file.parent
-        found[directory] = _status(directory, table)
+        found[directory] = _status(directory, table, spec)
     for directory in records.orphan_cells(results / table):
         found[directory] = _damaged(directory, records.orphan_problem(directory))
     for cell in planned:
@@ -87,7 +90,7 @@ def _damaged(directory: Path, note: str) -> CellStatus:
     return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=note)
 
 
-def _status(directory: Path, table: str) -> CellStatus:
+def _status(directory: Path, table: str, spec: TableSpec | None) -> CellStatus:
     try:
         cell = records.read_cell(directory, table)
     except HarnessError as exc:
@@ -100,6 +103,10 @@ def _status(directory: Path, table: str) -> CellStatus:
         if path.exists():
             fix = records.record_fix(path, records.rerun_cell(directory))
             record = records.read_record(path, fix, config=True)
+            setting = None if spec is None else spec.setting_config(cell["setting"])
+            foreign = records.foreign_record(cell, record, setting)
+            if foreign is not None:
+                raise DataError(records.foreign_problem(path, foreign, fix))
             if record["status"] == "complete":
                 progress = _progress(record, path, fix)
                 problem = records.per_episode_problem(record, directory)

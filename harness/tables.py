@@ -67,6 +67,10 @@ class TableSpec:
             f"table {self.name!r} has no setting {name!r} (settings: {', '.join(names)}){did_you_mean(name, names)}"
         )
 
+    def setting_config(self, name: str) -> Mapping[str, Any] | None:
+        """The run-config values the setting called ``name`` fixes; ``None`` for a setting the table lacks."""
+        return next((setting.config for setting in self.settings if setting.name == name), None)
+
     def cell_keys(self, setting: str) -> tuple[str, ...]:
         """Column keys reported for ``setting``."""
         return self.keys if self.keys is not None else (setting,)
@@ -112,6 +116,8 @@ class Cell:
     seed: int
     budget: str
     config: RunConfig
+    setting_config: Mapping[str, Any] = field(default_factory=dict)
+    """What the table's setting fixes of the run config (``ways``, ``shots`` ...): a record differing is another's."""
 
     @property
     def name(self) -> str:
@@ -155,4 +161,5 @@ def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting
     values.update(model=model, seed=seed, budget=budget, metrics=[table.metric], params=params)
     if row.data:
         values["data"] = {**values.get("data", {}), **row.data}
-    return Cell(table.name, row.row, setting.name, seed, budget, build_config(values, f"table {table.name}"))
+    config = build_config(values, f"table {table.name}")
+    return Cell(table.name, row.row, setting.name, seed, budget, config, dict(setting.config))

@@ -204,7 +204,7 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix_its_command_has(small_run:
         run(fewshot_config(**SMALL), protonet_host, small_run.parent.parent, name="r", **QUIET)
     assert str(err.value) == f"{problem}, or rerun with --restart to start the run over"
     cell = small_run.parent  # harness reproduce has no --restart
-    outcome = claim_and_run(cell, {"row": "r"}, prepare(fewshot_config(**SMALL), protonet_host))
+    outcome = claim_and_run(cell, {"row": "r"}, {}, prepare(fewshot_config(**SMALL), protonet_host))
     assert outcome == (FAILED, f"{problem}, or delete {cell} and rerun to run the cell again")
     with pytest.raises(HarnessError) as err:  # harness evaluate cannot start anything over
         evaluate_checkpoint(small_run, protonet_host)

@@ -85,6 +85,21 @@ def test_a_config_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     )
 
 
+def test_a_config_that_is_no_file_too_big_or_too_deep_is_refused_unread(tmp_path: Path, capsys) -> None:
+    fifo, big, deep = tmp_path / "fifo.toml", tmp_path / "big.toml", tmp_path / "deep.toml"
+    os.mkfifo(fifo)  # reading it would block for ever, and /dev/zero would take all memory
+    big.write_text(" " * (2**20 + 1))
+    deep.write_text("x = " + "[" * 100_000 + "]" * 100_000)
+    for path in (fifo, Path("/dev/zero")):
+        assert error_of(capsys, "run", "--config", str(path)) == (
+            f"config file {path} is not a regular file (a FIFO, device or socket); check the path"
+        )
+    message = error_of(capsys, "run", "--config", str(big))
+    assert message == f"config file {big} is 1,048,577 bytes, not a run config; check the path"
+    message = error_of(capsys, "run", "--config", str(deep))
+    assert message == f"config file {deep} nests tables or arrays too deeply to be a run config"
+
+
 def test_a_checkpoint_folder(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     message = error_of(capsys, "evaluate", "--checkpoint", str(tmp_path))
     assert message.startswith(f"checkpoint {tmp_path} is a folder, not a checkpoint file; give a run's checkpoint.pkl")
@@ -181,6 +196,8 @@ def test_status_and_leaderboard_refuse_a_file_given_as_the_results_folder(tmp_pa
         ("-1", "-1 is not a seed from 0 to 4,294,967,295, got '-1'"),
         ("4294967296", "4294967296 is not a seed from 0 to 4,294,967,295, got '4294967296'"),
         (",", "no seed given; give a seed from 0 to 4,294,967,295, got ','"),
+        ("0,,1", "expected comma-separated integers, got '0,,1'"),
+        ("\u0663", "expected comma-separated integers, got '\u0663'"),
     ],
 )
 def test_bad_seeds_are_refused_naming_the_flag_before_anything_runs(
@@ -222,7 +239,11 @@ def test_an_empty_file_name_is_refused_without_suggesting_a_folder(capsys: pytes
 @pytest.mark.parametrize(
     ("argv", "line"),
     [
-        (["run", "--eval-episodes", "abc"], "harness run: error: argument --eval-episodes: invalid int value: 'abc'"),
+        (
+            ["run", "--eval-episodes", "abc"],
+            "harness run: error: argument --eval-episodes: invalid integer value: 'abc'",
+        ),
+        (["run", "--episodes", "\u0663"], "harness run: error: argument --episodes: invalid integer value: '\u0663'"),
         (["evaluate"], "harness evaluate: error: the following arguments are required: --checkpoint"),
         (["bogus"], "harness: error: argument COMMAND: invalid choice: 'bogus' (choose from "),
     ],

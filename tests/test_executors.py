@@ -33,7 +33,14 @@ CELL_5WAY = "toy-table/quick/toy-protonet/5-way-1-shot/seed0"
 def test_the_ray_task_body_leaves_a_held_cell_alone_and_skips_a_done_one(toy_host, tmp_path):
     table = toy_host.tables.get("toy-table")
     (cell,) = (c for c in table_cells(table, toy_host, "quick", seeds=[0]) if c.name == CELL_5WAY)
-    args = (cell.config.to_dict(), str(tmp_path / CELL_5WAY), {}, cell.describe(), toy_host.setup())
+    args = (
+        cell.config.to_dict(),
+        str(tmp_path / CELL_5WAY),
+        {},
+        cell.describe(),
+        dict(cell.setting_config),
+        toy_host.setup(),
+    )
     with held_elsewhere(tmp_path / CELL_5WAY) as holder:
         outcome, holder_text = run_cell(*args)
     assert outcome == "elsewhere" and holder_text.startswith(f"pid {holder.pid} on ")

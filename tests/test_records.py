@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
 import pytest
-from conftest import fewshot_config
+from conftest import fewshot_config, harness_cli
 from harness_test_plugins import toy_table
 
 from harness import leaderboard, per_episode
@@ -84,16 +85,50 @@ def test_reproduce_refuses_a_damaged_cell_record_and_reruns_one_without_its_valu
     knn_run(tmp_path)
     directory = tmp_path / "r"
     (directory / "cell.json").write_text("{}")  # what makes it a cell of 'harness reproduce', which has no --restart
-    assert _complete(directory)
+    record = json.loads((directory / "record.json").read_text())
+    cell = {"setting": "5-way 1-shot", "seed": record["seed"], "budget": record["budget"]}
+    assert _complete(directory, cell, {"ways": 5})
     (directory / per_episode.FILE).unlink()
-    assert not _complete(directory), "its test is run again"
+    assert not _complete(directory, cell, {"ways": 5}), "its test is run again"
     (directory / "record.json").write_text("[]")
     with pytest.raises(DataError) as caught:
-        _complete(directory)
+        _complete(directory, cell, {"ways": 5})
     assert str(caught.value) == (
         f"{directory / 'record.json'} cannot be read: it holds an array, not an object; "
         f"delete {directory / 'record.json'} and rerun: it carries on from the cell's checkpoint (tests it again, "
         "without training, if finished)"
+    )
+
+
+def test_a_damaged_record_fails_its_cell_alone_and_a_copied_one_is_refused_everywhere(tmp_path):
+    results, env = tmp_path / "R", {"HARNESS_PLUGINS": "harness_test_plugins.toy_table"}
+    reproduce = ["reproduce", "toy-table", "--results", str(results), "--no-progress", "--threads", "1"]
+    assert harness_cli(*reproduce, env=env).returncode == 0
+    five, ten = (results / f"toy-table/quick/toy-protonet/{n}-way-1-shot/seed0" for n in (5, 10))
+    shutil.rmtree(ten)
+    (five / "record.json").write_text("garbage")
+    again = harness_cli(*reproduce, env=env)
+    assert again.returncode == 2  # the damaged cell fails, the other runs
+    assert (
+        "5-way-1-shot/seed0: failed: " in again.stderr and "record.json cannot be read: not valid JSON" in again.stderr
+    )
+    assert json.loads((ten / "record.json").read_text())["status"] == "complete"
+    shutil.copy(ten / "record.json", five / "record.json")  # a record copied from another cell, with its values
+    shutil.copy(ten / per_episode.FILE, five / per_episode.FILE)
+    problem = "it was trained with ways 10, but its cell's setting '5-way 1-shot' has ways 5: a record copied from"
+    for command in (reproduce, ["status", *reproduce[1:4]], ["leaderboard", *reproduce[1:4]]):
+        result = harness_cli(*command, env=env)
+        assert problem in result.stderr + result.stdout, command
+
+
+def test_a_record_far_larger_than_a_run_writes_is_refused_unread(tmp_path):
+    knn_run(tmp_path)
+    record = tmp_path / "r" / "record.json"
+    os.truncate(record, 5 * 2**30)  # sparse: read whole, it would take 5 GiB and more to parse
+    with pytest.raises(DataError) as caught:
+        knn_run(tmp_path)
+    assert str(caught.value).startswith(
+        f"{record} cannot be read: 5,368,709,120 bytes, more than the 67,108,864 accepted, far more than a run writes;"
     )
 
 
@@ -126,6 +161,8 @@ def _record(metrics: object) -> dict:
     [
         (_record({}), None, r"record.json has no nway_kshot_accuracy '5-way 1-shot' mean and ci95"),
         (_record({"5-way 1-shot": {"mean": "high", "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
+        (_record({"5-way 1-shot": {"mean": float("nan"), "ci95": 0.1}}), None, r"record.json has no nway_kshot_acc"),
+        (_record({"5-way 1-shot": {"mean": None, "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), [1], r"cell.json cannot be read: it holds an array"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), {"table": "toy-table"}, r"cell.json does not name"),
         ({**_record({}), "episodes_trained": "many"}, None, r"record.json is not a run record .*episodes_trained in a"),
@@ -176,7 +213,7 @@ def test_the_leaderboard_refuses_a_cell_copied_to_another_seed_instead_of_counti
     )
     cell = json.loads((copy / "cell.json").read_text())
     (copy / "cell.json").write_text(json.dumps({**cell, "seed": 1}))  # the cell made to match, the record not
-    with pytest.raises(DataError, match=r"record.json is the record of seed 0, but its cell is seed 1: a record"):
+    with pytest.raises(DataError, match=r"record.json: it is the record of seed 0, but its cell is seed 1: a record"):
         leaderboard.our_results(table, tmp_path)
 
 

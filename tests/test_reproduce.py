@@ -119,6 +119,16 @@ def test_over_several_tables_a_budget_row_or_setting_picks_the_tables_that_have_
     assert not (tmp_path / "r").exists()
 
 
+def test_a_model_or_row_and_setting_that_select_no_cell_are_named_as_such(toy_host):
+    table = toy_host.tables.get("toy-table")
+    with pytest.raises(ConfigError) as caught:
+        table_cells(table, toy_host, "quick", models=["knn"])
+    assert str(caught.value) == "'knn' fills no row of table 'toy-table'; its rows are filled by toy-protonet"
+    with pytest.raises(ConfigError) as caught:
+        table_cells(table, toy_host, "quick", models=["knn"], settings=["5-way 1-shot"])
+    assert str(caught.value).startswith("'knn' fills no row of table 'toy-table' with the --row and --setting given")
+
+
 def test_rows_told_apart_by_a_sign_get_folders_of_their_own_and_a_clash_is_refused(toy_host, tmp_path):
     assert len({slug("MetaNet"), slug("MetaNet\u2212"), slug("MetaNet+")}) == 3
 
