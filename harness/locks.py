@@ -86,18 +86,36 @@ def exclusive(lock_file: Path) -> Iterator[bool]:
         os.close(fd)
 
 
+def _not_a_lock(lock_file: Path) -> str:
+    """The one-line problem of a ``lock_file`` that is no regular file of its own."""
+    return (
+        f"{lock_file} is not a regular file of its own (a symlink, hard link, folder or FIFO), as a lock must be; "
+        "move it away (or delete it) and run again"
+    )
+
+
+def problem(lock_file: Path) -> str | None:
+    """Why ``lock_file`` cannot be a lock (``_not_a_lock``), never following it; ``None`` if it can or is missing."""
+    try:
+        info = os.lstat(lock_file)
+    except FileNotFoundError:
+        return None
+    return None if stat.S_ISREG(info.st_mode) and info.st_nlink == 1 else _not_a_lock(lock_file)
+
+
 def _open(lock_file: Path) -> int:
-    """Open ``lock_file``, created if missing, refusing anything but a regular file (a symlink is never followed)."""
-    problem = f"{lock_file} is not a regular file, as a lock must be; move it away (or delete it) and run again"
+    """Open ``lock_file``, created if missing, refusing anything but a regular file with no other name: a symlink is
+    never followed, and a hard link to a file elsewhere never written."""
     try:
         fd = os.open(lock_file, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK, 0o644)
     except OSError as exc:  # a folder, a symlink (ELOOP; EMLINK on BSDs), a FIFO or socket without a reader
         if exc.errno in (errno.EISDIR, errno.ELOOP, errno.EMLINK, errno.ENXIO):
-            raise HarnessError(problem) from None
+            raise HarnessError(_not_a_lock(lock_file)) from None
         raise
-    if not stat.S_ISREG(os.fstat(fd).st_mode):
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode) or info.st_nlink != 1:
         os.close(fd)
-        raise HarnessError(problem)
+        raise HarnessError(_not_a_lock(lock_file))
     return fd
 
 

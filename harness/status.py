@@ -97,6 +97,9 @@ def _status(directory: Path, table: str, spec: TableSpec | None) -> CellStatus:
         return _damaged(directory, str(exc))
     base: dict[str, Any] = {field: cell[field] for field in ("budget", "row", "setting", "seed")}
     base["directory"] = directory
+    lock_problem = locks.problem(directory / LOCK)
+    if lock_problem is not None:
+        return CellStatus(**base, state="damaged", note=lock_problem)
     holder = _holder(directory / LOCK)
     try:
         path = directory / RECORD

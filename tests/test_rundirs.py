@@ -96,7 +96,7 @@ def test_a_killed_holder_leaves_no_stale_lock_and_its_temp_files_go(protonet_hos
     assert any("removed 2 temporary files" in message for message in messages), messages
 
 
-@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "folder", "fifo"])
+@pytest.mark.parametrize("kind", ["symlink", "dangling symlink", "hard link", "folder", "fifo"])
 def test_a_lock_file_that_is_no_regular_file_is_refused_and_never_followed(protonet_host, tmp_path, kind):
     victim, directory = tmp_path / "victim.txt", tmp_path / "r"
     victim.write_text("precious")
@@ -105,13 +105,15 @@ def test_a_lock_file_that_is_no_regular_file_is_refused_and_never_followed(proto
     {
         "symlink": lambda: lock.symlink_to(victim),
         "dangling symlink": lambda: lock.symlink_to(tmp_path / "absent"),
+        "hard link": lambda: lock.hardlink_to(victim),
         "folder": lock.mkdir,
         "fifo": lambda: os.mkfifo(lock),
     }[kind]()
     with pytest.raises(HarnessError) as err:
         run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
-    assert (
-        str(err.value) == f"{lock} is not a regular file, as a lock must be; move it away (or delete it) and run again"
+    assert str(err.value) == (
+        f"{lock} is not a regular file of its own (a symlink, hard link, folder or FIFO), as a lock must be; move it "
+        "away (or delete it) and run again"
     )
     assert victim.read_text() == "precious" and not (tmp_path / "absent").exists()
     assert os.path.lexists(lock) and not (directory / "checkpoint.pkl").exists()

@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import harness_cli
+from conftest import TESTS, harness_cli
 
 from harness import checkpoints, leaderboard
 from harness.errors import DataError
@@ -61,6 +61,8 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         odd = copy_cell(results, seed)
         (odd / ".lock").write_text(json.dumps({"pid": pid, "host": socket.gethostname(), "since": "x"}))
     os.mkfifo(copy_cell(results, 9) / ".lock")  # a FIFO for a lock file or a checkpoint: never read, never hangs
+    (results.parent / "elsewhere.txt").write_text("not a lock")
+    (copy_cell(results, 11) / ".lock").symlink_to(results.parent / "elsewhere.txt")  # never followed
     fifo_checkpoint = copy_cell(results, 10)
     (fifo_checkpoint / "checkpoint.pkl").unlink()
     os.mkfifo(fifo_checkpoint / "checkpoint.pkl")
@@ -74,7 +76,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         ("5-way 1-shot", 0): "done", ("10-way 1-shot", 0): "done",
         ("5-way 1-shot", 1): "interrupted", ("5-way 1-shot", 2): "running", ("5-way 1-shot", 3): "interrupted",
         ("5-way 1-shot", 4): "damaged", ("5-way 1-shot", 6): "interrupted", ("5-way 1-shot", 7): "interrupted",
-        ("5-way 1-shot", 9): "interrupted", ("5-way 1-shot", 10): "damaged",
+        ("5-way 1-shot", 9): "damaged", ("5-way 1-shot", 10): "damaged", ("5-way 1-shot", 11): "damaged",
         ("5-way 1-shot", 5): "not started", ("10-way 1-shot", 5): "not started", ("5-way-1-shot", -1): "damaged",
     }  # fmt: skip
     by_seed = {(s.setting, s.seed): s for s in statuses}
@@ -90,6 +92,10 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         -1,
     ) and "does not name table 'toy-table' and the row" in unnamed.note
     assert "is not a regular file" in by_seed["5-way 1-shot", 10].note
+    for seed in (9, 11):  # a run would refuse them as its lock
+        assert by_seed["5-way 1-shot", seed].note.endswith(
+            "as a lock must be; move it away (or delete it) and run again"
+        )
     note = by_seed["5-way 1-shot", 4].note
     assert "not valid JSON" in note and "\n" not in note
     assert {p: p.stat().st_mtime_ns for p in results.rglob("*")} == before, "status writes nothing"
@@ -220,6 +226,32 @@ def test_cli_status_of_an_empty_results_folder_and_a_misspelt_table(tmp_path):
     budget = harness_cli("status", "toy-table", "--budget", "quikc", "--results", str(tmp_path), env=env)
     assert budget.returncode != 0 and "has no budget 'quikc'" in budget.stderr
     assert "did you mean 'quick'?" in budget.stderr and budget.stderr.count("\n") == 1
+
+
+def test_status_of_all_tables_leaves_out_a_table_no_installed_model_fills_and_rows_of_absent_models(tmp_path):
+    (tmp_path / "unfilled.py").write_text(
+        "import dataclasses\n"
+        "from harness import hookimpl\n"
+        "from harness.tables import TableRow\n"
+        "from harness_test_plugins.toy_table import toy_table\n\n\n"
+        "@hookimpl\n"
+        "def harness_tables():\n"
+        "    return [dataclasses.replace(toy_table(), name='unfilled-table')]\n\n\n"
+        "@hookimpl\n"
+        "def harness_table_rows():\n"
+        "    return [TableRow('toy-table', 'Ghost', model='a-model-not-installed')]\n"
+    )
+    env = {"HARNESS_PLUGINS": f"{TOY},unfilled", "PYTHONPATH": os.pathsep.join([str(tmp_path), str(TESTS)])}
+    status = harness_cli("status", "all", "--budget", "quick", "--results", str(tmp_path), env=env)
+    assert status.returncode == 0, status.stderr
+    assert status.stderr == (
+        "harness: note: no installed model fills table 'unfilled-table'; left out (install a model plugin that lists "
+        "rows for it)\n"
+    )
+    assert "quick   Toy ProtoNet  5-way 1-shot" in status.stdout and "Ghost" not in status.stdout
+    assert "unfilled-table: no cells under" in status.stdout
+    single = harness_cli("status", "unfilled-table", "--budget", "quick", "--results", str(tmp_path), env=env)
+    assert single.returncode == 2 and single.stderr.startswith("harness: error: no installed model fills table")
 
 
 def test_a_reader_that_stops_early_is_not_an_error(results):
