@@ -27,7 +27,7 @@ from harness.writable import check_writable
 RESULTS_ENV = "HARNESS_RESULTS_DIR"
 DEFAULT_RESULTS = "results"
 
-ASCII_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*")
+ASCII_INTEGER = re.compile(r"\s*[+-]?[0-9]+\s*", re.ASCII)
 """An integer as flags take it: ASCII digits (``int`` alone also takes other scripts' digits and ``1_000``)."""
 
 
@@ -430,6 +430,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     for selection in selections:  # missing or malformed paper numbers fail before any training, not after
         paper_cells(selection.table, args.papers)
     failed: list[str] = []
+    unwritten: list[str] = []
     total = 0
     for selection in selections:
         table = selection.table
@@ -462,7 +463,11 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
                 "rerun this command once they finish to put them in the leaderboard)"
             )
         print(summary)
-        print(f"  leaderboard: {_write_leaderboard(table, results, args.leaderboards, args.papers)}")
+        try:  # a damaged record in one table must not stop the tables after it
+            print(f"  leaderboard: {_write_leaderboard(table, results, args.leaderboards, args.papers)}")
+        except HarnessError as exc:
+            unwritten.append(table.name)
+            print(f"  leaderboard: not written: {printable(str(exc))}", file=sys.stderr)
     if failed:
         where = "" if args.traceback else "; --traceback shows where"
         print(
@@ -470,8 +475,13 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             f"fix them and rerun the same command, which keeps the finished cells{where}",
             file=sys.stderr,
         )
-        return 2
-    return 0
+    if unwritten:
+        print(
+            f"harness: error: the leaderboards of {', '.join(unwritten)} were not written (see above); fix what "
+            "their lines say and rerun the same command, which keeps the finished cells",
+            file=sys.stderr,
+        )
+    return 2 if failed or unwritten else 0
 
 
 def cmd_status(args: argparse.Namespace) -> int:
@@ -502,8 +512,23 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     host = _host(args)
     results = _results_to_read(args.results)
     check_writable(args.out or results / "leaderboards", "--out")
-    for table in _tables(host, args.tables):
-        print(f"{table.name}: {_write_leaderboard(table, results, args.out, args.papers)}")
+    tables = _tables(host, args.tables)
+    unwritten: list[str] = []
+    for table in tables:
+        try:
+            print(f"{table.name}: {_write_leaderboard(table, results, args.out, args.papers)}")
+        except HarnessError as exc:  # one table's missing numbers or damaged runs must not stop the others
+            if len(tables) == 1:
+                raise
+            unwritten.append(table.name)
+            print(f"{table.name}: not written: {printable(str(exc))}", file=sys.stderr)
+    if unwritten:
+        print(
+            f"harness: error: the leaderboards of {', '.join(unwritten)} were not written (see above); fix what their "
+            "lines say and rerun",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -127,16 +127,18 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
 
 
 def _mean_ci(table: TableSpec, record: dict[str, Any], key: str, directory: Path) -> tuple[float, float]:
-    """The mean and 95% CI half-width (fractions; the CI NaN where the record has ``null``) behind column ``key``."""
+    """The mean and 95% CI half-width behind column ``key``: fractions, the mean in 0..1, the CI NaN where the record
+    has ``null``."""
     try:
         summary = table.summary(record["metrics"], key)
         mean, ci = _number(summary["mean"]), _number(summary["ci95"])
-        if not math.isfinite(mean):
-            raise ValueError(f"not a finite mean: {mean}")
+        if not 0 <= mean <= 1 or ci < 0 or math.isinf(ci):  # fractions; NaN fails the first test
+            raise ValueError(f"not a fraction and its interval: {mean}, {ci}")
         return mean, ci
     except (KeyError, TypeError, ValueError):
         raise DataError(
-            f"{directory / RECORD} has no {table.metric} {key!r} mean and ci95; {_retest(directory)}"
+            f"{directory / RECORD} has no {table.metric} {key!r} mean (a fraction) and ci95 (one not below 0); "
+            f"{_retest(directory)}"
         ) from None
 
 

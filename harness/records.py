@@ -21,6 +21,8 @@ RECORD = "record.json"
 """A run's record: its numbers and provenance, written when it is tested."""
 CELL = "cell.json"
 """Written by ``harness reproduce`` beside each run's record: which cell of which table it is."""
+CELL_FIELDS = ("table", "row", "setting", "seed", "budget")
+"""What ``cell.json`` says of its cell (``harness.tables.Cell.describe``)."""
 RESTART = "rerun with --restart to start the run over"
 """What starts a ``harness run`` over: the fix its errors offer where the run directory cannot be resumed."""
 
@@ -83,21 +85,39 @@ def read_cell(directory: Path, table: str) -> dict[str, Any]:
     return cell
 
 
+EPISODE_KEYS = ("dataset", "test_dataset", "kind", "ways", "shots", "queries", "instances", "labels", "augment")
+"""The run-config keys a table's setting may fix that decide its episodes: a record that differs in one, where the
+setting fixes it, is another setting's."""
+
+
 def foreign_record(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str, Any] | None) -> str | None:
-    """How ``record`` shows that it is another cell's (copied or moved here), if it does: a seed or budget other
-    than ``cell``'s, or a run config that differs from the cell's ``setting`` (its table's config of the setting,
-    ``None``: not checked) in a value the setting fixes. The problem, or ``None``."""
+    """How ``record`` shows that it is another cell's (copied or moved here), if it does: the cell it names (records
+    of cells name theirs), a seed or budget other than ``cell``'s, or a value of ``EPISODE_KEYS`` that differs from
+    what the cell's ``setting`` fixes (``None``: not checked). The problem, or ``None``."""
+    own = {field: cell.get(field) for field in CELL_FIELDS}
+    if isinstance(record.get("cell"), dict) and record["cell"] != own:
+        return f"it is the record of the cell {record['cell']!r}, not of {own!r}"
     for field in ("seed", "budget"):
         if field in record and record[field] != cell[field]:
             return f"it is the record of {field} {record[field]!r}, but its cell is {field} {cell[field]!r}"
     config = record.get("config")
-    for key, value in (setting or {}).items():
-        if key != "data" and isinstance(config, dict) and key in config and config[key] != value:
+    for key in EPISODE_KEYS:
+        if setting and key in setting and isinstance(config, dict) and key in config and config[key] != setting[key]:
             return (
                 f"it was trained with {key} {config[key]!r}, but its cell's setting {cell['setting']!r} has {key} "
-                f"{value!r}"
+                f"{setting[key]!r}"
             )
     return None
+
+
+def cell_of(directory: Path) -> dict[str, Any] | None:
+    """What ``directory``'s ``cell.json`` says of its cell (``CELL_FIELDS``), for its record to name; ``None`` where
+    it is no cell or the file is damaged (the record is then checked by what it holds)."""
+    try:
+        cell = read_json(directory / CELL, "")
+    except (DataError, OSError):
+        return None
+    return {field: cell.get(field) for field in CELL_FIELDS}
 
 
 def foreign_problem(path: Path, problem: str, fix: str) -> str:

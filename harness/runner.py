@@ -203,6 +203,7 @@ class Run:
             "setting": self.prepared.settings.describe(),
             "budget": config.budget,
             "seed": config.seed,
+            "cell": records.cell_of(self.directory) if self.cell else None,
             "episodes_trained": self._episodes(done.step),
             "stopped_early": stopped,
             "kept": kept,

@@ -115,10 +115,38 @@ def test_a_damaged_record_fails_its_cell_alone_and_a_copied_one_is_refused_every
     assert json.loads((ten / "record.json").read_text())["status"] == "complete"
     shutil.copy(ten / "record.json", five / "record.json")  # a record copied from another cell, with its values
     shutil.copy(ten / per_episode.FILE, five / per_episode.FILE)
-    problem = "it was trained with ways 10, but its cell's setting '5-way 1-shot' has ways 5: a record copied from"
-    for command in (reproduce, ["status", *reproduce[1:4]], ["leaderboard", *reproduce[1:4]]):
-        result = harness_cli(*command, env=env)
-        assert problem in result.stderr + result.stdout, command
+    copied = json.loads((five / "record.json").read_text())
+    assert copied["cell"]["setting"] == "10-way 1-shot"  # the cell it names
+    named = "it is the record of the cell {'table': 'toy-table', 'row': 'Toy ProtoNet', 'setting': '10-way 1-shot'"
+    by_setting = "it was trained with ways 10, but its cell's setting '5-way 1-shot' has ways 5: a record copied from"
+    for problem in (named, by_setting):  # then a record of before records named their cells
+        for command in (reproduce, ["status", *reproduce[1:4]], ["leaderboard", *reproduce[1:4]]):
+            result = harness_cli(*command, env=env)
+            assert problem in result.stderr + result.stdout, command
+        (five / "record.json").write_text(json.dumps({**copied, "cell": None}))
+
+
+def test_a_table_whose_leaderboard_fails_does_not_stop_the_tables_after_it(tmp_path):
+    env = {"HARNESS_PLUGINS": "harness_test_plugins.toy_table,harness_test_plugins.toy_ray"}
+    (tmp_path / "root").mkdir()
+    (tmp_path / "root" / "rooted.txt").write_text("")
+    results = tmp_path / "R"
+    command = ["reproduce", "toy-table", "toy-rooted", "--model", "toy-protonet", "--model", "toy-rooted-protonet",
+               "--data-dir", f"rooted={tmp_path / 'root'}", "--results", str(results), "--no-progress"]  # fmt: skip
+    assert harness_cli(*command, env=env).returncode == 0
+    rooted = results / "toy-rooted/quick/toy-protonet/5-way-1-shot/seed0"
+    assert rooted.is_dir()
+    shutil.rmtree(rooted)
+    record_path = results / "toy-table/quick/toy-protonet/5-way-1-shot/seed0/record.json"
+    record = json.loads(record_path.read_text())
+    record["metrics"]["nway_kshot_accuracy"]["5-way 1-shot"]["mean"] = 5.0  # done for reproduce, refused in the table
+    record_path.write_text(json.dumps(record))
+    again = harness_cli(*command, env=env)
+    assert again.returncode == 2
+    assert "toy-table: 0 cells run, 2 already done" in again.stdout
+    assert "  leaderboard: not written: " in again.stderr and "toy-rooted: 1 cells run" in again.stdout
+    assert json.loads((rooted / "record.json").read_text())["status"] == "complete"
+    assert "the leaderboards of toy-table were not written (see above)" in again.stderr
 
 
 def test_a_record_far_larger_than_a_run_writes_is_refused_unread(tmp_path):
@@ -159,10 +187,13 @@ def _record(metrics: object) -> dict:
 @pytest.mark.parametrize(
     ("record", "cell", "problem"),
     [
-        (_record({}), None, r"record.json has no nway_kshot_accuracy '5-way 1-shot' mean and ci95"),
+        (_record({}), None, r"record.json has no nway_kshot_accuracy '5-way 1-shot' mean \(a fraction\) and ci95"),
         (_record({"5-way 1-shot": {"mean": "high", "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
         (_record({"5-way 1-shot": {"mean": float("nan"), "ci95": 0.1}}), None, r"record.json has no nway_kshot_acc"),
         (_record({"5-way 1-shot": {"mean": None, "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
+        (_record({"5-way 1-shot": {"mean": -5, "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
+        (_record({"5-way 1-shot": {"mean": 0.5, "ci95": -0.01}}), None, r"record.json has no nway_kshot_accuracy"),
+        (_record({"5-way 1-shot": {"mean": 0.5, "ci95": float("inf")}}), None, r"record.json has no nway_kshot_a"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), [1], r"cell.json cannot be read: it holds an array"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), {"table": "toy-table"}, r"cell.json does not name"),
         ({**_record({}), "episodes_trained": "many"}, None, r"record.json is not a run record .*episodes_trained in a"),
