@@ -31,7 +31,7 @@ from typing import Any, TypeVar
 import pluggy
 
 from harness import __version__, hookspecs, table_checks
-from harness.config import merge_options
+from harness.config import did_you_mean, merge_options
 from harness.errors import ConfigError, DuplicateNameError, PluginError, describe, printable
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
@@ -333,21 +333,26 @@ class PluginHost:
             for kind, specs in contributions[plugin_name].items():
                 info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
         self._registries = registries
-        if self._break_rows_models_cannot_run(registries):
+        if self._break_rows_that_cannot_run(registries):
             return self._build()  # again, without the plugins just broken
         self._check_rows(registries)
         self._check_table_metrics(registries)
         return registries
 
-    def _break_rows_models_cannot_run(self, registries: dict[str, Registry[Any]]) -> bool:
-        """Break each plugin listing a row whose registered model cannot run it (``_params_problem``); whether any."""
-        models = registries["models"]
+    def _break_rows_that_cannot_run(self, registries: dict[str, Registry[Any]]) -> bool:
+        """Break each plugin listing a row whose registered model cannot run it (``_params_problem``), or that names
+        a budget or setting its registered table lacks (``_table_problem``); whether any."""
+        models, tables = registries["models"], registries["tables"]
         listed = [(models.plugin_of(m.name), row.model or m.name, row) for m in models for row in m.rows]
         listed += [(registries["rows"].plugin_of(row.name), row.model, row) for row in registries["rows"]]
         broken = False
         for plugin, model, row in listed:
             info = self._infos[plugin]
-            problem = None if model not in models or info.error else _params_problem(row, models.get(model))
+            if info.error:
+                continue
+            problem = _params_problem(row, models.get(model)) if model in models else None
+            if problem is None and row.table in tables:
+                problem = _table_problem(row, tables.get(row.table))
             if problem is not None:
                 info.provides = {}
                 self._broken(info, problem)
@@ -356,8 +361,6 @@ class PluginHost:
 
     def _check_table_metrics(self, registries: dict[str, Registry[Any]]) -> None:
         """Note each table whose metric no plugin registers (fatal if strict): its cells could never be filled."""
-        from harness.config import did_you_mean
-
         metrics = registries["metrics"]
         for table in registries["tables"]:
             if table.metric in metrics:
@@ -378,15 +381,14 @@ class PluginHost:
         self._infos[plugin].warnings.append(problem)
 
     def _check_rows(self, registries: dict[str, Registry[Any]]) -> None:
-        """Note each ``harness_table_rows`` row of a table no plugin registers, and each ``ModelSpec.rows`` row of a
-        table whose name is a near miss of a registered one (fatal if strict): a misspelt table name would leave the
-        row out of its table without a word. (A model may list rows for tables of plugins not installed here.)"""
-        from harness.config import did_you_mean
-
-        tables = registries["tables"]
+        """Note each ``harness_table_rows`` row of a table no plugin registers, each ``ModelSpec.rows`` row of a
+        table whose name is a near miss of a registered one, and each row of a model whose name is a near miss of a
+        registered one (fatal if strict): a misspelt name would leave the row out of its table without a word. (A
+        model may list rows for tables, and a plugin rows for models, of plugins not installed here.)"""
+        tables, models = registries["tables"], registries["models"]
         listed = [(registries["rows"].plugin_of(row.name), row, "harness_table_rows") for row in registries["rows"]]
-        for model in registries["models"]:
-            listed += [(registries["models"].plugin_of(model.name), row, f"ModelSpec.rows of model {model.name!r}")
+        for model in models:
+            listed += [(models.plugin_of(model.name), row, f"ModelSpec.rows of model {model.name!r}")
                        for row in model.rows if _near_miss(row.table, tables.names())]  # fmt: skip
         for plugin, row, where in listed:
             if row.table in tables:
@@ -397,6 +399,16 @@ class PluginHost:
                 f"the plugin of that table, or fix the table name in its {where}{meant}"
             )
             self._note(plugin, problem)
+        by_model = [(registries["rows"].plugin_of(row.name), row) for row in registries["rows"]]
+        by_model += [(models.plugin_of(model.name), row) for model in models for row in model.rows]
+        for plugin, row in by_model:
+            if row.model and _near_miss(row.model, models.names()):
+                self._note(
+                    plugin,
+                    f"plugin {plugin!r} lists row {row.row!r} of table {row.table!r} for model {row.model!r}, which no "
+                    f"plugin registers, so the row is left out; install the plugin of that model, or fix the row's "
+                    f"model{did_you_mean(row.model, models.names())}",
+                )
 
     def _add(self, registry: Registry[Any], spec: Any, info: PluginInfo) -> bool:
         """Add ``spec``; on a name another plugin took, keep that one and note the clash (fatal if strict)."""
@@ -558,6 +570,23 @@ def _params_problem(row: TableRow, model: ModelSpec) -> str | None:
         except ConfigError as exc:
             return (
                 f"lists row {row.row!r} of table {row.table!r} that its model cannot run: {exc}; fix the row's {where}"
+            )
+    return None
+
+
+def _table_problem(row: TableRow, table: TableSpec) -> str | None:
+    """Why ``table`` has no cell for ``row``: its ``budget_params`` or ``settings`` name a budget or setting the table
+    lacks; ``None`` if it has."""
+    given = {
+        "budget_params": ("budget", list(row.budget_params), list(table.budgets)),
+        "settings": ("setting", list(row.settings), [setting.name for setting in table.settings]),
+    }
+    for where, (noun, names, known) in given.items():
+        unknown = next((name for name in names if name not in known), None)
+        if unknown is not None:
+            return (
+                f"lists row {row.row!r} of table {table.name!r} naming {noun} {unknown!r}, which the table lacks; fix "
+                f"the row's {where} ({noun}s: {', '.join(known)}){did_you_mean(unknown, known)}"
             )
     return None
 

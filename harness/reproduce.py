@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -36,18 +37,19 @@ RAN, DONE, ELSEWHERE, FAILED = "run", "skipped", "elsewhere", "failed"
 
 
 def table_rows(table: TableSpec, host: PluginHost) -> list[tuple[str, TableRow]]:
-    """``(model, row)`` of every row of ``table``: from the models' ``ModelSpec.rows``, then ``harness_table_rows``."""
+    """``(model, row)`` of every row of ``table`` an installed model fills: from the models' ``ModelSpec.rows``, then
+    ``harness_table_rows``. A row of a model not installed is left out (the host warns of a misspelt one)."""
     listed = [(row.model or spec.name, row) for spec in host.models for row in spec.rows if row.table == table.name]
     for row in host.rows:
         if row.table != table.name:
             continue
-        where = f"row {row.row!r} of table {table.name!r} (plugin {host.rows.plugin_of(row.name)!r})"
         if not row.model:
-            raise ConfigError(f"{where} names no model; set TableRow(model=...) to the model that fills it")
-        if row.model not in host.models:
-            raise UnknownNameError(f"{where}: {host.models.unknown_message(row.model)}")
+            raise ConfigError(
+                f"row {row.row!r} of table {table.name!r} (plugin {host.rows.plugin_of(row.name)!r}) names no model; "
+                "set TableRow(model=...) to the model that fills it"
+            )
         listed.append((row.model, row))
-    return listed
+    return [(model, row) for model, row in listed if model in host.models]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,9 +66,9 @@ def select(
     rows: Sequence[str] | None = None, settings: Sequence[str] | None = None,
 ) -> list[Selection]:  # fmt: skip
     """The tables a command works on, given its budget, models, rows and settings: over several tables (``all``,
-    say) a table without the budget, or without any of the models, rows or settings asked for, is left out, and a
-    budget, model, row or setting that none of them has is a one-line ``ConfigError``. A single table is kept as
-    it is, for ``table_cells`` to refuse what it lacks."""
+    say) a table no installed model fills is left out with a note on stderr, one without the budget, or without any
+    of the models, rows or settings asked for, is left out, and a budget, model, row or setting that none of them has
+    is a one-line ``ConfigError``. A single table is kept as it is, for ``table_cells`` to refuse what it lacks."""
     if len(tables) <= 1:
         return [Selection(t, list(rows) if rows else None, list(settings) if settings else None) for t in tables]
     for name in models or ():
@@ -74,12 +76,24 @@ def select(
     have = {}
     for t in tables:
         listed = table_rows(t, host)
+        if not listed:
+            print(
+                f"harness: note: no installed model fills table {t.name!r}; left out (install a model plugin that "
+                "lists rows for it)",
+                file=sys.stderr,
+            )
+            continue
         have[t.name] = {
             "budget": list(t.budgets),
             "model": list(dict.fromkeys(model for model, _ in listed)),
             "row": list(dict.fromkeys(row.row for _, row in listed)),
             "setting": [s.name for s in t.settings],
         }
+    if not have:
+        raise ConfigError(
+            f"no installed model fills any of the tables {', '.join(t.name for t in tables)}; install a model plugin "
+            "that lists rows for them (ModelSpec.rows or harness_table_rows, see docs/writing-a-plugin.md)"
+        )
     asked = {"budget": [budget], "model": list(models or ()), "row": list(rows or ()), "setting": list(settings or ())}
     for kind, wanted in asked.items():
         known = list(dict.fromkeys(name for names in have.values() for name in names[kind]))
@@ -90,7 +104,7 @@ def select(
                     f"{did_you_mean(name, known)}"
                 )
     chosen = []
-    for t in tables:
+    for t in (t for t in tables if t.name in have):
         mine = {kind: [name for name in wanted if name in have[t.name][kind]] for kind, wanted in asked.items()}
         if all(mine[kind] or not wanted for kind, wanted in asked.items()):  # the budget is always asked for
             chosen.append(Selection(t, mine["row"] or None, mine["setting"] or None))
@@ -129,12 +143,6 @@ def table_cells(
     for model, row in listed:
         if (models and model not in models) or (rows and row.row not in rows):
             continue
-        unknown = [name for name in row.budget_params if name not in table.budgets]
-        if unknown:
-            raise ConfigError(
-                f"row {row.row!r} of table {table.name!r} gives params for budget {unknown[0]!r}, which the table "
-                f"does not have (budgets: {', '.join(table.budgets)}); fix the row's budget_params"
-            )
         for setting in table.settings:
             if (row.settings and setting.name not in row.settings) or (settings and setting.name not in settings):
                 continue
@@ -153,15 +161,16 @@ def table_cells(
             f"row {cell.row!r} of table {table.name!r} is listed twice (for model {other.config.model!r} and "
             f"model {cell.config.model!r}); list it once, or give one of them another label"
         )
+    flags = " at the --row and --setting given" if rows or settings else ""
     if not cells and models and listed:
-        fillers = ", ".join(sorted({model for model, _ in listed}))
+        fillers = ", ".join(sorted({model for model, row in listed if not rows or row.row in rows}))
         raise ConfigError(
-            f"{' and '.join(repr(m) for m in models)} fill{'s' if len(models) == 1 else ''} no row of table "
-            f"{table.name!r}{' with the --row and --setting given' if rows or settings else ''}; its rows are "
+            f"{' and '.join(repr(m) for m in models)} fill{'s' if len(models) == 1 else ''} no "
+            f"{'given ' if rows else ''}row of table {table.name!r}{flags}; {'those' if rows else 'its'} rows are "
             f"filled by {fillers}"
         )
     if not cells and listed:
-        raise ConfigError(f"no row of table {table.name!r} is run at the --row and --setting given together")
+        raise ConfigError(f"table {table.name!r} has no cell to run{flags}")
     if not cells:
         raise ConfigError(
             f"no installed model fills table {table.name!r}; install a model plugin that lists rows for it "

@@ -1,6 +1,7 @@
 """Checks of what a plugin registers for paper tables, so that a malformed ``TableSpec`` or ``TableRow`` breaks its
 plugin at registration instead of a command later: each field of the type ``harness.tables`` declares, names that
-can be folders, and no setting twice. Each raises ``TypeError`` or ``ValueError`` naming the table or row and field.
+can be folders, no setting or seed twice, seeds a run takes, and budget and setting configs that make a run config.
+Each raises ``TypeError`` or ``ValueError`` naming the table or row and field.
 """
 
 from __future__ import annotations
@@ -12,19 +13,37 @@ import typing
 from collections.abc import Mapping
 from typing import Any
 
-from harness.errors import printable
-from harness.tables import TableRow, TableSpec
+from harness.config import FIELDS, build_config, did_you_mean
+from harness.errors import ConfigError, printable
+from harness.params import SEED_MAX
+from harness.tables import TableRow, TableSpec, slug
 
 PLOTS = ("curves", "bars")
 """What ``TableSpec.plot`` may be."""
+NAME_MAX = 100
+"""The longest table name: a folder name, with room left for the leaderboard's files named after it."""
+RESERVED = ("all", "leaderboards")
+"""Table names taken: ``all`` names every table on the command line, ``leaderboards`` is the leaderboards' folder
+inside the results folder (refused in any case, for file systems that ignore it)."""
+CELL_KEYS = ("model", "seed", "budget", "metrics", "params")
+"""Run-config keys each cell sets itself (``harness.tables.make_cell``), which a budget or setting would set in vain."""
 
 
 def check_table(table: TableSpec) -> None:
     """Refuse a table with a field of another type than declared, no settings, budgets, seeds or keys, a setting
-    listed twice, an unknown plot, or a name or budget name that cannot name a folder of its own."""
+    listed twice or two sharing a folder, an unknown plot, a name or budget name that cannot name a folder of its
+    own, a reserved or overlong name, a seed listed twice or outside 0..SEED_MAX, or a budget and setting that do
+    not make a run config together."""
     where = f"table {table.name!r}"
     check_declared(table, where)
     check_file_name(table.name, "table name")
+    if len(table.name) > NAME_MAX:
+        raise ValueError(f"table name {table.name[:20]!r}... is {len(table.name)} characters; shorten it to {NAME_MAX}")
+    if table.name.casefold() in RESERVED:
+        raise ValueError(
+            f"table name {table.name!r} is reserved ('all' names every table, 'leaderboards' is the leaderboards' "
+            "folder); rename it"
+        )
     for name in ("settings", "budgets", "seeds", "keys"):
         if getattr(table, name) is not None and not getattr(table, name):
             raise ValueError(f"{where}: {name} is empty; give at least one")
@@ -38,6 +57,58 @@ def check_table(table: TableSpec) -> None:
         if setting.name in names:
             raise ValueError(f"setting {setting.name!r} is listed twice in {where}; list it once")
         names.add(setting.name)
+    _check_seeds(table.seeds, where)
+    _check_setting_folders(table, where)
+    _check_configs(table, where)
+
+
+def _check_seeds(seeds: tuple[int, ...], where: str) -> None:
+    """Refuse a seed listed twice or outside 0..SEED_MAX."""
+    seen: set[int] = set()
+    for seed in seeds:
+        if not 0 <= seed <= SEED_MAX:
+            raise ValueError(f"{where}: seed {seed} is outside 0..{SEED_MAX}; give seeds in that range")
+        if seed in seen:
+            raise ValueError(f"{where}: seed {seed} is listed twice in seeds; list it once")
+        seen.add(seed)
+
+
+def _check_setting_folders(table: TableSpec, where: str) -> None:
+    """Refuse two settings whose names make one folder (``slug``: '5 way' and '5-way')."""
+    folders: dict[str, str] = {}
+    for setting in table.settings:
+        other = folders.setdefault(slug(setting.name), setting.name)
+        if other != setting.name:
+            raise ValueError(
+                f"{where}: settings {other!r} and {setting.name!r} share the folder {slug(other)!r}; give one of "
+                "them a name that differs in letters or digits"
+            )
+
+
+def _check_configs(table: TableSpec, where: str) -> None:
+    """Refuse a budget or setting config with a key no run config has or one each cell sets itself, and a budget
+    that does not make a run config with each setting (a value of the wrong type, or out of range), as
+    ``make_cell`` would find for every cell."""
+    owned = [(f"budget {name!r}", config) for name, config in table.budgets.items()]
+    owned += [(f"setting {setting.name!r}", setting.config) for setting in table.settings]
+    for owner, config in owned:
+        for key in config:
+            if key not in FIELDS:
+                hint = did_you_mean(key, list(FIELDS)) or "; use a field of RunConfig (harness/config.py)"
+                raise ValueError(f"{where}, {owner}: unknown run-config key {printable(repr(key))}{hint}")
+            if key in CELL_KEYS:
+                raise ValueError(
+                    f"{where}, {owner}: sets {key!r}, which each cell sets itself (from the table's seeds, budget "
+                    "and metric and the row's model and params); drop it"
+                )
+    for budget, values in table.budgets.items():
+        for setting in table.settings:
+            try:
+                build_config(
+                    {**values, **setting.config, "model": "-"}, f"budget {budget!r} with setting {setting.name!r}"
+                )
+            except ConfigError as exc:
+                raise ValueError(f"{where}: {exc}") from None
 
 
 def check_row(row: TableRow) -> None:

@@ -126,7 +126,7 @@ def test_a_model_or_row_and_setting_that_select_no_cell_are_named_as_such(toy_ho
     assert str(caught.value) == "'knn' fills no row of table 'toy-table'; its rows are filled by toy-protonet"
     with pytest.raises(ConfigError) as caught:
         table_cells(table, toy_host, "quick", models=["knn"], settings=["5-way 1-shot"])
-    assert str(caught.value).startswith("'knn' fills no row of table 'toy-table' with the --row and --setting given")
+    assert str(caught.value).startswith("'knn' fills no row of table 'toy-table' at the --row and --setting given")
 
 
 def test_rows_told_apart_by_a_sign_get_folders_of_their_own_and_a_clash_is_refused(toy_host, tmp_path):
@@ -458,16 +458,9 @@ def test_bad_table_rows_are_refused_in_one_line(toy_host):
         "row 'Toy kNN' of table 'toy-table' (plugin 'rows') names no model; "
         "set TableRow(model=...) to the model that fills it"
     )
-    assert refused(TableRow("toy-table", "Toy kNN", model="knnn")).startswith(
-        "row 'Toy kNN' of table 'toy-table' (plugin 'rows'): unknown model 'knnn'; did you mean 'knn'?"
-    )
     assert refused(TableRow("toy-table", "Toy ProtoNet", model="knn")) == (
         "row 'Toy ProtoNet' of table 'toy-table' is listed twice (for model 'toy-protonet' and model 'knn'); "
         "list it once, or give one of them another label"
-    )
-    assert refused(TableRow("toy-table", "Toy kNN", model="knn", budget_params={"papr": {"k": 3}})) == (
-        "row 'Toy kNN' of table 'toy-table' gives params for budget 'papr', which the table does not have "
-        "(budgets: quick); fix the row's budget_params"
     )
     twice = TableRow("toy-table", "Toy kNN", model="knn")
     with toy_host.registered(KnnRows(twice), "rows"), toy_host.registered(KnnRows(twice), "rows-again"):

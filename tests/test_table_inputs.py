@@ -16,13 +16,17 @@ from harness_test_plugins import toy_table
 from harness import hookimpl, leaderboard
 from harness.builtins.knn import NearestNeighbour
 from harness.episodes import EpisodeKind
-from harness.errors import DataError, PluginError
+from harness.errors import ConfigError, DataError, PluginError
 from harness.paper_tables import load_paper_table, paper_cells
+from harness.params import SEED_MAX
 from harness.plugins import PluginHost
+from harness.reproduce import select, table_cells, table_rows
 from harness.specs import ModelSpec
 from harness.tables import TableRow, TableSetting, make_cell, slug
 
 HEADER = "row,setting,metric,key,value,ci95,paper,table,source,checked,note\n"
+TOY = "harness_test_plugins.toy_table"
+FEWSHOT = toy_table.toy_table().settings[0].config
 
 
 @pytest.fixture(autouse=True)
@@ -218,6 +222,32 @@ def test_a_table_or_budget_name_that_cannot_name_a_folder_breaks_its_plugin(host
         ({"seeds": ()}, "ValueError: table 'evil-table': seeds is empty; give at least one"),
         ({"settings": (toy_table.toy_table().settings[0],) * 2},
          "ValueError: setting '5-way 1-shot' is listed twice in table 'evil-table'; list it once"),
+        ({"seeds": (0, -1)}, f"ValueError: table 'evil-table': seed -1 is outside 0..{SEED_MAX}; give seeds in that "
+                             "range"),
+        ({"seeds": (SEED_MAX + 1,)}, f"ValueError: table 'evil-table': seed {SEED_MAX + 1} is outside 0..{SEED_MAX}; "
+                                     "give seeds in that range"),
+        ({"seeds": (3, 3)}, "ValueError: table 'evil-table': seed 3 is listed twice in seeds; list it once"),
+        ({"settings": (TableSetting("5 way", FEWSHOT), TableSetting("5-way", FEWSHOT))},
+         "ValueError: table 'evil-table': settings '5 way' and '5-way' share the folder '5-way'; give one of them a "
+         "name that differs in letters or digits"),
+        ({"budgets": {"quick": {"epsiodes": 8}}},
+         "ValueError: table 'evil-table', budget 'quick': unknown run-config key 'epsiodes'; did you mean 'episodes'?"),
+        ({"settings": (TableSetting("x", {**FEWSHOT, "zzz": 1}),)},
+         "ValueError: table 'evil-table', setting 'x': unknown run-config key 'zzz'; use a field of RunConfig "
+         "(harness/config.py)"),
+        ({"budgets": {"quick": {"episodes": "8"}}},
+         "ValueError: table 'evil-table': episodes in budget 'quick' with setting '5-way 1-shot' must be int, got '8'"),
+        ({"settings": (TableSetting("x", {**FEWSHOT, "ways": 1}),)},
+         "ValueError: table 'evil-table': ways in budget 'quick' with setting 'x' must be at least 2, got 1"),
+        ({"settings": (TableSetting("x", {**FEWSHOT, "seed": 1}),)},
+         "ValueError: table 'evil-table', setting 'x': sets 'seed', which each cell sets itself (from the table's "
+         "seeds, budget and metric and the row's model and params); drop it"),
+        ({"budgets": {"quick": {"budget": "quick"}}},
+         "ValueError: table 'evil-table', budget 'quick': sets 'budget', which each cell sets itself (from the "
+         "table's seeds, budget and metric and the row's model and params); drop it"),
+        ({"name": "x" * 101}, "ValueError: table name 'xxxxxxxxxxxxxxxxxxxx'... is 101 characters; shorten it to 100"),
+        *(({"name": name}, f"ValueError: table name {name!r} is reserved ('all' names every table, 'leaderboards' is "
+                           "the leaderboards' folder); rename it") for name in ("all", "leaderboards", "Leaderboards")),
     ],
 )  # fmt: skip
 def test_a_malformed_table_breaks_its_plugin_in_one_line_naming_table_and_field(host, fields, message):
@@ -259,6 +289,85 @@ def test_a_row_its_model_cannot_run_breaks_the_plugin_listing_it_naming_the_row(
     strict.register(plugin, "evil")
     with pytest.raises(PluginError, match=f"^{re.escape(problem)}$"):
         strict.plugins()
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"budget_params": {"papr": {"k": 3}}}, "naming budget 'papr', which the table lacks; fix the row's "
+         "budget_params (budgets: quick, paper, long); did you mean 'paper'?"),
+        ({"settings": ("5-way 1-shot", "5-way 2-shot")}, "naming setting '5-way 2-shot', which the table lacks; fix "
+         "the row's settings (settings: 5-way 1-shot, 5-way 5-shot, 20-way 1-shot, 20-way 5-shot); did you mean "
+         "'5-way 5-shot'?"),
+    ],
+)  # fmt: skip
+def test_a_row_naming_a_budget_or_setting_its_table_lacks_breaks_the_plugin_listing_it(host, fields, message):
+    plugin = _rows_plugin(TableRow("snail-table1", "Evil kNN", model="knn", **fields))
+    assert _only_broken(host, plugin) == f"plugin 'evil' lists row 'Evil kNN' of table 'snail-table1' {message}"
+    row = TableRow("snail-table1", "Evil kNN", **fields)
+    spec = dataclasses.replace(host.models.get("knn"), name="evil-knn", rows=(row,))
+    assert message in _only_broken(host, types.SimpleNamespace(harness_models=hookimpl(lambda: [spec])))
+
+
+def test_a_row_of_a_model_not_installed_is_left_out_and_a_misspelt_model_is_reported(toy_host):
+    rows = _rows_plugin(
+        TableRow("toy-table", "Ghost", model="ghost-model"), TableRow("toy-table", "Typo", model="knnn")
+    )
+    toy_host.register(rows, "rows")
+    assert toy_host.info("rows").warnings == [
+        "plugin 'rows' lists row 'Typo' of table 'toy-table' for model 'knnn', which no plugin registers, so the row "
+        "is left out; install the plugin of that model, or fix the row's model; did you mean 'knn'?"
+    ]
+    table = toy_host.tables.get("toy-table")
+    assert [row.row for _, row in table_rows(table, toy_host)] == ["Toy ProtoNet"]
+    assert {cell.row for cell in table_cells(table, toy_host, "quick")} == {"Toy ProtoNet"}
+
+
+def test_planning_over_several_tables_leaves_out_a_table_no_installed_model_fills(toy_host, capsys):
+    unfilled = dataclasses.replace(toy_table.toy_table(), name="unfilled-table")
+    toy_host.register(types.SimpleNamespace(harness_tables=hookimpl(lambda: [unfilled])), "unfilled")
+    toy_host.register(_rows_plugin(TableRow("toy-table", "Ghost", model="ghost-model")), "ghost")
+    chosen = select(list(toy_host.tables), toy_host, "quick")
+    assert "unfilled-table" not in [s.table.name for s in chosen] and "toy-table" in [s.table.name for s in chosen]
+    assert capsys.readouterr().err == (
+        "harness: note: no installed model fills table 'unfilled-table'; left out (install a model plugin that lists "
+        "rows for it)\n"
+    )
+    assert [s.table.name for s in select([unfilled], toy_host, "quick")] == ["unfilled-table"]
+    with pytest.raises(ConfigError, match=r"^no installed model fills table 'unfilled-table'; install"):
+        table_cells(unfilled, toy_host, "quick")  # a single table named still says so
+
+
+def test_leaderboard_all_writes_every_table_it_can_and_names_those_it_cannot(tmp_path):
+    (tmp_path / "numberless.py").write_text(
+        "import dataclasses\n"
+        "from harness import hookimpl\n"
+        "from harness_test_plugins.toy_table import toy_table\n\n\n"
+        "@hookimpl\n"
+        "def harness_tables():\n"
+        "    return [dataclasses.replace(toy_table(), name='bare-table', numbers=''),\n"
+        "            dataclasses.replace(toy_table(), name='nopkg-table', numbers='nopkg:x.csv')]\n"
+    )
+    results, out = tmp_path / "results", tmp_path / "boards"
+    results.mkdir()
+    env = {
+        "HARNESS_PLUGINS": f"{TOY},numberless",
+        "HARNESS_BLOCK_PLUGINS": "harness.builtins.tables",
+        "PYTHONPATH": os.pathsep.join([str(tmp_path), str(TESTS)]),
+    }
+    result = harness_cli("leaderboard", "all", "--results", str(results), "--out", str(out), env=env)
+    assert result.returncode == 2
+    assert result.stderr.splitlines() == [
+        "bare-table: not written: no paper numbers for table 'bare-table' (looked in: nothing); pass --papers DIR "
+        "holding bare-table.csv, or ship it with the table (TableSpec.numbers)",
+        "nopkg-table: not written: table 'nopkg-table': package 'nopkg' of its numbers is not installed; reinstall "
+        "the plugin",
+        "harness: error: the leaderboards of bare-table, nopkg-table were not written (see above); fix what their "
+        "lines say and rerun",
+    ]
+    assert sorted(p.name for p in out.glob("*.md")) == ["lake-oneshot.md", "toy-table.md"]
+    single = harness_cli("leaderboard", "bare-table", "--results", str(results), "--out", str(out), env=env)
+    assert single.returncode == 2 and single.stderr.startswith("harness: error: no paper numbers for table")
 
 
 def test_commands_over_all_tables_keep_working_beside_a_malformed_table(tmp_path):
