@@ -403,7 +403,7 @@ def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list
     from harness.records import CELL
 
     paths = leaderboard.write(table, results, out or results / "leaderboards", papers)
-    line = f"{paths['md']} ({paths['csv'].name}, {paths['png'].name})"
+    line = f"{paths['md']} ({', '.join(paths[kind].name for kind in ('csv', 'png') if kind in paths)})"
     if not any((results / table.name).glob(f"*/*/*/*/{CELL}")):
         line += f"; no runs of it under {results} yet, so only the paper's rows (harness reproduce {table.name})"
     return printable(line)
@@ -454,7 +454,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
         )
         failed += done["failed"]
         total += sum(len(names) for names in done.values())
-        summary = f"{table.name}: {len(done['run'])} cells run, {len(done['skipped'])} already done"
+        ran = len(done["run"])
+        summary = f"{table.name}: {ran} cell{'' if ran == 1 else 's'} run, {len(done['skipped'])} already done"
         if done["failed"]:
             summary += f", {len(done['failed'])} failed"
         if done["elsewhere"]:

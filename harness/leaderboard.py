@@ -284,7 +284,8 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = ()) -> dict[str, Path]:
-    """Build the leaderboard of ``table`` from ``results``; write ``<table>.csv``, ``.md`` and ``.png`` in ``out``."""
+    """Build the leaderboard of ``table`` from ``results``; write ``<table>.csv``, ``.md`` and ``.png`` (none where
+    the table has no number yet) in ``out``."""
     from harness import plots
 
     if not results.is_dir():
@@ -293,6 +294,10 @@ def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = (
     paths = {"csv": out / f"{table.name}.csv", "md": out / f"{table.name}.md", "png": out / f"{table.name}.png"}
     atomic.write_bytes(paths["csv"], csv_safe(frame).to_csv(index=False).encode())
     atomic.write_bytes(paths["md"], to_markdown(table, frame).encode())
+    if frame.empty:  # no run and no paper number: nothing to draw, and an older plot would show what is gone
+        paths["png"].unlink(missing_ok=True)
+        del paths["png"]
+        return paths
     tmp = out / f".{table.name}.tmp.png"
     try:
         plots.save(table, frame, tmp)

@@ -92,11 +92,11 @@ setting fixes it, is another setting's."""
 
 def foreign_record(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str, Any] | None) -> str | None:
     """How ``record`` shows that it is another cell's (copied or moved here), if it does: the cell it names (records
-    of cells name theirs), a seed or budget other than ``cell``'s, or a value of ``EPISODE_KEYS`` that differs from
-    what the cell's ``setting`` fixes (``None``: not checked). The problem, or ``None``."""
-    own = {field: cell.get(field) for field in CELL_FIELDS}
-    if isinstance(record.get("cell"), dict) and record["cell"] != own:
-        return f"it is the record of the cell {record['cell']!r}, not of {own!r}"
+    of cells name theirs) in another folder, a seed or budget other than ``cell``'s, or a value of ``EPISODE_KEYS``
+    that differs from what the cell's ``setting`` fixes (``None``: not checked). The problem, or ``None``."""
+    stamp = record.get("cell")
+    if stamp is not None and _folder(stamp) != _folder(cell):  # a row or setting relabelled keeps its folder
+        return f"it is the record of the cell {_folder(stamp) or repr(stamp)}, not of {_folder(cell)}"
     for field in ("seed", "budget"):
         if field in record and record[field] != cell[field]:
             return f"it is the record of {field} {record[field]!r}, but its cell is {field} {cell[field]!r}"
@@ -108,6 +108,14 @@ def foreign_record(cell: dict[str, Any], record: dict[str, Any], setting: Mappin
                 f"{setting[key]!r}"
             )
     return None
+
+
+def _folder(cell: Any) -> str | None:
+    """The folder of the cell that ``cell`` (a ``cell.json`` or a record's ``cell``) describes; ``None`` if none."""
+    try:
+        return cell_name(*(cell[field] for field in ("table", "budget", "row", "setting", "seed")))
+    except (KeyError, TypeError, AttributeError):
+        return None
 
 
 def cell_of(directory: Path) -> dict[str, Any] | None:

@@ -284,8 +284,17 @@ class Run:
             self._keep_metrics(saved)
         changed = self._changes(saved)
         if changed:
-            raise ConfigError(f"{self.directory} holds a run with another config ({changed}); {self.new_config}")
+            raise ConfigError(f"{self.directory} holds a run with another config ({changed}); {self._fix(saved)}")
         return state
+
+    def _fix(self, saved: dict[str, Any]) -> str:
+        """The fix for a run in the directory trained with another config than ``saved``: where only the threads
+        differ (a flag of the command), rerunning with the run's own keeps its training."""
+        wanted = comparable(self.prepared.config.to_dict())
+        rest = [key for key in wanted if key != "threads"]
+        if saved.get("threads") != wanted["threads"] and not differences(saved, wanted, rest):
+            return f"rerun with --threads {saved['threads']}, the threads it trained with (or {self.new_config})"
+        return self.new_config
 
     def _comparable(self, saved: dict[str, Any]) -> dict[str, Any]:
         """A saved config made comparable with this run's: a parameter the model plugin added since it was saved

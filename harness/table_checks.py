@@ -25,8 +25,9 @@ NAME_MAX = 100
 RESERVED = ("all", "leaderboards")
 """Table names taken: ``all`` names every table on the command line, ``leaderboards`` is the leaderboards' folder
 inside the results folder (refused in any case, for file systems that ignore it)."""
-CELL_KEYS = ("model", "seed", "budget", "metrics", "params")
-"""Run-config keys each cell sets itself (``harness.tables.make_cell``), which a budget or setting would set in vain."""
+CELL_KEYS = ("model", "seed", "budget", "metrics", "params", "device")
+"""Run-config keys each cell sets itself (``harness.tables.make_cell``; ``device`` from ``harness reproduce
+--device``), which a budget or setting would set in vain."""
 
 
 def check_table(table: TableSpec) -> None:
@@ -54,6 +55,8 @@ def check_table(table: TableSpec) -> None:
     names: set[str] = set()
     for setting in table.settings:
         check_declared(setting, f"{where}, setting {setting.name!r}")
+        if not setting.name or printable(setting.name) != setting.name:
+            raise ValueError(f"{where}: setting name {setting.name!r} is empty or holds control characters; rename it")
         if setting.name in names:
             raise ValueError(f"setting {setting.name!r} is listed twice in {where}; list it once")
         names.add(setting.name)
@@ -99,7 +102,7 @@ def _check_configs(table: TableSpec, where: str) -> None:
             if key in CELL_KEYS:
                 raise ValueError(
                     f"{where}, {owner}: sets {key!r}, which each cell sets itself (from the table's seeds, budget "
-                    "and metric and the row's model and params); drop it"
+                    "and metric, the row's model and params, and reproduce's --device); drop it"
                 )
     for budget, values in table.budgets.items():
         for setting in table.settings:
@@ -116,6 +119,8 @@ def check_row(row: TableRow) -> None:
     check_declared(row, f"row {row.row!r} of table {row.table!r}")
     if not row.row:
         raise ValueError(f"the row of table {row.table!r} for model {row.model!r} has an empty label; give its label")
+    if printable(row.row) != row.row:
+        raise ValueError(f"row label {row.row!r} of table {row.table!r} holds control characters; rename it")
 
 
 def check_file_name(name: str, what: str) -> None:
@@ -133,7 +138,8 @@ def check_declared(spec: object, where: str, only: tuple[str, ...] = ()) -> None
     for name, hint in typing.get_type_hints(type(spec)).items():
         value = getattr(spec, name)
         if (name in only or not only) and not _fits(value, hint):
-            shown = re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", hint.__name__ if isinstance(hint, type) else str(hint))
+            plain = isinstance(hint, type) and typing.get_origin(hint) is None  # 3.10 takes tuple[int, ...] for a type
+            shown = re.sub(r"\b(?:\w+\.)+(\w+)", r"\1", hint.__name__ if plain else str(hint))
             got = f"{type(value).__name__} {printable(reprlib.repr(value))}"
             raise TypeError(f"{where}: {name} must be {shown}, got {got}")
 

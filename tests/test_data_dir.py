@@ -41,7 +41,7 @@ def test_reproduce_passes_the_folder_option(tmp_path: Path, capsys, monkeypatch:
     monkeypatch.setenv("HARNESS_PAPERS_DIR", str(tmp_path / "papers"))
     args = ["reproduce", "folder-table", "--results", str(tmp_path / "out"), "--no-progress"]
     assert main([*args, "--data-dir", f"folder-glyphs={tmp_path}"]) == 0
-    assert "folder-table: 1 cells run" in capsys.readouterr().out
+    assert "folder-table: 1 cell run" in capsys.readouterr().out
 
 
 def test_a_dataset_without_a_directory_option(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:

@@ -117,7 +117,7 @@ def test_a_damaged_record_fails_its_cell_alone_and_a_copied_one_is_refused_every
     shutil.copy(ten / per_episode.FILE, five / per_episode.FILE)
     copied = json.loads((five / "record.json").read_text())
     assert copied["cell"]["setting"] == "10-way 1-shot"  # the cell it names
-    named = "it is the record of the cell {'table': 'toy-table', 'row': 'Toy ProtoNet', 'setting': '10-way 1-shot'"
+    named = "it is the record of the cell toy-table/quick/toy-protonet/10-way-1-shot/seed0, not of toy-table/quick/toy"
     by_setting = "it was trained with ways 10, but its cell's setting '5-way 1-shot' has ways 5: a record copied from"
     for problem in (named, by_setting):  # then a record of before records named their cells
         for command in (reproduce, ["status", *reproduce[1:4]], ["leaderboard", *reproduce[1:4]]):
@@ -144,9 +144,22 @@ def test_a_table_whose_leaderboard_fails_does_not_stop_the_tables_after_it(tmp_p
     again = harness_cli(*command, env=env)
     assert again.returncode == 2
     assert "toy-table: 0 cells run, 2 already done" in again.stdout
-    assert "  leaderboard: not written: " in again.stderr and "toy-rooted: 1 cells run" in again.stdout
+    assert "  leaderboard: not written: " in again.stderr and "toy-rooted: 1 cell run" in again.stdout
     assert json.loads((rooted / "record.json").read_text())["status"] == "complete"
     assert "the leaderboards of toy-table were not written (see above)" in again.stderr
+
+
+def test_a_run_trained_at_other_threads_is_kept_naming_the_threads_to_rerun_with(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="r", log=lambda _: None)
+    (tmp_path / "r" / "record.json").unlink()  # so the rerun reads the checkpoint, which knows its threads
+    with pytest.raises(ConfigError) as caught:
+        run(fewshot_config(threads=2), protonet_host, tmp_path, name="r", log=lambda _: None)
+    assert str(caught.value) == (
+        f"{tmp_path / 'r'} holds a run with another config (threads: 1 -> 2); rerun with --threads 1, the threads it "
+        "trained with (or pass --name for a new run or --restart to discard it)"
+    )
+    with pytest.raises(ConfigError, match=r"\(episodes: 96 -> 97, threads: 1 -> 2\); pass --name for a new run or"):
+        run(fewshot_config(threads=2, episodes=97), protonet_host, tmp_path, name="r", log=lambda _: None)
 
 
 def test_a_record_far_larger_than_a_run_writes_is_refused_unread(tmp_path):

@@ -210,7 +210,7 @@ def test_interrupted_reproduce_resumes_without_redoing_finished_cells(tmp_path, 
     killed_at = load_checkpoint(second)["episodes_trained"]
     result = harness_cli(*args, env=env)
     assert result.returncode == 0, result.stderr
-    assert "toy-table: 1 cells run, 1 already done" in result.stdout
+    assert "toy-table: 1 cell run, 1 already done" in result.stdout
     assert first_record.stat().st_mtime_ns == stamp
     resumed = json.loads((base / "10-way-1-shot/seed0/record.json").read_text())
     assert resumed["resumes"] == (1 if killed_at < 64 else 0)
@@ -246,7 +246,7 @@ def test_two_reproduce_commands_on_one_results_folder_share_the_cells(tmp_path, 
     second = subprocess.run(args, env=slow, capture_output=True, text=True, timeout=180)
     first_out, first_err = first.communicate(timeout=180)
     assert first.returncode == 0 and second.returncode == 0, first_err + second.stderr
-    ran = [int(re.search(r"(\d+) cells run", out).group(1)) for out in (first_out, second.stdout)]
+    ran = [int(re.search(r"(\d+) cells? run", out).group(1)) for out in (first_out, second.stdout)]
     assert ran == [1, 1], first_out + second.stdout
     assert "1 running elsewhere" in first_out + second.stdout
     assert "running elsewhere (pid " in first_err + second.stderr
