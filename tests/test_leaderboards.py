@@ -146,3 +146,21 @@ def test_the_knn_note_explains_its_first_instance_and_holds(host):
     first = batch.instance == 1
     assert first[:, 0].all() and not right[:, 1:][first[:, 1:]].any()
     assert 0.1 < right[:, 0].mean() < 0.3  # label 0 is the first class's 1 time in 5
+
+
+def test_a_table_with_no_number_yet_gets_its_csv_and_markdown_but_no_plot(host, tmp_path):
+    import dataclasses
+
+    from harness_test_plugins import toy_table
+
+    with host.registered(toy_table, "toy-plugin"):
+        table = dataclasses.replace(host.tables.get("toy-table"), numbers="")
+    papers = tmp_path / "papers"
+    papers.mkdir()
+    (papers / "toy-table.csv").write_text("row,setting,metric,key,value,ci95,paper,table,source,checked,note\n")
+    results, out = tmp_path / "results", tmp_path / "boards"
+    results.mkdir()
+    out.mkdir()
+    (out / "toy-table.png").write_bytes(b"an older plot, of numbers no longer there")
+    paths = leaderboard.write(table, results, out, [papers])
+    assert sorted(paths) == ["csv", "md"] and sorted(p.name for p in out.iterdir()) == ["toy-table.csv", "toy-table.md"]
