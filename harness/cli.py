@@ -427,6 +427,10 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     check_writable(args.leaderboards or results / "leaderboards", "--leaderboards")
     tables = _tables(host, args.tables)
     selections = select(tables, host, args.budget, models=args.models, rows=args.rows, settings=args.settings)
+    if "all" not in args.tables:  # a table named on the command line is not left out without a word
+        for name in [t.name for t in tables if t.name not in {s.table.name for s in selections}]:
+            print(f"harness: note: table {name!r} has no cell at the budget, models, rows and settings given; "
+                  "left out", file=sys.stderr)  # fmt: skip
     for selection in selections:  # missing or malformed paper numbers fail before any training, not after
         paper_cells(selection.table, args.papers)
     failed: list[str] = []

@@ -119,6 +119,18 @@ def test_over_several_tables_a_budget_row_or_setting_picks_the_tables_that_have_
     assert not (tmp_path / "r").exists()
 
 
+def test_a_table_named_on_the_command_line_and_left_out_is_named(tmp_path):
+    result = harness_cli(
+        "reproduce", "toy-table", "snail-table1", "--model", "toy-protonet", "--results", str(tmp_path), "--no-progress",
+        env={"HARNESS_PLUGINS": "harness_test_plugins.toy_table"},
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.splitlines() == [
+        "harness: note: table 'snail-table1' has no cell at the budget, models, rows and settings given; left out"
+    ]
+    assert not (tmp_path / "snail-table1").exists() and (tmp_path / "toy-table").is_dir()
+
+
 def test_a_model_or_row_and_setting_that_select_no_cell_are_named_as_such(toy_host):
     table = toy_host.tables.get("toy-table")
     with pytest.raises(ConfigError) as caught:
