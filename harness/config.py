@@ -252,7 +252,9 @@ def _check_values(config: RunConfig, source: str, named: Callable[[str], str]) -
     _check_choice(named("precision"), config.precision, PRECISIONS)
     check_device_name(config.device, named("device"))
     if (config.keep == "best" or config.patience) and not config.val_every:
-        asked = named("keep") + " best" if config.keep == "best" else named("patience")
+        keep = named("keep")
+        best = f"{keep} best" if keep.startswith("--") else f"keep = 'best' ({keep})"
+        asked = best if config.keep == "best" else named("patience")
         raise ConfigError(f"{asked} needs validation; set {named('val_every')} (episodes between validations)")
     if config.test_data and config.test_dataset is None:
         raise ConfigError(f"{named('test_data')} needs a test dataset; pass --test-dataset NAME or drop it")

@@ -129,7 +129,10 @@ def test_patience_stops_training_and_the_record_says_where(host, tmp_path):
 @pytest.mark.parametrize(
     ("values", "message"),
     [
-        ({"keep": "best"}, r"keep in .* best needs validation; set val_every in .* \(episodes between validations\)"),
+        (
+            {"keep": "best"},
+            r"keep = 'best' \(keep in .*\) needs validation; set val_every in .* \(episodes between validations\)",
+        ),
         ({"patience": 3}, r"patience in .* needs validation"),
         ({"keep": "first"}, r"keep in test must be one of last, best, got 'first'"),
         ({"precision": "fp16"}, r"precision in test must be one of fp32, bf16, got 'fp16'"),
