@@ -120,10 +120,8 @@ def test_over_several_tables_a_budget_row_or_setting_picks_the_tables_that_have_
 
 
 def test_a_table_named_on_the_command_line_and_left_out_is_named(tmp_path):
-    result = harness_cli(
-        "reproduce", "toy-table", "snail-table1", "--model", "toy-protonet", "--results", str(tmp_path), "--no-progress",
-        env={"HARNESS_PLUGINS": "harness_test_plugins.toy_table"},
-    )  # fmt: skip
+    command = ["reproduce", "toy-table", "snail-table1", "--model", "toy-protonet", "--results", str(tmp_path)]
+    result = harness_cli(*command, "--no-progress", env={"HARNESS_PLUGINS": "harness_test_plugins.toy_table"})
     assert result.returncode == 0, result.stderr
     assert result.stderr.splitlines() == [
         "harness: note: table 'snail-table1' has no cell at the budget, models, rows and settings given; left out"
