@@ -481,11 +481,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     if unwritten:
-        print(
-            f"harness: error: the leaderboards of {', '.join(unwritten)} were not written (see above); fix what "
-            "their lines say and rerun the same command, which keeps the finished cells",
-            file=sys.stderr,
-        )
+        _not_written(unwritten, "rerun the same command, which keeps the finished cells")
     return 2 if failed or unwritten else 0
 
 
@@ -528,13 +524,18 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
             unwritten.append(table.name)
             print(f"{table.name}: not written: {printable(str(exc))}", file=sys.stderr)
     if unwritten:
-        print(
-            f"harness: error: the leaderboards of {', '.join(unwritten)} were not written (see above); fix what their "
-            "lines say and rerun",
-            file=sys.stderr,
-        )
+        _not_written(unwritten, "rerun")
         return 2
     return 0
+
+
+def _not_written(tables: list[str], rerun: str) -> None:
+    """Say, last, which tables' leaderboards were not written (each said why in its own line) and the fix."""
+    print(
+        f"harness: error: the leaderboards of {', '.join(tables)} were not written (see above); fix what their lines "
+        f"say and {rerun}",
+        file=sys.stderr,
+    )
 
 
 def _host(args: argparse.Namespace) -> Any:
