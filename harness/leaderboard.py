@@ -113,9 +113,7 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
             f"{cell_path} describes setting {cell['setting']!r}, which table {table.name!r} does not have; "
             "delete its folder"
         )
-    problem = records.foreign_record(cell, record, table.setting_config(cell["setting"]))
-    if problem is not None:
-        raise DataError(records.foreign_problem(record_path, problem, _retest(cell_path.parent)))
+    records.check_own(record_path, cell, record, table.setting_config(cell["setting"]), _retest(cell_path.parent))
     stopped = record.get("stopped_early")
     if not records.is_count(record.get("episodes_trained")) or not (
         stopped is None or records.is_count(_get(stopped, "at_episode"))

@@ -90,7 +90,7 @@ EPISODE_KEYS = ("dataset", "test_dataset", "kind", "ways", "shots", "queries", "
 setting fixes it, is another setting's."""
 
 
-def foreign_record(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str, Any] | None) -> str | None:
+def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str, Any] | None) -> str | None:
     """How ``record`` shows that it is another cell's (copied or moved here), if it does: the cell it names (records
     of cells name theirs) in another folder, a seed or budget other than ``cell``'s, or a value of ``EPISODE_KEYS``
     that differs from what the cell's ``setting`` fixes (``None``: not checked). The problem, or ``None``."""
@@ -128,9 +128,14 @@ def cell_of(directory: Path) -> dict[str, Any] | None:
     return {field: cell.get(field) for field in CELL_FIELDS}
 
 
-def foreign_problem(path: Path, problem: str, fix: str) -> str:
-    """The one-line error for the record at ``path`` that ``foreign_record`` found to be another cell's."""
-    return f"{path}: {problem}: a record copied from another cell; {fix}"
+def check_own(
+    path: Path, cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str, Any] | None, fix: str
+) -> None:
+    """Refuse, in one line naming ``fix``, the record at ``path`` if it shows that it is another cell's than ``cell``
+    (``_foreign``; ``setting``: what the cell's setting fixes of the config, ``None``: not checked)."""
+    problem = _foreign(cell, record, setting)
+    if problem is not None:
+        raise DataError(f"{path}: {problem}: a record copied from another cell; {fix}")
 
 
 def is_cell(directory: Path) -> bool:

@@ -188,9 +188,7 @@ def _complete(directory: Path, cell: dict[str, Any], setting: Mapping[str, Any])
         return False
     fix = records.record_fix(path, "rerun")
     record = records.read_record(path, fix)
-    problem = records.foreign_record(cell, record, setting)
-    if problem is not None:
-        raise DataError(records.foreign_problem(path, problem, fix))
+    records.check_own(path, cell, record, setting, fix)
     return records.is_complete(record, directory)
 
 

@@ -107,9 +107,7 @@ def _status(directory: Path, table: str, spec: TableSpec | None) -> CellStatus:
             fix = records.record_fix(path, records.rerun_cell(directory))
             record = records.read_record(path, fix, config=True)
             setting = None if spec is None else spec.setting_config(cell["setting"])
-            foreign = records.foreign_record(cell, record, setting)
-            if foreign is not None:
-                raise DataError(records.foreign_problem(path, foreign, fix))
+            records.check_own(path, cell, record, setting, fix)
             if record["status"] == "complete":
                 progress = _progress(record, path, fix)
                 problem = records.per_episode_problem(record, directory)
