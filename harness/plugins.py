@@ -333,31 +333,31 @@ class PluginHost:
             for kind, specs in contributions[plugin_name].items():
                 info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
         self._registries = registries
-        if self._break_rows_that_cannot_run(registries):
-            return self._build()  # again, without the plugins just broken
+        self._leave_out_rows_that_cannot_run(registries)
         self._check_rows(registries)
         self._check_table_metrics(registries)
         return registries
 
-    def _break_rows_that_cannot_run(self, registries: dict[str, Registry[Any]]) -> bool:
-        """Break each plugin listing a row whose registered model cannot run it (``_params_problem``), or that names
-        a budget or setting its registered table lacks (``_table_problem``); whether any."""
-        models, tables = registries["models"], registries["tables"]
-        listed = [(models.plugin_of(m.name), row.model or m.name, row) for m in models for row in m.rows]
-        listed += [(registries["rows"].plugin_of(row.name), row.model, row) for row in registries["rows"]]
-        broken = False
-        for plugin, model, row in listed:
-            info = self._infos[plugin]
-            if info.error:
-                continue
+    def _leave_out_rows_that_cannot_run(self, registries: dict[str, Registry[Any]]) -> None:
+        """Leave out, with a note naming the fix (fatal if strict), each row whose registered model cannot run it
+        (``_params_problem``) or that names a budget or setting its registered table lacks (``_table_problem``); the
+        plugin listing it keeps everything else it provides."""
+        models, tables, rows = registries["models"], registries["tables"], registries["rows"]
+        listed = [(models.plugin_of(m.name), row.model or m.name, row, m.name) for m in models for row in m.rows]
+        listed += [(rows.plugin_of(row.name), row.model, row, None) for row in rows]
+        for plugin, model, row, owner in listed:
             problem = _params_problem(row, models.get(model)) if model in models else None
             if problem is None and row.table in tables:
                 problem = _table_problem(row, tables.get(row.table))
-            if problem is not None:
-                info.provides = {}
-                self._broken(info, problem)
-                broken = True
-        return broken
+            if problem is None:
+                continue
+            self._note(plugin, f"plugin {plugin!r} {problem}; the row is left out")
+            if owner is None:
+                rows.remove(row.name)
+                self._infos[plugin].provides["rows"].remove(row.name)
+            else:
+                spec = models.get(owner)
+                models.replace(owner, dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r is not row)))
 
     def _check_table_metrics(self, registries: dict[str, Registry[Any]]) -> None:
         """Note each table whose metric no plugin registers (fatal if strict): its cells could never be filled."""

@@ -32,6 +32,15 @@ class Registry(Generic[T]):
             )
         self._entries[name] = (spec, plugin)
 
+    def replace(self, name: str, spec: T) -> None:
+        """Put ``spec`` in place of the registered ``name``, keeping its plugin."""
+        self._entries[name] = (spec, self.plugin_of(name))
+
+    def remove(self, name: str) -> None:
+        """Leave out the registered ``name``."""
+        self.get(name)
+        del self._entries[name]
+
     def get(self, name: str) -> T:
         """The spec called ``name``, or ``UnknownNameError`` with close matches."""
         try:

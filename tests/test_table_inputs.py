@@ -286,6 +286,20 @@ def test_a_model_row_label_with_control_characters_breaks_its_plugin(host):
     assert problem.endswith("row label 'Evil\\x1b[2J kNN' of table 'snail-table1' holds control characters; rename it")
 
 
+def _only_left_out(host: PluginHost, plugin: object) -> str:
+    """The one note of ``host`` with ``plugin`` registered as ``evil``: its row left out, everything else kept."""
+    with host.registered(plugin, "evil"):
+        (problem,) = host.problems()
+        assert host.info("evil").error is None and host.info("evil").warnings == [problem]
+        assert "snail-table1/Evil kNN" not in host.rows and "Evil kNN" not in _labels(host)
+        return problem
+
+
+def _labels(host: PluginHost) -> list[str]:
+    """The row labels of table snail-table1 as planning finds them."""
+    return [row.row for _, row in table_rows(host.tables.get("snail-table1"), host)]
+
+
 @pytest.mark.parametrize(
     ("fields", "message"),
     [
@@ -294,14 +308,18 @@ def test_a_model_row_label_with_control_characters_breaks_its_plugin(host):
          "model 'knn' parameter k must be an int like its default 1, got '3'; fix the row's budget_params['paper']"),
     ],
 )  # fmt: skip
-def test_a_row_its_model_cannot_run_breaks_the_plugin_listing_it_naming_the_row(fields, message):
+def test_a_row_its_model_cannot_run_is_left_out_with_a_note_naming_the_row_and_fatal_when_strict(fields, message):
     problem = f"plugin 'evil' lists row 'Evil kNN' of table 'snail-table1' that its model cannot run: {message}"
-    plugin = _rows_plugin(TableRow("snail-table1", "Evil kNN", model="knn", **fields))
+    good = TableRow("snail-table1", "Good kNN", model="knn")
+    plugin = _rows_plugin(TableRow("snail-table1", "Evil kNN", model="knn", **fields), good)
     host = PluginHost(autoload=False, modules=[], strict=False)
-    assert _only_broken(host, plugin) == problem
+    assert _only_left_out(host, plugin) == f"{problem}; the row is left out"
+    with host.registered(plugin, "evil"):
+        assert host.info("evil").provides == {"rows": ["snail-table1/Good kNN"]}
+        assert "Good kNN" in _labels(host)
     strict = PluginHost(autoload=False, modules=[], strict=True)
     strict.register(plugin, "evil")
-    with pytest.raises(PluginError, match=f"^{re.escape(problem)}$"):
+    with pytest.raises(PluginError, match=f"^{re.escape(problem)}; the row is left out$"):
         strict.plugins()
 
 
@@ -315,12 +333,16 @@ def test_a_row_its_model_cannot_run_breaks_the_plugin_listing_it_naming_the_row(
          "'5-way 5-shot'?"),
     ],
 )  # fmt: skip
-def test_a_row_naming_a_budget_or_setting_its_table_lacks_breaks_the_plugin_listing_it(host, fields, message):
+def test_a_row_naming_a_budget_or_setting_its_table_lacks_is_left_out_and_its_model_kept(host, fields, message):
     plugin = _rows_plugin(TableRow("snail-table1", "Evil kNN", model="knn", **fields))
-    assert _only_broken(host, plugin) == f"plugin 'evil' lists row 'Evil kNN' of table 'snail-table1' {message}"
-    row = TableRow("snail-table1", "Evil kNN", **fields)
-    spec = dataclasses.replace(host.models.get("knn"), name="evil-knn", rows=(row,))
-    assert message in _only_broken(host, types.SimpleNamespace(harness_models=hookimpl(lambda: [spec])))
+    expected = f"plugin 'evil' lists row 'Evil kNN' of table 'snail-table1' {message}; the row is left out"
+    assert _only_left_out(host, plugin) == expected
+    rows = (TableRow("snail-table1", "Evil kNN", **fields), TableRow("snail-table1", "Good kNN"))
+    spec = dataclasses.replace(host.models.get("knn"), name="evil-knn", rows=rows)
+    models = types.SimpleNamespace(harness_models=hookimpl(lambda: [spec]))
+    assert message in _only_left_out(host, models)
+    with host.registered(models, "evil"):  # the model stays, to run and to fill its other rows
+        assert host.models.get("evil-knn").rows == rows[1:] and "Good kNN" in _labels(host)
 
 
 def test_a_row_of_a_model_not_installed_is_left_out_and_a_misspelt_model_is_reported(toy_host):
