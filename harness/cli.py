@@ -444,7 +444,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             results,
             budget=args.budget,
             seeds=args.seeds,
-            models=args.models,
+            models=selection.models,
             rows=selection.rows,
             settings=selection.settings,
             executor=args.executor,

@@ -54,11 +54,13 @@ def table_rows(table: TableSpec, host: PluginHost) -> list[tuple[str, TableRow]]
 
 @dataclasses.dataclass(frozen=True)
 class Selection:
-    """One table of a command, with the rows and settings of the command's filters that it has (None: all)."""
+    """One table of a command, with the rows, settings and models of the command's filters that it has (None:
+    all)."""
 
     table: TableSpec
     rows: list[str] | None
     settings: list[str] | None
+    models: list[str] | None = None
 
 
 def select(
@@ -67,13 +69,15 @@ def select(
 ) -> list[Selection]:  # fmt: skip
     """The tables a command works on, given its budget, models, rows and settings: over several tables (``all``,
     say) a table no installed model fills is left out with a note on stderr, one without the budget, or without any
-    of the models, rows or settings asked for, is left out, and a budget, model, row or setting that none of them has
-    is a one-line ``ConfigError``. A single table is kept as it is, for ``table_cells`` to refuse what it lacks."""
+    of the models, rows or settings asked for, is left out, and a budget, model, row or setting that none of them has,
+    or a model that fills none of the rows asked for, is a one-line ``ConfigError``. A single table is kept as it is,
+    for ``table_cells`` to refuse what it lacks."""
+    rows, settings, models = rows or (), settings or (), models or ()
     if len(tables) <= 1:
-        return [Selection(t, list(rows) if rows else None, list(settings) if settings else None) for t in tables]
-    for name in models or ():
+        return [Selection(t, list(rows) or None, list(settings) or None, list(models) or None) for t in tables]
+    for name in models:
         host.models.get(name)  # an unknown model: its own one-line error
-    have = {}
+    have, pairs = {}, {}
     for t in tables:
         listed = table_rows(t, host)
         if not listed:
@@ -83,6 +87,7 @@ def select(
                 file=sys.stderr,
             )
             continue
+        pairs[t.name] = [(model, row.row) for model, row in listed]
         have[t.name] = {
             "budget": list(t.budgets),
             "model": list(dict.fromkeys(model for model, _ in listed)),
@@ -94,7 +99,7 @@ def select(
             f"no installed model fills any of the tables {', '.join(t.name for t in tables)}; install a model plugin "
             "that lists rows for them (ModelSpec.rows or harness_table_rows, see docs/writing-a-plugin.md)"
         )
-    asked = {"budget": [budget], "model": list(models or ()), "row": list(rows or ()), "setting": list(settings or ())}
+    asked = {"budget": [budget], "model": list(models), "row": list(rows), "setting": list(settings)}
     for kind, wanted in asked.items():
         known = list(dict.fromkeys(name for names in have.values() for name in names[kind]))
         for name in wanted:
@@ -106,12 +111,21 @@ def select(
     chosen = []
     for t in (t for t in tables if t.name in have):
         mine = {kind: [name for name in wanted if name in have[t.name][kind]] for kind, wanted in asked.items()}
+        mine["model"] = [m for m in mine["model"] if any(m == model and row in (mine["row"] or [row])
+                                                         for model, row in pairs[t.name])]  # fmt: skip
         if all(mine[kind] or not wanted for kind, wanted in asked.items()):  # the budget is always asked for
-            chosen.append(Selection(t, mine["row"] or None, mine["setting"] or None))
+            chosen.append(Selection(t, mine["row"] or None, mine["setting"] or None, mine["model"] or None))
     if not chosen:
         raise ConfigError(
             f"none of the tables {', '.join(have)} has budget {budget!r} together with the models, rows and settings "
             "asked for; name one table, or drop a --model, --row or --setting"
+        )
+    idle = [name for name in models if not any(name in (s.models or ()) for s in chosen)]
+    if idle:
+        raise ConfigError(
+            f"{' and '.join(map(repr, idle))} fill{'s' if len(idle) == 1 else ''} no row of "
+            f"{', '.join(s.table.name for s in chosen)} at the budget, rows and settings given; drop "
+            f"{'that' if len(idle) == 1 else 'those'} --model"
         )
     return chosen
 
@@ -162,12 +176,13 @@ def table_cells(
             f"model {cell.config.model!r}); list it once, or give one of them another label"
         )
     flags = " at the --row and --setting given" if rows or settings else ""
-    if not cells and models and listed:
-        fillers = ", ".join(sorted({model for model, row in listed if not rows or row.row in rows}))
+    fillers = sorted({model for model, row in listed if not rows or row.row in rows})
+    idle = [model for model in models or () if model not in fillers]
+    if listed and idle:
         raise ConfigError(
-            f"{' and '.join(repr(m) for m in models)} fill{'s' if len(models) == 1 else ''} no "
+            f"{' and '.join(map(repr, idle))} fill{'s' if len(idle) == 1 else ''} no "
             f"{'given ' if rows else ''}row of table {table.name!r}{flags}; {'those' if rows else 'its'} rows are "
-            f"filled by {fillers}"
+            f"filled by {', '.join(fillers)}"
         )
     if not cells and listed:
         raise ConfigError(f"table {table.name!r} has no cell to run{flags}")

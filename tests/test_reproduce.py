@@ -137,6 +137,23 @@ def test_a_model_or_row_and_setting_that_select_no_cell_are_named_as_such(toy_ho
     with pytest.raises(ConfigError) as caught:
         table_cells(table, toy_host, "quick", models=["knn"], settings=["5-way 1-shot"])
     assert str(caught.value).startswith("'knn' fills no row of table 'toy-table' at the --row and --setting given")
+    with pytest.raises(ConfigError) as caught:  # one model asked for fills it, the other would be dropped unsaid
+        table_cells(table, toy_host, "quick", models=["toy-protonet", "knn"])
+    assert str(caught.value) == "'knn' fills no row of table 'toy-table'; its rows are filled by toy-protonet"
+
+
+def test_over_several_tables_a_model_that_fills_no_row_asked_for_is_named(toy_host):
+    tables = [toy_host.tables.get(name) for name in ("toy-table", "snail-table1")]
+    rows = ["Toy ProtoNet", "kNN (raw pixels)"]
+    chosen = select(tables, toy_host, "quick", models=["knn", "toy-protonet"], rows=rows)
+    assert [(s.table.name, s.models, s.rows) for s in chosen] == [
+        ("toy-table", ["toy-protonet"], ["Toy ProtoNet"]), ("snail-table1", ["knn"], ["kNN (raw pixels)"]),
+    ]  # fmt: skip
+    with pytest.raises(ConfigError) as caught:
+        select(tables, toy_host, "quick", models=["knn", "toy-protonet"], rows=rows[:1])
+    assert str(caught.value) == (
+        "'knn' fills no row of toy-table at the budget, rows and settings given; drop that --model"
+    )
 
 
 def test_rows_told_apart_by_a_sign_get_folders_of_their_own_and_a_clash_is_refused(toy_host, tmp_path):
