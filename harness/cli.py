@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__, interrupts
-from harness.errors import ConfigError, HarnessError, describe, printable
+from harness.errors import ConfigError, HarnessError, describe, printable, shortened
 from harness.writable import check_writable
 
 RESULTS_ENV = "HARNESS_RESULTS_DIR"
@@ -774,7 +774,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except HarnessError as exc:
         if args.traceback:
             traceback.print_exc()
-        message = printable(str(exc))
+        message = shortened(printable(str(exc)))
         if exc.__cause__ is not None and not args.traceback:  # the error of a plugin's code, folded into one line
             message += " (--traceback shows where)"
         print(f"harness: error: {message}", file=sys.stderr)

@@ -50,3 +50,12 @@ def printable(text: str) -> str:
     """``text`` with control and format characters escaped (``\\n``, ``\\x1b``), so printing it cannot move the
     cursor, recolour the terminal or reorder the line."""
     return "".join(ascii(c)[1:-1] if unicodedata.category(c) in ("Cc", "Cf") else c for c in text)
+
+
+def shortened(text: str, limit: int = 2000) -> str:
+    """``text``, its middle left out if it is longer than ``limit`` characters (a long value echoed by an error),
+    keeping its start and its end, where the fix is named."""
+    if len(text) <= limit:
+        return text
+    keep = limit // 2
+    return f"{text[:keep]} ... ({len(text) - 2 * keep:,} characters left out) ... {text[-keep:]}"

@@ -279,6 +279,12 @@ def test_near_misses_name_the_value_meant(capsys: pytest.CaptureFixture, tmp_pat
     assert not any(tmp_path.iterdir())
 
 
+def test_a_long_value_in_an_error_is_shortened_keeping_the_fix(capsys: pytest.CaptureFixture, tmp_path) -> None:
+    line = error_of(capsys, "reproduce", "snail-table1", "--row", "x" * 100_000, "--results", str(tmp_path))
+    assert len(line) <= 2100 and "characters left out" in line
+    assert line.startswith("table 'snail-table1' has no row 'xxx") and "' (its rows: kNN (raw pixels)" in line
+
+
 def test_all_among_table_names_means_every_table_once(capsys: pytest.CaptureFixture) -> None:
     assert main(["status", "all", "--json"]) == 0
     every = json.loads(capsys.readouterr().out)
