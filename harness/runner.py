@@ -147,6 +147,8 @@ class Run:
     # -- internals ----------------------------------------------------------------------
 
     def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
+        config = self.prepared.config
+        model = self._build() if restart else None  # one that cannot be built fails before the old run goes
         if restart:
             checkpoints.remove(self.checkpoint_path)
             self.record_path.unlink(missing_ok=True)
@@ -154,7 +156,6 @@ class Run:
         state = self._resume_state()
         if state is None and self.prepared.total_steps and self.record_path.exists():
             self._keep_finished_record()
-        config = self.prepared.config
         record = self._record() if state is not None else None
         if record is not None and record["status"] == "complete":
             retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)
@@ -163,7 +164,7 @@ class Run:
                 log(f"{self.directory} is already complete; {self.start_over}")
                 return record
             log(f"testing {self.directory} again ({retest})")
-        model = guarded(self.prepared.build_model(self.directory), config.model, self.prepared.model_plugin)
+        model = model or self._build()
         done = Progress()
         if state is not None:
             model.load_state_dict(state["model_state"])
@@ -233,6 +234,11 @@ class Run:
             self._save(model, done)
         atomic.write_json(self.record_path, record)
         return record
+
+    def _build(self) -> Model:
+        """A fresh model, a plugin's failure folded into one line (``guarded``)."""
+        prepared = self.prepared
+        return guarded(prepared.build_model(self.directory), prepared.config.model, prepared.model_plugin)
 
     def _keep_finished_record(self) -> None:
         """Refuse to train again over the record of a finished run whose checkpoint is gone (deleted to save

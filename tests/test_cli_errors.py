@@ -279,6 +279,17 @@ def test_near_misses_name_the_value_meant(capsys: pytest.CaptureFixture, tmp_pat
     assert not any(tmp_path.iterdir())
 
 
+def test_restart_with_a_parameter_the_model_refuses_keeps_the_run_it_would_replace(capsys, tmp_path) -> None:
+    args = ["run", "--model", "knn", "--dataset", "synthetic", "--kind", "fewshot", "--eval-episodes", "5"]
+    assert main([*args, "--out", str(tmp_path)]) == 0
+    capsys.readouterr()
+    (directory,) = tmp_path.iterdir()
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+    line = error_of(capsys, *args, "--param", "k=-1", "--restart", "--out", str(tmp_path))
+    assert line == "knn parameter k must be at least 1, got -1"
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
+
+
 def test_a_long_value_in_an_error_is_shortened_keeping_the_fix(capsys: pytest.CaptureFixture, tmp_path) -> None:
     line = error_of(capsys, "reproduce", "snail-table1", "--row", "x" * 100_000, "--results", str(tmp_path))
     assert len(line) <= 2100 and "characters left out" in line
