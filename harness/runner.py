@@ -148,7 +148,7 @@ class Run:
 
     def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
         config = self.prepared.config
-        model = self._build() if restart else None  # one that cannot be built fails before the old run goes
+        model = self._build()  # a parameter the model refuses fails first: before the old run goes, or is compared
         if restart:
             checkpoints.remove(self.checkpoint_path)
             self.record_path.unlink(missing_ok=True)
@@ -164,7 +164,6 @@ class Run:
                 log(f"{self.directory} is already complete; {self.start_over}")
                 return record
             log(f"testing {self.directory} again ({retest})")
-        model = model or self._build()
         done = Progress()
         if state is not None:
             model.load_state_dict(state["model_state"])

@@ -285,8 +285,9 @@ def test_restart_with_a_parameter_the_model_refuses_keeps_the_run_it_would_repla
     capsys.readouterr()
     (directory,) = tmp_path.iterdir()
     before = {path.name: path.read_bytes() for path in directory.iterdir()}
-    line = error_of(capsys, *args, "--param", "k=-1", "--restart", "--out", str(tmp_path))
-    assert line == "knn parameter k must be at least 1, got -1"
+    for restart in ([], ["--restart"]):  # not first "holds a run with another config ...; pass --restart"
+        line = error_of(capsys, *args, "--param", "k=-1", *restart, "--out", str(tmp_path))
+        assert line == "knn parameter k must be at least 1, got -1"
     assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
 
 
