@@ -24,6 +24,9 @@ OPTIONS: dict[str, Any] = {
     "seed": 0,
 }
 
+MAX_PIXELS = 2**28
+"""Most pixels over the three splits (a GiB as the float32 images they are drawn as)."""
+
 
 def make_splits(options: Mapping[str, Any]) -> dict[str, np.ndarray]:
     """Generate the three splits as uint8 ``[classes, examples, 1, size, size]`` arrays.
@@ -35,6 +38,12 @@ def make_splits(options: Mapping[str, Any]) -> dict[str, np.ndarray]:
     for key in ("train_classes", "val_classes", "test_classes", "examples", "image_size"):
         if int(options[key]) < 1:
             raise ConfigError(f"synthetic dataset option {key} must be at least 1, got {options[key]}")
+    pixels = sum(int(options[f"{split}_classes"]) for split in ("train", "val", "test")) * examples * size * size
+    if pixels > MAX_PIXELS:
+        raise ConfigError(
+            f"synthetic dataset options make {pixels:,} pixels, over the {MAX_PIXELS:,} it generates in memory; "
+            "lower train_classes, val_classes, test_classes, examples or image_size"
+        )
     if not 0.0 <= noise < 0.5:
         raise ConfigError(f"synthetic dataset option noise must be in [0, 0.5), got {noise}")
     rng = np.random.default_rng(int(options["seed"]))
