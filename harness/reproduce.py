@@ -29,7 +29,7 @@ from harness.prepare import Prepared, prepare
 from harness.records import CELL, RECORD
 from harness.runner import Run
 from harness.specs import EpisodeSource
-from harness.tables import Cell, TableRow, TableSpec, make_cell
+from harness.tables import Cell, TableRow, TableSetting, TableSpec, make_cell
 
 EXECUTORS = ("inprocess", "ray")
 RAN, DONE, ELSEWHERE, FAILED = "run", "skipped", "elsewhere", "failed"
@@ -50,6 +50,32 @@ def table_rows(table: TableSpec, host: PluginHost) -> list[tuple[str, TableRow]]
             )
         listed.append((row.model, row))
     return [(model, row) for model, row in listed if model in host.models]
+
+
+def _filled(
+    listed: Sequence[tuple[str, TableRow]], table: TableSpec, models: Sequence[str] | None,
+    rows: Sequence[str] | None, settings: Sequence[str] | None,
+) -> list[tuple[str, TableRow, TableSetting]]:  # fmt: skip
+    """``(model, row, setting)`` of each cell of ``table`` that the rows ``listed`` give at the filters (empty or
+    None: all)."""
+    return [
+        (model, row, setting)
+        for model, row in listed
+        for setting in table.settings
+        if (not row.settings or setting.name in row.settings)
+        and (not models or model in models)
+        and (not rows or row.row in rows)
+        and (not settings or setting.name in settings)
+    ]
+
+
+def _names(kept: Sequence[tuple[str, TableRow, TableSetting]]) -> tuple[list[str], list[str], list[str]]:
+    """The models, row labels and settings of ``kept`` (``_filled``), each once, in order."""
+    return (
+        list(dict.fromkeys(model for model, _, _ in kept)),
+        list(dict.fromkeys(row.row for _, row, _ in kept)),
+        list(dict.fromkeys(setting.name for _, _, setting in kept)),
+    )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +103,7 @@ def select(
         return [Selection(t, list(rows) or None, list(settings) or None, list(models) or None) for t in tables]
     for name in models:
         host.models.get(name)  # an unknown model: its own one-line error
-    have, pairs = {}, {}
+    have = {}
     for t in tables:
         listed = table_rows(t, host)
         if not listed:
@@ -87,7 +113,6 @@ def select(
                 file=sys.stderr,
             )
             continue
-        pairs[t.name] = [(model, row.row) for model, row in listed]
         have[t.name] = {
             "budget": list(t.budgets),
             "model": list(dict.fromkeys(model for model, _ in listed)),
@@ -109,23 +134,29 @@ def select(
                     f"{did_you_mean(name, known)}"
                 )
     chosen = []
-    for t in (t for t in tables if t.name in have):
-        mine = {kind: [name for name in wanted if name in have[t.name][kind]] for kind, wanted in asked.items()}
-        mine["model"] = [m for m in mine["model"] if any(m == model and row in (mine["row"] or [row])
-                                                         for model, row in pairs[t.name])]  # fmt: skip
-        if all(mine[kind] or not wanted for kind, wanted in asked.items()):  # the budget is always asked for
-            chosen.append(Selection(t, mine["row"] or None, mine["setting"] or None, mine["model"] or None))
+    for t in (t for t in tables if t.name in have and budget in t.budgets):
+        kept = _filled(table_rows(t, host), t, models, rows, settings)
+        if kept:
+            mine, labels, names = _names(kept)
+            chosen.append(Selection(t, labels if rows else None, names if settings else None, mine if models else None))
     if not chosen:
         raise ConfigError(
             f"none of the tables {', '.join(have)} has budget {budget!r} together with the models, rows and settings "
             "asked for; name one table, or drop a --model, --row or --setting"
         )
-    idle = [name for name in models if not any(name in (s.models or ()) for s in chosen)]
-    if idle:
+    filters = {"model": (models, "models"), "row": (rows, "rows"), "setting": (settings, "settings")}
+    for kind, (flagged, field) in filters.items():
+        idle = [name for name in flagged if not any(name in (getattr(s, field) or ()) for s in chosen)]
+        if not idle:
+            continue
+        many = len(idle) > 1
+        quoted = " and ".join(map(repr, idle))
+        what = f"{quoted} fill{'' if many else 's'} no row of" if kind == "model" else (
+            f"{kind}{'s' if many else ''} {quoted} {'have' if many else 'has'} no cell in"
+        )  # fmt: skip
         raise ConfigError(
-            f"{' and '.join(map(repr, idle))} fill{'s' if len(idle) == 1 else ''} no row of "
-            f"{', '.join(s.table.name for s in chosen)} at the budget, rows and settings given; drop "
-            f"{'that' if len(idle) == 1 else 'those'} --model"
+            f"{what} {', '.join(s.table.name for s in chosen)} at the budget, models, rows and settings given; drop "
+            f"{'those' if many else 'that'} --{kind}"
         )
     return chosen
 
@@ -153,14 +184,9 @@ def table_cells(
                 f"table {table.name!r} has no setting {name!r} (its settings: {', '.join(names)})"
                 f"{did_you_mean(name, names)}"
             )
-    cells: list[Cell] = []
-    for model, row in listed:
-        if (models and model not in models) or (rows and row.row not in rows):
-            continue
-        for setting in table.settings:
-            if (row.settings and setting.name not in row.settings) or (settings and setting.name not in settings):
-                continue
-            cells.extend(make_cell(table, model, row, setting, seed, budget) for seed in seeds or table.seeds)
+    kept = _filled(listed, table, models, rows, settings)
+    cells = [make_cell(table, model, row, setting, seed, budget) for model, row, setting in kept
+             for seed in seeds or table.seeds]  # fmt: skip
     folders: dict[str, Cell] = {}
     for cell in cells:
         other = folders.setdefault(cell.name, cell)
@@ -175,15 +201,9 @@ def table_cells(
             f"row {cell.row!r} of table {table.name!r} is listed twice (for model {other.config.model!r} and "
             f"model {cell.config.model!r}); list it once, or give one of them another label"
         )
+    if listed:
+        _refuse_idle(table, _filled(listed, table, None, rows, settings), kept, models, rows, settings)
     flags = " at the --row and --setting given" if rows or settings else ""
-    fillers = sorted({model for model, row in listed if not rows or row.row in rows})
-    idle = [model for model in models or () if model not in fillers]
-    if listed and idle:
-        raise ConfigError(
-            f"{' and '.join(map(repr, idle))} fill{'s' if len(idle) == 1 else ''} no "
-            f"{'given ' if rows else ''}row of table {table.name!r}{flags}; {'those' if rows else 'its'} rows are "
-            f"filled by {', '.join(fillers)}"
-        )
     if not cells and listed:
         raise ConfigError(f"table {table.name!r} has no cell to run{flags}")
     if not cells:
@@ -192,6 +212,34 @@ def table_cells(
             "(ModelSpec.rows or harness_table_rows, see docs/writing-a-plugin.md)"
         )
     return cells
+
+
+def _refuse_idle(
+    table: TableSpec, filled: Sequence[tuple[str, TableRow, TableSetting]],
+    kept: Sequence[tuple[str, TableRow, TableSetting]], models: Sequence[str] | None, rows: Sequence[str] | None,
+    settings: Sequence[str] | None,
+) -> None:  # fmt: skip
+    """Refuse in one line a model, row or setting asked for that has no cell in ``kept`` (``_filled`` at the filters;
+    ``filled``: the same but for every model), which would be dropped without a word."""
+    flags = " at the --row and --setting given" if rows or settings else ""
+    fillers = _names(filled)[0]
+    idle = [model for model in models or () if model not in _names(kept)[0]]
+    if idle and fillers:
+        raise ConfigError(
+            f"{' and '.join(map(repr, idle))} fill{'s' if len(idle) == 1 else ''} no "
+            f"{'given ' if rows else ''}row of table {table.name!r}{flags}; {'those' if rows else 'its'} rows are "
+            f"filled by {', '.join(fillers)}"
+        )
+    flags_given = {"model": models, "row": rows, "setting": settings}
+    for (kind, asked), have in zip({"row": rows, "setting": settings}.items(), _names(kept)[1:], strict=True):
+        idle = [name for name in asked or () if name not in have]
+        if idle:
+            others = " and ".join(f"--{flag}" for flag, given in flags_given.items() if given and flag != kind)
+            raise ConfigError(
+                f"{kind}{'s' if len(idle) > 1 else ''} {' and '.join(map(repr, idle))} of table {table.name!r} "
+                f"{'have' if len(idle) > 1 else 'has'} no cell at the {others} given; drop "
+                f"{'that' if len(idle) == 1 else 'those'} --{kind}"
+            )
 
 
 def _complete(directory: Path, cell: dict[str, Any], setting: Mapping[str, Any]) -> bool:

@@ -178,8 +178,8 @@ def test_cli_refuses_a_mistyped_param_before_any_work(tmp_path):
         (["--batch-size", "100000"], "--batch-size must be at most 4,096"),
         (
             ["--data", "train_classes=100000000"],
-            "synthetic dataset options make 1,568,000,752,640 pixels, over the "
-            "268,435,456 it generates in memory; lower train_classes, val_classes, test_classes, examples or image_size",
+            "synthetic dataset options make 1,568,000,752,640 pixels, over the 268,435,456 it generates in memory; "
+            "lower train_classes, val_classes, test_classes, examples or image_size",
         ),
     ]:
         result = harness_cli("run", "--model", "knn", "--kind", "fewshot", *args, "--out", str(tmp_path))

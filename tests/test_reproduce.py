@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import types
 
 import pytest
 from conftest import REPO, TESTS, harness_cli
@@ -142,6 +143,32 @@ def test_a_model_or_row_and_setting_that_select_no_cell_are_named_as_such(toy_ho
     assert str(caught.value) == "'knn' fills no row of table 'toy-table'; its rows are filled by toy-protonet"
 
 
+def test_a_model_or_row_that_the_other_filters_leave_without_a_cell_is_named(toy_host):
+    five = TableRow("toy-table", "kNN five", model="knn", settings=("5-way 1-shot",))
+    toy_host.register(types.SimpleNamespace(harness_table_rows=hookimpl(lambda: [five])), "five")
+    table = toy_host.tables.get("toy-table")
+    refused = {
+        "'knn' fills no row of table 'toy-table' at the --row and --setting given; its rows are filled by "
+        "toy-protonet": {"models": ["toy-protonet", "knn"], "settings": ["10-way 1-shot"]},
+        "row 'kNN five' of table 'toy-table' has no cell at the --model given; drop that --row": {
+            "models": ["toy-protonet"], "rows": ["Toy ProtoNet", "kNN five"]},
+        "setting '10-way 1-shot' of table 'toy-table' has no cell at the --row given; drop that --setting": {
+            "rows": ["kNN five"], "settings": ["5-way 1-shot", "10-way 1-shot"]},
+    }  # fmt: skip
+    for message, filters in refused.items():
+        with pytest.raises(ConfigError) as caught:
+            table_cells(table, toy_host, "quick", **filters)
+        assert str(caught.value) == message
+    tables = [table, toy_host.tables.get("snail-table1")]
+    with pytest.raises(ConfigError) as caught:  # knn fills snail-table1, but not at 10-way
+        select(tables, toy_host, "quick", models=["toy-protonet", "knn"], settings=["10-way 1-shot"])
+    assert str(caught.value).startswith("'knn' fills no row of toy-table at the budget")
+    chosen = select(tables, toy_host, "quick", models=["knn"], settings=["5-way 1-shot"])
+    assert [(s.table.name, s.models, s.settings) for s in chosen] == [
+        ("toy-table", ["knn"], ["5-way 1-shot"]), ("snail-table1", ["knn"], ["5-way 1-shot"]),
+    ]  # fmt: skip
+
+
 def test_over_several_tables_a_model_that_fills_no_row_asked_for_is_named(toy_host):
     tables = [toy_host.tables.get(name) for name in ("toy-table", "snail-table1")]
     rows = ["Toy ProtoNet", "kNN (raw pixels)"]
@@ -152,7 +179,7 @@ def test_over_several_tables_a_model_that_fills_no_row_asked_for_is_named(toy_ho
     with pytest.raises(ConfigError) as caught:
         select(tables, toy_host, "quick", models=["knn", "toy-protonet"], rows=rows[:1])
     assert str(caught.value) == (
-        "'knn' fills no row of toy-table at the budget, rows and settings given; drop that --model"
+        "'knn' fills no row of toy-table at the budget, models, rows and settings given; drop that --model"
     )
 
 
