@@ -31,11 +31,12 @@ from typing import Any, TypeVar
 import pluggy
 
 from harness import __version__, hookspecs, table_checks
-from harness.config import did_you_mean, merge_options
+from harness.config import RunConfig, did_you_mean, merge_options
 from harness.errors import ConfigError, DuplicateNameError, PluginError, describe, printable
+from harness.params import DATA_BOUNDS, check_bounds
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
-from harness.tables import TableRow, TableSpec
+from harness.tables import TableRow, TableSpec, slug
 
 ENTRY_POINT_GROUP = "harness"
 DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
@@ -340,18 +341,26 @@ class PluginHost:
 
     def _leave_out_rows_that_cannot_run(self, registries: dict[str, Registry[Any]]) -> None:
         """Leave out, with a note naming the fix (fatal if strict), each row whose registered model cannot run it
-        (``_params_problem``) or that names a budget or setting its registered table lacks (``_table_problem``); the
+        (``_params_problem``), that names a budget or setting its registered table lacks (``_table_problem``), whose
+        ``data`` its settings' datasets cannot take (``_data_problem``), or whose cells would be those of a row listed
+        before it (``_folder_problem``; the built-ins' rows first, then in the order plugins were registered); the
         plugin listing it keeps everything else it provides."""
         models, tables, rows = registries["models"], registries["tables"], registries["rows"]
         listed = [(models.plugin_of(m.name), row.model or m.name, row, m.name) for m in models for row in m.rows]
         listed += [(rows.plugin_of(row.name), row.model, row, None) for row in rows]
+        order = list(self._infos)
+        listed.sort(key=lambda each: (self._infos[each[0]].origin != "builtin", order.index(each[0])))
+        kept: list[tuple[str, TableRow]] = []
         for plugin, model, row, owner in listed:
             problem = _params_problem(row, models.get(model)) if model in models else None
             if problem is None and row.table in tables:
-                problem = _table_problem(row, tables.get(row.table))
+                table = tables.get(row.table)
+                problem = _table_problem(row, table) or _data_problem(row, table, registries["datasets"])
+            problem = problem or _folder_problem(row, kept)
             if problem is None:
+                kept.append((plugin, row))
                 continue
-            self._note(plugin, f"plugin {plugin!r} {problem}; the row is left out")
+            self._note(plugin, f"plugin {plugin!r} {problem}" + ("" if self.strict else "; the row is left out"))
             if owner is None:
                 rows.remove(row.name)
                 self._infos[plugin].provides["rows"].remove(row.name)
@@ -587,6 +596,39 @@ def _table_problem(row: TableRow, table: TableSpec) -> str | None:
             return (
                 f"lists row {row.row!r} of table {table.name!r} naming {noun} {unknown!r}, which the table lacks; fix "
                 f"the row's {where} ({noun}s: {', '.join(known)}){did_you_mean(unknown, known)}"
+            )
+    return None
+
+
+def _data_problem(row: TableRow, table: TableSpec, datasets: Registry[DatasetSpec]) -> str | None:
+    """Why a cell of ``row`` cannot open its data: its ``data`` names an option a setting's dataset lacks, or gives
+    one a value of another type or out of range; ``None`` if it can (or the dataset is not installed here)."""
+    for setting in table.settings:
+        name = setting.config.get("dataset", RunConfig.dataset)
+        if not row.data or (row.settings and setting.name not in row.settings) or name not in datasets:
+            continue
+        try:
+            given = {**setting.config.get("data", {}), **row.data}
+            check_bounds(merge_options(datasets.get(name).options, given, f"dataset {name!r}", "option"),
+                         DATA_BOUNDS, f"dataset {name!r}", "option")  # fmt: skip
+        except ConfigError as exc:
+            return (
+                f"lists row {row.row!r} of table {table.name!r} whose data setting {setting.name!r} cannot take: "
+                f"{exc}; fix the row's data"
+            )
+    return None
+
+
+def _folder_problem(row: TableRow, kept: Sequence[tuple[str, TableRow]]) -> str | None:
+    """Why the cells of ``row`` are those of a row in ``kept`` (``(plugin, row)``): the same table, a label that
+    makes the same folder (``slug``: 'MANN' and 'MANN!') and a setting in common; ``None`` if none is."""
+    for plugin, other in kept:
+        shared = not row.settings or not other.settings or set(row.settings) & set(other.settings)
+        if other.table == row.table and slug(other.row) == slug(row.row) and shared:
+            same = "the row" if other.row == row.row else f"row {other.row!r}, whose label makes the same folder,"
+            return (
+                f"lists row {row.row!r} of table {row.table!r}, but plugin {plugin!r} lists {same} already; give it "
+                "a label that differs in letters or digits"
             )
     return None
 

@@ -187,20 +187,6 @@ def table_cells(
     kept = _filled(listed, table, models, rows, settings)
     cells = [make_cell(table, model, row, setting, seed, budget) for model, row, setting in kept
              for seed in seeds or table.seeds]  # fmt: skip
-    folders: dict[str, Cell] = {}
-    for cell in cells:
-        other = folders.setdefault(cell.name, cell)
-        if other is cell:
-            continue
-        if other.row != cell.row:
-            raise ConfigError(
-                f"rows {other.row!r} and {cell.row!r} of table {table.name!r} share the folder {cell.name}; "
-                "give one of them a label that differs in letters or digits"
-            )
-        raise ConfigError(
-            f"row {cell.row!r} of table {table.name!r} is listed twice (for model {other.config.model!r} and "
-            f"model {cell.config.model!r}); list it once, or give one of them another label"
-        )
     if listed:
         _refuse_idle(table, _filled(listed, table, None, rows, settings), kept, models, rows, settings)
     flags = " at the --row and --setting given" if rows or settings else ""

@@ -23,7 +23,6 @@ from harness.checkpoint_eval import evaluate_checkpoint
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError, DataError, UnknownNameError
 from harness.reproduce import reproduce, select, table_cells
-from harness.specs import ModelSpec
 from harness.tables import TableRow, slug
 
 TOY = "harness_test_plugins.toy_table"
@@ -183,23 +182,30 @@ def test_over_several_tables_a_model_that_fills_no_row_asked_for_is_named(toy_ho
     )
 
 
-def test_rows_told_apart_by_a_sign_get_folders_of_their_own_and_a_clash_is_refused(toy_host, tmp_path):
+def test_rows_told_apart_by_a_sign_get_folders_of_their_own_and_a_clash_is_left_out_naming_both(toy_host):
     assert len({slug("MetaNet"), slug("MetaNet\u2212"), slug("MetaNet+")}) == 3
-
     twin = dataclasses.replace(
         toy_host.models.get("toy-protonet"), name="toy-protonet-2", rows=(TableRow("toy-table", "Toy ProtoNet!"),)
     )
-
-    class Clashing:
-        @hookimpl
-        def harness_models(self) -> list[ModelSpec]:
-            return [twin]
-
-    toy_host.register(Clashing(), "clashing")
-    with pytest.raises(
-        ConfigError, match=r"rows 'Toy ProtoNet' and 'Toy ProtoNet!' of table 'toy-table' share the folder"
-    ):
-        reproduce(toy_host.tables.get("toy-table"), toy_host, tmp_path)
+    again = TableRow("toy-table", "Toy ProtoNet", model="knn")
+    five = TableRow("toy-table", "kNN", model="knn", settings=("5-way 1-shot",))
+    ten = TableRow("toy-table", "kNN!", model="knn", settings=("10-way 1-shot",))  # one folder, no setting in common
+    clashing = types.SimpleNamespace(
+        harness_models=hookimpl(lambda: [twin]), harness_table_rows=hookimpl(lambda: [again, five, ten])
+    )
+    with toy_host.registered(clashing, "clashing"):
+        assert toy_host.info("clashing").warnings == [
+            "plugin 'clashing' lists row 'Toy ProtoNet!' of table 'toy-table', but plugin 'toy-plugin' lists row "
+            "'Toy ProtoNet', whose label makes the same folder, already; give it a label that differs in letters or "
+            "digits; the row is left out",
+            "plugin 'clashing' lists row 'Toy ProtoNet' of table 'toy-table', but plugin 'toy-plugin' lists the row "
+            "already; give it a label that differs in letters or digits; the row is left out",
+        ]
+        cells = table_cells(toy_host.tables.get("toy-table"), toy_host, "quick", seeds=[0])
+        assert sorted((cell.row, cell.config.model) for cell in cells) == [
+            ("Toy ProtoNet", "toy-protonet"), ("Toy ProtoNet", "toy-protonet"), ("kNN", "knn"), ("kNN!", "knn"),
+        ]  # fmt: skip
+        assert "toy-protonet-2" in toy_host.models  # the model stays, without the row
 
 
 def test_reproduce_skips_finished_cells(toy_host, tmp_path):
@@ -512,10 +518,11 @@ def test_bad_table_rows_are_refused_in_one_line(toy_host):
         "row 'Toy kNN' of table 'toy-table' (plugin 'rows') names no model; "
         "set TableRow(model=...) to the model that fills it"
     )
-    assert refused(TableRow("toy-table", "Toy ProtoNet", model="knn")) == (
-        "row 'Toy ProtoNet' of table 'toy-table' is listed twice (for model 'toy-protonet' and model 'knn'); "
-        "list it once, or give one of them another label"
-    )
+    with toy_host.registered(KnnRows(TableRow("toy-table", "Toy ProtoNet", model="knn")), "rows"):
+        assert toy_host.problems() == [
+            "plugin 'rows' lists row 'Toy ProtoNet' of table 'toy-table', but plugin 'toy-plugin' lists the row "
+            "already; give it a label that differs in letters or digits; the row is left out"
+        ]
     twice = TableRow("toy-table", "Toy kNN", model="knn")
     with toy_host.registered(KnnRows(twice), "rows"), toy_host.registered(KnnRows(twice), "rows-again"):
         assert toy_host.problems() == [

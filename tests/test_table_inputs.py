@@ -319,7 +319,7 @@ def test_a_row_its_model_cannot_run_is_left_out_with_a_note_naming_the_row_and_f
         assert "Good kNN" in _labels(host)
     strict = PluginHost(autoload=False, modules=[], strict=True)
     strict.register(plugin, "evil")
-    with pytest.raises(PluginError, match=f"^{re.escape(problem)}; the row is left out$"):
+    with pytest.raises(PluginError, match=f"^{re.escape(problem)}$"):  # fatal: nothing left out
         strict.plugins()
 
 
@@ -343,6 +343,24 @@ def test_a_row_naming_a_budget_or_setting_its_table_lacks_is_left_out_and_its_mo
     assert message in _only_left_out(host, models)
     with host.registered(models, "evil"):  # the model stays, to run and to fill its other rows
         assert host.models.get("evil-knn").rows == rows[1:] and "Good kNN" in _labels(host)
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"nope": 1}, "dataset 'omniglot' has no option 'nope'"),
+        ({"image_size": 100_000}, "dataset 'omniglot' option image_size must be at most 512, got 100000"),
+        ({"image_size": "big"}, "dataset 'omniglot' option image_size must be an int like its default 28, got 'big'"),
+    ],
+)
+def test_a_row_whose_data_its_settings_dataset_cannot_take_is_left_out(host, data, message):
+    plugin = _rows_plugin(TableRow("snail-table1", "Evil kNN", model="knn", data=data))
+    problem = _only_left_out(host, plugin)
+    assert problem.startswith(
+        f"plugin 'evil' lists row 'Evil kNN' of table 'snail-table1' whose data setting '5-way 1-shot' cannot take: "
+        f"{message}"
+    )
+    assert problem.endswith("; fix the row's data; the row is left out")
 
 
 def test_a_row_of_a_model_not_installed_is_left_out_and_a_misspelt_model_is_reported(toy_host):
