@@ -283,10 +283,11 @@ def check_device_name(device: str, name: str) -> None:
     """Raise ``ConfigError`` unless ``device`` is ``auto``, ``cpu``, ``cuda``, ``cuda:N`` or ``mps``; the error calls
     the value ``name`` (``--device``, ``device in <file>``)."""
     kind, sep, index = device.partition(":")
-    if kind not in ("auto", "cpu", "cuda", "mps") or (sep and (kind != "cuda" or not index.isdigit())):
+    number = index.isascii() and index.isdigit() and (index == "0" or not index.startswith("0")) and len(index) <= 3
+    if kind not in ("auto", "cpu", "cuda", "mps") or (sep and (kind != "cuda" or not number or int(index) > 127)):
         meant = {"gpu": "cuda"}.get(device.lower(), device.lower())
         hint = f"; did you mean {meant!r}?" if not sep and meant in ("auto", "cpu", "cuda", "mps") else ""
-        raise ConfigError(f"{name} must be auto, cpu, cuda, cuda:N or mps, got {device!r}{hint}")
+        raise ConfigError(f"{name} must be auto, cpu, cuda, cuda:N (N from 0 to 127) or mps, got {device!r}{hint}")
 
 
 def merge_options(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: str, noun: str) -> dict[str, Any]:

@@ -266,11 +266,11 @@ def test_data_dir_and_a_data_option_naming_another_place_are_refused(capsys: pyt
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["run", "--model", "knn", "--device", "CPU"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'CPU'; "
-         "did you mean 'cpu'?"),
+        (["run", "--model", "knn", "--device", "CPU"],
+         "--device must be auto, cpu, cuda, cuda:N (N from 0 to 127) or mps, got 'CPU'; did you mean 'cpu'?"),
         (["curves", ".", "--out", "c.txt"], "--out c.txt: curves writes a PNG; give a file name ending in .png"),
-        (["run", "--model", "knn", "--device", "GPU"], "--device must be auto, cpu, cuda, cuda:N or mps, got 'GPU'; "
-         "did you mean 'cuda'?"),
+        (["run", "--model", "knn", "--device", "GPU"],
+         "--device must be auto, cpu, cuda, cuda:N (N from 0 to 127) or mps, got 'GPU'; did you mean 'cuda'?"),
     ],
 )  # fmt: skip
 def test_near_misses_name_the_value_meant(capsys: pytest.CaptureFixture, tmp_path, monkeypatch, args, message) -> None:

@@ -96,7 +96,7 @@ def test_an_error_names_the_flag_or_the_file_the_value_came_from(tmp_path):
         (["--seed", "0", "--eval-episodes", "0"], "--eval-episodes must be at least 1, got 0"),
         (
             ["--seed", "0", "--device", "gpu"],
-            "--device must be auto, cpu, cuda, cuda:N or mps, got 'gpu'; did you mean 'cuda'?",
+            "--device must be auto, cpu, cuda, cuda:N (N from 0 to 127) or mps, got 'gpu'; did you mean 'cuda'?",
         ),
     ]:
         result = harness_cli("run", "--config", str(config), *flags, "--out", str(tmp_path / "out"))

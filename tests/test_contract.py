@@ -136,8 +136,8 @@ def test_patience_stops_training_and_the_record_says_where(host, tmp_path):
         ({"patience": 3}, r"patience in .* needs validation"),
         ({"keep": "first"}, r"keep in test must be one of last, best, got 'first'"),
         ({"precision": "fp16"}, r"precision in test must be one of fp32, bf16, got 'fp16'"),
-        ({"device": "gpu"}, r"device in test must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
-        ({"device": "cpu:1"}, r"must be auto, cpu, cuda, cuda:N or mps"),
+        ({"device": "gpu"}, r"device in test must be auto, cpu, cuda, cuda:N \(N from 0 to 127\) or mps, got 'gpu'"),
+        ({"device": "cpu:1"}, r"must be auto, cpu, cuda, cuda:N \(N from 0 to 127\) or mps"),
         ({"val_every": -8}, r"val_every in test must not be negative"),
     ],
 )

@@ -92,7 +92,7 @@ def test_evaluate_blames_a_bad_flag_not_the_checkpoint(tmp_path, capsys):
     checkpoint = ["evaluate", "--checkpoint", str(tmp_path / "r" / "checkpoint.pkl"), "--no-progress"]
     assert error_of(capsys, *checkpoint, "--eval-episodes", "0") == "--eval-episodes must be from 1 to 1,000,000, got 0"
     assert error_of(capsys, *checkpoint, "--device", "cuda:x") == (
-        "--device must be auto, cpu, cuda, cuda:N or mps, got 'cuda:x'"
+        "--device must be auto, cpu, cuda, cuda:N (N from 0 to 127) or mps, got 'cuda:x'"
     )
     assert error_of(capsys, *checkpoint, "--data", "test_classes=3") == (  # not "lower ways": the checkpoint fixes it
         "ways=5 is more than the 3 classes in synthetic split 'test', and the checkpoint's model takes 5-way 1-shot "
@@ -106,8 +106,11 @@ def test_reproduce_refuses_a_bad_device_before_any_cell_runs(tmp_path, capsys):
     reproduce = ["reproduce", "folder-table", "--papers", str(tmp_path / "papers"), "--no-progress"]
     results = tmp_path / "results"
     assert error_of(capsys, *reproduce, "--results", str(results), "--device", "tpu") == (
-        "--device must be auto, cpu, cuda, cuda:N or mps, got 'tpu'"
+        "--device must be auto, cpu, cuda, cuda:N (N from 0 to 127) or mps, got 'tpu'"
     )
+    for index in ("99999999999999999999", "\u0663", "01", "128"):  # torch.device fails on, or wraps, each of these
+        line = error_of(capsys, *reproduce, "--results", str(results), "--device", f"cuda:{index}")
+        assert line.startswith("--device must be auto, cpu, cuda, cuda:N (N from 0 to 127) or mps, got 'cuda:")
     assert not results.exists()
 
 
