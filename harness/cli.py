@@ -115,7 +115,7 @@ class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, without argparse's usage block before them."""
 
     def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message}\n")
+        self.exit(2, f"{self.prog}: error: {shortened(printable(message))}\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -544,10 +544,12 @@ def _host(args: argparse.Namespace) -> Any:
     host = get_host(strict=args.strict_plugins or None)
     for info in host.plugins():
         if info.error:
-            problem = printable(f"plugin {info.name!r} {info.error}")
+            problem = shortened(printable(f"plugin {info.name!r} {info.error}"))
             print(f"harness: warning: {problem}; skipped (--strict-plugins makes this fatal)", file=sys.stderr)
         for line in (*info.conflicts, *info.warnings):
-            print(f"harness: warning: {printable(line)} (--strict-plugins makes this fatal)", file=sys.stderr)
+            print(
+                f"harness: warning: {shortened(printable(line))} (--strict-plugins makes this fatal)", file=sys.stderr
+            )
     _warn_unknown_blocked(host)
     return host
 
@@ -609,8 +611,8 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 def _say(line: str) -> None:
-    """Print a line of plugin-given text with its control characters escaped."""
-    print(printable(line))
+    """Print a line of plugin-given text with its control characters escaped, its middle left out if it is long."""
+    print(shortened(printable(line)))
 
 
 def _shown(value: Any) -> str:
@@ -786,15 +788,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.traceback:
             traceback.print_exc()
         where = "" if args.traceback else " (--traceback shows where)"
+        fix = "make that path readable and writable (or free disk space), then rerun the same command"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
-            fix = "free disk space there"
-        else:
-            fix = "make that path readable and writable (or free disk space)"
-        print(
-            f"harness: error: {describe(exc)}; {fix}, then rerun the same command, which keeps finished runs and "
-            f"checkpoints{where}",
-            file=sys.stderr,
-        )
+            fix = "free disk space there, then rerun the same command"
+        elif exc.errno == errno.ENAMETOOLONG:
+            fix = "rerun with a shorter path (a folder or file name holds at most 255 bytes)"
+        message = shortened(printable(describe(exc)))
+        print(f"harness: error: {message}; {fix}, which keeps finished runs and checkpoints{where}", file=sys.stderr)
         return 2
     except KeyboardInterrupt as exc:
         if isinstance(exc, interrupts.Stopped):  # training saved its checkpoint at the step the signal came in

@@ -279,6 +279,20 @@ def test_near_misses_name_the_value_meant(capsys: pytest.CaptureFixture, tmp_pat
     assert not any(tmp_path.iterdir())
 
 
+def test_a_name_too_long_for_the_file_system_is_one_bounded_line_naming_the_fix(capsys, tmp_path) -> None:
+    line = error_of(capsys, "status", "all", "--results", str(tmp_path / ("y" * 100_000)))
+    assert line.startswith("OSError: [Errno 36] File name too long: ") and len(line) < 2300
+    assert line.endswith(
+        "; rerun with a shorter path (a folder or file name holds at most 255 bytes), which keeps finished runs and "
+        "checkpoints (--traceback shows where)"
+    )
+    with pytest.raises(SystemExit):  # argparse's own error
+        main(["reproduce", "snail-table1", "--seeds", "1" * 100_000])
+    err = capsys.readouterr().err
+    assert err.startswith("harness reproduce: error: argument --seeds: ") and "characters left out" in err
+    assert err.count("\n") == 1 and len(err) < 2100
+
+
 def test_restart_with_a_parameter_the_model_refuses_keeps_the_run_it_would_replace(capsys, tmp_path) -> None:
     args = ["run", "--model", "knn", "--dataset", "synthetic", "--kind", "fewshot", "--eval-episodes", "5"]
     assert main([*args, "--out", str(tmp_path)]) == 0
