@@ -68,7 +68,7 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
             continue
         cell, record = run
         for key in table.cell_keys(cell["setting"]):
-            mean, ci = _mean_ci(table, record, key, cell_path.parent)
+            mean, ci = records.mean_ci(table, record, key, cell_path.parent / RECORD, _retest(cell_path.parent))
             groups.setdefault((cell["row"], cell["setting"], key, cell["budget"]), []).append((record, mean, ci))
     rows = []
     for (row, setting, key, budget), runs in groups.items():
@@ -124,34 +124,9 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     return cell, record
 
 
-def _mean_ci(table: TableSpec, record: dict[str, Any], key: str, directory: Path) -> tuple[float, float]:
-    """The mean and 95% CI half-width behind column ``key``: fractions, the mean in 0..1, the CI NaN where the record
-    has ``null``."""
-    try:
-        summary = table.summary(record["metrics"], key)
-        mean, ci = _number(summary["mean"]), _number(summary["ci95"])
-        if not 0 <= mean <= 1 or ci < 0 or math.isinf(ci):  # fractions; NaN fails the first test
-            raise ValueError(f"not a fraction and its interval: {mean}, {ci}")
-        return mean, ci
-    except (KeyError, TypeError, ValueError):
-        raise DataError(
-            f"{directory / RECORD} has no {table.metric} {key!r} mean (a fraction) and ci95 (one not below 0); "
-            f"{_retest(directory)}"
-        ) from None
-
-
 def _text(value: float, ci: float) -> str:
     """``46.7 ± 0.3``, or ``46.7`` alone where there is no interval (one seed tested on one episode)."""
     return f"{value:.1f} ± {ci:.1f}" if math.isfinite(ci) else f"{value:.1f}"
-
-
-def _number(value: Any) -> float:
-    """A summary's number: ``null`` (what JSON keeps of NaN) is NaN; anything but a number is a ``TypeError``."""
-    if value is None:
-        return math.nan
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(f"not a number: {value!r}")
-    return float(value)
 
 
 def _get(value: Any, key: str) -> Any:

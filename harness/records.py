@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 from harness import files
 from harness.checkpoints import CHECKPOINT, is_count, is_finite
 from harness.errors import DataError, describe
-from harness.tables import cell_name
+from harness.tables import TableSpec, cell_name
 
 RECORD = "record.json"
 """A run's record: its numbers and provenance, written when it is tested."""
@@ -274,3 +275,27 @@ def _plain_file_reference(reference: Any) -> bool:
         return False
     name = reference.get("file")
     return isinstance(name, str) and name not in ("", ".", "..") and "\0" not in name and Path(name).name == name
+
+
+def mean_ci(table: TableSpec, record: Mapping[str, Any], key: str, path: Path, fix: str) -> tuple[float, float]:
+    """The mean and 95% CI half-width behind column ``key`` of the record at ``path``: fractions, the mean in 0..1,
+    the CI NaN where the record has ``null``; otherwise a one-line ``DataError`` naming ``fix``."""
+    try:
+        summary = table.summary(record["metrics"], key)
+        mean, ci = _number(summary["mean"]), _number(summary["ci95"])
+        if not 0 <= mean <= 1 or ci < 0 or math.isinf(ci):  # fractions; NaN fails the first test
+            raise ValueError(f"not a fraction and its interval: {mean}, {ci}")
+        return mean, ci
+    except (KeyError, TypeError, ValueError):
+        raise DataError(
+            f"{path} has no {table.metric} {key!r} mean (a fraction) and ci95 (one not below 0); {fix}"
+        ) from None
+
+
+def _number(value: Any) -> float:
+    """A summary's number: ``null`` (what JSON keeps of NaN) is NaN; anything but a number is a ``TypeError``."""
+    if value is None:
+        return math.nan
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise TypeError(f"not a number: {value!r}")
+    return float(value)

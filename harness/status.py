@@ -110,6 +110,9 @@ def _status(directory: Path, table: str, spec: TableSpec | None) -> CellStatus:
             records.check_own(path, cell, record, setting, fix)
             if record["status"] == "complete":
                 progress = _progress(record, path, fix)
+                if spec is not None:  # the numbers the leaderboard reads
+                    for key in spec.cell_keys(cell["setting"]):
+                        records.mean_ci(spec, record, key, path, fix)
                 problem = records.per_episode_problem(record, directory)
                 if problem is not None:  # the leaderboard reads the record's numbers, which stand
                     retest = (directory / CHECKPOINT).exists()

@@ -115,14 +115,21 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         ("record.json", {"episodes_trained": "many"}, "(episodes_trained in a form the harness cannot read)"),
         ("record.json", {"train_wall_time_s": "x"}, "(train_wall_time_s in a form the harness cannot read)"),
         ("record.json", {"stopped_early": {"x": 1}}, "(stopped_early in a form the harness cannot read)"),
+        ("record.json", {"metrics": {}}, "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction) and ci95"),
+        ("record.json", {"metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": 1.5, "ci95": 0.1}}}},
+         "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction)"),
+        ("record.json", {"metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": "0.5", "ci95": 0.1}}}},
+         "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction)"),
+        ("record.json", {"metrics": {"nway_kshot_accuracy": []}}, "(metrics is not {metric: {key: summary}})"),
     ],
-)
+)  # fmt: skip
 def test_status_and_the_leaderboard_refuse_the_same_damaged_values_in_one_line(
     toy_host, results, file, change, problem
 ):
     path = results / SEED0 / file
     path.write_text(json.dumps({**json.loads(path.read_text()), **change}))
-    (damaged,) = [s for s in table_status(results, "toy-table") if s.state == "damaged"]
+    spec = toy_host.tables.get("toy-table")
+    (damaged,) = [s for s in table_status(results, "toy-table", spec=spec) if s.state == "damaged"]
     assert problem in damaged.note and "\n" not in damaged.note
     if file == "record.json":
         assert "harness reproduce toy-table --budget quick" in damaged.note
