@@ -487,8 +487,9 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``harness status``."""
-    from harness.reproduce import select, table_cells
+    from harness.reproduce import select, table_cells, table_rows
     from harness.status import render, table_status
+    from harness.tables import check_budget
 
     host = _host(args)
     results = _results_to_read(args.results)
@@ -496,7 +497,13 @@ def cmd_status(args: argparse.Namespace) -> int:
     budgeted = {s.table.name for s in select(tables, host, args.budget)} if args.budget else set()
     found = {}
     for table in tables:
-        planned = table_cells(table, host, args.budget) if table.name in budgeted else []
+        planned = []
+        if table.name in budgeted and table_rows(table, host):
+            planned = table_cells(table, host, args.budget)
+        elif table.name in budgeted:  # named alone: select left it to table_cells, which refuses a table unfilled
+            check_budget(table, args.budget)
+            print(f"harness: note: no installed model fills table {table.name!r}; only the cells in {results} are "
+                  "shown", file=sys.stderr)  # fmt: skip
         found[table.name] = table_status(results, table.name, planned, table)
     if args.json:
         print(json.dumps({name: [s.as_dict() for s in statuses] for name, statuses in found.items()}, indent=2))

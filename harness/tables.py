@@ -148,14 +148,19 @@ def cell_name(table: str, budget: str, row: str, setting: str, seed: int) -> str
     return f"{table}/{budget}/{slug(row)}/{slug(setting)}/seed{seed}"
 
 
-def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting, seed: int, budget: str) -> Cell:
-    """The run config of one cell: budget, then setting (which may override a budget key), then the row's model,
-    hyperparameters (those it gives for this budget over the others) and dataset options (over the setting's)."""
+def check_budget(table: TableSpec, budget: str) -> None:
+    """Refuse in one line a budget ``table`` lacks."""
     if budget not in table.budgets:
         raise ConfigError(
             f"table {table.name!r} has no budget {budget!r} (budgets: {', '.join(table.budgets)})"
             f"{did_you_mean(budget, list(table.budgets))}"
         )
+
+
+def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting, seed: int, budget: str) -> Cell:
+    """The run config of one cell: budget, then setting (which may override a budget key), then the row's model,
+    hyperparameters (those it gives for this budget over the others) and dataset options (over the setting's)."""
+    check_budget(table, budget)
     values: dict[str, Any] = {**table.budgets[budget], **setting.config}
     params = {**row.params, **row.budget_params.get(budget, {})}
     values.update(model=model, seed=seed, budget=budget, metrics=[table.metric], params=params)
