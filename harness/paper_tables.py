@@ -29,7 +29,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness.errors import DataError, describe
+from harness.errors import DataError, describe, printable
 from harness.tables import TableSpec
 
 if TYPE_CHECKING:
@@ -101,6 +101,9 @@ def _cell(fields: dict[str, str], where: str) -> PaperCell:
     for column in REQUIRED:
         if not fields[column].strip():
             raise DataError(f"{where}: {column} is empty; fill it in or drop the row")
+    for column, text in fields.items():
+        if printable(text) != text:
+            raise DataError(f"{where}: {column} {printable(repr(text))} holds control characters; remove them")
     source, checked = fields["source"], fields["checked"]
     if source not in SOURCES:
         raise DataError(f"{where}: bad source {source!r}; use 'paper', or 'secondary' for a source quoting the paper")

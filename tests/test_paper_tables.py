@@ -345,6 +345,11 @@ def test_bad_source(tmp_path):
     assert ":2:" in message and "bad source 'blog'" in message and "'secondary'" in message
 
 
+def test_control_characters_in_a_field_are_refused(tmp_path):
+    message = _error(tmp_path, HEADER, GOOD.replace("SNAIL", "SNAIL\x1b[31m", 1))
+    assert message.endswith(":2: row 'SNAIL\\x1b[31m' holds control characters; remove them"), message
+
+
 def test_wrong_field_count(tmp_path):
     message = _error(tmp_path, HEADER, GOOD.replace('"Mishra et al. 2018"', "Mishra et al., 2018"))
     assert ":2:" in message and "12 fields" in message and "quote" in message
