@@ -189,7 +189,7 @@ def table_cells(
              for seed in seeds or table.seeds]  # fmt: skip
     if listed:
         _refuse_idle(table, _filled(listed, table, None, rows, settings), kept, models, rows, settings)
-    flags = " at the --row and --setting given" if rows or settings else ""
+    flags = _at_flags(rows, settings)
     if not cells and listed:
         raise ConfigError(f"table {table.name!r} has no cell to run{flags}")
     if not cells:
@@ -200,6 +200,12 @@ def table_cells(
     return cells
 
 
+def _at_flags(rows: Sequence[str] | None, settings: Sequence[str] | None) -> str:
+    """`` at the --row and --setting given``, naming only the flags given; empty if none is."""
+    given = " and ".join(flag for flag, values in (("--row", rows), ("--setting", settings)) if values)
+    return f" at the {given} given" if given else ""
+
+
 def _refuse_idle(
     table: TableSpec, filled: Sequence[tuple[str, TableRow, TableSetting]],
     kept: Sequence[tuple[str, TableRow, TableSetting]], models: Sequence[str] | None, rows: Sequence[str] | None,
@@ -207,7 +213,7 @@ def _refuse_idle(
 ) -> None:  # fmt: skip
     """Refuse in one line a model, row or setting asked for that has no cell in ``kept`` (``_filled`` at the filters;
     ``filled``: the same but for every model), which would be dropped without a word."""
-    flags = " at the --row and --setting given" if rows or settings else ""
+    flags = _at_flags(rows, settings)
     fillers = _names(filled)[0]
     idle = [model for model in models or () if model not in _names(kept)[0]]
     if idle and fillers:

@@ -136,7 +136,7 @@ def test_a_model_or_row_and_setting_that_select_no_cell_are_named_as_such(toy_ho
     assert str(caught.value) == "'knn' fills no row of table 'toy-table'; its rows are filled by toy-protonet"
     with pytest.raises(ConfigError) as caught:
         table_cells(table, toy_host, "quick", models=["knn"], settings=["5-way 1-shot"])
-    assert str(caught.value).startswith("'knn' fills no row of table 'toy-table' at the --row and --setting given")
+    assert str(caught.value).startswith("'knn' fills no row of table 'toy-table' at the --setting given")
     with pytest.raises(ConfigError) as caught:  # one model asked for fills it, the other would be dropped unsaid
         table_cells(table, toy_host, "quick", models=["toy-protonet", "knn"])
     assert str(caught.value) == "'knn' fills no row of table 'toy-table'; its rows are filled by toy-protonet"
@@ -147,7 +147,7 @@ def test_a_model_or_row_that_the_other_filters_leave_without_a_cell_is_named(toy
     toy_host.register(types.SimpleNamespace(harness_table_rows=hookimpl(lambda: [five])), "five")
     table = toy_host.tables.get("toy-table")
     refused = {
-        "'knn' fills no row of table 'toy-table' at the --row and --setting given; its rows are filled by "
+        "'knn' fills no row of table 'toy-table' at the --setting given; its rows are filled by "
         "toy-protonet": {"models": ["toy-protonet", "knn"], "settings": ["10-way 1-shot"]},
         "row 'kNN five' of table 'toy-table' has no cell at the --model given; drop that --row": {
             "models": ["toy-protonet"], "rows": ["Toy ProtoNet", "kNN five"]},
