@@ -45,6 +45,9 @@ REQUIRED = ("row", "setting", "metric", "key", "value", "paper", "source", "chec
 
 _PACKAGE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 """A package name that ``TableSpec.numbers`` may give (dotted identifiers)."""
+_LINE_BREAKS = re.compile(r"[\r\n\t]")
+PROSE = ("paper", "table", "checked", "note")
+"""Columns of words that may run over lines (the Markdown joins them); the others hold no control characters."""
 _FILE_NAME = re.compile(r"[\w./-]+\.(md|csv|txt|pdf|tex)")
 """A ``checked`` that is only a file name: a reader cannot follow it."""
 
@@ -102,7 +105,8 @@ def _cell(fields: dict[str, str], where: str) -> PaperCell:
         if not fields[column].strip():
             raise DataError(f"{where}: {column} is empty; fill it in or drop the row")
     for column, text in fields.items():
-        if printable(text) != text:
+        shown = _LINE_BREAKS.sub(" ", text) if column in PROSE else text
+        if printable(shown) != shown:
             raise DataError(f"{where}: {column} {printable(repr(text))} holds control characters; remove them")
     source, checked = fields["source"], fields["checked"]
     if source not in SOURCES:
