@@ -332,35 +332,55 @@ class PluginHost:
                 continue
             info.provides = {}
             for kind, specs in contributions[plugin_name].items():
-                info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
+                if kind != "rows":  # after every model, table and dataset, to be checked against them
+                    info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
+        for plugin_name in sorted(order, key=lambda name: self._infos[name].origin != "builtin"):
+            info = self._infos[plugin_name]
+            if not info.error and "rows" in contributions[plugin_name]:  # a row left out cannot take a good one's name
+                rows = contributions[plugin_name]["rows"]
+                specs = [row for row in rows if self._runs(plugin_name, row, row.model, registries)]
+                info.provides["rows"] = [s.name for s in specs if self._add(registries["rows"], spec=s, info=info)]
         self._registries = registries
         self._leave_out_rows_that_cannot_run(registries)
         self._check_rows(registries)
         self._check_table_metrics(registries)
         return registries
 
+    def _runs(self, plugin: str, row: TableRow, model: str | None, registries: dict[str, Registry[Any]]) -> bool:
+        """Whether ``row`` (listed by ``plugin``) can run; if not, a note naming the fix (fatal if strict): its
+        registered ``model`` cannot run it (``_params_problem``), it names a budget or setting its registered table
+        lacks (``_table_problem``), or its settings' datasets cannot take its ``data`` (``_data_problem``)."""
+        models, tables = registries["models"], registries["tables"]
+        problem = _params_problem(row, models.get(model)) if model is not None and model in models else None
+        if problem is None and row.table in tables:
+            table = tables.get(row.table)
+            problem = _table_problem(row, table) or _data_problem(row, table, registries["datasets"])
+        if problem is not None:
+            self._leave_out(plugin, problem)
+        return problem is None
+
+    def _leave_out(self, plugin: str, problem: str) -> None:
+        """Note that a row ``plugin`` lists is left out for ``problem`` (fatal if strict)."""
+        self._note(plugin, f"plugin {plugin!r} {problem}" + ("" if self.strict else "; the row is left out"))
+
     def _leave_out_rows_that_cannot_run(self, registries: dict[str, Registry[Any]]) -> None:
-        """Leave out, with a note naming the fix (fatal if strict), each row whose registered model cannot run it
-        (``_params_problem``), that names a budget or setting its registered table lacks (``_table_problem``), whose
-        ``data`` its settings' datasets cannot take (``_data_problem``), or whose cells would be those of a row listed
-        before it (``_folder_problem``; the built-ins' rows first, then in the order plugins were registered); the
-        plugin listing it keeps everything else it provides."""
-        models, tables, rows = registries["models"], registries["tables"], registries["rows"]
+        """Leave out, with a note naming the fix (fatal if strict), each ``ModelSpec.rows`` row that cannot run
+        (``_runs``; ``harness_table_rows`` rows were checked before they were registered), and each row whose cells
+        would be those of a row listed before it (``_folder_problem``; the built-ins' rows first, then in the order
+        plugins were registered); the plugin listing it keeps everything else it provides."""
+        models, rows = registries["models"], registries["rows"]
         listed = [(models.plugin_of(m.name), row.model or m.name, row, m.name) for m in models for row in m.rows]
         listed += [(rows.plugin_of(row.name), row.model, row, None) for row in rows]
         order = list(self._infos)
         listed.sort(key=lambda each: (self._infos[each[0]].origin != "builtin", order.index(each[0])))
         kept: list[tuple[str, TableRow]] = []
         for plugin, model, row, owner in listed:
-            problem = _params_problem(row, models.get(model)) if model in models else None
-            if problem is None and row.table in tables:
-                table = tables.get(row.table)
-                problem = _table_problem(row, table) or _data_problem(row, table, registries["datasets"])
-            problem = problem or _folder_problem(row, kept)
-            if problem is None:
-                kept.append((plugin, row))
-                continue
-            self._note(plugin, f"plugin {plugin!r} {problem}" + ("" if self.strict else "; the row is left out"))
+            if owner is None or self._runs(plugin, row, model, registries):
+                problem = _folder_problem(row, kept)
+                if problem is None:
+                    kept.append((plugin, row))
+                    continue
+                self._leave_out(plugin, problem)
             if owner is None:
                 rows.remove(row.name)
                 self._infos[plugin].provides["rows"].remove(row.name)

@@ -345,6 +345,15 @@ def test_a_row_naming_a_budget_or_setting_its_table_lacks_is_left_out_and_its_mo
         assert host.models.get("evil-knn").rows == rows[1:] and "Good kNN" in _labels(host)
 
 
+def test_a_row_left_out_does_not_take_the_name_of_a_good_row_another_plugin_lists(host):
+    bad = _rows_plugin(TableRow("snail-table1", "Evil kNN", {"kk": 1}, model="knn"))
+    good = _rows_plugin(TableRow("snail-table1", "Evil kNN", {"k": 1}, model="knn"))
+    with host.registered(bad, "bad"), host.registered(good, "good"):
+        assert host.info("bad").warnings[0].endswith("fix the row's params; the row is left out")
+        assert host.info("good").conflicts == [] and host.rows.plugin_of("snail-table1/Evil kNN") == "good"
+        assert "Evil kNN" in _labels(host)
+
+
 @pytest.mark.parametrize(
     ("data", "message"),
     [
