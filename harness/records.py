@@ -283,13 +283,17 @@ def mean_ci(table: TableSpec, record: Mapping[str, Any], key: str, path: Path, f
     try:
         summary = table.summary(record["metrics"], key)
         mean, ci = _number(summary["mean"]), _number(summary["ci95"])
-        if not 0 <= mean <= 1 or ci < 0 or math.isinf(ci):  # fractions; NaN fails the first test
-            raise ValueError(f"not a fraction and its interval: {mean}, {ci}")
-        return mean, ci
     except (KeyError, TypeError, ValueError):
+        mean = ci = math.nan
+    if math.isfinite(mean) and not 0 <= mean <= 1:
         raise DataError(
-            f"{path} has no {table.metric} {key!r} mean (a fraction) and ci95 (one not below 0); {fix}"
-        ) from None
+            f"{path} holds {table.metric} {key!r} mean {mean:g}, not a fraction from 0 to 1, which the leaderboard "
+            f"shows in percent: give table {table.name!r} a metric of fractions (TableSpec.metric); if the record "
+            f"was damaged, {fix}"
+        )
+    if not 0 <= mean <= 1 or ci < 0 or math.isinf(ci):  # NaN fails the first test
+        raise DataError(f"{path} has no {table.metric} {key!r} mean (a fraction) and ci95 (one not below 0); {fix}")
+    return mean, ci
 
 
 def _number(value: Any) -> float:

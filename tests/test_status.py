@@ -117,7 +117,9 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         ("record.json", {"stopped_early": {"x": 1}}, "(stopped_early in a form the harness cannot read)"),
         ("record.json", {"metrics": {}}, "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction) and ci95"),
         ("record.json", {"metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": 1.5, "ci95": 0.1}}}},
-         "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction)"),
+         "holds nway_kshot_accuracy '5-way 1-shot' mean 1.5, not a fraction from 0 to 1, which the leaderboard shows "
+         "in percent: give table 'toy-table' a metric of fractions (TableSpec.metric); if the record was damaged, "
+         "delete"),
         ("record.json", {"metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": "0.5", "ci95": 0.1}}}},
          "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction)"),
         ("record.json", {"metrics": {"nway_kshot_accuracy": []}}, "(metrics is not {metric: {key: summary}})"),
