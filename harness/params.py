@@ -64,3 +64,13 @@ def check_bounds(options: Mapping[str, Any], bounds: Mapping[str, tuple[int, int
             raise ConfigError(f"{owner} {noun} {key} must be at least {low}, got {value!r}")
         if value > high:
             raise ConfigError(f"{owner} {noun} {key} must be at most {high}, got {value!r}")
+
+
+def check_data(options: Mapping[str, Any], locations: tuple[str, ...], owner: str) -> None:
+    """Raise ``ConfigError`` for a dataset option outside its ``DATA_BOUNDS``, or a location option (``locations``:
+    ``DatasetSpec.location_options``) that is neither unset nor a path."""
+    check_bounds(options, DATA_BOUNDS, owner, "option")
+    for key in locations:
+        value = options.get(key)
+        if value is not None and (not isinstance(value, str) or not value):
+            raise ConfigError(f"{owner} option {key} must be a folder's path, got {value!r}; write one, e.g. ./{value}")

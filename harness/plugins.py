@@ -33,7 +33,7 @@ import pluggy
 from harness import __version__, hookspecs, table_checks
 from harness.config import RunConfig, did_you_mean, merge_options
 from harness.errors import ConfigError, DuplicateNameError, PluginError, describe, printable
-from harness.params import DATA_BOUNDS, check_bounds
+from harness.params import check_data
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
 from harness.tables import TableRow, TableSpec, slug
@@ -621,16 +621,19 @@ def _table_problem(row: TableRow, table: TableSpec) -> str | None:
 
 
 def _data_problem(row: TableRow, table: TableSpec, datasets: Registry[DatasetSpec]) -> str | None:
-    """Why a cell of ``row`` cannot open its data: its ``data`` names an option a setting's dataset lacks, or gives
-    one a value of another type or out of range; ``None`` if it can (or the dataset is not installed here)."""
-    for setting in table.settings:
-        name = setting.config.get("dataset", RunConfig.dataset)
-        if not row.data or (row.settings and setting.name not in row.settings) or name not in datasets:
+    """Why a cell of ``row`` cannot open its data: its ``data`` names an option the dataset of one of its settings
+    (under a budget, which may name the dataset) lacks, or gives one a value of another type, out of range, or a
+    location that is no path; ``None`` if it can (or the dataset is not installed here)."""
+    settings = [setting for setting in table.settings if not row.settings or setting.name in row.settings]
+    for setting, budget in ((setting, budget) for setting in settings for budget in table.budgets.values()):
+        config = {**budget, **setting.config}
+        name = config.get("dataset", RunConfig.dataset)
+        if not row.data or name not in datasets:
             continue
+        spec = datasets.get(name)
         try:
-            given = {**setting.config.get("data", {}), **row.data}
-            check_bounds(merge_options(datasets.get(name).options, given, f"dataset {name!r}", "option"),
-                         DATA_BOUNDS, f"dataset {name!r}", "option")  # fmt: skip
+            options = merge_options(spec.options, {**config.get("data", {}), **row.data}, f"dataset {name!r}", "option")
+            check_data(options, spec.location_options, f"dataset {name!r}")
         except ConfigError as exc:
             return (
                 f"lists row {row.row!r} of table {table.name!r} whose data setting {setting.name!r} cannot take: "

@@ -20,7 +20,7 @@ from harness.config import RunConfig, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError
 from harness.guard import ModelError, model_call
-from harness.params import DATA_BOUNDS, check_bounds
+from harness.params import check_data
 from harness.plugins import PluginHost
 from harness.sources import check_episode_count, open_source
 from harness.specs import DatasetSpec, EpisodeSource, MetricSpec, Model, ModelContext, ModelSpec
@@ -180,7 +180,7 @@ def _kind(config: RunConfig, model_spec: ModelSpec, dataset_spec: DatasetSpec, t
 def _options(spec: DatasetSpec, given: dict[str, Any]) -> dict[str, Any]:
     """A dataset's default options overridden by ``given``, checked."""
     options = merge_options(spec.options, given, f"dataset {spec.name!r}", "option")
-    check_bounds(options, DATA_BOUNDS, f"dataset {spec.name!r}", "option")
+    check_data(options, spec.location_options, f"dataset {spec.name!r}")
     return options
 
 

@@ -177,6 +177,11 @@ def test_cli_refuses_a_mistyped_param_before_any_work(tmp_path):
         (["--param", "k=inf"], "model 'knn' parameter k must be an int like its default 1, got inf"),
         (["--batch-size", "100000"], "--batch-size must be at most 4,096"),
         (
+            ["--dataset", "omniglot", "--data", "cache_dir=5"],
+            "dataset 'omniglot' option cache_dir must be a folder's path, got 5; write one, e.g. ./5",
+        ),
+        (["--dataset", "omniglot", "--data", "root=true"], "option root must be a folder's path, got True"),
+        (
             ["--data", "train_classes=100000000"],
             "synthetic dataset options make 1,568,000,752,640 pixels, over the 268,435,456 it generates in memory; "
             "lower train_classes, val_classes, test_classes, examples or image_size",

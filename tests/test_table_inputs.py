@@ -360,6 +360,7 @@ def test_a_row_left_out_does_not_take_the_name_of_a_good_row_another_plugin_list
         ({"nope": 1}, "dataset 'omniglot' has no option 'nope'"),
         ({"image_size": 100_000}, "dataset 'omniglot' option image_size must be at most 512, got 100000"),
         ({"image_size": "big"}, "dataset 'omniglot' option image_size must be an int like its default 28, got 'big'"),
+        ({"cache_dir": {"a": [1]}}, "dataset 'omniglot' option cache_dir must be a folder's path, got {'a': [1]}"),
     ],
 )
 def test_a_row_whose_data_its_settings_dataset_cannot_take_is_left_out(host, data, message):
@@ -370,6 +371,18 @@ def test_a_row_whose_data_its_settings_dataset_cannot_take_is_left_out(host, dat
         f"{message}"
     )
     assert problem.endswith("; fix the row's data; the row is left out")
+
+
+def test_a_rows_data_is_checked_against_the_dataset_its_budget_names(host):
+    setting = TableSetting("5-way 1-shot", {"kind": "fewshot", "ways": 5})
+    table = dataclasses.replace(host.tables.get("snail-table1"), name="budget-data", settings=(setting,),
+                                budgets={"quick": {"dataset": "omniglot", "episodes": 0}}, numbers="")  # fmt: skip
+    lake = TableRow("budget-data", "kNN lake", model="knn", data={"scheme": "lake"})
+    plugin = types.SimpleNamespace(
+        harness_tables=hookimpl(lambda: [table]), harness_table_rows=hookimpl(lambda: [lake])
+    )
+    with host.registered(plugin, "budget-data"):
+        assert host.problems() == [] and "budget-data/kNN lake" in host.rows
 
 
 def test_a_row_of_a_model_not_installed_is_left_out_and_a_misspelt_model_is_reported(toy_host):
