@@ -369,12 +369,19 @@ class PluginHost:
         would be those of a row listed before it (``_folder_problem``; the built-ins' rows first, then in the order
         plugins were registered); the plugin listing it keeps everything else it provides."""
         models, rows = registries["models"], registries["rows"]
-        listed = [(models.plugin_of(m.name), row.model or m.name, row, m.name) for m in models for row in m.rows]
+        listed: list[tuple[str, str | None, TableRow, tuple[str, int] | None]] = [
+            (models.plugin_of(m.name), row.model or m.name, row, (m.name, i))
+            for m in models
+            for i, row in enumerate(m.rows)
+        ]
         listed += [(rows.plugin_of(row.name), row.model, row, None) for row in rows]
         order = list(self._infos)
         listed.sort(key=lambda each: (self._infos[each[0]].origin != "builtin", order.index(each[0])))
         kept: list[tuple[str, TableRow]] = []
+        dropped: dict[str, set[int]] = {}
         for plugin, model, row, owner in listed:
+            if model not in models:  # a row of a model not installed: left out when planning, takes no folder
+                continue
             if owner is None or self._runs(plugin, row, model, registries):
                 problem = _folder_problem(row, kept)
                 if problem is None:
@@ -385,8 +392,11 @@ class PluginHost:
                 rows.remove(row.name)
                 self._infos[plugin].provides["rows"].remove(row.name)
             else:
-                spec = models.get(owner)
-                models.replace(owner, dataclasses.replace(spec, rows=tuple(r for r in spec.rows if r is not row)))
+                dropped.setdefault(owner[0], set()).add(owner[1])
+        for name, indices in dropped.items():
+            spec = models.get(name)
+            models.replace(name, dataclasses.replace(spec, rows=tuple(r for i, r in enumerate(spec.rows)
+                                                                      if i not in indices)))  # fmt: skip
 
     def _check_table_metrics(self, registries: dict[str, Registry[Any]]) -> None:
         """Note each table whose metric no plugin registers (fatal if strict): its cells could never be filled."""

@@ -373,6 +373,22 @@ def test_a_row_whose_data_its_settings_dataset_cannot_take_is_left_out(host, dat
     assert problem.endswith("; fix the row's data; the row is left out")
 
 
+def test_a_row_of_a_model_not_installed_takes_no_folder_and_a_row_listed_twice_keeps_one_copy(host):
+    ghost = _rows_plugin(TableRow("snail-table1", "Evil kNN", model="not-installed"))
+    twice = TableRow("snail-table1", "Evil kNN!")
+    spec = dataclasses.replace(host.models.get("knn"), name="evil-knn", rows=(twice, twice))
+    with (
+        host.registered(ghost, "ghost"),
+        host.registered(types.SimpleNamespace(harness_models=hookimpl(lambda: [spec])), "evil"),
+    ):
+        assert host.info("ghost").warnings == [] and host.models.get("evil-knn").rows == (twice,)
+        assert host.info("evil").warnings == [
+            "plugin 'evil' lists row 'Evil kNN!' of table 'snail-table1', but plugin 'evil' lists the row already; "
+            "give it a label that differs in letters or digits; the row is left out"
+        ]
+        assert "Evil kNN!" in _labels(host)
+
+
 def test_a_rows_data_is_checked_against_the_dataset_its_budget_names(host):
     setting = TableSetting("5-way 1-shot", {"kind": "fewshot", "ways": 5})
     table = dataclasses.replace(host.tables.get("snail-table1"), name="budget-data", settings=(setting,),
