@@ -22,7 +22,16 @@ from typing import Any
 
 from harness import atomic, devices, locks, records, rundirs
 from harness.config import MAXIMA, did_you_mean
-from harness.errors import ConfigError, DataError, EpisodeCountError, HarnessError, UnknownNameError, describe
+from harness.errors import (
+    ConfigError,
+    DataError,
+    EpisodeCountError,
+    HarnessError,
+    UnknownNameError,
+    describe,
+    printable,
+    shortened,
+)
 from harness.hints import REPRODUCE, for_dataset
 from harness.plugins import PluginHost
 from harness.prepare import Prepared, prepare
@@ -308,7 +317,7 @@ def claim_and_run(
     except locks.LockHeldError as exc:
         return ELSEWHERE, exc.holder
     except Exception as exc:  # one cell's failure must not stop the others
-        detail = str(exc) if isinstance(exc, HarnessError) else describe(exc)
+        detail = shortened(printable(str(exc) if isinstance(exc, HarnessError) else describe(exc)))
         return FAILED, detail + ("\n" + "".join(traceback.format_exception(exc)).rstrip() if tracebacks else "")
 
 

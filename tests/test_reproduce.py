@@ -366,6 +366,19 @@ def test_a_row_whose_model_raises_fails_alone_and_is_tried_again_on_a_rerun(toy_
     assert sorted(again["failed"]) == sorted(FAILING) and sorted(again["skipped"]) == sorted([CELL_5WAY, CELL_10WAY])
 
 
+def test_a_cells_failure_line_is_escaped_and_shortened(toy_host, tmp_path):
+    def boom(context):
+        raise ValueError("bad\x1b[31m " + "Q" * 100_000 + " end")
+
+    row = TableRow("toy-table", "Boom", settings=("5-way 1-shot",))
+    spec = dataclasses.replace(toy_host.models.get("knn"), name="boom", factory=boom, rows=(row,))
+    toy_host.register(types.SimpleNamespace(harness_models=hookimpl(lambda: [spec])), "boom")
+    messages: list[str] = []
+    reproduce(toy_host.tables.get("toy-table"), toy_host, tmp_path, models=["boom"], log=messages.append)
+    (line,) = messages
+    assert "\x1b" not in line and "bad\\x1b[31m" in line and line.endswith(" end") and len(line) < 2200
+
+
 def test_cli_reproduce_runs_the_working_rows_and_exits_2_naming_the_failed_cells(tmp_path, papers):
     env = {"HARNESS_PLUGINS": f"{TOY},{MISBEHAVING}", "HARNESS_PAPERS_DIR": str(papers)}
     args = ["reproduce", "toy-table", "--results", str(tmp_path), "--no-progress"]
