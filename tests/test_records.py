@@ -204,7 +204,7 @@ def _record(metrics: object) -> dict:
         (_record({"5-way 1-shot": {"mean": "high", "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
         (_record({"5-way 1-shot": {"mean": float("nan"), "ci95": 0.1}}), None, r"record.json has no nway_kshot_acc"),
         (_record({"5-way 1-shot": {"mean": None, "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
-        (_record({"5-way 1-shot": {"mean": -5, "ci95": 0.1}}), None, r"record.json has no nway_kshot_accuracy"),
+        (_record({"5-way 1-shot": {"mean": -5, "ci95": 0.1}}), None, r"mean -5, not a fraction from 0 to 1"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": -0.01}}), None, r"record.json has no nway_kshot_accuracy"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": float("inf")}}), None, r"record.json has no nway_kshot_a"),
         (_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}}), [1], r"cell.json cannot be read: it holds an array"),
