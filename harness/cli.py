@@ -400,11 +400,11 @@ def _results_to_read(given: Path | None) -> Path:
 def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list[Path]) -> str:
     """Write ``table``'s leaderboard; return a line naming the files."""
     from harness import leaderboard
-    from harness.records import CELL
+    from harness.records import cell_files
 
     paths = leaderboard.write(table, results, out or results / "leaderboards", papers)
     line = f"{paths['md']} ({', '.join(paths[kind].name for kind in ('csv', 'png') if kind in paths)})"
-    if not any((results / table.name).glob(f"*/*/*/*/{CELL}")):
+    if not cell_files(results / table.name):
         line += f"; no runs of it under {results} yet, so only the paper's rows (harness reproduce {table.name})"
     return printable(line)
 

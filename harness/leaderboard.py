@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from harness import atomic, records
 from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
-from harness.records import CELL, RECORD
+from harness.records import RECORD
 from harness.tables import TableSpec
 
 if TYPE_CHECKING:
@@ -62,7 +62,7 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     orphans = records.orphan_cells(results / table.name)
     if orphans:
         raise DataError(records.orphan_problem(orphans[0]))
-    for cell_path in sorted((results / table.name).glob(f"**/{CELL}")):
+    for cell_path in records.cell_files(results / table.name):
         run = _read_run(table, cell_path)
         if run is None:
             continue
@@ -108,11 +108,7 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     record = records.read_record(record_path, _retest(cell_path.parent))
     if record["status"] != "complete":
         return None
-    if cell["setting"] not in [setting.name for setting in table.settings]:
-        raise DataError(
-            f"{cell_path} describes setting {cell['setting']!r}, which table {table.name!r} does not have; "
-            "delete its folder"
-        )
+    records.check_setting(cell_path, cell, table)
     records.check_own(record_path, cell, record, table.setting_config(cell["setting"]), _retest(cell_path.parent))
     stopped = record.get("stopped_early")
     if not records.is_count(record.get("episodes_trained")) or not (

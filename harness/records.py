@@ -303,3 +303,17 @@ def _number(value: Any) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError(f"not a number: {value!r}")
     return float(value)
+
+
+def cell_files(folder: Path) -> list[Path]:
+    """The ``cell.json`` of each cell of the table whose results are in ``folder``, at the depth cells lie
+    (``<budget>/<row>/<setting>/seed<N>``): a copy nested inside a cell is no cell."""
+    return sorted(folder.glob(f"*/*/*/*/{CELL}"))
+
+
+def check_setting(path: Path, cell: Mapping[str, Any], table: TableSpec) -> None:
+    """Refuse in one line the cell file at ``path`` whose setting ``table`` does not have."""
+    if table.setting_config(cell["setting"]) is None:
+        raise DataError(
+            f"{path} describes setting {cell['setting']!r}, which table {table.name!r} does not have; delete its folder"
+        )

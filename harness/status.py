@@ -72,7 +72,7 @@ def table_status(
     """Every cell of ``table`` with a folder under ``results``, and the ``planned`` cells that have none yet.
     With the table's ``spec``, a finished cell's record is also checked against its setting."""
     found = {}
-    for cell_file in sorted((results / table).glob(f"*/*/*/*/{CELL}")):
+    for cell_file in records.cell_files(results / table):
         directory = cell_file.parent
         found[directory] = _status(directory, table, spec)
     for directory in records.orphan_cells(results / table):
@@ -93,6 +93,8 @@ def _damaged(directory: Path, note: str) -> CellStatus:
 def _status(directory: Path, table: str, spec: TableSpec | None) -> CellStatus:
     try:
         cell = records.read_cell(directory, table)
+        if spec is not None:
+            records.check_setting(directory / CELL, cell, spec)
     except HarnessError as exc:
         return _damaged(directory, str(exc))
     base: dict[str, Any] = {field: cell[field] for field in ("budget", "row", "setting", "seed")}

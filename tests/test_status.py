@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -140,6 +141,23 @@ def test_status_and_the_leaderboard_refuse_the_same_damaged_values_in_one_line(
     assert str(caught.value).startswith(str(path.parent)) and "\n" not in str(caught.value)
     result = harness_cli("status", "toy-table", "--results", str(results), "--json", env={"HARNESS_PLUGINS": TOY})
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+
+
+def test_status_and_the_leaderboard_agree_on_a_removed_setting_and_on_a_copy_nested_in_a_cell(toy_host, results):
+    spec = toy_host.tables.get("toy-table")
+    shutil.copytree(results / SEED0, results / SEED0 / "backup")  # a user's copy inside the cell: no cell
+    before = [(s.setting, s.state) for s in table_status(results, "toy-table", spec=spec)]
+    assert len(leaderboard.our_results(spec, results)) == 2 and ("5-way 1-shot", "done") in before
+    moved = results / SEED0.replace("5-way-1-shot", "9-way")
+    shutil.copytree(results / SEED0, moved)
+    (moved / "cell.json").write_text(json.dumps({**json.loads((moved / "cell.json").read_text()), "setting": "9-way"}))
+    message = (
+        f"{moved / 'cell.json'} describes setting '9-way', which table 'toy-table' does not have; delete its folder"
+    )
+    (damaged,) = [s for s in table_status(results, "toy-table", spec=spec) if s.state == "damaged"]
+    assert damaged.note == message
+    with pytest.raises(DataError, match=re.escape(message)):
+        leaderboard.our_results(spec, results)
 
 
 def test_a_missing_or_damaged_cell_file_is_shown_and_the_fix_it_names_writes_it_again_without_training(
