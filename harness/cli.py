@@ -487,21 +487,29 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 
 def cmd_status(args: argparse.Namespace) -> int:
     """``harness status``."""
-    from harness.reproduce import select, table_cells, table_rows
+    from harness.config import did_you_mean
+    from harness.reproduce import table_cells, table_rows
     from harness.status import render, table_status
     from harness.tables import check_budget
 
     host = _host(args)
     results = _results_to_read(args.results)
     tables = _tables(host, args.tables)
-    budgeted = {s.table.name for s in select(tables, host, args.budget)} if args.budget else set()
+    budgeted = [table for table in tables if args.budget in table.budgets]
+    if args.budget and len(tables) == 1:
+        check_budget(tables[0], args.budget)
+    elif args.budget and not budgeted:
+        known = list(dict.fromkeys(budget for table in tables for budget in table.budgets))
+        raise ConfigError(
+            f"none of the tables {', '.join(t.name for t in tables)} has a budget {args.budget!r} (theirs: "
+            f"{', '.join(known)}){did_you_mean(args.budget, known)}"
+        )
     found = {}
     for table in tables:
         planned = []
-        if table.name in budgeted and table_rows(table, host):
+        if table in budgeted and table_rows(table, host):
             planned = table_cells(table, host, args.budget)
-        elif table.name in budgeted:  # named alone: select left it to table_cells, which refuses a table unfilled
-            check_budget(table, args.budget)
+        elif table in budgeted:
             print(f"harness: note: no installed model fills table {table.name!r}; only the cells in {results} are "
                   "shown", file=sys.stderr)  # fmt: skip
         found[table.name] = table_status(results, table.name, planned, table)

@@ -263,7 +263,7 @@ def test_status_of_all_tables_leaves_out_a_table_no_installed_model_fills_and_ro
         "from harness_test_plugins.toy_table import toy_table\n\n\n"
         "@hookimpl\n"
         "def harness_tables():\n"
-        "    return [dataclasses.replace(toy_table(), name='unfilled-table')]\n\n\n"
+        "    return [dataclasses.replace(toy_table(), name=name) for name in ('unfilled-table', 'unfilled-2')]\n\n\n"
         "@hookimpl\n"
         "def harness_table_rows():\n"
         "    return [TableRow('toy-table', 'Ghost', model='a-model-not-installed')]\n"
@@ -271,9 +271,9 @@ def test_status_of_all_tables_leaves_out_a_table_no_installed_model_fills_and_ro
     env = {"HARNESS_PLUGINS": f"{TOY},unfilled", "PYTHONPATH": os.pathsep.join([str(tmp_path), str(TESTS)])}
     status = harness_cli("status", "all", "--budget", "quick", "--results", str(tmp_path), env=env)
     assert status.returncode == 0, status.stderr
-    assert status.stderr == (
-        "harness: note: no installed model fills table 'unfilled-table'; left out (install a model plugin that lists "
-        "rows for it)\n"
+    assert status.stderr == "".join(
+        f"harness: note: no installed model fills table {name!r}; only the cells in {tmp_path} are shown\n"
+        for name in ("unfilled-2", "unfilled-table")
     )
     assert "quick   Toy ProtoNet  5-way 1-shot" in status.stdout and "Ghost" not in status.stdout
     assert "unfilled-table: no cells under" in status.stdout
@@ -282,6 +282,10 @@ def test_status_of_all_tables_leaves_out_a_table_no_installed_model_fills_and_ro
     assert single.stderr == (
         f"harness: note: no installed model fills table 'unfilled-table'; only the cells in {tmp_path} are shown\n"
     )
+    both = harness_cli(
+        "status", "unfilled-table", "unfilled-2", "--budget", "quick", "--results", str(tmp_path), env=env
+    )
+    assert both.returncode == 0 and both.stdout.count("no cells under") == 2, both.stderr
     wrong = harness_cli("status", "unfilled-table", "--budget", "quikc", "--results", str(tmp_path), env=env)
     assert wrong.returncode == 2 and "has no budget 'quikc' (budgets: quick); did you mean 'quick'?" in wrong.stderr
 
