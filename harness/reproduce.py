@@ -197,7 +197,7 @@ def table_cells(
     cells = [make_cell(table, model, row, setting, seed, budget) for model, row, setting in kept
              for seed in seeds or table.seeds]  # fmt: skip
     if listed:
-        _refuse_idle(table, _filled(listed, table, None, rows, settings), kept, models, rows, settings)
+        _refuse_idle(table, listed, kept, models, rows, settings)
     flags = _at_flags(rows, settings)
     if not cells and listed:
         raise ConfigError(f"table {table.name!r} has no cell to run{flags}")
@@ -216,12 +216,12 @@ def _at_flags(rows: Sequence[str] | None, settings: Sequence[str] | None) -> str
 
 
 def _refuse_idle(
-    table: TableSpec, filled: Sequence[tuple[str, TableRow, TableSetting]],
-    kept: Sequence[tuple[str, TableRow, TableSetting]], models: Sequence[str] | None, rows: Sequence[str] | None,
-    settings: Sequence[str] | None,
+    table: TableSpec, listed: Sequence[tuple[str, TableRow]], kept: Sequence[tuple[str, TableRow, TableSetting]],
+    models: Sequence[str] | None, rows: Sequence[str] | None, settings: Sequence[str] | None,
 ) -> None:  # fmt: skip
-    """Refuse in one line a model, row or setting asked for that has no cell in ``kept`` (``_filled`` at the filters;
-    ``filled``: the same but for every model), which would be dropped without a word."""
+    """Refuse in one line a model, row or setting asked for that has no cell in ``kept`` (``_filled`` at the filters
+    from the rows ``listed``), which would be dropped without a word."""
+    filled, every = _filled(listed, table, None, rows, settings), _filled(listed, table, None, None, None)
     flags = _at_flags(rows, settings)
     fillers = _names(filled)[0]
     idle = [model for model in models or () if model not in _names(kept)[0]]
@@ -230,6 +230,14 @@ def _refuse_idle(
             f"{' and '.join(map(repr, idle))} fill{'s' if len(idle) == 1 else ''} no "
             f"{'given ' if rows else ''}row of table {table.name!r}{flags}; {'those' if rows else 'its'} rows are "
             f"filled by {', '.join(fillers)}"
+        )
+    covered = _names(every)[2]
+    uncovered = [name for name in settings or () if name not in covered]
+    if uncovered:
+        raise ConfigError(
+            f"no row of table {table.name!r} covers setting{'s' if len(uncovered) > 1 else ''} "
+            f"{' and '.join(map(repr, uncovered))} (its rows cover {', '.join(covered)}); drop "
+            f"{'that' if len(uncovered) == 1 else 'those'} --setting"
         )
     flags_given = {"model": models, "row": rows, "setting": settings}
     for (kind, asked), have in zip({"row": rows, "setting": settings}.items(), _names(kept)[1:], strict=True):

@@ -168,6 +168,20 @@ def test_a_model_or_row_that_the_other_filters_leave_without_a_cell_is_named(toy
     ]  # fmt: skip
 
 
+def test_a_setting_no_row_covers_is_named_as_such(toy_host):
+    part = dataclasses.replace(toy_host.tables.get("toy-table"), name="toy-part")
+    five = TableRow("toy-part", "kNN five", model="knn", settings=("5-way 1-shot",))
+    plugin = types.SimpleNamespace(harness_tables=hookimpl(lambda: [part]), harness_table_rows=hookimpl(lambda: [five]))
+    toy_host.register(plugin, "part")
+    for models in (None, ["knn"]):  # not "at the --model given": dropping --model would not help
+        with pytest.raises(ConfigError) as caught:
+            table_cells(part, toy_host, "quick", models=models, settings=["10-way 1-shot"])
+        assert str(caught.value) == (
+            "no row of table 'toy-part' covers setting '10-way 1-shot' (its rows cover 5-way 1-shot); drop that "
+            "--setting"
+        )
+
+
 def test_over_several_tables_a_model_that_fills_no_row_asked_for_is_named(toy_host):
     tables = [toy_host.tables.get(name) for name in ("toy-table", "snail-table1")]
     rows = ["Toy ProtoNet", "kNN (raw pixels)"]
