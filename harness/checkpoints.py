@@ -52,7 +52,7 @@ from pathlib import Path
 from typing import Any
 
 from harness import atomic, files, interrupts, locks, safepickle
-from harness.errors import HarnessError, describe
+from harness.errors import SHORTER_PATH, HarnessError, describe, too_long
 from harness.rundirs import LOCK
 
 CHECKPOINT = "checkpoint.pkl"
@@ -396,7 +396,8 @@ def _unreadable(path: Path, exc: OSError) -> HarnessError:
         inside = path / CHECKPOINT
         fix = f"give {inside}" if inside.is_file() else f"give a run's {CHECKPOINT} (<out>/<run name>/{CHECKPOINT})"
         return HarnessError(f"checkpoint {path} is a folder, not a checkpoint file; {fix}")
-    return HarnessError(f"checkpoint {path} cannot be read ({describe(exc)}); check its permissions")
+    fix = SHORTER_PATH if too_long(exc) else "check its permissions"
+    return HarnessError(f"checkpoint {path} cannot be read ({describe(exc)}); {fix}")
 
 
 def _digest(start: bytes, payload: bytes | memoryview) -> bytes:

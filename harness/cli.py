@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from harness import __version__, interrupts
-from harness.errors import ConfigError, HarnessError, describe, printable, shortened
+from harness.errors import SHORTER_PATH, ConfigError, HarnessError, describe, printable, shortened, too_long
 from harness.writable import check_writable
 
 RESULTS_ENV = "HARNESS_RESULTS_DIR"
@@ -806,8 +806,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         fix = "make that path readable and writable (or free disk space), then rerun the same command"
         if exc.errno in (errno.ENOSPC, errno.EDQUOT):
             fix = "free disk space there, then rerun the same command"
-        elif exc.errno == errno.ENAMETOOLONG:
-            fix = "rerun with a shorter path (a folder or file name holds at most 255 bytes)"
+        elif too_long(exc):
+            fix = f"rerun: {SHORTER_PATH}"
         message = shortened(printable(describe(exc)))
         print(f"harness: error: {message}; {fix}, which keeps finished runs and checkpoints{where}", file=sys.stderr)
         return 2

@@ -13,7 +13,7 @@ from typing import Any
 
 from harness import files
 from harness.episodes import EpisodeKind, EpisodeSettings, LabelEncoding
-from harness.errors import ConfigError, describe
+from harness.errors import SHORTER_PATH, ConfigError, describe, too_long
 from harness.params import SEED_MAX, check_types
 
 if sys.version_info >= (3, 11):
@@ -185,7 +185,8 @@ def load_toml(path: Path) -> dict[str, Any]:
             f"config file {path} is a folder; give the TOML file itself, e.g. --config {path}/run.toml"
         ) from None
     except OSError as exc:
-        raise ConfigError(f"config file {path} cannot be read ({describe(exc)}); check its permissions") from None
+        fix = SHORTER_PATH if too_long(exc) else "check its permissions"
+        raise ConfigError(f"config file {path} cannot be read ({describe(exc)}); {fix}") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(
             f"config file {path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} at offset {exc.start}); "

@@ -1,5 +1,6 @@
 """Exceptions the harness raises; each message is one line that names the fix."""
 
+import errno
 import unicodedata
 
 
@@ -59,3 +60,12 @@ def shortened(text: str, limit: int = 2000) -> str:
         return text
     keep = limit // 2
     return f"{text[:keep]} ... ({len(text) - 2 * keep:,} characters left out) ... {text[-keep:]}"
+
+
+def too_long(exc: OSError) -> bool:
+    """Whether ``exc`` says a path, or a name in it, is longer than the file system takes."""
+    return exc.errno == errno.ENAMETOOLONG
+
+
+SHORTER_PATH = "give a shorter path (a folder or file name holds at most 255 bytes, a whole path 4,096)"
+"""The fix for a path ``too_long``."""

@@ -283,8 +283,12 @@ def test_a_name_too_long_for_the_file_system_is_one_bounded_line_naming_the_fix(
     line = error_of(capsys, "status", "all", "--results", str(tmp_path / ("y" * 100_000)))
     assert line.startswith("OSError: [Errno 36] File name too long: ") and len(line) < 2300
     assert line.endswith(
-        "; rerun with a shorter path (a folder or file name holds at most 255 bytes), which keeps finished runs and "
-        "checkpoints (--traceback shows where)"
+        "; rerun: give a shorter path (a folder or file name holds at most 255 bytes, a whole path 4,096), which "
+        "keeps finished runs and checkpoints (--traceback shows where)"
+    )
+    checkpoint = error_of(capsys, "evaluate", "--checkpoint", str(tmp_path / ("z" * 300)))
+    assert "File name too long" in checkpoint and checkpoint.endswith(
+        "; give a shorter path (a folder or file name holds at most 255 bytes, a whole path 4,096)"
     )
     with pytest.raises(SystemExit):  # argparse's own error
         main(["reproduce", "snail-table1", "--seeds", "1" * 100_000])
