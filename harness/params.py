@@ -72,5 +72,5 @@ def check_data(options: Mapping[str, Any], locations: tuple[str, ...], owner: st
     check_bounds(options, DATA_BOUNDS, owner, "option")
     for key in locations:
         value = options.get(key)
-        if value is not None and (not isinstance(value, str) or not value):
-            raise ConfigError(f"{owner} option {key} must be a folder's path, got {value!r}; write one, e.g. ./{value}")
+        if value is not None and not isinstance(value, str):  # "": unset, for the dataset to say what it needs
+            raise ConfigError(f"{owner} option {key} must be a folder's path, got {value!r}; quote it as text")

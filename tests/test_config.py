@@ -178,7 +178,7 @@ def test_cli_refuses_a_mistyped_param_before_any_work(tmp_path):
         (["--batch-size", "100000"], "--batch-size must be at most 4,096"),
         (
             ["--dataset", "omniglot", "--data", "cache_dir=5"],
-            "dataset 'omniglot' option cache_dir must be a folder's path, got 5; write one, e.g. ./5",
+            "dataset 'omniglot' option cache_dir must be a folder's path, got 5; quote it as text",
         ),
         (["--dataset", "omniglot", "--data", "root=true"], "option root must be a folder's path, got True"),
         (

@@ -53,6 +53,11 @@ def test_more_episodes_than_runs_are_refused_before_any_work(runs_dir: Path, cap
     assert not Path("results/mhd").exists()
 
 
+def test_without_its_runs_the_dataset_says_where_they_come_from(capsys: pytest.CaptureFixture) -> None:
+    assert harness("run --model mhd --dataset omniglot-runs --ways 5 --shots 1 --eval-episodes 3 --out results") == 2
+    assert "omniglot-runs needs the runs: pass --data runs_dir=DIR" in capsys.readouterr().err
+
+
 def test_error_rate_scores_only_the_runs(runs_dir: Path) -> None:
     assert (
         harness(
