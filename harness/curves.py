@@ -14,12 +14,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import checkpoints, records
+from harness import checkpoints, files, records
 from harness.checkpoints import CHECKPOINT
 from harness.errors import ConfigError, HarnessError
 from harness.records import RECORD
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def load_curves(run_dir: Path) -> dict[str, Any]:
@@ -77,15 +75,6 @@ def run_labels(run_dirs: Sequence[Path]) -> list[str]:
     return labels
 
 
-def _is_png(path: Path) -> bool:
-    """Whether ``path`` starts as a PNG does."""
-    try:
-        with open(path, "rb") as handle:
-            return handle.read(8) == PNG_SIGNATURE
-    except OSError:
-        return False
-
-
 def plot_curves(run_dirs: Sequence[Path], out: Path) -> Path:
     """One PNG: training loss (left) and validation accuracy (right) against episodes trained, a line per run.
 
@@ -95,7 +84,7 @@ def plot_curves(run_dirs: Sequence[Path], out: Path) -> Path:
         raise HarnessError("no run directories given; pass one or more")
     if Path(out).is_dir():
         raise ConfigError(f"--out {out} is a folder; pass the PNG file to write, e.g. --out {Path(out) / 'curves.png'}")
-    if Path(out).exists() and not _is_png(Path(out)):
+    if Path(out).exists() and not files.starts_with(Path(out), files.PNG_SIGNATURE):
         raise ConfigError(f"--out {out} would replace a file that is not a PNG; give a new file name")
     if Path(out).suffix.lower() != ".png":
         raise ConfigError(f"--out {out}: curves writes a PNG; give a file name ending in .png")

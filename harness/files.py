@@ -8,6 +8,9 @@ import os
 import stat
 from pathlib import Path
 
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+"""How a PNG file begins."""
+
 
 class NotRegularFile(OSError):
     """A FIFO, device or socket where a file was expected."""
@@ -39,3 +42,11 @@ def read_regular(path: Path, limit: int = -1, max_size: int | None = None) -> by
         if max_size is not None and size > max_size:
             raise TooLarge(path, size, max_size)
         return handle.read(limit)
+
+
+def starts_with(path: Path, prefix: bytes) -> bool:
+    """Whether ``path`` is a regular file that begins with ``prefix`` (what a file the harness wrote begins with)."""
+    try:
+        return read_regular(path, len(prefix)) == prefix
+    except OSError:
+        return False

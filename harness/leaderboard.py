@@ -10,11 +10,12 @@ The ``text`` shown (one decimal) is rounded from the numbers before that, so it 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import atomic, records
+from harness import atomic, files, records
 from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
 from harness.records import RECORD
@@ -252,6 +253,10 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+CSV_START = b"table,row,setting,key,source,"
+"""How a leaderboard's CSV begins (its first columns)."""
+
+
 def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = ()) -> dict[str, Path]:
     """Build the leaderboard of ``table`` from ``results``; write ``<table>.csv``, ``.md`` and ``.png`` (none where
     the table has no number yet) in ``out``."""
@@ -261,6 +266,13 @@ def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = (
         raise ConfigError(f"results directory {results} does not exist; run 'harness reproduce {table.name}' first")
     frame = build(table, results, papers)
     paths = {"csv": out / f"{table.name}.csv", "md": out / f"{table.name}.md", "png": out / f"{table.name}.png"}
+    starts = {"csv": CSV_START, "md": _md_text(f"# {table.title}\n").encode(), "png": files.PNG_SIGNATURE}
+    for kind, path in paths.items():  # a papers file, or notes of the user's, of the same name
+        if os.path.lexists(path) and not files.starts_with(path, starts[kind]):
+            raise ConfigError(
+                f"{path} is not a leaderboard the harness wrote, and writing the leaderboards there would replace it; "
+                "write them to another folder (--out of leaderboard, --leaderboards of reproduce)"
+            )
     atomic.write_bytes(paths["csv"], csv_safe(frame).to_csv(index=False).encode())
     atomic.write_bytes(paths["md"], to_markdown(table, frame).encode())
     if frame.empty:  # no run and no paper number: nothing to draw, and an older plot would show what is gone

@@ -15,6 +15,7 @@ from conftest import OMNIGLOT_DIR, REPO
 
 from harness import leaderboard
 from harness.checkpoint_eval import evaluate_checkpoint
+from harness.errors import ConfigError
 
 BOARDS = REPO / "leaderboards"
 RUNS = BOARDS / "runs"
@@ -161,6 +162,15 @@ def test_a_table_with_no_number_yet_gets_its_csv_and_markdown_but_no_plot(host, 
     results, out = tmp_path / "results", tmp_path / "boards"
     results.mkdir()
     out.mkdir()
-    (out / "toy-table.png").write_bytes(b"an older plot, of numbers no longer there")
+    (out / "toy-table.png").write_bytes(b"\x89PNG\r\n\x1a\nan older plot, of numbers no longer there")
     paths = leaderboard.write(table, results, out, [papers])
     assert sorted(paths) == ["csv", "md"] and sorted(p.name for p in out.iterdir()) == ["toy-table.csv", "toy-table.md"]
+    assert leaderboard.write(table, results, out, [papers]) == paths  # its own files it replaces
+    for name in ("toy-table.csv", "toy-table.md", "toy-table.png"):  # the papers file, or notes of the user's
+        mine = tmp_path / name.replace(".", "-")
+        mine.mkdir()
+        (mine / name).write_bytes((papers / "toy-table.csv").read_bytes())
+        with pytest.raises(ConfigError, match=re.escape(f"{mine / name} is not a leaderboard the harness wrote")):
+            leaderboard.write(table, results, mine, [papers])
+        assert [path.name for path in mine.iterdir()] == [name]
+        assert (mine / name).read_bytes() == (papers / "toy-table.csv").read_bytes()
