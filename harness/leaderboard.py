@@ -253,8 +253,22 @@ def csv_safe(frame: pd.DataFrame) -> pd.DataFrame:
     return safe
 
 
+MAX_MARKDOWN = 1 << 20
+"""The most of a Markdown file read to tell whether it is a leaderboard."""
 CSV_START = b"table,row,setting,key,source,"
 """How a leaderboard's CSV begins (its first columns)."""
+MD_LEGEND = b"\nValues are percent "
+"""The start of the legend line of a leaderboard's Markdown, under its table, whatever the table's title."""
+
+
+def _ours(kind: str, path: Path) -> bool:
+    """Whether the ``csv``, ``md`` or ``png`` file at ``path`` is a leaderboard the harness wrote."""
+    if kind == "md":
+        try:
+            return MD_LEGEND in files.read_regular(path, MAX_MARKDOWN)
+        except OSError:
+            return False
+    return files.starts_with(path, CSV_START if kind == "csv" else files.PNG_SIGNATURE)
 
 
 def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = ()) -> dict[str, Path]:
@@ -266,9 +280,8 @@ def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = (
         raise ConfigError(f"results directory {results} does not exist; run 'harness reproduce {table.name}' first")
     frame = build(table, results, papers)
     paths = {"csv": out / f"{table.name}.csv", "md": out / f"{table.name}.md", "png": out / f"{table.name}.png"}
-    starts = {"csv": CSV_START, "md": _md_text(f"# {table.title}\n").encode(), "png": files.PNG_SIGNATURE}
     for kind, path in paths.items():  # a papers file, or notes of the user's, of the same name
-        if os.path.lexists(path) and not files.starts_with(path, starts[kind]):
+        if os.path.lexists(path) and not _ours(kind, path):
             raise ConfigError(
                 f"{path} is not a leaderboard the harness wrote, and writing the leaderboards there would replace it; "
                 "write them to another folder (--out of leaderboard, --leaderboards of reproduce)"
