@@ -130,7 +130,7 @@ def _check_episodes_out(path: Path) -> None:
     of a run's own file (record, checkpoint, cell file, lock; its episodes file in a run's folder), or would
     replace a file other than an earlier ``--episodes-out``."""
     if path.is_dir():
-        raise ConfigError(f"--episodes-out {path} is a folder; pass a file name, e.g. {path / per_episode.FILE}")
+        raise ConfigError(f"--episodes-out {path} is a folder; pass a file name, e.g. {path / 'test-episodes.npz'}")
     if path.name in (RECORD, CHECKPOINT, CELL, rundirs.LOCK) or (
         path.name == per_episode.FILE and any((path.parent / name).exists() for name in (RECORD, CHECKPOINT, CELL))
     ):

@@ -134,7 +134,9 @@ class Run:
         self.cell = records.is_cell(directory) if cell is None else cell
         self.start_over = records.start_cell_over(directory) if self.cell else records.RESTART
         self.new_config = self.start_over if self.cell else "pass --name for a new run or --restart to discard it"
-        self.diverged = self.start_over if self.cell else f"{LOWER_LR} or {records.RESTART}"
+        self.diverged = self.start_over if self.cell else (
+            f"{LOWER_LR} and pass --restart to start the run over (or --name for a new run)"
+        )  # fmt: skip
 
     def execute(self, *, restart: bool = False, progress: bool = False, log: Callable[[str], None] = print) -> dict:
         """Lock the directory, train (resuming if a checkpoint exists), evaluate, write and return the run record.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,8 +108,11 @@ def test_a_bad_episodes_out_is_refused_before_any_work(protonet_host, tmp_path):
     run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
     checkpoint = tmp_path / "r" / "checkpoint.pkl"
     with pytest.raises(HarnessError, match=r"--episodes-out .* is a folder; pass a file name") as info:
-        evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path)
+        evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "r")
     assert "\n" not in str(info.value)
+    suggested = Path(str(info.value).rsplit("e.g. ", 1)[1])  # a run's folder: the name it suggests is no run file
+    evaluate_checkpoint(checkpoint, protonet_host, episodes_out=suggested)
+    assert suggested.is_file()
     with pytest.raises(HarnessError, match=r"the folder .*nowhere does not exist; create it first"):
         evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "nowhere" / "e.npz")
 

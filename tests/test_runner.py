@@ -130,7 +130,9 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(protonet_hos
     assert f"last good checkpoint kept: {tmp_path / 'r' / 'checkpoint.pkl'} (episode 32)" in message
     assert load_checkpoint(tmp_path / "r" / "checkpoint.pkl")["episodes_trained"] == 32
     assert not (tmp_path / "r" / "record.json").exists()
-    assert message.endswith("; lower the learning rate (--param lr=...) or rerun with --restart to start the run over")
+    assert message.endswith(
+        "; lower the learning rate (--param lr=...) and pass --restart to start the run over (or --name for a new run)"
+    )
     with pytest.raises(NonFiniteLossError) as err:  # nothing saved yet: a rerun starts afresh, --restart or not
         run(fewshot_config(params={"nan_after": 1}), protonet_host, tmp_path, name="first", **QUIET)
     assert str(err.value) == (
