@@ -587,7 +587,7 @@ def _warn_unknown_blocked(host: Any) -> None:
 
 def cmd_plugins(args: argparse.Namespace) -> int:
     """``harness plugins``."""
-    from harness.plugins import BLOCK_ENV, spec_details
+    from harness.plugins import BLOCK_ENV, DISABLE_ENV, MODULES_ENV, spec_details
 
     host = _host(args)
     infos = host.plugins()
@@ -601,6 +601,10 @@ def cmd_plugins(args: argparse.Namespace) -> int:
                 }
         print(json.dumps(listing, indent=2))
         return 0
+    if not host.autoload:
+        print(
+            f"entry-point plugins are left out ({DISABLE_ENV} is on): only the built-ins and {MODULES_ENV} are loaded"
+        )
     for info in infos:
         version = info.version or "-"
         dist = f" ({info.distribution})" if info.distribution else ""

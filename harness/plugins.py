@@ -71,7 +71,14 @@ S = TypeVar("S")
 
 
 def _env_flag(name: str) -> bool:
-    return os.environ.get(name, "").strip().lower() not in ("", "0", "false", "no")
+    """Whether the variable ``name`` is set on (1, true, yes, on) rather than off (unset, empty, 0, false, no,
+    off); any other value is a one-line ``PluginError``."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("", "0", "false", "no", "off"):
+        return False
+    raise PluginError(f"{name}={os.environ[name]!r} is neither on nor off; set it to 1 (on) or 0 (off), or unset it")
 
 
 def _env_list(name: str) -> list[str]:

@@ -219,6 +219,13 @@ def test_disable_env_skips_entry_points(installed_plugins, monkeypatch):
     monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "1")
     host = PluginHost(modules=[])
     assert [p.origin for p in host.plugins()] == ["builtin"] * len(DEFAULT_PLUGINS)
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "off")
+    assert PluginHost(modules=[]).autoload
+    monkeypatch.setenv("HARNESS_DISABLE_PLUGINS", "maybe")
+    with pytest.raises(PluginError, match=r"^HARNESS_DISABLE_PLUGINS='maybe' is neither on nor off; set it to 1"):
+        PluginHost(modules=[])
+    listing = harness_cli("plugins", env={"HARNESS_DISABLE_PLUGINS": "yes"})
+    assert listing.stdout.startswith("entry-point plugins are left out (HARNESS_DISABLE_PLUGINS is on)")
 
 
 def test_cli_plugins_json_lists_builtins_and_reports_broken(tmp_path):
