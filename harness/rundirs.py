@@ -17,6 +17,9 @@ from harness import locks
 from harness.errors import ConfigError
 
 LOCK = ".lock"
+RUN_FILES = (LOCK, "checkpoint.pkl", "record.json", "cell.json", "episodes.npz")
+"""The names of a run's own files in its folder (``checkpoints.CHECKPOINT``, ``records.RECORD``, ``records.CELL``,
+``per_episode.FILE``: those modules need this one), which no run name may take."""
 TEMP_FILE = re.compile(
     r"\.(record\.json|cell\.json|episodes\.npz|checkpoint\.pkl(\.part\d+-[0-9a-f]+)?)\.[a-z0-9_]{8}\.tmp"
 )
@@ -36,13 +39,24 @@ def resolve(out: Path, name: str) -> Path:
         raise ConfigError(f"run name {name!r} leads outside the results folder {out}; {hint}")
     if ".." in path.parts:
         raise ConfigError(f"run name {name!r} holds '..', which could lead outside the results folder {out}; {hint}")
+    own = next((part for part in path.parts if part in RUN_FILES), None)
+    if own is not None:
+        raise ConfigError(f"run name {name!r} holds {own!r}, the name of a run's own file; {hint}")
     directory = out / path
+    inside = next((p for p in directory.parents[: len(path.parts) - 1] if _holds_run(p)), None)
+    if inside is not None:
+        raise ConfigError(f"run name {name!r} leads into the run folder {inside}, whose files are its own; {hint}")
     if out.resolve() not in directory.resolve().parents:
         raise ConfigError(f"run name {name!r} leads outside the results folder {out} through a symlink; {hint}")
     blocking = next((p for p in (directory, *directory.parents[: len(path.parts) - 1]) if p.is_file()), None)
     if blocking is not None:
         raise ConfigError(f"run name {name!r} leads into the file {blocking}, not a folder; {hint}")
     return directory
+
+
+def _holds_run(folder: Path) -> bool:
+    """Whether ``folder`` is a run's folder: it holds a checkpoint, a record or a cell file."""
+    return any((folder / name).exists() for name in RUN_FILES[1:4])
 
 
 def remove_temp_files(directory: Path) -> list[Path]:

@@ -42,6 +42,21 @@ def test_a_name_through_a_symlink_out_of_out_is_refused(protonet_host, tmp_path)
     assert list((tmp_path / "elsewhere").iterdir()) == []
 
 
+@pytest.mark.parametrize("name", ["r/record.json", "r/episodes.npz", "checkpoint.pkl", "r/cell.json/x", "r/.lock"])
+def test_a_name_taking_a_run_files_name_is_refused(protonet_host, tmp_path, name):
+    with pytest.raises(ConfigError, match=r"holds '[^']+', the name of a run's own file; give a folder name"):
+        run(fewshot_config(), protonet_host, tmp_path, name=name, **QUIET)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_name_inside_another_runs_folder_is_refused(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    before = sorted(path.name for path in (tmp_path / "r").iterdir())
+    with pytest.raises(ConfigError, match=f"leads into the run folder {tmp_path / 'r'}, whose files are its own"):
+        run(fewshot_config(), protonet_host, tmp_path, name="r/backup", **QUIET)
+    assert sorted(path.name for path in (tmp_path / "r").iterdir()) == before
+
+
 def test_a_nested_name_inside_out_is_kept_and_the_cli_prints_its_record(tmp_path):
     args = ["run", "--model", "knn", "--kind", "fewshot", "--episodes", "0", "--eval-episodes", "16"]
     result = harness_cli(*args, "--out", str(tmp_path), "--name", "group/r", "--no-progress")
