@@ -105,8 +105,8 @@ def select(
     """The tables a command works on, given its budget, models, rows and settings: over several tables (``all``,
     say) a table no installed model fills is left out with a note on stderr, one without the budget, or without any
     of the models, rows or settings asked for, is left out, and a budget, model, row or setting that none of them has,
-    or a model that fills none of the rows asked for, is a one-line ``ConfigError``. A single table is kept as it is,
-    for ``table_cells`` to refuse what it lacks."""
+    or that the other filters leave without a cell, is a one-line ``ConfigError``. A single table is kept as it is, for
+    ``table_cells`` to refuse what it lacks."""
     rows, settings, models = rows or (), settings or (), models or ()
     if len(tables) <= 1:
         return [Selection(t, list(rows) or None, list(settings) or None, list(models) or None) for t in tables]
