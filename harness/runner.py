@@ -149,7 +149,6 @@ class Run:
     # -- internals ----------------------------------------------------------------------
 
     def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
-        config = self.prepared.config
         model = self._build()  # a parameter the model refuses fails first: before the old run goes, or is compared
         if restart:
             checkpoints.remove(self.checkpoint_path)
@@ -158,6 +157,7 @@ class Run:
         state = self._resume_state()
         if state is None and self.prepared.total_steps and self.record_path.exists():
             self._keep_finished_record()
+        config = self.prepared.config  # after _resume_state, which keeps the metrics a resumed run started with
         record = self._record() if state is not None else None
         if record is not None and record["status"] == "complete":
             retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)

@@ -141,9 +141,9 @@ def test_a_papers_file_or_a_bad_papers_variable_is_named_before_the_results_are_
 
 
 def test_a_run_name_into_a_file_is_refused_naming_the_file(tmp_path, capsys):
-    assert main(["run", *KNN, "--out", str(tmp_path), "--name", "r"]) == 0
-    assert error_of(capsys, "run", *KNN, "--out", str(tmp_path), "--name", "r/checkpoint.pkl") == (
-        f"run name 'r/checkpoint.pkl' leads into the file {tmp_path / 'r' / 'checkpoint.pkl'}, not a folder; "
+    (tmp_path / "notes.txt").write_text("a file of the user's")
+    assert error_of(capsys, "run", *KNN, "--out", str(tmp_path), "--name", "notes.txt/r") == (
+        f"run name 'notes.txt/r' leads into the file {tmp_path / 'notes.txt'}, not a folder; "
         f"give a folder name inside {tmp_path}, like 'my-run' or 'group/my-run'"
     )
 
