@@ -333,7 +333,8 @@ class PluginHost:
         left_out = tuple(name for name, info in self._infos.items() if info.blocked)
         registries: dict[str, Registry[Any]] = {kind: Registry(kind[:-1], left_out) for kind in HOOKS}
         order = [name for name in self._infos if name in contributions]  # the order plugins were registered
-        for plugin_name in sorted(order, key=lambda name: self._infos[name].origin != "builtin"):
+        ordered = sorted(order, key=lambda name: self._infos[name].origin != "builtin")  # built-ins first
+        for plugin_name in ordered:
             info = self._infos[plugin_name]
             if info.error:  # broken in another hook: leave out everything it provides
                 continue
@@ -341,14 +342,14 @@ class PluginHost:
             for kind, specs in contributions[plugin_name].items():
                 if kind != "rows":  # after every model, table and dataset, to be checked against them
                     info.provides[kind] = [s.name for s in specs if self._add(registries[kind], spec=s, info=info)]
-        for plugin_name in sorted(order, key=lambda name: self._infos[name].origin != "builtin"):
+        for plugin_name in ordered:
             info = self._infos[plugin_name]
             if not info.error and "rows" in contributions[plugin_name]:  # a row left out cannot take a good one's name
                 rows = contributions[plugin_name]["rows"]
                 specs = [row for row in rows if self._runs(plugin_name, row, row.model, registries)]
                 info.provides["rows"] = [s.name for s in specs if self._add(registries["rows"], spec=s, info=info)]
         self._registries = registries
-        self._leave_out_rows_that_cannot_run(registries)
+        self._leave_out_rows_that_cannot_run(registries, ordered)
         self._check_rows(registries)
         self._check_table_metrics(registries)
         return registries
@@ -370,11 +371,11 @@ class PluginHost:
         """Note that a row ``plugin`` lists is left out for ``problem`` (fatal if strict)."""
         self._note(plugin, f"plugin {plugin!r} {problem}" + ("" if self.strict else "; the row is left out"))
 
-    def _leave_out_rows_that_cannot_run(self, registries: dict[str, Registry[Any]]) -> None:
+    def _leave_out_rows_that_cannot_run(self, registries: dict[str, Registry[Any]], ordered: list[str]) -> None:
         """Leave out, with a note naming the fix (fatal if strict), each ``ModelSpec.rows`` row that cannot run
         (``_runs``; ``harness_table_rows`` rows were checked before they were registered), and each row whose cells
-        would be those of a row listed before it (``_folder_problem``; the built-ins' rows first, then in the order
-        plugins were registered); the plugin listing it keeps everything else it provides."""
+        would be those of a row listed before it (``_folder_problem``; in the plugins' order, ``ordered``: the
+        built-ins, then as registered); the plugin listing it keeps everything else it provides."""
         models, rows = registries["models"], registries["rows"]
         listed: list[tuple[str, str | None, TableRow, tuple[str, int] | None]] = [
             (models.plugin_of(m.name), row.model or m.name, row, (m.name, i))
@@ -382,8 +383,7 @@ class PluginHost:
             for i, row in enumerate(m.rows)
         ]
         listed += [(rows.plugin_of(row.name), row.model, row, None) for row in rows]
-        order = list(self._infos)
-        listed.sort(key=lambda each: (self._infos[each[0]].origin != "builtin", order.index(each[0])))
+        listed.sort(key=lambda each: ordered.index(each[0]))
         kept: list[tuple[str, TableRow]] = []
         dropped: dict[str, set[int]] = {}
         for plugin, model, row, owner in listed:
