@@ -9,12 +9,15 @@ import sys
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import files
 from harness.episodes import EpisodeKind, EpisodeSettings, LabelEncoding
 from harness.errors import SHORTER_PATH, ConfigError, describe, too_long
-from harness.params import SEED_MAX, check_types
+from harness.params import SEED_MAX, check_data, check_types
+
+if TYPE_CHECKING:
+    from harness.specs import DatasetSpec
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -300,3 +303,11 @@ def merge_options(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: 
             raise ConfigError(f"{owner} has no {noun} {key!r}{did_you_mean(key, list(defaults))} (valid: {valid})")
     check_types(defaults, given, owner, noun)
     return {**defaults, **given}
+
+
+def dataset_options(spec: DatasetSpec, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The options of dataset ``spec`` overridden by ``given``, checked (``merge_options``, then
+    ``harness.params.check_data``)."""
+    options = merge_options(spec.options, given, f"dataset {spec.name!r}", "option")
+    check_data(options, spec.location_options, f"dataset {spec.name!r}")
+    return options

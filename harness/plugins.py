@@ -31,9 +31,8 @@ from typing import Any, TypeVar
 import pluggy
 
 from harness import __version__, hookspecs, table_checks
-from harness.config import RunConfig, did_you_mean, merge_options
+from harness.config import RunConfig, dataset_options, did_you_mean, merge_options
 from harness.errors import ConfigError, DuplicateNameError, PluginError, describe, printable
-from harness.params import check_data
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
 from harness.tables import TableRow, TableSpec, slug
@@ -647,10 +646,8 @@ def _data_problem(row: TableRow, table: TableSpec, datasets: Registry[DatasetSpe
         name = config.get("dataset", RunConfig.dataset)
         if not row.data or name not in datasets:
             continue
-        spec = datasets.get(name)
         try:
-            options = merge_options(spec.options, {**config.get("data", {}), **row.data}, f"dataset {name!r}", "option")
-            check_data(options, spec.location_options, f"dataset {name!r}")
+            dataset_options(datasets.get(name), {**config.get("data", {}), **row.data})
         except ConfigError as exc:
             return (
                 f"lists row {row.row!r} of table {table.name!r} whose data setting {setting.name!r} cannot take: "

@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Any
 
 from harness import devices, hints
-from harness.config import RunConfig, merge_options
+from harness.config import RunConfig, dataset_options, merge_options
 from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError
 from harness.guard import ModelError, model_call
-from harness.params import check_data
 from harness.plugins import PluginHost
 from harness.sources import check_episode_count, open_source
 from harness.specs import DatasetSpec, EpisodeSource, MetricSpec, Model, ModelContext, ModelSpec
@@ -104,8 +103,8 @@ def prepare(
     test_spec = dataset_spec if config.test_dataset is None else host.datasets.get(config.test_dataset)
     kind = _kind(config, model_spec, dataset_spec, test_spec)
     params = merge_options(model_spec.defaults, config.params, f"model {model_spec.name!r}", "parameter")
-    data = _options(dataset_spec, config.data)
-    test_data = data if config.test_dataset is None else _options(test_spec, config.test_data)
+    data = dataset_options(dataset_spec, config.data)
+    test_data = data if config.test_dataset is None else dataset_options(test_spec, config.test_data)
     metrics = resolve_metrics(host, config.metrics, kind, test_spec.name)
     resolved = dataclasses.replace(
         config, kind=kind.value, params=params, metrics=tuple(m.name for m in metrics),
@@ -175,13 +174,6 @@ def _kind(config: RunConfig, model_spec: ModelSpec, dataset_spec: DatasetSpec, t
             f"{', '.join(k.value for k in kinds)} episodes, not {kind.value}"
         )
     return kind
-
-
-def _options(spec: DatasetSpec, given: dict[str, Any]) -> dict[str, Any]:
-    """A dataset's default options overridden by ``given``, checked."""
-    options = merge_options(spec.options, given, f"dataset {spec.name!r}", "option")
-    check_data(options, spec.location_options, f"dataset {spec.name!r}")
-    return options
 
 
 def _portable(spec: DatasetSpec, options: dict[str, Any]) -> dict[str, Any]:
