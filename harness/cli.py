@@ -184,7 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--out", type=_path, metavar="DIR", help=RESULTS_HELP)
     run.add_argument("--name", help="run directory name under --out (default: derived from the config)")
-    run.add_argument("--restart", action="store_true", help="discard an existing checkpoint and record and start over")
+    run.add_argument(
+        "--restart",
+        action="store_true",
+        help=(
+            "discard the run already in the directory and start over (it stays until the new run saves a checkpoint)"
+        ),
+    )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("--json", action="store_true", help="print the run record as JSON")
 

@@ -132,6 +132,7 @@ class Run:
         self.checkpoint_path = directory / CHECKPOINT
         self.record_path = directory / RECORD
         self.cell = records.is_cell(directory) if cell is None else cell
+        self.replacing = False  # --restart: the run in the directory goes when this one first saves something
         self.start_over = records.start_cell_over(directory) if self.cell else records.RESTART
         self.new_config = self.start_over if self.cell else "pass --name for a new run or --restart to discard it"
         self.diverged = self.start_over if self.cell else (
@@ -149,13 +150,10 @@ class Run:
     # -- internals ----------------------------------------------------------------------
 
     def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
-        model = self._build()  # a parameter the model refuses fails first: before the old run goes, or is compared
-        if restart:
-            checkpoints.remove(self.checkpoint_path)
-            self.record_path.unlink(missing_ok=True)
-            (self.directory / per_episode.FILE).unlink(missing_ok=True)
-        state = self._resume_state()
-        if state is None and self.prepared.total_steps and self.record_path.exists():
+        model = self._build()  # a parameter the model refuses fails first: before the old run is compared
+        self.replacing = restart  # the old run goes once the new one has a checkpoint or numbers to put in its place
+        state = None if restart else self._resume_state()
+        if state is None and not restart and self.prepared.total_steps and self.record_path.exists():
             self._keep_finished_record()
         config = self.prepared.config  # after _resume_state, which keeps the metrics a resumed run started with
         record = self._record() if state is not None else None
@@ -194,6 +192,7 @@ class Run:
         eval_clock = time.perf_counter()
         metrics, values = score(self.prepared, model, progress=progress)
         eval_wall = time.perf_counter() - eval_clock
+        self._drop_replaced()
         stored = per_episode.write(self.directory, values)  # before the record: a complete record has its file
         record = {
             "format": RECORD_FORMAT,
@@ -338,7 +337,16 @@ class Run:
         metrics = [prepared.host.metrics.get(name) for name in names]
         self.prepared = dataclasses.replace(prepared, config=config, metrics=metrics)
 
+    def _drop_replaced(self) -> None:
+        """Delete the run that ``--restart`` discards (its checkpoint, record and per-episode values), if not yet."""
+        if self.replacing:
+            checkpoints.remove(self.checkpoint_path)
+            self.record_path.unlink(missing_ok=True)
+            (self.directory / per_episode.FILE).unlink(missing_ok=True)
+            self.replacing = False
+
     def _save(self, model: Model, done: Progress, final: dict[str, Any] | None = None) -> None:
+        self._drop_replaced()
         with model_state(self.prepared.config.model, self.prepared.model_plugin):
             checkpoints.save(
                 self.checkpoint_path,
@@ -378,7 +386,9 @@ class Run:
                     if saved is not None
                     else "no checkpoint had been saved yet"
                 )
-                fix = self.diverged if saved is not None or self.cell else LOWER_LR
+                if self.replacing:
+                    kept += f", the run it was to replace is kept in {self.directory}"
+                fix = self.diverged if saved is not None or self.cell or self.replacing else LOWER_LR
                 raise NonFiniteLossError(
                     f"training loss became {value} at episode {self._episodes(step - len(losses) + offset + 1)}; "
                     f"stopped, {kept}; {fix}"
@@ -427,7 +437,7 @@ class Run:
         val_every = max(1, config.val_every // config.batch_size) if config.val_every else 0
         session_start, wall_before = time.perf_counter(), done.wall_time_s
         losses: list[Any] = list(done.pending_losses)
-        saved = done.step if self.checkpoint_path.exists() else None
+        saved = done.step if self.checkpoint_path.exists() and not self.replacing else None
         bar = tqdm(
             total=self._episodes(total),
             initial=self._episodes(done.step),

@@ -141,6 +141,24 @@ def test_nan_loss_stops_with_message_and_keeps_last_good_checkpoint(protonet_hos
     )
 
 
+def test_restart_that_fails_before_saving_keeps_the_run_it_was_to_replace(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    directory = tmp_path / "r"
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+    with pytest.raises(NonFiniteLossError) as err:
+        run(fewshot_config(params={"nan_after": 1}), protonet_host, tmp_path, name="r", restart=True, **QUIET)
+    assert str(err.value) == (
+        f"training loss became nan at episode 16; stopped, no checkpoint had been saved yet, the run it was to "
+        f"replace is kept in {directory}; lower the learning rate (--param lr=...) and pass --restart to start the "
+        "run over (or --name for a new run)"
+    )
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint kept"):  # the new run saved: the old one went
+        run(fewshot_config(params={"nan_after": 5}), protonet_host, tmp_path, name="r", restart=True, **QUIET)
+    assert load_checkpoint(directory / "checkpoint.pkl")["config"]["params"]["nan_after"] == 5
+    assert [path.name for path in directory.iterdir()] == ["checkpoint.pkl"]
+
+
 RUN_ARGS = [
     "run", "--model", "weighted-protonet", "--kind", "fewshot", "--queries", "2", "--episodes", "160",
     "--batch-size", "8", "--checkpoint-every", "8", "--eval-episodes", "64", "--param", "delay=0.05",
