@@ -14,7 +14,7 @@ import dataclasses
 import json
 import math
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -132,6 +132,7 @@ class Run:
         self.checkpoint_path = directory / CHECKPOINT
         self.record_path = directory / RECORD
         self.cell = records.is_cell(directory) if cell is None else cell
+        self.restart = False
         self.replacing = False  # --restart: the run in the directory goes when this one first saves something
         self.start_over = records.start_cell_over(directory) if self.cell else records.RESTART
         self.new_config = self.start_over if self.cell else "pass --name for a new run or --restart to discard it"
@@ -151,7 +152,7 @@ class Run:
 
     def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
         model = self._build()  # a parameter the model refuses fails first: before the old run is compared
-        self.replacing = restart  # the old run goes once the new one has a checkpoint or numbers to put in its place
+        self.restart = self.replacing = restart  # the old run goes once the new one has saved something in its place
         state = None if restart else self._resume_state()
         if state is None and not restart and self.prepared.total_steps and self.record_path.exists():
             self._keep_finished_record()
@@ -192,47 +193,47 @@ class Run:
         eval_clock = time.perf_counter()
         metrics, values = score(self.prepared, model, progress=progress)
         eval_wall = time.perf_counter() - eval_clock
-        self._drop_replaced()
-        stored = per_episode.write(self.directory, values)  # before the record: a complete record has its file
-        record = {
-            "format": RECORD_FORMAT,
-            "name": self.directory.name,
-            "status": "complete",
-            "model": config.model,
-            "dataset": config.dataset,
-            "test_dataset": self.prepared.test_spec.name,
-            "setting": self.prepared.settings.describe(),
-            "budget": config.budget,
-            "seed": config.seed,
-            "cell": records.cell_of(self.directory) if self.cell else None,
-            "episodes_trained": self._episodes(done.step),
-            "stopped_early": stopped,
-            "kept": kept,
-            "eval_episodes": config.eval_episodes,
-            "wall_time_s": round(done.wall_time_s + eval_wall, 3),
-            "train_wall_time_s": round(done.wall_time_s, 3),
-            "eval_wall_time_s": round(eval_wall, 3),
-            "resumes": done.resumes,
-            "sessions": done.sessions,
-            "metrics": metrics,
-            "per_episode": stored,
-            "loss_history": done.loss_history,
-            "val_history": done.val_history,
-            "val_detail": done.val_detail,
-            "config": _plain(config.to_dict()),
-            "runtime": getattr(model, "runtime", None),
-            "provenance": self._provenance(),
-            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "session_started_at": started.isoformat(timespec="seconds"),
-            "session_wall_time_s": round(time.perf_counter() - clock, 3),
-        }
-        final = getattr(model, "final_state_dict", None)
-        if final is not None:  # the tested weights alone: a small checkpoint to commit and evaluate
-            done.best = None
-            self._save(model, done, {"final": True, "kept": kept, "model_state": final()})
-        elif self.prepared.total_steps == 0:  # saved once tested: a failed test leaves nothing to block a rerun
-            self._save(model, done)
-        atomic.write_json(self.record_path, record)
+        with self._replacing():  # a --restart of a model with nothing to train: the old run's record stays till then
+            stored = per_episode.write(self.directory, values)  # before the record: a complete record has its file
+            record = {
+                "format": RECORD_FORMAT,
+                "name": self.directory.name,
+                "status": "complete",
+                "model": config.model,
+                "dataset": config.dataset,
+                "test_dataset": self.prepared.test_spec.name,
+                "setting": self.prepared.settings.describe(),
+                "budget": config.budget,
+                "seed": config.seed,
+                "cell": records.cell_of(self.directory) if self.cell else None,
+                "episodes_trained": self._episodes(done.step),
+                "stopped_early": stopped,
+                "kept": kept,
+                "eval_episodes": config.eval_episodes,
+                "wall_time_s": round(done.wall_time_s + eval_wall, 3),
+                "train_wall_time_s": round(done.wall_time_s, 3),
+                "eval_wall_time_s": round(eval_wall, 3),
+                "resumes": done.resumes,
+                "sessions": done.sessions,
+                "metrics": metrics,
+                "per_episode": stored,
+                "loss_history": done.loss_history,
+                "val_history": done.val_history,
+                "val_detail": done.val_detail,
+                "config": _plain(config.to_dict()),
+                "runtime": getattr(model, "runtime", None),
+                "provenance": self._provenance(),
+                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "session_started_at": started.isoformat(timespec="seconds"),
+                "session_wall_time_s": round(time.perf_counter() - clock, 3),
+            }
+            final = getattr(model, "final_state_dict", None)
+            if final is not None:  # the tested weights alone: a small checkpoint to commit and evaluate
+                done.best = None
+                self._save(model, done, {"final": True, "kept": kept, "model_state": final()})
+            elif self.prepared.total_steps == 0:  # saved once tested: a failed test leaves nothing to block a rerun
+                self._save(model, done)
+            atomic.write_json(self.record_path, record)
         return record
 
     def _build(self) -> Model:
@@ -337,17 +338,23 @@ class Run:
         metrics = [prepared.host.metrics.get(name) for name in names]
         self.prepared = dataclasses.replace(prepared, config=config, metrics=metrics)
 
-    def _drop_replaced(self) -> None:
-        """Delete the run that ``--restart`` discards (its checkpoint, record and per-episode values), if not yet."""
-        if self.replacing:
-            checkpoints.remove(self.checkpoint_path)
-            self.record_path.unlink(missing_ok=True)
-            (self.directory / per_episode.FILE).unlink(missing_ok=True)
-            self.replacing = False
+    @contextlib.contextmanager
+    def _replacing(self) -> Iterator[None]:
+        """Around the first save of a ``--restart``: the old run's record and per-episode values set aside
+        (``rundirs.set_aside``: back in place if the save fails; its checkpoint is replaced atomically)."""
+        if not self.replacing:
+            yield
+            return
+        self.replacing = False
+        try:
+            with rundirs.set_aside([self.record_path, self.directory / per_episode.FILE]):
+                yield
+        except BaseException:
+            self.replacing = True
+            raise
 
     def _save(self, model: Model, done: Progress, final: dict[str, Any] | None = None) -> None:
-        self._drop_replaced()
-        with model_state(self.prepared.config.model, self.prepared.model_plugin):
+        with self._replacing(), model_state(self.prepared.config.model, self.prepared.model_plugin):
             checkpoints.save(
                 self.checkpoint_path,
                 {
@@ -491,7 +498,9 @@ class Run:
         raise interrupts.Stopped(
             f"stopped by {stop.name} at episode {self._episodes(done.step):,} of {self._episodes(total):,}"
             + (" (its validation there left for the rerun)" if done.unvalidated else "")
-            + f"; checkpoint saved in {self.checkpoint_path}; rerun the same command to resume",
+            + f"; checkpoint saved in {self.checkpoint_path}; rerun the same command"
+            + (" without --restart" if self.restart else "")
+            + " to resume",
             stop.signum,
         )
 

@@ -51,6 +51,17 @@ def test_a_failing_model_is_one_line_naming_model_and_plugin(host, tmp_path, fai
     assert not (tmp_path / "r" / "record.json").exists()
 
 
+@pytest.mark.parametrize("fail", ["state", "train_step", "predict"])
+def test_a_restart_whose_model_fails_before_its_first_checkpoint_keeps_the_run_it_was_to_replace(host, tmp_path, fail):
+    with host.registered(misbehaving, "misbehaving-plugin"):
+        run(failing_config("none"), host, tmp_path, name="r", log=lambda _: None)
+        before = {path.name: path.read_bytes() for path in (tmp_path / "r").iterdir()}
+        with pytest.raises(ModelError):  # "state": the first checkpoint itself cannot be saved
+            run(failing_config(fail), host, tmp_path, name="r", restart=True, log=lambda _: None)
+    after = {path.name: path.read_bytes() for path in (tmp_path / "r").iterdir()}
+    assert after == before if fail != "predict" else "record.json" not in after  # predict: after the checkpoint
+
+
 def test_a_text_parameter_given_what_toml_reads_as_a_number_says_to_quote_it(host, tmp_path):
     with host.registered(misbehaving, "misbehaving-plugin"), pytest.raises(HarnessError) as err:
         run(failing_config(float("nan")), host, tmp_path, name="r", log=lambda _: None)  # --param fail=nan

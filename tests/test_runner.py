@@ -295,6 +295,20 @@ def test_a_signal_saves_the_checkpoint_at_its_step_and_the_resumed_run_matches_a
         assert resumed[key] == whole[key], key
 
 
+def test_a_restarted_run_stopped_by_a_signal_says_to_resume_without_restart(protonet_host, tmp_path, monkeypatch):
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    with monkeypatch.context() as patch:
+        patch.setattr(WeightedProtoNet, "train_step", signalled_at(3, signal.SIGTERM))
+        with pytest.raises(Stopped) as stopped:
+            run(fewshot_config(), protonet_host, tmp_path, name="r", restart=True, **QUIET)
+    assert stopped.value.message.endswith("; rerun the same command without --restart to resume")
+    assert [path.name for path in (tmp_path / "r").iterdir()] == ["checkpoint.pkl"]  # the old run went at the save
+    resumed = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    assert resumed["resumes"] == 1 and resumed["sessions"][1]["from_episode"] == 24
+
+
 def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(protonet_host, tmp_path, monkeypatch, foreground):
     from harness_test_plugins.weighted_protonet import WeightedProtoNet
 
