@@ -192,6 +192,9 @@ class PluginHost:
 
     def _register(self, plugin: object, name: str, origin: str, dist_name: str | None, version: str | None) -> None:
         info = PluginInfo(name, origin, dist_name, version, _location(plugin))
+        if plugin is None:  # pluggy would take it, then fail to let it go
+            self._broken(info, "is None, not a module or object with hook functions; point it at the plugin module")
+            return
         try:
             self._pm.register(plugin, name=name)
         except pluggy.PluginValidationError as exc:  # its message's later lines say what is wrong
@@ -220,7 +223,7 @@ class PluginHost:
         return True
 
     def _hook_problem(self, plugin: object) -> str | None:
-        """One line on a hook implementation that matches no hook, or a hook function left unmarked.
+        """One line on a hook implementation that matches no hook, a hook function left unmarked, or no hook at all.
 
         A hook function imported under another name (``from x import harness_models as base``)
         is an alias, not a misspelling: pluggy files it under the new name, and it is left alone.
@@ -236,6 +239,11 @@ class PluginHost:
         for name in self._hook_names:
             if name not in implemented and callable(getattr(plugin, name, None)):
                 return f"defines {name!r} without @harness.hookimpl, so it is never called; decorate it"
+        if not implemented & set(self._hook_names):  # an alias alone (``harness_models as base``) is never called
+            return (
+                f"implements no hook of the harness (hooks: {', '.join(self._hook_names)}), so it adds nothing; "
+                "define one decorated with @harness.hookimpl, or leave the module out"
+            )
         return None
 
     def _broken(self, info: PluginInfo, problem: str) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import textwrap
+import types
 
 import pytest
 from conftest import PROTONET, fewshot_config, harness_cli
@@ -306,6 +308,28 @@ def test_a_hook_function_left_unmarked_is_reported(host):
     assert host.problems() == [
         "plugin 'unmarked' defines 'harness_models' without @harness.hookimpl, so it is never called; decorate it"
     ]
+
+
+def test_a_module_that_implements_no_hook_is_reported(host):
+    host.register(os, "os")  # HARNESS_PLUGINS=os: importable, but no plugin
+    assert host.problems() == [
+        "plugin 'os' implements no hook of the harness (hooks: harness_datasets, harness_metrics, harness_models, "
+        "harness_table_rows, harness_tables), so it adds nothing; define one decorated with @harness.hookimpl, or "
+        "leave the module out"
+    ]
+    assert host.info("os").error.startswith("implements no hook") and host.models.names() == ["knn"]
+
+
+def test_a_module_whose_only_hook_is_an_alias_or_a_plugin_that_is_none_is_reported(host):
+    alias_only = types.ModuleType("alias_only")
+    alias_only.base_models = weighted_protonet.harness_models  # as ``import harness_models as base_models``
+    host.register(alias_only, "alias-only")
+    host.register(None, "nothing")  # an entry point naming a variable that is None
+    assert host.info("alias-only").error.startswith("implements no hook of the harness")
+    assert host.info("nothing").error == (
+        "is None, not a module or object with hook functions; point it at the plugin module"
+    )
+    assert host.models.names() == ["knn"]
 
 
 def test_blocked_plugins_are_listed_as_blocked_and_never_imported(monkeypatch):
