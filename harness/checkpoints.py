@@ -170,6 +170,7 @@ _STATE_CHECKS = {
     "best": lambda v: v is None or (isinstance(v, dict) and is_count(v.get("episode"))),
     "final": lambda v: isinstance(v, bool),
     "kept": lambda v: isinstance(v, dict) and v.get("which") in ("best", "last") and is_count(v.get("episode")),
+    "run_id": lambda v: isinstance(v, str),
 }
 """What the progress a checkpoint saves must be, where it is there (older checkpoints lack some)."""
 
@@ -456,6 +457,9 @@ def _progress_of(state: dict[str, Any]) -> dict[str, Any]:
         progress["stopped_by"] = stopped_by
     if state.get("unvalidated") is True:
         progress["unvalidated"] = True
+    run_id = state.get("run_id")
+    if isinstance(run_id, str) and run_id:  # which run saved it (``runner.Progress.run_id``), where it says
+        progress["run_id"] = run_id
     stopped_early = _number(state.get("stopped_early"), int)
     if stopped_early is not None:  # patience stopped training there: nothing is left to train
         progress["stopped_early"] = stopped_early

@@ -826,8 +826,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"harness: {exc.message}", file=sys.stderr)
             return exc.code
         signum = exc.signum if isinstance(exc, interrupts.Terminated) else signal.SIGINT
-        again = "rerun the same command to carry on (it keeps finished runs and saved checkpoints)"
-        if getattr(args, "restart", False):
-            again = "rerun it without --restart to carry on from its last checkpoint (with it, the run starts over)"
-        print(f"harness: interrupted by {signal.Signals(signum).name}; {again}", file=sys.stderr)
+        print(
+            f"harness: interrupted by {signal.Signals(signum).name}; rerun the same command to carry on (it keeps "
+            "finished runs and saved checkpoints)",
+            file=sys.stderr,
+        )
         return 128 + signum

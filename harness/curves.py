@@ -31,21 +31,32 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
     if not run_dir.is_dir():
         raise HarnessError(f"run directory {run_dir} does not exist; check the path")
     record_path, checkpoint_path = run_dir / RECORD, run_dir / CHECKPOINT
+    if not record_path.is_file() and not checkpoint_path.is_file():
+        raise HarnessError(f"{run_dir} holds neither {RECORD} nor {CHECKPOINT}; is it a run directory?")
+    record = None
     if record_path.is_file():
         fix = records.record_fix(record_path, "rerun its command")
-        state = records.read_json(record_path, fix)
-        source, complete = record_path, state.get("status", "complete") == "complete"
-    elif checkpoint_path.is_file():
+        record = records.read_json(record_path, fix)
+    if record is None or (checkpoint_path.is_file() and _replaced(record, checkpoint_path)):
         state, source, complete = checkpoints.load_run(checkpoint_path), checkpoint_path, False
         fix = "restore the file"
     else:
-        raise HarnessError(f"{run_dir} holds neither {RECORD} nor {CHECKPOINT}; is it a run directory?")
+        state, source, complete = record, record_path, record.get("status", "complete") == "complete"
     return {
         "name": run_dir.name,
         "loss": _points(state.get("loss_history"), "loss_history", source, fix),
         "val": _points(state.get("val_history"), "val_history", source, fix),
         "complete": complete,
     }
+
+
+def _replaced(record: dict[str, Any], checkpoint_path: Path) -> bool:
+    """Whether the checkpoint beside ``record`` is another run's: one a ``--restart`` began, still training."""
+    try:
+        run_id = checkpoints.progress(checkpoint_path).get("run_id")
+    except (HarnessError, OSError):  # a damaged checkpoint: the record's curves still stand
+        return False
+    return run_id is not None and record.get("run_id") != run_id
 
 
 def _points(history: Any, key: str, source: Path, fix: str) -> list[list[float]]:

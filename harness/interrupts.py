@@ -23,7 +23,8 @@ NAMES = tuple(signal.Signals(s).name for s in SIGNALS)
 
 
 class Stopped(KeyboardInterrupt):
-    """Training stopped by a signal once its checkpoint was saved; ``code`` is the exit status (128 + signal)."""
+    """A run stopped by a signal, with the message saying how to carry on (training: once its checkpoint is
+    saved); ``code`` is the exit status (128 + signal)."""
 
     def __init__(self, message: str, signum: int) -> None:
         super().__init__(message)

@@ -156,7 +156,7 @@ class PluginHost:
         """Register ``plugin`` (a module or object with hook implementations) under ``name``."""
         if name in self._infos:
             raise PluginError(f"a plugin named {name!r} is already registered; pick another name")
-        version = getattr(plugin, "__version__", None)
+        version = _attribute(plugin, "__version__")
         if not self._listed_blocked(name, "registered", None, version):
             self._register(plugin, name, "registered", None, version)
 
@@ -187,7 +187,7 @@ class PluginHost:
             self._broken(PluginInfo(name, origin, dist_name, version), f"failed to import: {describe(exc)}")
             return
         if version is None:
-            version = getattr(plugin, "__version__", None)
+            version = _attribute(plugin, "__version__")
         self._register(plugin, name, origin, dist_name, version)
 
     def _register(self, plugin: object, name: str, origin: str, dist_name: str | None, version: str | None) -> None:
@@ -237,7 +237,7 @@ class PluginHost:
                 hint = f"did you mean {close[0]!r}?" if close else f"hooks: {', '.join(self._hook_names)}"
                 return f"implements unknown hook {caller.name!r} ({hint})"
         for name in self._hook_names:
-            if name not in implemented and callable(getattr(plugin, name, None)):
+            if name not in implemented and callable(_attribute(plugin, name)):
                 return f"defines {name!r} without @harness.hookimpl, so it is never called; decorate it"
         if not implemented & set(self._hook_names):  # an alias alone (``harness_models as base``) is never called
             return (
@@ -678,9 +678,17 @@ def _folder_problem(row: TableRow, kept: Sequence[tuple[str, TableRow]]) -> str 
     return None
 
 
+def _attribute(plugin: object, name: str) -> Any:
+    """``plugin``'s attribute ``name``, or ``None`` where it has none (or its ``__getattr__`` raises anything)."""
+    try:
+        return getattr(plugin, name, None)
+    except Exception:
+        return None
+
+
 def _location(plugin: object) -> str | None:
     if isinstance(plugin, ModuleType):
-        return getattr(plugin, "__file__", None) or plugin.__name__
+        return _attribute(plugin, "__file__") or plugin.__name__
     return f"{type(plugin).__module__}.{type(plugin).__qualname__}"
 
 

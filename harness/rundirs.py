@@ -9,9 +9,8 @@ cell it runs. Once it holds the lock, the temporary files of atomic writes (see
 from __future__ import annotations
 
 import contextlib
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 
 from harness import locks
@@ -26,28 +25,6 @@ TEMP_FILE = re.compile(
 )
 """What ``harness.atomic.write_bytes`` names a run's own file (record, cell file, episodes, checkpoint and its
 parts) before moving it into place: ``.<name>.<8 random characters>.tmp``. Anything else is never removed."""
-
-SET_ASIDE = ".replaced"
-"""The suffix of a file ``set_aside`` moved out of the way (left only by a process killed outright meanwhile)."""
-
-
-@contextlib.contextmanager
-def set_aside(paths: Iterable[Path]) -> Iterator[None]:
-    """Move the files at ``paths`` (those that exist) aside (``<name>.replaced``) for the ``with`` block: back in
-    place if it raises, deleted once it ends."""
-    moved: list[tuple[Path, Path]] = []
-    try:
-        for path in paths:
-            if path.exists():
-                os.replace(path, path.with_name(path.name + SET_ASIDE))
-                moved.append((path, path.with_name(path.name + SET_ASIDE)))
-        yield
-    except BaseException:
-        for path, aside in moved:
-            os.replace(aside, path)
-        raise
-    for _, aside in moved:
-        aside.unlink(missing_ok=True)
 
 
 def resolve(out: Path, name: str) -> Path:

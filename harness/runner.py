@@ -13,8 +13,10 @@ import copy
 import dataclasses
 import json
 import math
+import signal
 import time
-from collections.abc import Callable, Iterable, Iterator
+import uuid
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -34,9 +36,9 @@ from harness import (
 )
 from harness.checkpoints import CHECKPOINT
 from harness.config import EVAL_KEYS, MACHINE_KEYS, TRAINING_KEYS, RunConfig
-from harness.errors import ConfigError, HarnessError, NonFiniteLossError
+from harness.errors import ConfigError, HarnessError, NonFiniteLossError, shortened
 from harness.evaluation import TRAIN, batches, score, validation_scores
-from harness.guard import guarded, model_state
+from harness.guard import ModelError, guarded, model_state
 from harness.plugins import PluginHost, PluginInfo
 from harness.prepare import Prepared, default_name, prepare
 from harness.records import RECORD
@@ -107,6 +109,9 @@ class Progress:
     stopped_by: str | None = None
     """The signal (``SIGTERM``, ``SIGINT``) that stopped the session which saved this checkpoint, for ``harness
     status``; cleared when training resumes."""
+    run_id: str = ""
+    """Names the run (a new one at each start, ``--restart`` included; empty in checkpoints from before it), and
+    its record with it: a record beside a checkpoint of another run is what a ``--restart`` is replacing."""
 
     @classmethod
     def from_checkpoint(cls, state: dict[str, Any]) -> Progress:
@@ -146,18 +151,23 @@ class Run:
         Raises ``locks.LockHeldError`` at once when another process holds the directory.
         """
         with rundirs.claim(self.directory, log):
-            return self._execute(restart, progress, log)
+            try:
+                return self._execute(restart, progress, log)
+            except KeyboardInterrupt as exc:
+                if not restart or isinstance(exc, interrupts.Stopped):
+                    raise
+                raise self._interrupted(exc) from None
 
     # -- internals ----------------------------------------------------------------------
 
     def _execute(self, restart: bool, progress: bool, log: Callable[[str], None]) -> dict:
         model = self._build()  # a parameter the model refuses fails first: before the old run is compared
-        self.restart = self.replacing = restart  # the old run goes once the new one has saved something in its place
+        self.restart = self.replacing = restart  # the old run stands until the new one saves its first checkpoint
         state = None if restart else self._resume_state()
         if state is None and not restart and self.prepared.total_steps and self.record_path.exists():
             self._keep_finished_record()
         config = self.prepared.config  # after _resume_state, which keeps the metrics a resumed run started with
-        record = self._record() if state is not None else None
+        record = self._record_of(state) if state is not None else None
         if record is not None and record["status"] == "complete":
             retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)
             retest = retest or records.per_episode_problem(record, self.directory) or ""
@@ -165,7 +175,7 @@ class Run:
                 log(f"{self.directory} is already complete; {self.start_over}")
                 return record
             log(f"testing {self.directory} again ({retest})")
-        done = Progress()
+        done = Progress(run_id=uuid.uuid4().hex)
         if state is not None:
             model.load_state_dict(state["model_state"])
             done = Progress.from_checkpoint(state)
@@ -193,47 +203,48 @@ class Run:
         eval_clock = time.perf_counter()
         metrics, values = score(self.prepared, model, progress=progress)
         eval_wall = time.perf_counter() - eval_clock
-        with self._replacing():  # a --restart of a model with nothing to train: the old run's record stays till then
-            stored = per_episode.write(self.directory, values)  # before the record: a complete record has its file
-            record = {
-                "format": RECORD_FORMAT,
-                "name": self.directory.name,
-                "status": "complete",
-                "model": config.model,
-                "dataset": config.dataset,
-                "test_dataset": self.prepared.test_spec.name,
-                "setting": self.prepared.settings.describe(),
-                "budget": config.budget,
-                "seed": config.seed,
-                "cell": records.cell_of(self.directory) if self.cell else None,
-                "episodes_trained": self._episodes(done.step),
-                "stopped_early": stopped,
-                "kept": kept,
-                "eval_episodes": config.eval_episodes,
-                "wall_time_s": round(done.wall_time_s + eval_wall, 3),
-                "train_wall_time_s": round(done.wall_time_s, 3),
-                "eval_wall_time_s": round(eval_wall, 3),
-                "resumes": done.resumes,
-                "sessions": done.sessions,
-                "metrics": metrics,
-                "per_episode": stored,
-                "loss_history": done.loss_history,
-                "val_history": done.val_history,
-                "val_detail": done.val_detail,
-                "config": _plain(config.to_dict()),
-                "runtime": getattr(model, "runtime", None),
-                "provenance": self._provenance(),
-                "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                "session_started_at": started.isoformat(timespec="seconds"),
-                "session_wall_time_s": round(time.perf_counter() - clock, 3),
-            }
-            final = getattr(model, "final_state_dict", None)
-            if final is not None:  # the tested weights alone: a small checkpoint to commit and evaluate
-                done.best = None
-                self._save(model, done, {"final": True, "kept": kept, "model_state": final()})
-            elif self.prepared.total_steps == 0:  # saved once tested: a failed test leaves nothing to block a rerun
-                self._save(model, done)
-            atomic.write_json(self.record_path, record)
+        runtime = self._runtime(model)  # checked before anything is written
+        stored = per_episode.write(self.directory, values)  # before the record: a complete record has its file
+        record = {
+            "format": RECORD_FORMAT,
+            "name": self.directory.name,
+            "status": "complete",
+            "model": config.model,
+            "dataset": config.dataset,
+            "test_dataset": self.prepared.test_spec.name,
+            "setting": self.prepared.settings.describe(),
+            "budget": config.budget,
+            "seed": config.seed,
+            "cell": records.cell_of(self.directory) if self.cell else None,
+            "run_id": done.run_id,
+            "episodes_trained": self._episodes(done.step),
+            "stopped_early": stopped,
+            "kept": kept,
+            "eval_episodes": config.eval_episodes,
+            "wall_time_s": round(done.wall_time_s + eval_wall, 3),
+            "train_wall_time_s": round(done.wall_time_s, 3),
+            "eval_wall_time_s": round(eval_wall, 3),
+            "resumes": done.resumes,
+            "sessions": done.sessions,
+            "metrics": metrics,
+            "per_episode": stored,
+            "loss_history": done.loss_history,
+            "val_history": done.val_history,
+            "val_detail": done.val_detail,
+            "config": _plain(config.to_dict()),
+            "runtime": runtime,
+            "provenance": self._provenance(),
+            "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "session_started_at": started.isoformat(timespec="seconds"),
+            "session_wall_time_s": round(time.perf_counter() - clock, 3),
+        }
+        final = getattr(model, "final_state_dict", None)
+        if final is not None:  # the tested weights alone: a small checkpoint to commit and evaluate
+            done.best = None
+            self._save(model, done, {"final": True, "kept": kept, "model_state": final()})
+        elif self.prepared.total_steps == 0:  # saved once tested: a failed test leaves nothing to block a rerun
+            self._save(model, done)
+        atomic.write_json(self.record_path, record)
         return record
 
     def _build(self) -> Model:
@@ -263,6 +274,38 @@ class Run:
         due = done.step < self.prepared.total_steps or done.unvalidated
         return not finished and done.stopped_early is None and due
 
+    def _record_of(self, state: dict[str, Any]) -> dict[str, Any] | None:
+        """The record of the run whose checkpoint holds ``state``: none where the record is another run's (the one
+        a ``--restart`` is replacing, whose record stays until the new run writes its own)."""
+        record = self._record()
+        if record is None or not state.get("run_id") or record.get("run_id") == state["run_id"]:
+            return record
+        return None
+
+    def _runtime(self, model: Model) -> dict[str, Any] | None:
+        """The model's ``runtime`` (where it ran), for the record: a dict of JSON values, else ``ModelError``."""
+        runtime = getattr(model, "runtime", None)
+        try:
+            if runtime is not None and not isinstance(runtime, dict):
+                raise TypeError(f"a {type(runtime).__name__}")
+            return None if runtime is None else dict(json.loads(json.dumps(runtime, allow_nan=False)))
+        except (TypeError, ValueError) as exc:
+            config, plugin = self.prepared.config, self.prepared.model_plugin
+            raise ModelError(
+                f"model {config.model!r} (plugin {plugin!r}): its runtime must be a dict of JSON values, not "
+                f"{shortened(str(exc), 200)}; fix the model's runtime attribute"
+            ) from None
+
+    def _interrupted(self, exc: KeyboardInterrupt) -> interrupts.Stopped:
+        """What a ``--restart`` run a signal ends outside training (which says its own) tells the user to do."""
+        signum = getattr(exc, "signum", signal.SIGINT)
+        again = (
+            "the old run stands: rerun the same command to start over"
+            if self.replacing
+            else "rerun it without --restart to carry on from its last checkpoint (with --restart, it starts over)"
+        )
+        return interrupts.Stopped(f"interrupted by {signal.Signals(signum).name}; {again}", signum)
+
     def _record(self) -> dict[str, Any] | None:
         """The run's record, if any; a damaged one is refused in one line naming its fix (``records.record_fix``)."""
         if not self.record_path.exists():
@@ -288,7 +331,7 @@ class Run:
         state = checkpoints.load_run(self.checkpoint_path, self.start_over)
         saved = self._comparable(state["config"])
         if not self.prepared.metrics_given:
-            self._keep_metrics(saved)
+            self._keep_metrics(saved, state)
         changed = self._changes(saved)
         if changed:
             raise ConfigError(f"{self.directory} holds a run with another config ({changed}); {self._fix(saved)}")
@@ -317,13 +360,13 @@ class Run:
         ignored = EVAL_KEYS if self.prepared.model_spec.trainable else (*EVAL_KEYS, *TRAINING_KEYS)
         return differences(saved, wanted, [k for k in wanted if k not in ignored])
 
-    def _keep_metrics(self, started: dict[str, Any]) -> None:
+    def _keep_metrics(self, started: dict[str, Any], state: dict[str, Any]) -> None:
         """Score with the metrics of the run's last test (or its start), whatever metric plugins came since.
 
         Tested on another dataset now, it keeps the metrics resolved for that dataset.
         """
         prepared = self.prepared
-        record = self._record()
+        record = self._record_of(state)
         last = started if record is None or record["status"] != "complete" else comparable(record["config"])
         if last["test_dataset"] != prepared.config.test_dataset:
             return
@@ -338,23 +381,8 @@ class Run:
         metrics = [prepared.host.metrics.get(name) for name in names]
         self.prepared = dataclasses.replace(prepared, config=config, metrics=metrics)
 
-    @contextlib.contextmanager
-    def _replacing(self) -> Iterator[None]:
-        """Around the first save of a ``--restart``: the old run's record and per-episode values set aside
-        (``rundirs.set_aside``: back in place if the save fails; its checkpoint is replaced atomically)."""
-        if not self.replacing:
-            yield
-            return
-        self.replacing = False
-        try:
-            with rundirs.set_aside([self.record_path, self.directory / per_episode.FILE]):
-                yield
-        except BaseException:
-            self.replacing = True
-            raise
-
     def _save(self, model: Model, done: Progress, final: dict[str, Any] | None = None) -> None:
-        with self._replacing(), model_state(self.prepared.config.model, self.prepared.model_plugin):
+        with model_state(self.prepared.config.model, self.prepared.model_plugin):
             checkpoints.save(
                 self.checkpoint_path,
                 {
@@ -366,6 +394,7 @@ class Run:
                     **(final or {"model_state": model.state_dict()}),
                 },
             )
+        self.replacing = False
 
     def _keep(self, model: Model, done: Progress) -> dict[str, Any]:
         """Load the model to test (``keep``) into ``model``; say which it is."""

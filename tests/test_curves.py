@@ -24,10 +24,10 @@ def write_record(run_dir: Path, loss: list, val: list | None = None, **extra) ->
     return run_dir
 
 
-def write_checkpoint(run_dir: Path, loss: list, val: list | None = None) -> Path:
+def write_checkpoint(run_dir: Path, loss: list, val: list | None = None, **extra) -> Path:
     state = {
         "format": CHECKPOINT_FORMAT, "config": {"model": "m", "episodes": 10**6}, "episodes_trained": 48, "step": 3,
-        "loss_history": loss, "model_state": {},
+        "loss_history": loss, "model_state": {}, **extra,
     }  # fmt: skip
     if val is not None:
         state["val_history"] = val
@@ -72,6 +72,14 @@ def test_record_wins_over_checkpoint(tmp_path: Path) -> None:
     run = write_record(tmp_path / "done", loss_curve(5))
     write_checkpoint(run, loss_curve(2))
     assert len(load_curves(run)["loss"]) == 5
+
+
+def test_a_checkpoint_of_another_run_than_the_record_wins(tmp_path: Path) -> None:
+    run = write_record(tmp_path / "restarted", loss_curve(5), run_id="old")
+    write_checkpoint(run, loss_curve(2), run_id="old")
+    assert len(load_curves(run)["loss"]) == 5 and load_curves(run)["complete"]
+    write_checkpoint(run, loss_curve(2), run_id="new")  # --restart: the new run trains beside the old record
+    assert len(load_curves(run)["loss"]) == 2 and not load_curves(run)["complete"]
 
 
 @pytest.mark.parametrize(

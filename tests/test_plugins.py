@@ -320,11 +320,19 @@ def test_a_module_that_implements_no_hook_is_reported(host):
     assert host.info("os").error.startswith("implements no hook") and host.models.names() == ["knn"]
 
 
-def test_a_module_whose_only_hook_is_an_alias_or_a_plugin_that_is_none_is_reported(host):
+def test_plugins_that_add_nothing_an_alias_none_or_a_raising_getattr_are_reported(host):
     alias_only = types.ModuleType("alias_only")
     alias_only.base_models = weighted_protonet.harness_models  # as ``import harness_models as base_models``
     host.register(alias_only, "alias-only")
     host.register(None, "nothing")  # an entry point naming a variable that is None
+    touchy = types.ModuleType("touchy")  # a module whose __getattr__ raises for any name it lacks
+
+    def refuse(name: str) -> None:
+        raise ImportError(name)
+
+    touchy.__getattr__ = refuse
+    host.register(touchy, "touchy")
+    assert host.info("touchy").error.startswith("implements no hook of the harness")
     assert host.info("alias-only").error.startswith("implements no hook of the harness")
     assert host.info("nothing").error == (
         "is None, not a module or object with hook functions; point it at the plugin module"

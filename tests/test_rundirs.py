@@ -15,7 +15,6 @@ import pytest
 from conftest import PROTONET, TESTS, fewshot_config, harness_cli
 from lock_holder import held_elsewhere
 
-from harness import rundirs
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError, HarnessError
 from harness.runner import run
@@ -189,17 +188,3 @@ def test_two_runs_with_one_name_at_once_second_stops_and_first_is_whole(tmp_path
     record = json.loads((tmp_path / "r" / "record.json").read_text())
     assert record["seed"] == 0 and load_checkpoint(tmp_path / "r" / "checkpoint.pkl")["config"]["seed"] == 0
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pkl", "episodes.npz", "record.json"]
-
-
-def test_set_aside_puts_files_back_when_the_block_fails_and_deletes_them_when_it_ends(tmp_path):
-    record, values, absent = tmp_path / "record.json", tmp_path / "episodes.npz", tmp_path / "checkpoint.pkl"
-    record.write_text("old record")
-    values.write_bytes(b"old values")
-    with pytest.raises(OSError), rundirs.set_aside([record, values, absent]):
-        assert sorted(path.name for path in tmp_path.iterdir()) == ["episodes.npz.replaced", "record.json.replaced"]
-        record.write_text("half of a new record")
-        raise OSError("disk full")
-    assert record.read_text() == "old record" and values.read_bytes() == b"old values" and not absent.exists()
-    with rundirs.set_aside([record, values]):
-        record.write_text("new record")
-    assert sorted(path.name for path in tmp_path.iterdir()) == ["record.json"] and record.read_text() == "new record"

@@ -153,10 +153,11 @@ def test_restart_that_fails_before_saving_keeps_the_run_it_was_to_replace(proton
         "run over (or --name for a new run)"
     )
     assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
-    with pytest.raises(NonFiniteLossError, match="last good checkpoint kept"):  # the new run saved: the old one went
+    with pytest.raises(NonFiniteLossError, match="last good checkpoint kept"):  # the new run saved its checkpoint
         run(fewshot_config(params={"nan_after": 5}), protonet_host, tmp_path, name="r", restart=True, **QUIET)
     assert load_checkpoint(directory / "checkpoint.pkl")["config"]["params"]["nan_after"] == 5
-    assert [path.name for path in directory.iterdir()] == ["checkpoint.pkl"]
+    with pytest.raises(NonFiniteLossError, match="at episode 48"):  # resumed: the old run's record no longer counts
+        run(fewshot_config(params={"nan_after": 5}), protonet_host, tmp_path, name="r", **QUIET)
 
 
 RUN_ARGS = [
@@ -304,9 +305,32 @@ def test_a_restarted_run_stopped_by_a_signal_says_to_resume_without_restart(prot
         with pytest.raises(Stopped) as stopped:
             run(fewshot_config(), protonet_host, tmp_path, name="r", restart=True, **QUIET)
     assert stopped.value.message.endswith("; rerun the same command without --restart to resume")
-    assert [path.name for path in (tmp_path / "r").iterdir()] == ["checkpoint.pkl"]  # the old run went at the save
-    resumed = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    old_record = (tmp_path / "r" / "record.json").read_bytes()  # the old run's, beside the new run's checkpoint
+    resumed = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)  # not "already complete"
     assert resumed["resumes"] == 1 and resumed["sessions"][1]["from_episode"] == 24
+    assert (tmp_path / "r" / "record.json").read_bytes() != old_record
+
+
+def test_a_restart_of_a_model_without_training_interrupted_while_testing_says_the_old_run_stands(
+    tmp_path, monkeypatch, capsys
+):
+    from harness.cli import main
+
+    args = ["run", "--model", "knn", "--dataset", "synthetic", "--kind", "fewshot", "--eval-episodes", "5"]
+    assert main([*args, "--out", str(tmp_path), "--no-progress"]) == 0
+    (directory,) = tmp_path.iterdir()
+    before = {path.name: path.read_bytes() for path in directory.iterdir()}
+
+    def interrupted(*_args: object, **_kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("harness.runner.score", interrupted)
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path), "--no-progress", "--restart"]) == 128 + signal.SIGINT
+    assert capsys.readouterr().err == (
+        "harness: interrupted by SIGINT; the old run stands: rerun the same command to start over\n"
+    )
+    assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
 
 
 def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(protonet_host, tmp_path, monkeypatch, foreground):

@@ -1,7 +1,8 @@
 """``failing``: a model that breaks where its ``fail`` parameter says, with rows in the toy table.
 
 ``fail`` is one of ``factory``, ``train_step``, ``predict``, ``loss`` (a loss that is not
-a number), ``state`` (a ``state_dict`` that cannot be saved), ``exit`` (``SystemExit`` in
+a number), ``state`` (a ``state_dict`` that cannot be saved), ``runtime`` (a ``runtime`` a record cannot
+hold), ``exit`` (``SystemExit`` in
 ``train_step``), ``no_model`` (the factory returns ``None``), ``no_predict`` (it returns a
 model without ``predict``) or ``none``. ``ExitingHook`` is a plugin whose hook raises ``SystemExit``.
 """
@@ -27,6 +28,8 @@ class Failing:
         self.fail = context.params["fail"]
         if self.fail == "factory":
             raise RuntimeError("cannot build the network")
+        if self.fail == "runtime":
+            self.runtime = {"device": object()}
         self.steps = 0
 
     def train_step(self, batch: EpisodeBatch) -> Any:
