@@ -138,7 +138,8 @@ class Run:
         self.record_path = directory / RECORD
         self.cell = records.is_cell(directory) if cell is None else cell
         self.restart = False
-        self.replacing = False  # --restart: the run in the directory goes when this one first saves something
+        self.run_id = uuid.uuid4().hex  # a new run's (a resumed one keeps its checkpoint's)
+        self.replacing = False  # --restart: the run in the directory is the old one until this one first saves
         self.start_over = records.start_cell_over(directory) if self.cell else records.RESTART
         self.new_config = self.start_over if self.cell else "pass --name for a new run or --restart to discard it"
         self.diverged = self.start_over if self.cell else (
@@ -175,7 +176,7 @@ class Run:
                 log(f"{self.directory} is already complete; {self.start_over}")
                 return record
             log(f"testing {self.directory} again ({retest})")
-        done = Progress(run_id=uuid.uuid4().hex)
+        done = Progress(run_id=self.run_id)
         if state is not None:
             model.load_state_dict(state["model_state"])
             done = Progress.from_checkpoint(state)
@@ -276,11 +277,14 @@ class Run:
 
     def _record_of(self, state: dict[str, Any]) -> dict[str, Any] | None:
         """The record of the run whose checkpoint holds ``state``: none where the record is another run's (the one
-        a ``--restart`` is replacing, whose record stays until the new run writes its own)."""
+        a ``--restart`` is replacing, whose record stays until the new run writes its own: another ``run_id``, or
+        another count of episodes trained)."""
         record = self._record()
-        if record is None or not state.get("run_id") or record.get("run_id") == state["run_id"]:
-            return record
-        return None
+        if record is None:
+            return None
+        other_run = bool(state.get("run_id")) and record.get("run_id") != state["run_id"]
+        other_length = record.get("episodes_trained", state["episodes_trained"]) != state["episodes_trained"]
+        return None if other_run or other_length else record
 
     def _runtime(self, model: Model) -> dict[str, Any] | None:
         """The model's ``runtime`` (where it ran), for the record: a dict of JSON values, else ``ModelError``."""
@@ -297,12 +301,17 @@ class Run:
             ) from None
 
     def _interrupted(self, exc: KeyboardInterrupt) -> interrupts.Stopped:
-        """What a ``--restart`` run a signal ends outside training (which says its own) tells the user to do."""
+        """What a ``--restart`` run a signal ends outside training (which says its own) tells the user to do: the
+        checkpoint in the directory says whether it is still the old run's."""
         signum = getattr(exc, "signum", signal.SIGINT)
+        try:
+            saved = checkpoints.progress(self.checkpoint_path).get("run_id") if self.checkpoint_path.exists() else None
+        except (HarnessError, OSError):
+            saved = None
         again = (
-            "the old run stands: rerun the same command to start over"
-            if self.replacing
-            else "rerun it without --restart to carry on from its last checkpoint (with --restart, it starts over)"
+            "rerun it without --restart to carry on from its last checkpoint (with --restart, it starts over)"
+            if saved == self.run_id
+            else "the old run stands: rerun the same command to start over"
         )
         return interrupts.Stopped(f"interrupted by {signal.Signals(signum).name}; {again}", signum)
 

@@ -333,6 +333,53 @@ def test_a_restart_of_a_model_without_training_interrupted_while_testing_says_th
     assert {path.name: path.read_bytes() for path in directory.iterdir()} == before
 
 
+def test_a_restart_interrupted_once_its_checkpoint_is_saved_says_to_carry_on_without_restart(
+    tmp_path, monkeypatch, capsys
+):
+    from harness import atomic
+    from harness.cli import main
+
+    args = ["run", "--model", "knn", "--dataset", "synthetic", "--kind", "fewshot", "--eval-episodes", "5"]
+    assert main([*args, "--out", str(tmp_path), "--no-progress"]) == 0
+    (directory,) = tmp_path.iterdir()
+    write_json = atomic.write_json
+
+    def interrupted_at_the_record(path, value, **kwargs):
+        if path.name == "record.json":
+            raise KeyboardInterrupt
+        write_json(path, value, **kwargs)
+
+    monkeypatch.setattr(atomic, "write_json", interrupted_at_the_record)
+    capsys.readouterr()
+    assert main([*args, "--out", str(tmp_path), "--no-progress", "--restart"]) == 128 + signal.SIGINT
+    assert capsys.readouterr().err == (
+        "harness: interrupted by SIGINT; rerun it without --restart to carry on from its last checkpoint (with "
+        "--restart, it starts over)\n"
+    )
+    monkeypatch.setattr(atomic, "write_json", write_json)
+    assert main([*args, "--out", str(tmp_path), "--no-progress"]) == 0
+    assert "testing the trained checkpoint of" in capsys.readouterr().err
+    run_id = load_checkpoint(directory / "checkpoint.pkl")["run_id"]
+    assert json.loads((directory / "record.json").read_text())["run_id"] == run_id != ""
+
+
+def test_a_record_of_another_length_than_the_checkpoint_beside_it_is_not_taken_as_its_result(
+    protonet_host, tmp_path, monkeypatch
+):
+    from harness_test_plugins.weighted_protonet import WeightedProtoNet
+
+    whole = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)
+    with monkeypatch.context() as patch:
+        patch.setattr(WeightedProtoNet, "train_step", signalled_at(3, signal.SIGTERM))
+        with pytest.raises(Stopped):
+            run(fewshot_config(), protonet_host, tmp_path, name="part", **QUIET)
+    state = load_checkpoint(tmp_path / "part" / "checkpoint.pkl")
+    del state["run_id"]  # as a checkpoint from before run ids: nothing names its run
+    checkpoints.save(tmp_path / "r" / "checkpoint.pkl", state)
+    resumed = run(fewshot_config(), protonet_host, tmp_path, name="r", **QUIET)  # not "already complete"
+    assert resumed["sessions"][1]["from_episode"] == 24 and resumed["metrics"] == whole["metrics"]
+
+
 def test_a_second_ctrl_c_stops_at_once_keeping_the_last_checkpoint(protonet_host, tmp_path, monkeypatch, foreground):
     from harness_test_plugins.weighted_protonet import WeightedProtoNet
 
