@@ -58,7 +58,7 @@ def test_a_failing_model_is_one_line_naming_model_and_plugin(host, tmp_path, fai
 
 
 @pytest.mark.parametrize("fail", ["state", "train_step", "predict"])
-def test_a_restart_whose_model_fails_before_its_first_checkpoint_keeps_the_run_it_was_to_replace(host, tmp_path, fail):
+def test_a_restart_whose_model_fails_keeps_the_old_run_until_its_own_first_checkpoint(host, tmp_path, fail):
     with host.registered(misbehaving, "misbehaving-plugin"):
         run(failing_config("none"), host, tmp_path, name="r", log=lambda _: None)
         before = {path.name: path.read_bytes() for path in (tmp_path / "r").iterdir()}
