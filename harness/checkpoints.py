@@ -248,6 +248,15 @@ def progress(path: Path, start_over: str | None = None) -> dict[str, Any]:
     return _progress_of(load(path, start_over))
 
 
+def run_id(path: Path) -> str | None:
+    """The ``run_id`` the checkpoint at ``path`` was saved by (``progress``), or ``None`` where it has none, or is
+    missing or cannot be read."""
+    try:
+        return progress(path).get("run_id") if path.exists() else None
+    except (HarnessError, OSError):
+        return None
+
+
 def remove(path: Path) -> None:
     """Delete the checkpoint at ``path`` and its parts, if any."""
     path.unlink(missing_ok=True)

@@ -52,10 +52,7 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
 
 def _replaced(record: dict[str, Any], checkpoint_path: Path) -> bool:
     """Whether the checkpoint beside ``record`` is another run's: one a ``--restart`` began, still training."""
-    try:
-        run_id = checkpoints.progress(checkpoint_path).get("run_id")
-    except (HarnessError, OSError):  # a damaged checkpoint: the record's curves still stand
-        return False
+    run_id = checkpoints.run_id(checkpoint_path)  # None for a damaged one too: the record's curves still stand
     return run_id is not None and record.get("run_id") != run_id
 
 

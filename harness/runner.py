@@ -304,13 +304,9 @@ class Run:
         """What a ``--restart`` run a signal ends outside training (which says its own) tells the user to do: the
         checkpoint in the directory says whether it is still the old run's."""
         signum = getattr(exc, "signum", signal.SIGINT)
-        try:
-            saved = checkpoints.progress(self.checkpoint_path).get("run_id") if self.checkpoint_path.exists() else None
-        except (HarnessError, OSError):
-            saved = None
         again = (
             "rerun it without --restart to carry on from its last checkpoint (with --restart, it starts over)"
-            if saved == self.run_id
+            if checkpoints.run_id(self.checkpoint_path) == self.run_id
             else "the old run stands: rerun the same command to start over"
         )
         return interrupts.Stopped(f"interrupted by {signal.Signals(signum).name}; {again}", signum)
