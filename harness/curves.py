@@ -51,9 +51,13 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
 
 
 def _replaced(record: dict[str, Any], checkpoint_path: Path) -> bool:
-    """Whether the checkpoint beside ``record`` is another run's: one a ``--restart`` began, still training."""
-    run_id = checkpoints.run_id(checkpoint_path)  # None for a damaged one too: the record's curves still stand
-    return run_id is not None and record.get("run_id") != run_id
+    """Whether the checkpoint beside ``record`` is another run's (``records.of_another_run``): one a ``--restart``
+    began, still training."""
+    try:
+        saved = checkpoints.progress(checkpoint_path)
+    except (HarnessError, OSError):
+        return False  # a damaged checkpoint: the record's curves still stand
+    return records.of_another_run(record, saved)
 
 
 def _points(history: Any, key: str, source: Path, fix: str) -> list[list[float]]:

@@ -194,6 +194,17 @@ def read_record(path: Path, fix: str, *, config: bool = False) -> dict[str, Any]
     return record
 
 
+def of_another_run(record: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
+    """Whether ``record`` is another run's than the checkpoint that holds ``saved`` (its state, or its
+    ``checkpoints.progress``): the run a ``--restart`` is replacing, whose record stays until the new run writes its
+    own. Another ``run_id`` says so (a checkpoint from before run ids has none), and so does another count of
+    episodes trained."""
+    run_id, trained = saved.get("run_id"), saved.get("episodes_trained")
+    other_run = bool(run_id) and record.get("run_id") != run_id
+    other_length = is_count(trained) and record.get("episodes_trained", trained) != trained
+    return other_run or other_length
+
+
 def is_complete(record: dict[str, Any], directory: Path) -> bool:
     """Whether ``record`` says its run is complete and the per-episode file it refers to (if any) is there, with
     the SHA-256 the record gives."""

@@ -276,15 +276,10 @@ class Run:
         return not finished and done.stopped_early is None and due
 
     def _record_of(self, state: dict[str, Any]) -> dict[str, Any] | None:
-        """The record of the run whose checkpoint holds ``state``: none where the record is another run's (the one
-        a ``--restart`` is replacing, whose record stays until the new run writes its own: another ``run_id``, or
-        another count of episodes trained)."""
+        """The record of the run whose checkpoint holds ``state``: none where it is another run's
+        (``records.of_another_run``)."""
         record = self._record()
-        if record is None:
-            return None
-        other_run = bool(state.get("run_id")) and record.get("run_id") != state["run_id"]
-        other_length = record.get("episodes_trained", state["episodes_trained"]) != state["episodes_trained"]
-        return None if other_run or other_length else record
+        return None if record is None or records.of_another_run(record, state) else record
 
     def _runtime(self, model: Model) -> dict[str, Any] | None:
         """The model's ``runtime`` (where it ran), for the record: a dict of JSON values, else ``ModelError``."""

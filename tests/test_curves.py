@@ -82,6 +82,16 @@ def test_a_checkpoint_of_another_run_than_the_record_wins(tmp_path: Path) -> Non
     assert len(load_curves(run)["loss"]) == 2 and not load_curves(run)["complete"]
 
 
+def test_a_checkpoint_of_another_length_than_the_record_wins_as_harness_run_would_resume_it(tmp_path: Path) -> None:
+    run = write_record(tmp_path / "rewound", loss_curve(5), episodes_trained=80)
+    write_checkpoint(run, loss_curve(3))  # 48 episodes, from before run ids: the record is not its run's result
+    assert len(load_curves(run)["loss"]) == 3 and not load_curves(run)["complete"]
+    write_record(run, loss_curve(5), episodes_trained=48)
+    assert len(load_curves(run)["loss"]) == 5 and load_curves(run)["complete"]
+    (run / CHECKPOINT).write_bytes(b"damaged")  # unreadable: the record's curves still stand
+    assert len(load_curves(run)["loss"]) == 5
+
+
 @pytest.mark.parametrize(
     ("setup", "message"),
     [

@@ -11,7 +11,7 @@ import pytest
 from conftest import fewshot_config, harness_cli
 from harness_test_plugins import toy_table
 
-from harness import leaderboard, per_episode
+from harness import leaderboard, per_episode, records
 from harness.cli import main
 from harness.config import build_config
 from harness.errors import ConfigError, DataError
@@ -328,3 +328,20 @@ def test_a_finished_record_without_its_checkpoint_stands_and_names_the_fix_of_it
         Run(prepare(fewshot_config(), protonet_host), directory).execute(log=lambda _: None)
     assert str(caught.value) == stands + f"delete {directory} and rerun to run the cell again"
     assert (directory / "record.json").is_file(), "nothing is lost"
+
+
+@pytest.mark.parametrize(
+    ("record", "saved", "another"),
+    [
+        ({"run_id": "a", "episodes_trained": 48}, {"run_id": "a", "episodes_trained": 48}, False),
+        ({"run_id": "a", "episodes_trained": 48}, {"run_id": "b", "episodes_trained": 48}, True),  # a --restart
+        ({"episodes_trained": 48}, {"run_id": "b", "episodes_trained": 16}, True),  # a record from before run ids
+        ({"run_id": "a", "episodes_trained": 48}, {"run_id": "a", "episodes_trained": 16}, True),  # rewound
+        ({"episodes_trained": 48}, {"episodes_trained": 16}, True),  # both from before run ids
+        ({"episodes_trained": 48}, {"episodes_trained": 48}, False),
+        ({}, {"run_id": "", "episodes_trained": 16}, False),  # what the record does not say cannot differ
+        ({"episodes_trained": 48}, {"episodes_trained": None}, False),  # nor what the checkpoint does not
+    ],
+)
+def test_a_record_is_another_runs_than_its_checkpoint_by_run_id_or_by_length(record, saved, another):
+    assert records.of_another_run(record, saved) is another
