@@ -16,7 +16,7 @@ import math
 import signal
 import time
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -35,7 +35,8 @@ from harness import (
     rundirs,
 )
 from harness.checkpoints import CHECKPOINT
-from harness.config import EVAL_KEYS, MACHINE_KEYS, TRAINING_KEYS, RunConfig
+from harness.config import EVAL_KEYS, TRAINING_KEYS, RunConfig
+from harness.config_changes import comparable, differences, plain
 from harness.errors import ConfigError, HarnessError, NonFiniteLossError, shortened
 from harness.evaluation import TRAIN, batches, score, validation_scores
 from harness.guard import ModelError, guarded, model_state
@@ -47,35 +48,6 @@ from harness.specs import Model
 RECORD_FORMAT = "harness-run/1"
 STOPPING = "stopping after the step or validation under way, with a checkpoint there (again: stop at once)"
 """What a run says on its first Ctrl-C or SIGTERM."""
-
-
-def _plain(obj: Any) -> Any:
-    """JSON round trip, so configs compare equal whether read from TOML, flags or a checkpoint."""
-    return json.loads(json.dumps(obj))
-
-
-def comparable(config: dict[str, Any]) -> dict[str, Any]:
-    """A saved or wanted config with every key filled in and the machine keys (``device``) left out."""
-    full = {**_plain(RunConfig(model=config["model"]).to_dict()), **_plain(config)}
-    return {k: v for k, v in full.items() if k not in MACHINE_KEYS}
-
-
-def differences(saved: dict[str, Any], wanted: dict[str, Any], keys: Iterable[str]) -> str:
-    """``key: saved -> wanted`` for each of ``keys`` whose values differ, comma-separated; empty if none do.
-
-    Two tables (``params``, ``data``) are compared key by key: ``params.lr: 0.001 -> 0.003``."""
-    return ", ".join(_changes(saved, wanted, keys, ""))
-
-
-def _changes(saved: dict[str, Any], wanted: dict[str, Any], keys: Iterable[str], prefix: str) -> list[str]:
-    changed = []
-    for key in keys:
-        old, new = saved.get(key), wanted.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changed += _changes(old, new, sorted({*old, *new}), f"{prefix}{key}.")
-        elif old != new and not (old != old and new != new):  # NaN against NaN is no change
-            changed.append(f"{prefix}{key}: {old!r} -> {new!r}")
-    return changed
 
 
 @dataclass
@@ -232,7 +204,7 @@ class Run:
             "loss_history": done.loss_history,
             "val_history": done.val_history,
             "val_detail": done.val_detail,
-            "config": _plain(config.to_dict()),
+            "config": plain(config.to_dict()),
             "runtime": runtime,
             "provenance": self._provenance(),
             "finished_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -387,7 +359,7 @@ class Run:
                 self.checkpoint_path,
                 {
                     "harness_version": __version__,
-                    "config": _plain(self.prepared.config.to_dict()),
+                    "config": plain(self.prepared.config.to_dict()),
                     "input_shape": list(self.prepared.source.input_shape()),
                     "episodes_trained": self._episodes(done.step),
                     **dataclasses.asdict(done),

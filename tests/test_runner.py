@@ -500,7 +500,7 @@ def test_a_finished_run_whose_checkpoint_is_gone_keeps_its_record_unless_restart
 
 
 def test_a_changed_config_is_named_key_by_key_inside_params_and_data():
-    from harness.runner import differences
+    from harness.config_changes import differences
 
     saved = {"ways": 5, "params": {"lr": 1e-3, "gamma": float("nan")}, "data": {"image_size": 28}}
     wanted = {"ways": 5, "params": {"lr": 3e-3, "gamma": float("nan"), "new": 1}, "data": {"image_size": 28}}
