@@ -62,6 +62,7 @@ RUN_FLAGS: dict[str, tuple[Callable[[str], Any], str]] = {
     "precision": (str, "torch models: fp32 or bf16 (autocast)"),
     "threads": (integer, "torch models: CPU threads (default 1; part of the run, as it changes the numbers)"),
     "budget": (str, "label for the training budget recorded with the run (quick, paper, custom)"),
+    "init_from": (str, "start from the tested weights of the finished run in this directory (a fresh optimizer)"),
 }
 
 EPILOG_RUN = """\

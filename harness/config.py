@@ -79,6 +79,9 @@ class RunConfig:
     """Dataset to test on, when not ``dataset`` (e.g. a published set of test episodes)."""
     test_data: dict[str, Any] = field(default_factory=dict)
     """Options of ``test_dataset`` (override its defaults)."""
+    init_from: str | None = None
+    """A finished run's directory whose tested weights a new run starts from, its optimizer and schedule afresh
+    (fine-tuning, a lower learning rate after a plateau); ``None``: the model's own initial weights."""
 
     def settings(self) -> EpisodeSettings:
         """Episode settings; ``kind`` must be resolved first."""
@@ -124,6 +127,7 @@ TRAINING_KEYS = (
     "keep",
     "patience",
     "augment",
+    "init_from",
 )
 """Config keys that only a model with something to train uses: a model without (kNN) ignores them."""
 EVAL_KEYS = ("eval_episodes", "test_dataset", "test_data", "metrics")
@@ -229,7 +233,7 @@ def _check_type(key: str, value: Any, named: Callable[[str], str]) -> Any:
         if isinstance(value, str) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{named(key)} must be a list of metric names")
         return tuple(value)
-    if key in ("kind", "test_dataset") and value is None:
+    if key in ("kind", "test_dataset", "init_from") and value is None:
         return None
     expected = bool if isinstance(default, bool) else int if isinstance(default, int) else str
     if not isinstance(value, expected) or (expected is int and isinstance(value, bool)):
@@ -260,6 +264,8 @@ def _check_values(config: RunConfig, source: str, named: Callable[[str], str]) -
         best = f"{keep} best" if keep.startswith("--") else f"keep = 'best' ({keep})"
         asked = best if config.keep == "best" else named("patience")
         raise ConfigError(f"{asked} needs validation; set {named('val_every')} (episodes between validations)")
+    if config.init_from is not None and not config.init_from.strip():
+        raise ConfigError(f"{named('init_from')} must name a finished run's directory, got an empty string")
     if config.test_data and config.test_dataset is None:
         raise ConfigError(f"{named('test_data')} needs a test dataset; pass --test-dataset NAME or drop it")
     if config.labels == LabelEncoding.STRING.value and config.kind == EpisodeKind.FEWSHOT.value:

@@ -28,6 +28,7 @@ from harness import (
     __version__,
     atomic,
     checkpoints,
+    init_from,
     interrupts,
     per_episode,
     provenance,
@@ -81,6 +82,9 @@ class Progress:
     stopped_by: str | None = None
     """The signal (``SIGTERM``, ``SIGINT``) that stopped the session which saved this checkpoint, for ``harness
     status``; cleared when training resumes."""
+    init: dict[str, Any] | None = None
+    """Where the weights it started from came from (``init_from``: ``harness.init_from.load``); ``None`` for the
+    model's own initial weights."""
     run_id: str = ""
     """Names the run (a new one at each start, ``--restart`` included; empty in checkpoints from before it), and
     its record with it: a record beside a checkpoint of another run is what a ``--restart`` is replacing."""
@@ -152,6 +156,9 @@ class Run:
         if state is not None:
             model.load_state_dict(state["model_state"])
             done = Progress.from_checkpoint(state)
+        elif config.init_from is not None:
+            done.init = init_from.load(self.prepared, model)
+            log(f"starting from the weights of {config.init_from} ({done.init['episodes_trained']:,} episodes trained)")
         trains = self._trains(state, done)
         if state is not None:
             done.resumes += trains  # testing a trained checkpoint again is no resume of its training
@@ -193,6 +200,7 @@ class Run:
             "episodes_trained": self._episodes(done.step),
             "stopped_early": stopped,
             "kept": kept,
+            "init_from": done.init,
             "eval_episodes": config.eval_episodes,
             "wall_time_s": round(done.wall_time_s + eval_wall, 3),
             "train_wall_time_s": round(done.wall_time_s, 3),
