@@ -162,7 +162,7 @@ def test_already_84_images_are_not_resized(tmp_path: Path) -> None:
 def test_unequal_counts_take_the_minimum_with_a_warning(spec, tmp_path: Path) -> None:
     root = tmp_path / "uneven"
     make_fake(root, per_class={"n01535829": 5})  # first train class has 5 images, the rest 8
-    with pytest.warns(UserWarning, match="using the first 5 of each class"):
+    with pytest.warns(UserWarning, match=r"\(n01535829 has 5\); using the first 5 of each class"):
         source = open_source(spec, root, tmp_path / "cache")
     assert source.splits["train"].shape == (6, 5, 3, 84, 84)
     assert source.splits["val"].shape == (3, PER_CLASS, 3, 84, 84)
@@ -238,3 +238,76 @@ def test_no_warnings_for_equal_counts(spec, fake_root: Path, tmp_path: Path) -> 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         open_source(spec, fake_root, tmp_path)
+
+
+def test_the_cache_notices_an_image_replaced_or_deleted(spec, tmp_path: Path) -> None:
+    from PIL import Image
+
+    root = tmp_path / "mini"
+    make_fake(root)
+    first = open_source(spec, root, tmp_path / "cache")
+    _, by_class = loader.read_split_csv(root, "test")
+    wnid = next(iter(by_class))
+    Image.new("RGB", (84, 84), (7, 7, 7)).save(root / "images" / by_class[wnid][0], format="JPEG")
+    second = open_source(spec, root, tmp_path / "cache")
+    assert not np.array_equal(first.splits["test"][0, 0], second.splits["test"][0, 0])
+    np.testing.assert_array_equal(first.splits["test"][1:], second.splits["test"][1:])
+    (root / "images" / by_class[wnid][1]).unlink()
+    assert "incomplete" in _one_line_data_error(spec, root, tmp_path / "cache")
+
+
+def _edit_csv(root: Path, split: str, edit) -> None:
+    (root / f"{split}.csv").write_bytes(edit((root / f"{split}.csv").read_bytes()))
+
+
+@pytest.mark.parametrize(
+    ("edit", "problem"),
+    [
+        (lambda root: (root / "test.csv").write_bytes((root / "train.csv").read_bytes()), "is in both train.csv and"),
+        (
+            lambda root: _edit_csv(root, "val", lambda raw: raw + raw.splitlines(keepends=True)[1]),
+            "is listed twice in val.csv; list each image once",
+        ),
+        (
+            lambda root: _edit_csv(root, "val", lambda raw: raw + b"../outside.jpg,n09999999\n"),
+            "names '../outside.jpg', outside",
+        ),
+        (
+            lambda root: _edit_csv(root, "val", lambda raw: raw + b"/etc/passwd,n09999999\n"),
+            "names '/etc/passwd', outside",
+        ),
+        (lambda root: _edit_csv(root, "val", lambda raw: raw + "caf\u00e9.jpg,n09".encode("latin-1")), "not UTF-8"),
+        (
+            lambda root: _edit_csv(root, "val", lambda raw: raw + b'"' + b"x" * 200_000 + b'",n09\n'),
+            "is not CSV the harness reads (field larger than field limit",
+        ),
+    ],
+)
+def test_splits_that_share_classes_or_images_or_reach_outside_are_refused(spec, tmp_path: Path, edit, problem):
+    root = tmp_path / "mini"
+    make_fake(root)
+    edit(root)
+    assert problem in _one_line_data_error(spec, root, tmp_path / "cache")
+    assert not (tmp_path / "cache").exists(), "refused before any image is decoded"
+
+
+@pytest.mark.parametrize("limit", [5000, 4000])  # a 100x90 image: over the limit (PIL warns), over twice (PIL raises)
+def test_an_image_with_more_pixels_than_the_limit_is_refused_naming_it(spec, tmp_path, monkeypatch, limit):
+    from PIL import Image
+
+    root = tmp_path / "mini"
+    make_fake(root)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", limit)
+    message = _one_line_data_error(spec, root, tmp_path / "cache")
+    assert f"has more pixels than an image is decoded with ({limit:,}): a decompression bomb?" in message
+    assert "(listed in train.csv)" in message
+
+
+def test_an_image_that_is_a_folder_is_named_as_such(spec, tmp_path: Path) -> None:
+    root = tmp_path / "mini"
+    make_fake(root)
+    victim = sorted((root / "images").glob("*.jpg"))[4]
+    victim.unlink()
+    victim.mkdir()
+    assert f"{victim} (listed in" in (message := _one_line_data_error(spec, root, tmp_path / "cache"))
+    assert "is not a regular file; replace it with the image" in message

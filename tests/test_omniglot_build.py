@@ -92,3 +92,12 @@ def test_a_build_says_what_it_does_and_tfds_says_nothing(tmp_path: Path, capsys:
     assert not (folder / ".lock").exists()
     loader.load_images(archives, 8, tmp_path / "cache")
     assert capsys.readouterr() == ("", ""), "a cached open says nothing"
+
+
+def test_an_archive_far_larger_than_lakes_is_refused_unread(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    archives = make_archives(tmp_path / "data")
+    monkeypatch.setattr(loader, "ARCHIVE_MAX_BYTES", 100)
+    with pytest.raises(DataError, match=r"images_[a-z]+.zip is [0-9,]+ bytes, not Lake's archive \(under 10 MB\)"):
+        loader.find_archives(str(tmp_path / "data"), tmp_path / "cache")
+    monkeypatch.setattr(loader, "ARCHIVE_MAX_BYTES", 100 * 2**20)
+    assert loader.find_archives(str(tmp_path / "data"), tmp_path / "cache") == archives

@@ -63,6 +63,9 @@ ARCHIVES = {"background": "images_background.zip", "evaluation": "images_evaluat
 EXPECTED = {"background": (30, 964), "evaluation": (20, 659)}
 """tfds split -> (alphabets, characters) the archive must hold."""
 DRAWINGS = 20
+ARCHIVE_MAX_BYTES = 100 * 2**20
+"""The largest archive read: Lake's are 8.5 and 5.8 MB, so a far larger file is another one (read, it would only
+cost minutes and gigabytes before its content is refused)."""
 CACHE_VERSION = 1
 """Part of the cache key: bump it when the cached arrays change meaning, and old caches are ignored."""
 SOURCE_SIZE = 105
@@ -123,6 +126,11 @@ def find_archives(root: Any, cache: Path) -> dict[str, Path]:
     for path in paths.values():
         if not path.is_file():
             raise DataError(f"{path.name} is missing from {folder}; download it from {URL}{path.name} and put it there")
+        size = path.stat().st_size
+        if size > ARCHIVE_MAX_BYTES:
+            raise DataError(
+                f"{path} is {size:,} bytes, not Lake's archive (under 10 MB); download it again from {URL}{path.name}"
+            )
     return paths
 
 
@@ -172,8 +180,11 @@ def fingerprint(archives: Mapping[str, Path]) -> str:
     """First 16 hex digits of a sha256 over ``CACHE_VERSION`` and the archives' bytes: the cache key."""
     digest = hashlib.sha256(f"v{CACHE_VERSION}".encode())
     for split in ARCHIVES:
+        archive = hashlib.sha256()
         with open(archives[split], "rb") as handle:
-            digest.update(hashlib.sha256(handle.read()).digest())
+            for chunk in iter(lambda: handle.read(2**20), b""):  # a MiB at a time, never the whole file
+                archive.update(chunk)
+        digest.update(archive.digest())
     return digest.hexdigest()[:16]
 
 
