@@ -147,8 +147,9 @@ def load_run(path: Path, start_over: str | None = None) -> dict[str, Any]:
 
 
 def is_count(value: Any) -> bool:
-    """Whether ``value`` is a count (of episodes, or a seed): an int, not negative (not a bool)."""
-    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+    """Whether ``value`` is a count (of episodes, or a seed): an int, not negative (not a bool), that fits in 64 bits
+    (as NumPy and pandas hold it: a larger one is forged)."""
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
 def is_finite(value: Any) -> bool:
@@ -487,7 +488,7 @@ def _stored_progress(listing: memoryview) -> dict[str, Any] | None:
     (a file from before it was written there: ``progress`` then reads the whole checkpoint)."""
     try:
         stored = json.loads(bytes(listing).decode()).get("progress")
-    except (ValueError, AttributeError):
+    except (ValueError, AttributeError, RecursionError):
         return None
     if not isinstance(stored, dict):
         return None
@@ -501,7 +502,7 @@ def _manifest(path: Path, data: memoryview) -> list[tuple[str, int, str]]:
     bad = _Damaged(f"checkpoint {path} is corrupt (its list of parts is malformed)")
     try:
         parts = json.loads(bytes(data).decode())["parts"]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError, RecursionError):  # nested past the parser's depth: forged
         raise bad from None
     if not isinstance(parts, list) or not 0 < len(parts) <= _MAX_PARTS:
         raise bad

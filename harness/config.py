@@ -230,7 +230,7 @@ def _check_type(key: str, value: Any, named: Callable[[str], str]) -> Any:
             raise ConfigError(f"{named(key)} must be a table of key = value pairs")
         return dict(value)
     if key == "metrics":
-        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
             raise ConfigError(f"{named(key)} must be a list of metric names")
         return tuple(value)
     if key in ("kind", "test_dataset", "init_from") and value is None:

@@ -8,13 +8,14 @@ missing or empty in records from before validation existed).
 
 from __future__ import annotations
 
+import io
 import math
 import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import checkpoints, files, records
+from harness import atomic, checkpoints, files, records
 from harness.checkpoints import CHECKPOINT
 from harness.errors import ConfigError, HarnessError
 from harness.records import RECORD
@@ -66,7 +67,9 @@ def _points(history: Any, key: str, source: Path, fix: str) -> list[list[float]]
         return []
     try:
         points = [[int(episodes), math.nan if value is None else float(value)] for episodes, value in history]
-    except (TypeError, ValueError):
+        if not all(checkpoints.is_count(episodes) for episodes, _ in points):  # a 400-digit count cannot be drawn
+            raise ValueError(key)
+    except (TypeError, ValueError, OverflowError):  # an infinite count of episodes too
         raise HarnessError(f"{key} in {source} is not a list of [episodes, value] pairs; {fix}") from None
     return sorted(points, key=lambda point: point[0])
 
@@ -159,13 +162,12 @@ def plot_curves(run_dirs: Sequence[Path], out: Path) -> Path:
     fig.tight_layout()
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp.png")
+    buffer = io.BytesIO()
     try:
-        fig.savefig(tmp, dpi=120, bbox_inches="tight")
-        tmp.replace(out)
+        fig.savefig(buffer, dpi=120, bbox_inches="tight", format="png")
     finally:
         plt.close(fig)
-        tmp.unlink(missing_ok=True)
+    atomic.write_bytes(out, buffer.getvalue())  # through a temporary file of its own: concurrent runs never meet
     return out
 
 

@@ -292,10 +292,5 @@ def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = (
         paths["png"].unlink(missing_ok=True)
         del paths["png"]
         return paths
-    tmp = out / f".{table.name}.tmp.png"
-    try:
-        plots.save(table, frame, tmp)
-        tmp.replace(paths["png"])
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic.write_bytes(paths["png"], plots.png(table, frame))  # through a temporary file of its own
     return paths

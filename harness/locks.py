@@ -54,7 +54,7 @@ def parse_holder(data: bytes) -> tuple[int, str, str] | None:
     try:
         info = json.loads(data)
         return int(info["pid"]), str(info["host"]), str(info["since"])
-    except (ValueError, TypeError, KeyError):
+    except (ValueError, TypeError, KeyError, OverflowError, RecursionError):
         return None
 
 

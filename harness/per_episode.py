@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import stat
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,8 +49,11 @@ class PerEpisode:
 
 
 def is_file(path: Path) -> bool:
-    """Whether ``path`` looks like a per-episode file: a zip holding the ``episodes`` array."""
+    """Whether ``path`` looks like a per-episode file: a regular file (a FIFO is never opened), a zip holding the
+    ``episodes`` array."""
     try:
+        if not stat.S_ISREG(path.stat().st_mode):
+            return False
         with zipfile.ZipFile(path) as archive:
             return f"{EPISODES}.npy" in archive.namelist()
     except (OSError, zipfile.BadZipFile):

@@ -7,13 +7,12 @@ published numbers as diamonds (hollow when a secondary source quotes them). Curv
 
 from __future__ import annotations
 
+import io
 import math
 import textwrap
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pandas as pd
     from matplotlib.artist import Artist
     from matplotlib.axes import Axes
@@ -42,17 +41,21 @@ PAPER_FILLS = {"paper": PAPER_COLOR, "secondary": "white"}
 PUBLISHED_LABEL = {"paper": "paper", "secondary": "paper, quoted by a secondary source"}
 
 
-def save(table: TableSpec, frame: pd.DataFrame, path: Path) -> None:
-    """Draw ``frame`` (``harness.leaderboard.build``) as ``table`` says (``plot``) and write it to ``path`` as PNG."""
+def png(table: TableSpec, frame: pd.DataFrame) -> bytes:
+    """``frame`` (``harness.leaderboard.build``) drawn as ``table`` says (``plot``), as PNG bytes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    buffer = io.BytesIO()
     with plt.rc_context(STYLE):
         fig = figure(table, frame)
-        fig.savefig(path, dpi=DPI, format="png")
-    plt.close(fig)
+        try:
+            fig.savefig(buffer, dpi=DPI, format="png")
+        finally:
+            plt.close(fig)
+    return buffer.getvalue()
 
 
 def figure(table: TableSpec, frame: pd.DataFrame) -> Figure:

@@ -141,7 +141,7 @@ class Run:
         model = self._build()  # a parameter the model refuses fails first: before the old run is compared
         self.restart = self.replacing = restart  # the old run stands until the new one saves its first checkpoint
         state = None if restart else self._resume_state()
-        if state is None and not restart and self.prepared.total_steps and self.record_path.exists():
+        if state is None and not restart and self.record_path.exists():
             self._keep_finished_record()
         config = self.prepared.config  # after _resume_state, which keeps the metrics a resumed run started with
         record = self._record_of(state) if state is not None else None

@@ -6,6 +6,7 @@ process that is alive on this machine (on another machine the lock file is taken
 
 from __future__ import annotations
 
+import math
 import os
 import socket
 from collections.abc import Iterable
@@ -52,7 +53,8 @@ class CellStatus:
             return None
         if self.total is None or self.total <= self.episodes:
             return None
-        return (self.total - self.episodes) * self.wall_time_s / self.episodes
+        left = (self.total - self.episodes) * self.wall_time_s / self.episodes
+        return left if math.isfinite(left) else None  # a forged time or count: no estimate, and JSON stays strict
 
     def as_dict(self) -> dict[str, Any]:
         """Plain JSON values."""
@@ -167,8 +169,9 @@ def _interrupted(saved: dict[str, Any]) -> str:
 
 
 def _stopped(record: dict[str, Any]) -> str:
-    stopped = record.get("stopped_early")
-    return f"validation stopped it at episode {stopped['at_episode']:,}" if stopped else ""
+    stopped = record.get("stopped_early")  # {"at_episode", "patience"}, or the episode alone (as a checkpoint says)
+    episode = stopped.get("at_episode") if isinstance(stopped, dict) else stopped
+    return f"validation stopped it at episode {episode:,}" if isinstance(episode, int) and episode else ""
 
 
 def _holder(lock_file: Path) -> str:

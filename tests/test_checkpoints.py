@@ -443,6 +443,16 @@ def test_a_forged_list_of_parts_reads_nothing_outside_and_is_refused(tmp_path: P
     assert "is corrupt (its list of parts is malformed)" in one_line_error(path)
 
 
+def test_a_list_of_parts_nested_past_the_parsers_depth_is_refused_in_one_line(tmp_path: Path) -> None:
+    manifest = b'{"parts": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
+    start = struct.pack("<8sIQ", MAGIC, 3, len(manifest))
+    path = tmp_path / CHECKPOINT
+    path.write_bytes(start + checkpoints._digest(start, manifest) + manifest)  # a valid checksum: forged
+    assert "is corrupt (its list of parts is malformed)" in one_line_error(path)
+    with pytest.raises(HarnessError, match="its list of parts is malformed"):
+        checkpoints.progress(path)
+
+
 def test_a_fifo_or_device_is_refused_unread_as_a_checkpoint_or_a_part(tmp_path: Path, monkeypatch) -> None:
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)  # reading it would block for ever

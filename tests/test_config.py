@@ -26,6 +26,10 @@ from harness.prepare import prepare
         ({"model": "knn", "kind": "fewshot", "labels": "string"}, "string labels apply to sequence episodes only"),
         ({"ways": 5}, "no model given in test; pass --model NAME"),
         ({"model": "knn", "params": 3}, "params in test must be a table"),
+        ({"model": "knn", "metrics": 5}, "metrics in test must be a list of metric names"),
+        ({"model": "knn", "metrics": "accuracy"}, "metrics in test must be a list of metric names"),
+        ({"model": "knn", "metrics": {"accuracy": 1}}, "metrics in test must be a list of metric names"),
+        ({"model": "knn", "init_from": 3}, "init_from in test must be str, got 3"),
     ],
 )
 def test_bad_values(values, message):

@@ -109,6 +109,12 @@ def test_a_checkpoint_of_another_length_than_the_record_wins_as_harness_run_woul
             "is not a harness checkpoint",
         ),
         (lambda d: (d.mkdir(), write_record(d, [[1, 2, 3]])), "value] pairs; rerun with --restart"),
+        (
+            lambda d: (d.mkdir(), (d / RECORD).write_text('{"status": "complete", "loss_history": [[Infinity, 1.0]]}')),
+            "value] pairs; rerun with --restart",
+        ),
+        (lambda d: (d.mkdir(), write_record(d, [[-16, 1.0]])), "value] pairs; rerun with --restart"),
+        (lambda d: (d.mkdir(), write_record(d, [[10**400, 1.0]])), "value] pairs; rerun with --restart"),
     ],
 )
 def test_errors_are_one_line(tmp_path: Path, setup, message: str) -> None:
@@ -148,6 +154,21 @@ def test_plot_several_runs(tmp_path: Path) -> None:
     assert width > 800 and height > 300
     assert out.stat().st_size > 20_000  # lines, axes and legend, not a blank canvas
     assert sorted(p.name for p in out.parent.iterdir()) == ["curves.png"]  # no temporary file left
+
+
+def test_a_link_planted_at_a_temporary_name_or_at_the_plot_is_never_written_through(tmp_path: Path) -> None:
+    run = write_record(tmp_path / "run", loss_curve(4))
+    victim, out = tmp_path / "victim", tmp_path / "plots" / "curves.png"
+    victim.write_text("keep me")
+    out.parent.mkdir()
+    (out.parent / ".curves.png.tmp.png").symlink_to(victim)  # the fixed temporary name of earlier versions
+    plot_curves([run], out)
+    assert victim.read_text() == "keep me" and out.read_bytes().startswith(PNG_MAGIC)
+    out.unlink()
+    out.symlink_to(victim)
+    with pytest.raises(HarnessError, match="would replace a file that is not a PNG"):
+        plot_curves([run], out)
+    assert victim.read_text() == "keep me"
 
 
 def test_plot_without_validation(tmp_path: Path) -> None:

@@ -154,7 +154,7 @@ def test_curves_refuse_a_folder_as_out_and_leave_no_temporary_file(tmp_path, cap
     assert error_of(capsys, "curves", run, "--out", run) == (
         f"--out {run} is a folder; pass the PNG file to write, e.g. --out {tmp_path / 'r' / 'curves.png'}"
     )
-    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp.png")]
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_a_model_with_nothing_to_train_says_which_training_settings_it_ignores(tmp_path, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -115,6 +116,9 @@ def test_a_bad_episodes_out_is_refused_before_any_work(protonet_host, tmp_path):
     assert suggested.is_file()
     with pytest.raises(HarnessError, match=r"the folder .*nowhere does not exist; create it first"):
         evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "nowhere" / "e.npz")
+    os.mkfifo(tmp_path / "fifo.npz")  # refused unopened: opening a FIFO waits for a writer that never comes
+    with pytest.raises(HarnessError, match="would replace a file that is not one --episodes-out wrote"):
+        evaluate_checkpoint(checkpoint, protonet_host, episodes_out=tmp_path / "fifo.npz")
 
 
 def test_episodes_out_never_replaces_a_runs_files_or_a_file_it_did_not_write(protonet_host, tmp_path):

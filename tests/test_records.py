@@ -345,3 +345,19 @@ def test_a_finished_record_without_its_checkpoint_stands_and_names_the_fix_of_it
 )
 def test_a_record_is_another_runs_than_its_checkpoint_by_run_id_or_by_length(record, saved, another):
     assert records.of_another_run(record, saved) is another
+
+
+def test_a_model_with_nothing_to_train_never_writes_over_the_record_of_another_run(protonet_host, tmp_path):
+    run(fewshot_config(), protonet_host, tmp_path, name="r", log=lambda _: None)
+    directory = tmp_path / "r"
+    (directory / "checkpoint.pkl").unlink()
+    before = (directory / "record.json").read_bytes()
+    with pytest.raises(ConfigError, match="holds the record of a finished run but not its checkpoint; the record st"):
+        knn_run(tmp_path)
+    (directory / "notes.txt").write_text("mine")
+    (directory / "record.json").write_text("my notes, not JSON")
+    with pytest.raises(DataError, match="record.json cannot be read") as caught:
+        knn_run(tmp_path)
+    assert "\n" not in str(caught.value) and (directory / "record.json").read_text() == "my notes, not JSON"
+    (directory / "record.json").write_bytes(before)
+    assert knn_run(tmp_path, restart=True)["model"] == "knn", "--restart replaces it, as asked"

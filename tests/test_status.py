@@ -124,6 +124,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         ("record.json", {"metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": "0.5", "ci95": 0.1}}}},
          "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction)"),
         ("record.json", {"metrics": {"nway_kshot_accuracy": []}}, "(metrics is not {metric: {key: summary}})"),
+        ("record.json", {"episodes_trained": 10**30}, "(episodes_trained in a form the harness cannot read)"),
     ],
 )  # fmt: skip
 def test_status_and_the_leaderboard_refuse_the_same_damaged_values_in_one_line(
@@ -322,6 +323,17 @@ def test_a_cell_part_way_says_how_long_it_has_left_at_its_pace(results):
     assert next(line for line in text.splitlines() if " interrupted " in line).count("2 min, ~6 min left") == 1
     as_json = harness_cli("status", "toy-table", "--results", str(results), "--json", env={"HARNESS_PLUGINS": TOY})
     assert [c["left_s"] for c in json.loads(as_json.stdout)["toy-table"] if c["seed"] == 1] == [pytest.approx(360.0)]
+    checkpoints.save(part_way, {**saved, "episodes_trained": 1, "wall_time_s": 1e308})  # forged: 63e308 s left
+    assert {s.seed: s for s in table_status(results, "toy-table")}[1].left_s is None
+    as_json = harness_cli("status", "toy-table", "--results", str(results), "--json", env={"HARNESS_PLUGINS": TOY})
+    assert as_json.returncode == 0 and "Infinity" not in as_json.stdout, as_json.stderr
+
+
+def test_a_record_that_gives_the_episode_patience_stopped_at_alone_is_read(results):
+    path = results / SEED0 / "record.json"
+    path.write_text(json.dumps({**json.loads(path.read_text()), "stopped_early": 48}))
+    (done,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
+    assert done.state == "done" and done.note == "validation stopped it at episode 48"
 
 
 @pytest.mark.parametrize(
