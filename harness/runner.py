@@ -156,8 +156,8 @@ class Run:
         if state is not None:
             model.load_state_dict(state["model_state"])
             done = Progress.from_checkpoint(state)
-        elif config.init_from is not None:
-            done.init = init_from.load(self.prepared, model)
+        elif config.init_from is not None and self.prepared.model_spec.trainable:  # kNN ignores it (TRAINING_KEYS)
+            done.init = init_from.load(self.prepared, model, self.directory, self.cell)
             log(f"starting from the weights of {config.init_from} ({done.init['episodes_trained']:,} episodes trained)")
         trains = self._trains(state, done)
         if state is not None:

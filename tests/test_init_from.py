@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import json
 
 import pytest
 from conftest import fewshot_config
 
-from harness import checkpoints
+from harness import checkpoints, hookimpl
 from harness.cli import main
 from harness.config import build_config
 from harness.errors import ConfigError, HarnessError
+from harness.reproduce import reproduce
 from harness.runner import run
+from harness.specs import ModelSpec
+from harness.tables import TableRow, TableSetting, TableSpec
 
 torch = pytest.importorskip("torch")
 pytestmark = pytest.mark.torch
@@ -19,6 +24,7 @@ pytestmark = pytest.mark.torch
 from harness_test_plugins import torch_protonet  # noqa: E402
 
 QUIET = {"log": lambda _: None}
+DATA = {"train_classes": 30, "val_classes": 5, "test_classes": 10}
 
 
 @pytest.fixture
@@ -97,17 +103,57 @@ def test_a_source_that_cannot_be_started_from_is_refused_in_one_line(host, tmp_p
     assert not (tmp_path / "b" / "checkpoint.pkl").exists(), "nothing is written for a run that cannot start"
 
 
-def test_another_model_or_one_without_training_is_refused(host, tmp_path, finished):
+def test_another_model_is_refused_and_one_without_training_ignores_it(host, tmp_path, finished):
     source, _ = finished
     with pytest.raises(ConfigError, match="holds a run of model 'torch-protonet', not 'weighted-protonet'"):
         run(fewshot_config(init_from=str(source)), host, tmp_path, name="b", **QUIET)
     knn = build_config({"model": "knn", "kind": "fewshot", "eval_episodes": 8, "init_from": str(source)}, "test")
-    with pytest.raises(ConfigError, match="model 'knn' has nothing to train, so init_from does not apply; drop it"):
-        run(knn, host, tmp_path, name="c", **QUIET)
+    assert run(knn, host, tmp_path, name="c", **QUIET)["init_from"] is None  # nothing to train: ignored
     with pytest.raises(ConfigError, match="init_from in test must name a finished run's directory"):
         config(init_from=" ")
 
 
 def test_the_command_line_flag(tmp_path, capsys):
-    code = main(["run", "--model", "knn", "--kind", "fewshot", "--init-from", str(tmp_path), "--out", str(tmp_path)])
-    assert code == 2 and "init_from does not apply" in capsys.readouterr().err
+    args = ["run", "--model", "knn", "--kind", "fewshot", "--eval-episodes", "8", "--out", str(tmp_path)]
+    assert main([*args, "--init-from", str(tmp_path)]) == 0
+    assert "note: model 'knn' has nothing to train; --init-from ignored" in capsys.readouterr().err
+
+
+class TunedTable:
+    """A table whose ``tuned`` budget carries on from its ``quick`` cells (``init_from = "budget:quick"``)."""
+
+    @hookimpl
+    def harness_tables(self) -> list[TableSpec]:
+        setting = TableSetting("5-way 1-shot", {"dataset": "synthetic", "kind": "fewshot", "ways": 5, "data": DATA})
+        quick = {"episodes": 32, "eval_episodes": 32, "batch_size": 8, "checkpoint_every": 8, "queries": 2}
+        budgets = {"quick": quick, "tuned": {**quick, "episodes": 16, "init_from": "budget:quick"}}
+        return [TableSpec("tuned-table", "Tuned", "Toy 2026", "nway_kshot_accuracy", None, (setting,), budgets)]
+
+    @hookimpl
+    def harness_models(self) -> list[ModelSpec]:
+        (spec,) = torch_protonet.harness_models()
+        row = TableRow("tuned-table", "Tuned ProtoNet", budget_params={"tuned": {"lr": 0.001}})
+        return [dataclasses.replace(spec, name="tuned-protonet", rows=(row,))]
+
+
+def test_a_budget_carries_on_from_the_same_cell_at_another_budget(host, tmp_path):
+    host.register(TunedTable(), "tuned-plugin")
+    table, results = host.tables.get("tuned-table"), tmp_path / "results"
+    messages: list[str] = []
+    assert reproduce(table, host, results, budget="tuned", seeds=[0], log=messages.append)["failed"]
+    first = "the cell at that budget (" + str(results / "tuned-table/quick/tuned-protonet/5-way-1-shot/seed0")
+    assert any(first + ") has no checkpoint; run it first (harness reproduce tuned-table --budget quick)" in m
+               for m in messages), messages  # fmt: skip
+    reproduce(table, host, results, budget="quick", seeds=[0, 1], log=lambda _: None)
+    reproduce(table, host, results, budget="tuned", seeds=[0, 1], log=lambda _: None)
+    for seed in (0, 1):
+        started, tuned = (
+            json.loads(
+                (results / f"tuned-table/{budget}/tuned-protonet/5-way-1-shot/seed{seed}/record.json").read_text()
+            )
+            for budget in ("quick", "tuned")
+        )
+        assert tuned["init_from"]["run_id"] == started["run_id"] and tuned["episodes_trained"] == 16
+        assert tuned["config"]["init_from"] == "budget:quick" and tuned["config"]["params"]["lr"] == 0.001
+    with pytest.raises(ConfigError, match="names a budget, which only a cell of harness reproduce has"):
+        run(config(init_from="budget:quick"), host, tmp_path, name="b", **QUIET)

@@ -356,7 +356,7 @@ def test_a_model_with_nothing_to_train_never_writes_over_the_record_of_another_r
         knn_run(tmp_path)
     (directory / "notes.txt").write_text("mine")
     (directory / "record.json").write_text("my notes, not JSON")
-    with pytest.raises(DataError, match="record.json cannot be read") as caught:
+    with pytest.raises(DataError, match=r"record\.json cannot be read") as caught:
         knn_run(tmp_path)
     assert "\n" not in str(caught.value) and (directory / "record.json").read_text() == "my notes, not JSON"
     (directory / "record.json").write_bytes(before)

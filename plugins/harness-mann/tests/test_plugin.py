@@ -49,19 +49,21 @@ def test_the_ablation_row_is_ours_alone_and_learns_a_key_strength():
     assert "MANN" in published and harness_mann.ABLATION_ROW not in published
 
 
-def test_the_paper_budget_trains_at_3e_3_and_the_other_budgets_at_the_default():
+def test_the_paper_budget_trains_at_3e_3_the_lr_drops_at_1e_4_and_1e_5_and_the_others_at_the_default():
     from harness.reproduce import table_cells
 
     host = PluginHost(autoload=False, strict=True)
     host.register(harness_mann, "mann")
     lr = {}
     for table in ("mann-table1", "mann-table2"):
-        for budget in ("quick", "paper", "long", "xl", "xxl"):
+        for budget in host.tables.get(table).budgets:
             for cell in table_cells(host.tables.get(table), host, budget):
                 if cell.config.model != "knn":
                     lr.setdefault((table, budget), set()).add(cell.config.params.get("lr"))
     assert lr[("mann-table1", "paper")] == lr[("mann-table2", "paper")] == {3e-3}
-    assert all(rates == {None} for (_, budget), rates in lr.items() if budget != "paper")  # the default:
+    assert lr[("mann-table1", "xxl-lr-drop")] == {1e-4} and lr[("mann-table1", "xxl-lr-drop2")] == {1e-5}
+    assert ("mann-table2", "xxl-lr-drop") not in lr  # Table 1's alone
+    assert all(rates == {None} for (_, budget), rates in lr.items() if budget in ("quick", "long", "xl", "xxl"))
     assert harness_mann.MANN_DEFAULTS["lr"] == harness_mann.BASELINE_DEFAULTS["lr"] == 1e-3
 
 
