@@ -34,7 +34,7 @@ def test_closing_early_does_not_wait_for_the_item_in_flight():
     assert next(stream) == 0
     start = time.perf_counter()
     stream.close()
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # blocking would wait for the 10 s of release.wait
     release.set()
 
 
@@ -57,5 +57,5 @@ def test_a_stream_left_open_by_an_exception_is_finalised_by_the_garbage_collecto
     with contextlib.suppress(ValueError):
         train()
     gc.collect()
-    assert time.perf_counter() - start < 1.0
+    assert time.perf_counter() - start < 5.0  # blocking would wait for the 10 s of release.wait
     release.set()
