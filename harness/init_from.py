@@ -9,32 +9,34 @@ the same results folder, which a budget that carries on from another one names (
 from __future__ import annotations
 
 import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
-from harness import checkpoints, files
+from harness import checkpoints, files, records
 from harness.checkpoints import CHECKPOINT
-from harness.errors import ConfigError, shortened
+from harness.errors import ConfigError, DataError, shortened
 from harness.prepare import Prepared
 from harness.specs import Model
+from harness.tables import BUDGET
 
 FIX = "give the directory of a finished run of the same model"
-BUDGET = "budget:"
-"""``init_from = "budget:NAME"``: the same cell of ``harness reproduce`` at budget NAME."""
 
 
 def source(given: str, directory: Path, cell: bool) -> Path:
     """The run directory ``init_from`` names for the run in ``directory`` (``cell``: one of ``harness reproduce``,
     ``<results>/<table>/<budget>/<row>/<setting>/seed<N>``, where ``budget:NAME`` names a sibling)."""
     if not given.startswith(BUDGET):
-        return Path(given).expanduser()
-    budget = given.removeprefix(BUDGET)
+        try:
+            return Path(given).expanduser()
+        except RuntimeError as exc:  # ~user of no such user
+            raise ConfigError(f"init_from {shortened(given, 200)}: {exc}; give a run's directory") from None
     if not cell:
         raise ConfigError(
             f"init_from {given!r} names a budget, which only a cell of harness reproduce has; give a run's directory"
         )
     *_, table, _, row, setting, seed = directory.parts
-    return directory.parents[4] / table / budget / row / setting / seed
+    return directory.parents[4] / table / given.removeprefix(BUDGET) / row / setting / seed
 
 
 def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[str, Any]:
@@ -43,37 +45,49 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
     length, kept model and parameters)."""
     config = prepared.config
     given = str(config.init_from)
-    path = source(given, directory, cell)
-    checkpoint = path / CHECKPOINT if path.is_dir() else path
-    if not checkpoint.is_file():
+    named = f"init_from {shortened(given, 200)}"
+    try:
+        path = source(given, directory, cell)
+        checkpoint = path / CHECKPOINT if path.is_dir() else path
+        if checkpoint.resolve().parent == directory.resolve():
+            raise ConfigError(f"{named} is this run's own directory, which the run replaces; {FIX}")
+        found = checkpoint.is_file()
+    except OSError as exc:  # a name too long, a folder it may not enter
+        raise ConfigError(f"{named} cannot be read ({type(exc).__name__}: {exc.strerror or exc}); {FIX}") from None
+    if not found:
         if given.startswith(BUDGET):
+            cell_file = records.cell_of(directory) or {}
             raise ConfigError(
-                f"init_from {given!r}: the cell at that budget ({path}) has no checkpoint; run it first (harness "
-                f"reproduce {directory.parts[-5]} --budget {given.removeprefix(BUDGET)})"
+                f"{named}: the cell at that budget ({path}) has no checkpoint; run it first: harness reproduce "
+                f"{directory.parts[-5]} --budget {given.removeprefix(BUDGET)} --row {cell_file.get('row', '...')!r} "
+                f"--seeds {cell_file.get('seed', '...')} with the same --results"
             )
-        raise ConfigError(f"init_from {given}: no run's {CHECKPOINT} there; {FIX}")
+        raise ConfigError(f"{named}: no run's {CHECKPOINT} there; {FIX}")
     state = checkpoints.load_run(checkpoint)  # a damaged one: a one-line error naming the file
     saved = state["config"]
     if saved["model"] != config.model:
-        raise ConfigError(f"init_from {given} holds a run of model {saved['model']!r}, not {config.model!r}; {FIX}")
+        raise ConfigError(f"{named} holds a run of model {saved['model']!r}, not {config.model!r}; {FIX}")
     if not state.get("final"):
+        if not hasattr(model, "final_state_dict") and _complete(checkpoint.parent / records.RECORD):
+            raise ConfigError(
+                f"{named}: model {config.model!r} keeps no tested weights apart from its training state (its plugin "
+                "has no final_state_dict), so no run can start from them"
+            )
         raise ConfigError(
-            f"init_from {given}: that run has not finished ({state['episodes_trained']:,} episodes trained); "
+            f"{named}: that run has not finished ({state['episodes_trained']:,} episodes trained); "
             f"finish it (rerun its command), or {FIX}"
         )
     try:
         model.load_state_dict(state["model_state"])
-    except (
-        Exception
-    ) as exc:  # the plugin's own error (``guarded``: its cause), of any type, for weights that do not fit
+    except Exception as exc:  # the plugin's own (``guarded``: its cause), of any type, for weights that do not fit
         cause = exc.__cause__ or exc
         text = " ".join(str(cause).split())  # every line: torch names the keys that differ after the first
         problem = shortened(f"{type(cause).__name__}: {text}" if text else type(cause).__name__, 300)
         raise ConfigError(
-            f"init_from {given}: its weights do not fit this model ({problem}); give a run of the same model "
-            "parameters (those that shape the network)"
+            f"{named}: its weights do not fit this model ({problem}); give a run of the same model, parameters and "
+            "setting (ways, labels, image size: whatever shapes the network)"
         ) from None
-    return {
+    entry = {
         "from": str(path) if given.startswith(BUDGET) else given,
         "checkpoint_sha256": hashlib.sha256(files.read_regular(checkpoint)).hexdigest(),
         "run_id": state.get("run_id", ""),
@@ -83,3 +97,15 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
         "seed": saved.get("seed"),
         "params": saved.get("params"),
     }
+    try:  # what the record will hold: checked now, not after training
+        return dict(json.loads(json.dumps(entry, allow_nan=False)))
+    except (TypeError, ValueError):
+        raise ConfigError(f"{named}: its checkpoint holds values that are not JSON (kept, params); {FIX}") from None
+
+
+def _complete(record: Path) -> bool:
+    """Whether ``record`` is there and says its run is complete (a damaged one does not)."""
+    try:
+        return record.is_file() and records.read_json(record, "").get("status") == "complete"
+    except (DataError, OSError):
+        return False

@@ -5,7 +5,9 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import re
 
+import numpy as np
 import pytest
 from conftest import fewshot_config
 
@@ -89,6 +91,10 @@ def _weights_of_another_shape() -> dict:
             "its weights do not fit this model (RuntimeError: Error(s) in loading state_dict for Sequential: Missing",
         ),
         (
+            lambda a: _rewrite(a / "checkpoint.pkl", kept={"which": "last", "episode": 32, "extra": np.arange(3)}),
+            "its checkpoint holds values that are not JSON (kept, params); give the directory",
+        ),
+        (
             lambda a: (a / "checkpoint.pkl").write_bytes(b"junk"),
             "a/checkpoint.pkl cannot be read: not a harness checkpoint",
         ),
@@ -101,6 +107,56 @@ def test_a_source_that_cannot_be_started_from_is_refused_in_one_line(host, tmp_p
         run(config(init_from=str(source)), host, tmp_path, name="b", **QUIET)
     assert message.format(a=source) in str(caught.value) and "\n" not in str(caught.value)
     assert not (tmp_path / "b" / "checkpoint.pkl").exists(), "nothing is written for a run that cannot start"
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ("~no-such-user-here/x", "init_from ~no-such-user-here/x: Could not determine home directory"),
+        ("x" * 5000, "cannot be read (OSError: "),
+    ],
+)
+def test_a_path_that_cannot_be_looked_at_is_refused_in_one_line(host, tmp_path, given, message):
+    with pytest.raises(ConfigError) as caught:
+        run(config(init_from=given), host, tmp_path, name="b", **QUIET)
+    assert message in str(caught.value) and "\n" not in str(caught.value) and len(str(caught.value)) < 600
+
+
+def test_its_own_directory_is_refused_even_to_a_restart(host, tmp_path, finished):
+    source, record = finished
+    with pytest.raises(ConfigError, match="is this run's own directory, which the run replaces"):
+        run(config(init_from=str(source)), host, tmp_path, name="a", restart=True, **QUIET)
+    assert json.loads((source / "record.json").read_text())["run_id"] == record["run_id"], "the source stands"
+
+
+def test_the_same_source_named_another_way_resumes(host, tmp_path, finished, monkeypatch):
+    source, _ = finished
+    monkeypatch.chdir(tmp_path)
+    run(config(init_from="a", checkpoint_every=8), host, tmp_path, name="b", **QUIET)
+    (tmp_path / "b" / "record.json").unlink()
+    again = run(config(init_from=f"{source}/", checkpoint_every=8), host, tmp_path, name="b", **QUIET)
+    assert again["init_from"]["from"] == "a", "tested again, not trained anew: the source is the one it began with"
+
+
+def test_a_model_without_final_weights_says_so_instead_of_asking_to_finish_a_finished_run(host, tmp_path):
+    run(fewshot_config(), host, tmp_path, name="w", **QUIET)
+    with pytest.raises(ConfigError, match="keeps no tested weights apart from its training state"):
+        run(fewshot_config(init_from=str(tmp_path / "w")), host, tmp_path, name="b", **QUIET)
+
+
+@pytest.mark.parametrize(
+    ("budgets", "message"),
+    [
+        ({"quick": {}, "tuned": {"init_from": "budget:nope"}}, "budget 'tuned' carries on from budget 'nope'"),
+        ({"quick": {}, "tuned": {"init_from": "budget:../quick"}}, "from budget '../quick' ('budget:../quick'), which"),
+        ({"quick": {}, "tuned": {"init_from": "budget:tuned"}}, "round a loop: tuned -> tuned"),
+        ({"a": {"init_from": "budget:b"}, "b": {"init_from": "budget:a"}}, "round a loop: a -> b -> a"),
+    ],
+)
+def test_a_budget_carrying_on_from_one_the_table_lacks_or_from_itself_is_refused(budgets, message):
+    setting = TableSetting("5-way 1-shot", {"kind": "fewshot"})
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        TableSpec("t", "T", "Toy 2026", "nway_kshot_accuracy", None, (setting,), budgets)
 
 
 def test_another_model_is_refused_and_one_without_training_ignores_it(host, tmp_path, finished):
@@ -142,8 +198,8 @@ def test_a_budget_carries_on_from_the_same_cell_at_another_budget(host, tmp_path
     messages: list[str] = []
     assert reproduce(table, host, results, budget="tuned", seeds=[0], log=messages.append)["failed"]
     first = "the cell at that budget (" + str(results / "tuned-table/quick/tuned-protonet/5-way-1-shot/seed0")
-    assert any(first + ") has no checkpoint; run it first (harness reproduce tuned-table --budget quick)" in m
-               for m in messages), messages  # fmt: skip
+    fix = ") has no checkpoint; run it first: harness reproduce tuned-table --budget quick --row 'Tuned ProtoNet' --se"
+    assert any(first + fix in m for m in messages), messages
     reproduce(table, host, results, budget="quick", seeds=[0, 1], log=lambda _: None)
     reproduce(table, host, results, budget="tuned", seeds=[0, 1], log=lambda _: None)
     for seed in (0, 1):
