@@ -16,7 +16,7 @@ from typing import Any
 from harness.config import FIELDS, build_config, did_you_mean
 from harness.errors import ConfigError, printable
 from harness.params import SEED_MAX
-from harness.tables import TableRow, TableSpec, slug
+from harness.tables import BUDGET, TableRow, TableSpec, slug
 
 PLOTS = ("curves", "bars")
 """What ``TableSpec.plot`` may be."""
@@ -63,6 +63,8 @@ def check_table(table: TableSpec) -> None:
     _check_seeds(table.seeds, where)
     _check_setting_folders(table, where)
     _check_configs(table, where)
+    for name in table.budgets:
+        _check_carried_on(table, name, where)
 
 
 def _check_seeds(seeds: tuple[int, ...], where: str) -> None:
@@ -112,6 +114,29 @@ def _check_configs(table: TableSpec, where: str) -> None:
                 )
             except ConfigError as exc:
                 raise ValueError(f"{where}: {exc}") from None
+
+
+def _check_carried_on(table: TableSpec, name: str, where: str) -> None:
+    """Refuse a budget that carries on (``init_from = "budget:NAME"``) from a budget the table lacks, from itself or
+    round a loop back to itself: its cells could never start."""
+    seen = [name]
+    given = table.budgets[name].get("init_from")
+    while isinstance(given, str) and given.startswith(BUDGET):
+        target = given.removeprefix(BUDGET)
+        if target not in table.budgets or target in seen:
+            problem = (
+                "which the table lacks"
+                if target not in table.budgets
+                else "round a loop: " + " -> ".join([*seen, target])
+            )
+            others = ", ".join(b for b in table.budgets if b != name)
+            target_text, given_text = printable(repr(target)), printable(repr(given))
+            raise ValueError(
+                f"{where}: budget {name!r} carries on from budget {target_text} ({given_text}), {problem}; name "
+                f"another of its budgets ({others})"
+            )
+        seen.append(target)
+        given = table.budgets[target].get("init_from")
 
 
 def check_row(row: TableRow) -> None:

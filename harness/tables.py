@@ -62,30 +62,6 @@ class TableSpec:
     quantity: str = "accuracy"
     """What the cells measure, in percent (``accuracy``, ``error``): the plots' axis and the tables' legend say it."""
 
-    def __post_init__(self) -> None:
-        for name in self.budgets:
-            self._check_carried_on(name)
-
-    def _check_carried_on(self, name: str) -> None:
-        """Refuse a budget that carries on (``init_from = "budget:NAME"``) from a budget the table lacks, from itself
-        or round a loop back to itself: its cells could never start."""
-        seen = [name]
-        given = self.budgets[name].get("init_from")
-        while isinstance(given, str) and given.startswith(BUDGET):
-            target = given.removeprefix(BUDGET)
-            if target not in self.budgets or target in seen:
-                problem = (
-                    "which the table lacks"
-                    if target not in self.budgets
-                    else "round a loop: " + " -> ".join([*seen, target])
-                )
-                raise ConfigError(
-                    f"table {self.name!r}: budget {name!r} carries on from budget {target!r} ({given!r}), {problem}; "
-                    f"name another of its budgets ({', '.join(b for b in self.budgets if b != name)})"
-                )
-            seen.append(target)
-            given = self.budgets[target].get("init_from")
-
     def setting(self, name: str) -> TableSetting:
         """The setting called ``name``."""
         for setting in self.settings:

@@ -18,6 +18,7 @@ from harness.errors import ConfigError, HarnessError
 from harness.reproduce import reproduce
 from harness.runner import run
 from harness.specs import ModelSpec
+from harness.table_checks import check_table
 from harness.tables import TableRow, TableSetting, TableSpec
 
 torch = pytest.importorskip("torch")
@@ -155,8 +156,8 @@ def test_a_model_without_final_weights_says_so_instead_of_asking_to_finish_a_fin
 )
 def test_a_budget_carrying_on_from_one_the_table_lacks_or_from_itself_is_refused(budgets, message):
     setting = TableSetting("5-way 1-shot", {"kind": "fewshot"})
-    with pytest.raises(ConfigError, match=re.escape(message)):
-        TableSpec("t", "T", "Toy 2026", "nway_kshot_accuracy", None, (setting,), budgets)
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_table(TableSpec("t", "T", "Toy 2026", "nway_kshot_accuracy", None, (setting,), budgets))
 
 
 def test_another_model_is_refused_and_one_without_training_ignores_it(host, tmp_path, finished):
