@@ -3,7 +3,8 @@
 Only a finished run's checkpoint is taken: it holds the weights that were tested (its ``kept`` model) and none
 of the optimizer's state, so the new run's optimizer, learning rate and schedule start afresh. ``init_from`` is
 a run directory, or in a table's budget ``budget:NAME``: the same cell (row, setting, seed) at budget NAME, in
-the same results folder, which a budget that carries on from another one names (``xxl-lr-drop`` from ``xxl``).
+the same results folder, which a budget that carries on from another one names (``xxl-lr-drop`` from ``xxl``); the
+record names such a source relative to the run's own directory.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
             "setting (ways, labels, image size: whatever shapes the network)"
         ) from None
     entry = {
-        "from": str(path) if given.startswith(BUDGET) else given,
+        "from": _relative(path, directory) if given.startswith(BUDGET) else given,
         "checkpoint_sha256": hashlib.sha256(files.read_regular(checkpoint)).hexdigest(),
         "run_id": state.get("run_id", ""),
         "episodes_trained": state["episodes_trained"],
@@ -101,6 +102,12 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
         return dict(json.loads(json.dumps(entry, allow_nan=False)))
     except (TypeError, ValueError):
         raise ConfigError(f"{named}: its checkpoint holds values that are not JSON (kept, params); {FIX}") from None
+
+
+def _relative(path: Path, directory: Path) -> str:
+    """``path`` (a sibling cell) as seen from the run in ``directory``: ``../../../../NAME/row/setting/seedN``, the
+    same on every machine the results folder is copied to (an absolute path names this machine's folders)."""
+    return Path("..", "..", "..", "..", *path.parts[-4:]).as_posix()
 
 
 def _complete(record: Path) -> bool:

@@ -21,7 +21,7 @@ from harness.episodes import EpisodeKind, EpisodeSettings
 from harness.errors import ConfigError
 from harness.guard import ModelError, model_call
 from harness.plugins import PluginHost
-from harness.sources import check_episode_count, open_source
+from harness.sources import check_episode_count, fingerprint, open_source
 from harness.specs import DatasetSpec, EpisodeSource, MetricSpec, Model, ModelContext, ModelSpec
 
 
@@ -42,6 +42,8 @@ class Prepared:
     test_source: EpisodeSource
     metrics_given: bool = True
     """False when the config named no metrics: a resumed run then keeps the ones it was started with."""
+    data: dict[str, str | None] = dataclasses.field(default_factory=dict)
+    """The ``fingerprint()`` of the data of ``dataset`` and ``test_dataset`` (``None``: the source gives none)."""
 
     def build_model(self, run_dir: Path | None = None) -> Model:
         """A fresh model from the model plugin's factory."""
@@ -146,9 +148,10 @@ def prepare(
             f"{model_spec.name!r} is trained on {trained_on} (dataset {dataset_spec.name!r}); "
             f"pick options that make them agree ({flag} KEY=VALUE)"
         )
+    fingerprints = {"dataset": fingerprint(source), "test_dataset": fingerprint(test_source)}  # checked before training
     return Prepared(
         resolved, settings, model_spec, dataset_spec, metrics, source, host, test_spec, test_source,
-        bool(config.metrics),
+        bool(config.metrics), fingerprints,
     )  # fmt: skip
 
 

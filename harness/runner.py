@@ -524,6 +524,7 @@ class Run:
             "dataset_plugin": _plugin_ref(dataset_plugin),
             "test_dataset_plugin": _plugin_ref(host.info(host.datasets.plugin_of(self.prepared.test_spec.name))),
             "plugins": {p.name: p.version for p in host.plugins() if not p.error},
+            "data": self.prepared.data,
             "libraries": provenance.library_versions(),
             "machine": provenance.machine(),
         }

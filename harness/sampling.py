@@ -12,6 +12,7 @@ batch are warped in one float32 pass (``warp_affine``).
 
 from __future__ import annotations
 
+import hashlib
 import math
 from collections.abc import Mapping, Sequence
 
@@ -192,11 +193,23 @@ class ArrayEpisodeSource:
         self.max_degrees = max_degrees
         self.name = name
         self._rotation_cache: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+        self._fingerprint: str | None = None
 
     def input_shape(self) -> tuple[int, int, int]:
         """(channels, height, width)."""
         c, h, w = next(iter(self.splits.values())).shape[2:]
         return int(c), int(h), int(w)
+
+    def fingerprint(self) -> str:
+        """``sha256:`` and the SHA-256 of every split's name, shape and images: which data the episodes came from."""
+        if self._fingerprint is None:
+            digest = hashlib.sha256()
+            for name in sorted(self.splits):
+                array = self.splits[name]
+                digest.update(f"{name}:{array.shape}:{self.rotations};".encode())
+                digest.update(array.data)  # contiguous: hashed in place, not copied
+            self._fingerprint = f"sha256:{digest.hexdigest()}"
+        return self._fingerprint
 
     def num_classes(self, split: str) -> int:
         """Classes in ``split``, rotated copies included."""

@@ -7,8 +7,8 @@ that the indices are left out. Any other signature is refused in one line.
 The harness calls a source through ``GuardedSource``: what the dataset plugin raises
 (``SystemExit`` included) becomes a one-line ``DatasetError`` naming the dataset and its
 plugin, and so does an answer it cannot use (an episode count that is not an int >= 0 or
-``None``, an image shape that is not three sizes, a batch of another number of episodes
-than asked for).
+``None``, a fingerprint that is not a short string or ``None``, an image shape that is not
+three sizes, a batch of another number of episodes than asked for).
 """
 
 from __future__ import annotations
@@ -27,6 +27,9 @@ from harness.specs import DatasetSpec, EpisodeSource
 SIGNATURE = "sample(split, settings, rngs, indices)"
 """The signature the harness calls."""
 
+FINGERPRINT_MAX = 200
+"""The longest ``fingerprint()`` a record takes."""
+
 
 def open_source(spec: DatasetSpec, options: Mapping[str, Any], plugin: str) -> GuardedSource:
     """``spec.factory(options)`` (``spec`` from ``plugin``), guarded; wrapped when its ``sample`` takes no indices."""
@@ -40,6 +43,12 @@ def episode_count(source: EpisodeSource, split: str) -> int | None:
     """Episodes ``split`` holds, from the source's optional ``episode_count(split)``; ``None``: unlimited."""
     count = getattr(source, "episode_count", None)
     return None if count is None else count(split)
+
+
+def fingerprint(source: EpisodeSource) -> str | None:
+    """The source's optional ``fingerprint()``: a digest of the data its episodes come from; ``None`` without one."""
+    method = getattr(source, "fingerprint", None)
+    return None if method is None else method()
 
 
 def check_episode_count(source: EpisodeSource, spec: DatasetSpec, split: str, wanted: int, flag: str) -> None:
@@ -78,6 +87,10 @@ class ThreeArgumentSource:
     def episode_count(self, split: str) -> int | None:
         """The wrapped source's episode count, if it gives one."""
         return episode_count(self.source, split)
+
+    def fingerprint(self) -> str | None:
+        """The wrapped source's fingerprint, if it gives one."""
+        return fingerprint(self.source)
 
     def sample(
         self,
@@ -126,6 +139,16 @@ class GuardedSource:
         if count is not None and not (_is_int(count) and count >= 0):
             raise self._unusable(f"episode_count({split!r}) returned {count!r}, not an int >= 0 or None")
         return None if count is None else int(count)
+
+    def fingerprint(self) -> str | None:
+        """The source's digest of its data (``None``: it gives none), refused unless a string of 1-200 characters."""
+        with dataset_call(self.name, self.plugin, "fingerprint"):
+            digest = fingerprint(self.source)
+        if digest is not None and not (isinstance(digest, str) and 0 < len(digest) <= FINGERPRINT_MAX):
+            shown = repr(digest)[:80]
+            wanted = f"a string of 1-{FINGERPRINT_MAX} characters or None"
+            raise self._unusable(f"fingerprint() returned {shown}, not {wanted}")
+        return digest
 
     def sample(
         self,

@@ -74,7 +74,9 @@ class EpisodeSource(Protocol):
     """A dataset opened with its options: samples episode batches from its splits.
 
     A source may also have ``episode_count(split) -> int | None``: how many episodes a split
-    holds (``None``: unlimited, the default); a run asking for more is refused before it starts.
+    holds (``None``: unlimited, the default); a run asking for more is refused before it starts;
+    and ``fingerprint() -> str | None``: a digest of the data its episodes come from, which
+    records keep (``ArrayEpisodeSource`` gives the SHA-256 of its images).
     """
 
     def check(self, split: str, settings: EpisodeSettings) -> None:

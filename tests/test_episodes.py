@@ -131,3 +131,16 @@ def test_knn_is_right_when_the_nearest_earlier_step_is_its_class(source):
     assert (voting[:, 1] == predictions[:, 1]).all()  # one earlier step: both take it
     few = source.sample("test", FEW, rngs(0, 16))
     assert nway_kshot_accuracy(few, Prediction(model.predict(few.inputs())))["5-way 2-shot"].mean() > 0.9
+
+
+def test_the_fingerprint_changes_with_any_image_and_with_rotations():
+    splits = make_splits(OPTIONS)
+    first = ArrayEpisodeSource(splits).fingerprint()
+    assert first == ArrayEpisodeSource({k: v.copy() for k, v in splits.items()}).fingerprint()
+    assert first.startswith("sha256:") and len(first) == 7 + 64
+    touched = {k: v.copy() for k, v in splits.items()}
+    touched["test"][3, 1, 0, 5, 5] ^= 1
+    assert ArrayEpisodeSource(touched).fingerprint() != first, "one pixel of one image"
+    assert ArrayEpisodeSource(splits, rotations=True).fingerprint() != first
+    renamed = {("other" if k == "val" else k): v for k, v in splits.items()}
+    assert ArrayEpisodeSource(renamed).fingerprint() != first

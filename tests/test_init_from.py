@@ -212,5 +212,9 @@ def test_a_budget_carries_on_from_the_same_cell_at_another_budget(host, tmp_path
         )
         assert tuned["init_from"]["run_id"] == started["run_id"] and tuned["episodes_trained"] == 16
         assert tuned["config"]["init_from"] == "budget:quick" and tuned["config"]["params"]["lr"] == 0.001
+        named = tuned["init_from"]["from"]
+        assert named == f"../../../../quick/tuned-protonet/5-way-1-shot/seed{seed}", "relative: no machine's path"
+        directory = results / f"tuned-table/tuned/tuned-protonet/5-way-1-shot/seed{seed}"
+        assert json.loads((directory / named / "record.json").read_text())["run_id"] == started["run_id"]
     with pytest.raises(ConfigError, match="names a budget, which only a cell of harness reproduce has"):
         run(config(init_from="budget:quick"), host, tmp_path, name="b", **QUIET)

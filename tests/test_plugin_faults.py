@@ -48,6 +48,10 @@ def failure(host, config, tmp_path, error: type[HarnessError]) -> str:
         ("count_str", f"{DATASET}: episode_count('test') returned '12', not an int >= 0 or None{UNUSABLE}"),
         ("count_negative", f"{DATASET}: episode_count('test') returned -3, not an int >= 0 or None{UNUSABLE}"),
         ("count_float", f"{DATASET}: episode_count('test') returned 2.5, not an int >= 0 or None{UNUSABLE}"),
+        ("print_raise", f"{DATASET} failed in fingerprint: RuntimeError: digest unavailable"),
+        ("print_int", f"{DATASET}: fingerprint() returned 7, not a string of 1-200 characters or None{UNUSABLE}"),
+        ("print_long", f"{DATASET}: fingerprint() returned '{'x' * 79}, not a string of 1-200 characters or None"
+                       f"{UNUSABLE}"),
         ("shape", f"{DATASET}: input_shape() returned (28, 28), not (channels, height, width) as positive ints"
                   f"{UNUSABLE}"),
         ("sample_exit", f"{DATASET} failed in sample: SystemExit: 0"),
@@ -157,3 +161,9 @@ def test_the_leaderboard_reads_a_run_without_an_interval(host, tmp_path):
     (folder / "record.json").write_text(json.dumps(record))
     (ours,) = leaderboard.our_results(table, tmp_path)
     assert ours["value"] == 40.0 and ours["text"] == "40.0"
+
+
+def test_a_dataset_without_a_fingerprint_is_recorded_as_giving_none(host, tmp_path):
+    with host.registered(faulty_dataset, "faulty-data"):
+        record = run(knn_config(dataset="faulty", data={"mode": "ok"}), host, tmp_path, name="r", **QUIET)
+    assert record["provenance"]["data"] == {"dataset": None, "test_dataset": None}

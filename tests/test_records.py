@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -361,3 +362,12 @@ def test_a_model_with_nothing_to_train_never_writes_over_the_record_of_another_r
     assert "\n" not in str(caught.value) and (directory / "record.json").read_text() == "my notes, not JSON"
     (directory / "record.json").write_bytes(before)
     assert knn_run(tmp_path, restart=True)["model"] == "knn", "--restart replaces it, as asked"
+
+
+def test_the_record_names_the_data_its_episodes_came_from(tmp_path):
+    data = knn_run(tmp_path / "a")["provenance"]["data"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{64}", data["dataset"]) and data["test_dataset"] == data["dataset"]
+    host = PluginHost(autoload=False, modules=[], strict=False)
+    other = build_config({**KNN, "data": {"seed": 1}}, "test")
+    changed = run(other, host, tmp_path / "b", name="r", log=lambda _: None)["provenance"]["data"]
+    assert changed["dataset"] != data["dataset"], "other images, another fingerprint"
