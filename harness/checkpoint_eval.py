@@ -86,6 +86,7 @@ def evaluate_checkpoint(
         "kept": restored.kept,
         "kept_episode": _kept_episode(state, restored.kept),
         "eval_episodes": prepared.config.eval_episodes,
+        "data": prepared.data["test_dataset"],
         "metrics": metrics,
     }
     if episodes_out is not None:

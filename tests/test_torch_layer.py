@@ -178,6 +178,7 @@ def test_a_finished_run_keeps_only_the_tested_weights(host, tmp_path):
     result = evaluate_checkpoint(tmp_path / "r" / "checkpoint.pkl", host)
     assert result["metrics"] == record["metrics"] and result["kept"] == "best"
     assert result["kept_episode"] == record["kept"]["episode"]
+    assert result["data"] == record["provenance"]["data"]["test_dataset"] is not None, "tested on the same images"
 
 
 @pytest.mark.parametrize("inference_mode", [True, False])
