@@ -48,10 +48,11 @@ def failure(host, config, tmp_path, error: type[HarnessError]) -> str:
         ("count_str", f"{DATASET}: episode_count('test') returned '12', not an int >= 0 or None{UNUSABLE}"),
         ("count_negative", f"{DATASET}: episode_count('test') returned -3, not an int >= 0 or None{UNUSABLE}"),
         ("count_float", f"{DATASET}: episode_count('test') returned 2.5, not an int >= 0 or None{UNUSABLE}"),
-        ("print_raise", f"{DATASET} failed in fingerprint: RuntimeError: digest unavailable"),
-        ("print_int", f"{DATASET}: fingerprint() returned 7, not a string of 1-200 characters or None{UNUSABLE}"),
-        ("print_long", f"{DATASET}: fingerprint() returned '{'x' * 79}, not a string of 1-200 characters or None"
-                       f"{UNUSABLE}"),
+        ("fingerprint_raise", f"{DATASET} failed in fingerprint: RuntimeError: digest unavailable"),
+        ("fingerprint_int", f"{DATASET}: fingerprint() returned 7, not a string of 1-200 characters or None"
+                            f"{UNUSABLE}"),
+        ("fingerprint_long", f"{DATASET}: fingerprint() returned '{'x' * 79}, not a string of 1-200 characters "
+                             f"or None{UNUSABLE}"),
         ("shape", f"{DATASET}: input_shape() returned (28, 28), not (channels, height, width) as positive ints"
                   f"{UNUSABLE}"),
         ("sample_exit", f"{DATASET} failed in sample: SystemExit: 0"),

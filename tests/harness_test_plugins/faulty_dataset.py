@@ -4,8 +4,8 @@
 ``count_raise`` raises in ``episode_count``, ``count_str``, ``count_negative``, ``count_float``
 and ``count_zero`` make it return ``"12"``, -3, 2.5 and 0; ``fewer`` and ``more`` make
 ``sample`` return one episode fewer or more than asked for; ``shape`` gives a 2-d image shape;
-``print_raise`` raises in ``fingerprint``, ``print_int`` and ``print_long`` make it return 7 and
-300 characters (otherwise it gives none).
+``fingerprint_raise`` raises in ``fingerprint``, ``fingerprint_int`` and ``fingerprint_long``
+make it return 7 and 300 characters (otherwise it gives none).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from harness.specs import DatasetSpec
 OPTIONS: dict[str, Any] = {"mode": "ok"}
 COUNTS: dict[str, Any] = {"count_str": "12", "count_negative": -3, "count_float": 2.5, "count_zero": 0}
 """What ``episode_count`` returns in each of these modes."""
-PRINTS: dict[str, Any] = {"print_int": 7, "print_long": "x" * 300}
+PRINTS: dict[str, Any] = {"fingerprint_int": 7, "fingerprint_long": "x" * 300}
 """What ``fingerprint`` returns in each of these modes."""
 
 
@@ -59,7 +59,7 @@ class Faulty:
 
     def fingerprint(self) -> Any:
         """None (it gives none), or what ``PRINTS`` says, or a ``RuntimeError``."""
-        if self.mode == "print_raise":
+        if self.mode == "fingerprint_raise":
             raise RuntimeError("digest unavailable")
         return PRINTS.get(self.mode)
 
