@@ -89,7 +89,7 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
             "setting (ways, labels, image size: whatever shapes the network)"
         ) from None
     entry = {
-        "from": _relative(path, directory) if given.startswith(BUDGET) else given,
+        "from": _relative(path) if given.startswith(BUDGET) else given,
         "checkpoint_sha256": hashlib.sha256(files.read_regular(checkpoint)).hexdigest(),
         "run_id": state.get("run_id", ""),
         "episodes_trained": state["episodes_trained"],
@@ -104,9 +104,10 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
         raise ConfigError(f"{named}: its checkpoint holds values that are not JSON (kept, params); {FIX}") from None
 
 
-def _relative(path: Path, directory: Path) -> str:
-    """``path`` (a sibling cell) as seen from the run in ``directory``: ``../../../../NAME/row/setting/seedN``, the
-    same on every machine the results folder is copied to (an absolute path names this machine's folders)."""
+def _relative(path: Path) -> str:
+    """``path`` (a sibling cell, ``source``) as seen from the cell that carries on from it:
+    ``../../../../NAME/row/setting/seedN``, the same on every machine the results folder is copied to (an absolute
+    path names this machine's folders)."""
     return Path("..", "..", "..", "..", *path.parts[-4:]).as_posix()
 
 
