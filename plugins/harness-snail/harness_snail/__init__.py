@@ -18,6 +18,8 @@ __version__ = "0.1.0"
 EMBEDDINGS = ("auto", "omniglot", "miniimagenet")
 SNAIL_DEFAULTS = {**TRAINING_DEFAULTS, "embedding": "auto"}
 """Adam at 1e-3 (the paper's optimizer; its rate is our choice, see README.md); the embedding follows the images."""
+LR_DROP = {budget: {"lr": 1e-4} for budget in ("paper-lr-drop", "long-lr-drop")}
+"""A tenth of the rate where a budget carries on from a finished cell (README.md, "A learning-rate drop")."""
 
 
 def _make(context: ModelContext) -> Model:
@@ -37,6 +39,9 @@ def harness_models() -> list[ModelSpec]:
             episode_kinds=(EpisodeKind.FEWSHOT,),
             factory=_make,
             defaults=SNAIL_DEFAULTS,
-            rows=(TableRow("snail-table1", "SNAIL"), TableRow("snail-table2", "SNAIL")),
+            rows=(
+                TableRow("snail-table1", "SNAIL", budget_params=LR_DROP),
+                TableRow("snail-table2", "SNAIL", budget_params=LR_DROP),
+            ),
         )
     ]
