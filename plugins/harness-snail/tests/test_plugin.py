@@ -40,6 +40,21 @@ def test_rows_use_the_papers_label(host):
     assert rows == {("snail-table1", "SNAIL"), ("snail-table2", "SNAIL")}
 
 
+def test_the_lr_drop_budgets_carry_on_from_their_start_at_a_tenth_of_the_rate_and_the_others_at_the_default(host):
+    from harness.reproduce import table_cells
+
+    seen = {}
+    for table in ("snail-table1", "snail-table2"):
+        spec = PluginHost(autoload=False, strict=True).tables.get(table)
+        for budget in spec.budgets:
+            for cell in table_cells(spec, host, budget):
+                if cell.config.model == "snail":
+                    seen.setdefault(budget, set()).add((cell.config.params.get("lr"), cell.config.init_from))
+    assert seen["paper-lr-drop"] == {(1e-4, "budget:paper")} and seen["long-lr-drop"] == {(1e-4, "budget:long")}
+    assert all(values == {(None, None)} for budget, values in seen.items() if budget in ("quick", "paper", "long"))
+    assert harness_snail.SNAIL_DEFAULTS["lr"] == 1e-3
+
+
 def test_importing_the_plugin_does_not_import_torch():
     import subprocess
     import sys
