@@ -104,13 +104,16 @@ KNN_FIRST_INSTANCE = (
     "1st instance needs one not shown yet, so it can be right only at the episode's first step, where it answers "
     "label 0 with nothing seen"
 )
+CARRIED_ON_COUNT = (
+    "Their episodes trained count that stage alone (each record's init_from names the run it started from)."
+)
+"""What a row of a budget that carries on from another (``init_from``) counts, in every table with one."""
 MANN_NOTES = {
     "mann-table1": (
         f"{KNN_FIRST_INSTANCE}: right 1 time in 5, at 1 of the 5 first instances, so 1/25 = 4% on average, "
         "below the 20% of a guess.",
         "The xxl-lr-drop budget starts from the tested weights of the same cell at the xxl budget and trains at a "
-        "tenth of its learning rate; xxl-lr-drop2 starts from xxl-lr-drop's at a tenth again. Their episodes trained "
-        "count that stage alone (each record's init_from names the run it started from).",
+        f"tenth of its learning rate; xxl-lr-drop2 starts from xxl-lr-drop's at a tenth again. {CARRIED_ON_COUNT}",
     ),
     "mann-table2": (
         f"{KNN_FIRST_INSTANCE}: with string labels that is right 1 time in 3,125, so ours is 0.0. The paper's "
@@ -128,8 +131,7 @@ MINIIMAGENET_NOTES = (
 """Why the mini-ImageNet tables hold only the papers' rows."""
 SNAIL_NOTES = (
     "The paper-lr-drop and long-lr-drop budgets start from the tested weights of the same cell at the paper or long "
-    "budget, and SNAIL trains them at a tenth of its learning rate (1e-4). Their episodes trained count that stage "
-    "alone (each record's init_from names the run it started from).",
+    f"budget, and SNAIL trains them at a tenth of its learning rate (1e-4). {CARRIED_ON_COUNT}",
 )
 """What the SNAIL tables' carrying-on budgets count."""
 NOTES = {
