@@ -105,7 +105,7 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
 
 
 def _relative(path: Path) -> str:
-    """``path`` (a sibling cell, ``source``) as seen from the cell that carries on from it:
+    """``path`` (a sibling cell) as seen from the cell that carries on from it:
     ``../../../../NAME/row/setting/seedN``, the same on every machine the results folder is copied to (an absolute
     path names this machine's folders)."""
     return Path("..", "..", "..", "..", *path.parts[-4:]).as_posix()

@@ -43,9 +43,10 @@ def test_rows_use_the_papers_label(host):
 def test_the_lr_drop_budgets_carry_on_from_their_start_at_a_tenth_of_the_rate_and_the_others_at_the_default(host):
     from harness.reproduce import table_cells
 
+    tables = PluginHost(autoload=False, strict=True).tables
     seen = {}
     for table in ("snail-table1", "snail-table2"):
-        spec = PluginHost(autoload=False, strict=True).tables.get(table)
+        spec = tables.get(table)
         for budget in spec.budgets:
             for cell in table_cells(spec, host, budget):
                 if cell.config.model == "snail":
