@@ -81,7 +81,7 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
             var = sum((m - value) ** 2 for m in means) / (len(means) - 1)
             ci = t975(len(means) - 1) * math.sqrt(var / len(means))
         commits = sorted({_commit(record.get("provenance")) for record, _, _ in runs})
-        stops = [record["stopped_early"]["at_episode"] for record, _, _ in runs if record.get("stopped_early")]
+        stops = [record for record, _, _ in runs if records.stopped_at(record.get("stopped_early"))]
         rows.append(
             {
                 "table": table.name, "row": row, "setting": setting, "key": key, "source": f"ours ({budget} budget)",
@@ -113,7 +113,7 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     records.check_own(record_path, cell, record, table.setting_config(cell["setting"]), _retest(cell_path.parent))
     stopped = record.get("stopped_early")
     if not records.is_count(record.get("episodes_trained")) or not (
-        stopped is None or records.is_count(_get(stopped, "at_episode"))
+        stopped is None or records.stopped_at(stopped) is not None
     ):
         raise DataError(
             f"{record_path} lacks the episodes trained (or where training stopped); {_retest(cell_path.parent)}"

@@ -247,14 +247,19 @@ def _record_problem(record: dict[str, Any], with_config: bool) -> str | None:
     return progress_problem(record)
 
 
+def stopped_at(stopped: Any) -> int | None:
+    """The episode where patience stopped training: a record holds ``{"at_episode", "patience"}``, a checkpoint
+    (and a record written by hand from one) the episode alone; ``None`` if training was not stopped early."""
+    episode = stopped.get("at_episode") if isinstance(stopped, dict) else stopped
+    return episode if is_count(episode) else None
+
+
 def progress_problem(saved: dict[str, Any]) -> str | None:
     """What is wrong with the progress a record or checkpoint holds (episodes trained, where patience stopped
     training, validations, training time), if any of it is there but of another type."""
     checks = {
         "episodes_trained": is_count,
-        "stopped_early": lambda value: (
-            value is None or is_count(value) or (isinstance(value, dict) and is_count(value.get("at_episode")))
-        ),
+        "stopped_early": lambda value: stopped_at(value) is not None,
         "val_history": lambda value: isinstance(value, list) and all(_validation(entry) for entry in value),
         "train_wall_time_s": _duration,
         "wall_time_s": _duration,

@@ -149,7 +149,7 @@ def _progress(saved: dict[str, Any], path: Path, fix: str) -> dict[str, Any]:
         wall = saved.get("wall_time_s")
     config = saved.get("config")
     total = config.get("episodes") if isinstance(config, dict) else None
-    stopped = saved.get("stopped_early")  # a record's is {"at_episode": ...}, a checkpoint's the episode
+    stopped = saved.get("stopped_early")
     return {
         "episodes": saved.get("episodes_trained"),
         "total": stopped if isinstance(stopped, int) else total,  # a checkpoint's: patience ended training there
@@ -169,9 +169,8 @@ def _interrupted(saved: dict[str, Any]) -> str:
 
 
 def _stopped(record: dict[str, Any]) -> str:
-    stopped = record.get("stopped_early")  # {"at_episode", "patience"}, or the episode alone (as a checkpoint says)
-    episode = stopped.get("at_episode") if isinstance(stopped, dict) else stopped
-    return f"validation stopped it at episode {episode:,}" if isinstance(episode, int) and episode else ""
+    episode = records.stopped_at(record.get("stopped_early"))
+    return f"validation stopped it at episode {episode:,}" if episode else ""
 
 
 def _holder(lock_file: Path) -> str:

@@ -72,14 +72,14 @@ def test_student_t_falls_towards_the_normal_quantile():
         leaderboard.t975(0)
 
 
-def _seed_run(results: Path, seed: int, mean: float, ci95: float = 0.01) -> None:
+def _seed_run(results: Path, seed: int, mean: float, ci95: float = 0.01, **extra: object) -> None:
     folder = results / "toy-table/quick/toy-protonet/5-way-1-shot" / f"seed{seed}"
     folder.mkdir(parents=True)
     cell = {"table": "toy-table", "row": "Toy ProtoNet", "setting": "5-way 1-shot", "seed": seed, "budget": "quick"}
     (folder / "cell.json").write_text(json.dumps(cell))
     record = {
         "status": "complete", "episodes_trained": 64, "provenance": {"git": {"commit": "abc", "dirty": False}},
-        "metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": mean, "ci95": ci95, "n": 48}}},
+        "metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": mean, "ci95": ci95, "n": 48}}}, **extra,
     }  # fmt: skip
     (folder / "record.json").write_text(json.dumps(record))
 
@@ -100,6 +100,20 @@ def test_an_interval_over_seeds_is_students_t_and_values_are_rounded_at_the_sour
     written = frame.to_csv(index=False)
     assert not re.search(r"\d\.\d{3,}", written), "no float noise in the CSV"
     assert frame[frame["source"] != "paper"]["diff"].tolist() == [-39.9]
+
+
+def test_where_patience_stopped_a_seed_is_counted_in_either_form_a_record_may_give_it(host, tmp_path):
+    from harness_test_plugins import toy_table
+
+    with host.registered(toy_table, "toy-plugin"):
+        table = host.tables.get("toy-table")
+    _seed_run(tmp_path, 0, 0.5, stopped_early={"at_episode": 48, "patience": 2})  # as the runner writes it
+    _seed_run(tmp_path, 1, 0.5, stopped_early=32)  # as a checkpoint holds it
+    _seed_run(tmp_path, 2, 0.5, stopped_early=None)
+    (ours,) = leaderboard.our_results(table, tmp_path)
+    assert (ours["seeds"], ours["stopped_early"]) == (3, 2)
+    text = leaderboard.to_markdown(table, leaderboard.build(table, tmp_path))
+    assert "validation stopped 2 of 3 seed(s) early" in text
 
 
 def test_the_text_shown_is_rounded_once(host, tmp_path):
