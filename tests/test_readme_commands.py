@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.cli import build_parser
+from harness.arguments import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCUMENTS = sorted(
