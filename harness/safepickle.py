@@ -152,20 +152,42 @@ def _scan(data: bytes | memoryview) -> None:
             raise pickle.UnpicklingError(f"memo index {arg} out of order")
 
 
+MAX_VALUES = 5_000_000
+"""The most values (containers and what they hold) a pickle read by ``loads`` may unfold to. Pickles share
+objects, so a kilobyte can describe a list of 2**60 items ([x, x] nested 60 deep), and whatever walks what was
+loaded (``repr``, ``json.dumps``, comparisons) unfolds it. The committed checkpoints hold at most about 6,000
+(arrays count one each)."""
+
+
 def _check(value: Any) -> None:
-    """Refuse anything but the allowed values in what ``load`` built."""
-    seen: set[int] = set()
-    stack = [value]
+    """Refuse anything but the allowed values in what ``load`` built, a value that holds itself, and one that
+    unfolds to more than ``MAX_VALUES`` values."""
+    unfolded: dict[int, int] = {}  # id of a container -> how many values it unfolds to, itself included
+    open_: set[int] = set()  # containers whose contents are being walked: one met again among them holds itself
+    stack: list[tuple[Any, bool]] = [(value, False)]
     while stack:
-        item = stack.pop()
-        if id(item) in seen or isinstance(item, _LEAVES) or type(item) is np.ndarray:
+        item, walked = stack.pop()
+        if isinstance(item, _LEAVES) or type(item) is np.ndarray or id(item) in unfolded:
             continue
-        seen.add(id(item))
-        if type(item) in _CONTAINERS or (type(item) is collections.OrderedDict and not vars(item)):
-            stack.extend([*item.keys(), *item.values()] if isinstance(item, dict) else item)
+        if walked:
+            open_.discard(id(item))
+            unfolded[id(item)] = 1 + sum(unfolded.get(id(part), 1) for part in _parts(item))
+            if unfolded[id(item)] > MAX_VALUES:
+                raise pickle.UnpicklingError(f"a checkpoint unfolds to more than {MAX_VALUES:,} values")
+        elif id(item) in open_:
+            raise pickle.UnpicklingError("a checkpoint may not hold a value that contains itself")
+        elif type(item) in _CONTAINERS or (type(item) is collections.OrderedDict and not vars(item)):
+            open_.add(id(item))
+            stack.append((item, True))
+            stack.extend((part, False) for part in _parts(item))
         else:
             what = "bare NumPy dtype (store dtype.str)" if isinstance(item, np.dtype) else type(item).__name__
             raise pickle.UnpicklingError(f"a checkpoint may not hold a {what}")
+
+
+def _parts(container: Any) -> list[Any]:
+    """What a list, tuple, set or dict holds (a dict's keys and values)."""
+    return [*container.keys(), *container.values()] if isinstance(container, dict) else list(container)
 
 
 def loads(data: bytes | memoryview) -> Any:

@@ -238,6 +238,33 @@ def test_an_unknown_version_and_a_foreign_file_are_refused_in_one_line(small_run
     assert one_line_error(path) == f"{path} is not a harness checkpoint; move it away (another program's file?)"
 
 
+def forged(state: dict[str, Any]) -> bytes:
+    """A version 2 checkpoint of ``state`` with a valid checksum, as a forger writes one."""
+    payload = pickle.dumps(state, protocol=5)
+    start = struct.pack("<8sIQ", MAGIC, 2, len(payload))
+    return start + checkpoints._digest(start, payload) + payload
+
+
+def test_a_kilobyte_that_unfolds_to_an_astronomical_value_is_refused_at_once(tmp_path: Path) -> None:
+    bomb: list[Any] = ["a"]
+    for _ in range(60):
+        bomb = [bomb, bomb]  # pickled once per level: 2**60 strings unfolded
+    loop: list[Any] = [1]
+    loop.append(loop)
+    config = {"model": "knn", "params": {"k": bomb}}
+    for what, state, reason in [
+        ("params", {"format": FORMAT, "config": config, "model_state": {}}, "unfolds to more than 5,000,000 values"),
+        ("kept", {"format": FORMAT, "kept": loop, "model_state": {}}, "a value that contains itself"),
+    ]:
+        path = tmp_path / what / CHECKPOINT
+        path.parent.mkdir()
+        path.write_bytes(forged(state))
+        assert len(path.read_bytes()) < 2000
+        assert reason in one_line_error(path)
+        result = harness_cli("evaluate", "--checkpoint", str(path), "--no-progress", timeout=60)
+        assert result.returncode == 2 and result.stderr.count("\n") == 1 and reason in result.stderr, result.stderr
+
+
 @pytest.mark.parametrize(
     ("data", "reason"),
     [
