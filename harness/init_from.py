@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shlex
 from pathlib import Path
 from typing import Any
 
@@ -55,28 +56,38 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
         found = checkpoint.is_file()
     except OSError as exc:  # a name too long, a folder it may not enter
         raise ConfigError(f"{named} cannot be read ({type(exc).__name__}: {exc.strerror or exc}); {FIX}") from None
+    start = _start_command(given, directory) if given.startswith(BUDGET) else ""
     if not found:
-        if given.startswith(BUDGET):
-            cell_file = records.cell_of(directory) or {}
+        if not start:
+            raise ConfigError(f"{named}: no run's {CHECKPOINT} there; {FIX}")
+        if _complete(path / records.RECORD):  # a finished cell that lost its checkpoint: reproduce would skip it
             raise ConfigError(
-                f"{named}: the cell at that budget ({path}) has no checkpoint; run it first: harness reproduce "
-                f"{directory.parts[-5]} --budget {given.removeprefix(BUDGET)} --row {cell_file.get('row', '...')!r} "
-                f"--seeds {cell_file.get('seed', '...')} with the same --results"
+                f"{named}: the cell at that budget ({path}) has a record but no {CHECKPOINT}; restore that file "
+                f"(e.g. git checkout), or delete {path} and run it again: {start}"
             )
-        raise ConfigError(f"{named}: no run's {CHECKPOINT} there; {FIX}")
+        raise ConfigError(f"{named}: the cell at that budget ({path}) has no {CHECKPOINT}; run it first: {start}")
+    if start:
+        records.read_cell(path, directory.parts[-5])  # a copied or moved cell folder: one line naming its fix
     state = checkpoints.load_run(checkpoint)  # a damaged one: a one-line error naming the file
     saved = state["config"]
     if saved["model"] != config.model:
         raise ConfigError(f"{named} holds a run of model {saved['model']!r}, not {config.model!r}; {FIX}")
+    budget = given.removeprefix(BUDGET)
+    if start and (saved.get("seed"), saved.get("budget")) != (config.seed, budget):
+        raise ConfigError(
+            f"{named}: the checkpoint in {path} is a run of seed {saved.get('seed')!r} at budget "
+            f"{saved.get('budget')!r}, not this cell's seed {config.seed} at {budget!r} (a copied checkpoint?); "
+            f"delete {path} and run it again: {start}"
+        )
     if not state.get("final"):
         if not hasattr(model, "final_state_dict") and _complete(checkpoint.parent / records.RECORD):
             raise ConfigError(
                 f"{named}: model {config.model!r} keeps no tested weights apart from its training state (its plugin "
                 "has no final_state_dict), so no run can start from them"
             )
+        finish = f"finish it: {start}" if start else f"finish it (rerun its command), or {FIX}"
         raise ConfigError(
-            f"{named}: that run has not finished ({state['episodes_trained']:,} episodes trained); "
-            f"finish it (rerun its command), or {FIX}"
+            f"{named}: that run has not finished ({state['episodes_trained']:,} episodes trained); {finish}"
         )
     try:
         model.load_state_dict(state["model_state"])
@@ -109,6 +120,22 @@ def _relative(path: Path) -> str:
     ``../../../../NAME/row/setting/seedN``, the same on every machine the results folder is copied to (an absolute
     path names this machine's folders)."""
     return Path("..", "..", "..", "..", *path.parts[-4:]).as_posix()
+
+
+def _start_command(given: str, directory: Path) -> str:
+    """The ``harness reproduce`` command that runs the cell ``given`` (``budget:NAME``) names for the cell in
+    ``directory``: the same row, setting and seed at budget NAME, in the same results folder."""
+    cell = records.cell_of(directory) or {}
+    row, setting, seed = (cell.get(field) for field in ("row", "setting", "seed"))
+    if not (isinstance(row, str) and isinstance(setting, str) and records.is_count(seed)):
+        table, budget = directory.parts[-5], given.removeprefix(BUDGET)
+        return f"harness reproduce {table} --budget {budget} with this cell's --row, --setting and --seeds"
+    return shlex.join(
+        [
+            "harness", "reproduce", directory.parts[-5], "--budget", given.removeprefix(BUDGET), "--row", row,
+            "--setting", setting, "--seeds", str(seed), "--results", str(directory.parents[4]),
+        ]
+    )  # fmt: skip
 
 
 def _complete(record: Path) -> bool:

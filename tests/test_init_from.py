@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import re
+import shutil
 
 import numpy as np
 import pytest
@@ -199,7 +200,10 @@ def test_a_budget_carries_on_from_the_same_cell_at_another_budget(host, tmp_path
     messages: list[str] = []
     assert reproduce(table, host, results, budget="tuned", seeds=[0], log=messages.append)["failed"]
     first = "the cell at that budget (" + str(results / "tuned-table/quick/tuned-protonet/5-way-1-shot/seed0")
-    fix = ") has no checkpoint; run it first: harness reproduce tuned-table --budget quick --row 'Tuned ProtoNet' --se"
+    fix = (
+        ") has no checkpoint.pkl; run it first: harness reproduce tuned-table --budget quick --row 'Tuned ProtoNet' "
+        f"--setting '5-way 1-shot' --seeds 0 --results {results}"
+    )
     assert any(first + fix in m for m in messages), messages
     reproduce(table, host, results, budget="quick", seeds=[0, 1], log=lambda _: None)
     reproduce(table, host, results, budget="tuned", seeds=[0, 1], log=lambda _: None)
@@ -218,3 +222,31 @@ def test_a_budget_carries_on_from_the_same_cell_at_another_budget(host, tmp_path
         assert json.loads((directory / named / "record.json").read_text())["run_id"] == started["run_id"]
     with pytest.raises(ConfigError, match="names a budget, which only a cell of harness reproduce has"):
         run(config(init_from="budget:quick"), host, tmp_path, name="b", **QUIET)
+
+
+def test_a_budget_refuses_a_start_cell_copied_from_another_seed_or_without_its_checkpoint(host, tmp_path):
+    host.register(TunedTable(), "tuned-plugin")
+    table, results = host.tables.get("tuned-table"), tmp_path / "results"
+    reproduce(table, host, results, budget="quick", seeds=[0], log=lambda _: None)
+    cells = results / "tuned-table/quick/tuned-protonet/5-way-1-shot"
+    shutil.copytree(cells / "seed0", cells / "seed1")  # seed 0's run where seed 1's belongs
+
+    def failure(seed: int) -> str:
+        messages: list[str] = []
+        assert reproduce(table, host, results, budget="tuned", seeds=[seed], log=messages.append)["failed"]
+        return next(m for m in messages if "cell.json" in m or "init_from" in m)
+
+    assert "describes the cell tuned-table/quick/tuned-protonet/5-way-1-shot/seed0 but lies in" in failure(1)
+    cell = json.loads((cells / "seed1/cell.json").read_text())
+    (cells / "seed1/cell.json").write_text(json.dumps({**cell, "seed": 1}))  # the copy relabelled by hand
+    command = "harness reproduce tuned-table --budget quick --row 'Tuned ProtoNet' --setting '5-way 1-shot' --seeds 1"
+    assert (
+        "is a run of seed 0 at budget 'quick', not this cell's seed 1 at 'quick' (a copied checkpoint?); "
+        f"delete {cells / 'seed1'} and run it again: {command}"
+    ) in failure(1)
+    checkpoints.remove(cells / "seed0/checkpoint.pkl")  # finished, so reproduce would skip it: say how to remake it
+    assert (
+        f"has a record but no checkpoint.pkl; restore that file (e.g. git checkout), or delete {cells / 'seed0'} and "
+        "run it again: harness reproduce tuned-table --budget quick"
+    ) in failure(0)
+    assert not list((results / "tuned-table/tuned").glob("*/*/*/record.json")), "nothing trained from them"
