@@ -241,6 +241,8 @@ def _record_problem(record: dict[str, Any], with_config: bool) -> str | None:
         isinstance(keys, dict) and all(isinstance(s, dict) for s in keys.values()) for keys in metrics.values()
     ):
         return "metrics is not {metric: {key: summary}}"
+    if not all(_summary(summary) for keys in metrics.values() for summary in keys.values()):
+        return "a summary in metrics whose mean, ci95 or n is not a number as a run writes it"
     reference = record.get("per_episode")
     if reference is not None and not _plain_file_reference(reference):
         return "per_episode does not name a file beside it and its SHA-256"
@@ -266,6 +268,17 @@ def progress_problem(saved: dict[str, Any]) -> str | None:
     }
     bad = [key for key, check in checks.items() if saved.get(key) is not None and not check(saved[key])]
     return f"{', '.join(bad)} in a form the harness cannot read" if bad else None
+
+
+def _summary(summary: dict[str, Any]) -> bool:
+    """Whether ``summary`` holds what ``Summary.as_dict`` writes: a finite mean and a finite ci95 not below 0, each
+    or ``null``, and an episode count (where it gives them)."""
+    mean, ci = summary.get("mean"), summary.get("ci95")
+    return (
+        (mean is None or is_finite(mean))
+        and (ci is None or (is_finite(ci) and ci >= 0))
+        and ("n" not in summary or is_count(summary["n"]))
+    )
 
 
 def _validation(entry: Any) -> bool:

@@ -230,6 +230,23 @@ def test_reproduce_skips_finished_cells(toy_host, tmp_path):
     assert all(name.endswith("seed1") for name in again["run"]) and len(again["run"]) == 2
 
 
+@pytest.mark.parametrize("mean", ["0.5", float("nan"), True])
+def test_a_finished_cell_whose_numbers_were_damaged_fails_alone_instead_of_counting_as_done(toy_host, tmp_path, mean):
+    table = toy_host.tables.get("toy-table")
+    first = reproduce(table, toy_host, tmp_path, seeds=[0])
+    path = tmp_path / CELL_5WAY / "record.json"
+    record = json.loads(path.read_text())
+    (metric,) = record["metrics"].values()
+    next(iter(metric.values()))["mean"] = mean
+    path.write_text(json.dumps(record))  # json writes NaN, which a run never does
+    messages: list[str] = []
+    again = reproduce(table, toy_host, tmp_path, seeds=[0], log=messages.append)
+    assert again["failed"] == [CELL_5WAY] and sorted(again["skipped"]) == sorted(set(first["run"]) - {CELL_5WAY})
+    (message,) = messages
+    assert f"{path} is not a run record the harness can use (a summary in metrics whose mean" in message
+    assert "delete " in message and "tests it again" in message, "the fix: test the checkpoint again"
+
+
 def test_harness_run_refuses_a_cell_folder_even_with_restart(toy_host, tmp_path):
     from harness.config import build_config
     from harness.runner import run

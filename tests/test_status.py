@@ -122,7 +122,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
          "in percent: give table 'toy-table' a metric of fractions (TableSpec.metric); if the record was damaged, "
          "delete"),
         ("record.json", {"metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": "0.5", "ci95": 0.1}}}},
-         "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction)"),
+         "(a summary in metrics whose mean, ci95 or n is not a number as a run writes it)"),
         ("record.json", {"metrics": {"nway_kshot_accuracy": []}}, "(metrics is not {metric: {key: summary}})"),
         ("record.json", {"episodes_trained": 10**30}, "(episodes_trained in a form the harness cannot read)"),
     ],
