@@ -49,7 +49,7 @@ def evaluate_checkpoint(
     _check_flags(eval_episodes, device)
     if episodes_out is not None:
         _check_episodes_out(episodes_out)
-    state = checkpoints.load_run(path)
+    state = checkpoints.load_run(path, given="give the checkpoint.pkl in a run's directory")
     values = {**state["config"], "device": device}
     if eval_episodes is not None:
         values["eval_episodes"] = eval_episodes

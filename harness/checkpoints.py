@@ -91,23 +91,28 @@ class _MissingPart(_Damaged):
 
 
 @contextmanager
-def _advising(start_over: str | None) -> Iterator[None]:
-    """Add ``start_over`` (how the caller's command starts over without the file) to the fix of a damaged one."""
+def _advising(start_over: str | None, given: str | None = None) -> Iterator[None]:
+    """Add ``start_over`` (how the caller's command starts over without the file) to the fix of a damaged one; for
+    a file no harness wrote, give the fix ``given`` instead of moving it away, where the user named the file."""
     try:
         yield
     except _Damaged as exc:
+        if given is not None and exc.fix == FOREIGN:
+            raise HarnessError(f"{exc.problem}; {given}") from None
         if start_over is None:
             raise
         raise HarnessError(f"{exc.problem}; {exc.fix}, or {start_over}") from None
 
 
-def load(path: Path, start_over: str | None = None) -> dict[str, Any]:
+def load(path: Path, start_over: str | None = None, *, given: str | None = None) -> dict[str, Any]:
     """Read a checkpoint (version 2 or 3, or a version 1 one); any problem is a one-line ``HarnessError``.
 
     ``start_over``: what starts the caller's work over without the file (``rerun with --restart to start the run
     over``), offered beside the fix of a damaged one; ``None`` where nothing can (``harness evaluate``).
+    ``given``: the fix where the user named ``path`` and it is no harness checkpoint (``harness evaluate
+    --checkpoint``: give a run's checkpoint), rather than moving the file away.
     """
-    with _advising(start_over):
+    with _advising(start_over, given):
         data = _read(path)
         for _ in range(3):  # a save between reading the file and reading its parts removes the parts it listed
             try:
@@ -135,10 +140,10 @@ def _load(path: Path, data: bytes) -> dict[str, Any]:
     return state
 
 
-def load_run(path: Path, start_over: str | None = None) -> dict[str, Any]:
+def load_run(path: Path, start_over: str | None = None, *, given: str | None = None) -> dict[str, Any]:
     """``load`` a run's checkpoint, checked to hold what a run saves (a config naming the model, the model's
     state, the episodes trained and progress values of their types): a one-line ``HarnessError`` if not."""
-    state = load(path, start_over)
+    state = load(path, start_over, given=given)
     problem = _state_problem(state)
     if problem is not None:
         with _advising(start_over):

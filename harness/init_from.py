@@ -68,7 +68,7 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
         raise ConfigError(f"{named}: the cell at that budget ({path}) has no {CHECKPOINT}; run it first: {start}")
     if start:
         records.read_cell(path, directory.parts[-5])  # a copied or moved cell folder: one line naming its fix
-    state = checkpoints.load_run(checkpoint)  # a damaged one: a one-line error naming the file
+    state = checkpoints.load_run(checkpoint, given=FIX)  # a damaged one: a one-line error naming the file
     saved = state["config"]
     if saved["model"] != config.model:
         raise ConfigError(f"{named} holds a run of model {saved['model']!r}, not {config.model!r}; {FIX}")

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from conftest import fewshot_config, harness_cli, killed_after
+from conftest import PROTONET, fewshot_config, harness_cli, killed_after
 from lock_holder import held_elsewhere
 
 from harness import atomic, checkpoints
@@ -263,6 +263,20 @@ def test_a_kilobyte_that_unfolds_to_an_astronomical_value_is_refused_at_once(tmp
         assert reason in one_line_error(path)
         result = harness_cli("evaluate", "--checkpoint", str(path), "--no-progress", timeout=60)
         assert result.returncode == 2 and result.stderr.count("\n") == 1 and reason in result.stderr, result.stderr
+
+
+def test_a_file_the_user_names_that_is_no_checkpoint_asks_for_a_runs_checkpoint_not_to_move_it(tmp_path: Path) -> None:
+    other = tmp_path / "notes.txt"
+    other.write_text("root:x:0:0\n")
+    result = harness_cli("evaluate", "--checkpoint", str(other), "--no-progress")
+    assert result.returncode == 2 and result.stderr == (
+        f"harness: error: checkpoint {other} cannot be read: not a harness checkpoint (it starts b'root:x:0'); give "
+        "the checkpoint.pkl in a run's directory\n"
+    )
+    args = ["run", "--model", "weighted-protonet", "--kind", "fewshot", "--episodes", "8", "--eval-episodes", "8"]
+    result = harness_cli(*args, "--out", str(tmp_path), "--init-from", str(other), env={"HARNESS_PLUGINS": PROTONET})
+    assert result.returncode == 2 and "move it away" not in result.stderr, result.stderr
+    assert result.stderr.endswith("give the directory of a finished run of the same model\n"), result.stderr
 
 
 @pytest.mark.parametrize(
