@@ -548,7 +548,7 @@ def _joined(path: Path, parts: list[tuple[str, int, str]]) -> bytes:
             raise _MissingPart(
                 f"checkpoint {path} is missing its part {name}", "copy the checkpoint with the parts beside it"
             ) from None
-        except files.NotRegularFile:
+        except (files.NotRegularFile, IsADirectoryError):
             raise _Damaged(f"checkpoint {path}: its part {name} is not a regular file") from None
         except OSError as exc:
             raise HarnessError(f"checkpoint {path}: its part {name} cannot be read ({describe(exc)})") from None

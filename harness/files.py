@@ -32,15 +32,18 @@ def read_regular(path: Path, limit: int = -1, max_size: int | None = None) -> by
     ``max_size`` bytes (never read), and ``OSError`` as ``open`` does.
     """
     fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-    with os.fdopen(fd, "rb") as handle:
-        mode = os.fstat(fd).st_mode
-        if stat.S_ISDIR(mode):
+    try:
+        found = os.fstat(fd)  # before fdopen, whose own refusal of a folder names the descriptor, not the path
+        if stat.S_ISDIR(found.st_mode):
             raise IsADirectoryError(errno.EISDIR, "Is a directory", str(path))
-        if not stat.S_ISREG(mode):
+        if not stat.S_ISREG(found.st_mode):
             raise NotRegularFile(errno.EINVAL, "not a regular file (a FIFO, device or socket)", str(path))
-        size = os.fstat(fd).st_size
-        if max_size is not None and size > max_size:
-            raise TooLarge(path, size, max_size)
+        if max_size is not None and found.st_size > max_size:
+            raise TooLarge(path, found.st_size, max_size)
+    except BaseException:
+        os.close(fd)
+        raise
+    with os.fdopen(fd, "rb") as handle:
         return handle.read(limit)
 
 

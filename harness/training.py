@@ -47,8 +47,9 @@ def check_training(params: Mapping[str, Any], model: str) -> None:
     for key in ("lr", "weight_decay", "momentum", "clip_norm", "lr_decay"):
         value = params[key]
         if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:  # NaN too
-            raise ConfigError(f"model {model!r} parameter {key} must be a finite number >= 0, got {value!r}")
+            above = "above 0" if key == "lr" else ">= 0"
+            raise ConfigError(f"model {model!r} parameter {key} must be a finite number {above}, got {value!r}")
     if params["lr"] == 0:
-        raise ConfigError(f"model {model!r} parameter lr must be above 0")
+        raise ConfigError(f"model {model!r} parameter lr must be a finite number above 0, got 0")
     if params["schedule"] == "step" and (not isinstance(params["lr_step"], int) or params["lr_step"] < 1):
         raise ConfigError(f"model {model!r}: schedule = step needs lr_step (training episodes between decays) >= 1")

@@ -350,6 +350,8 @@ def test_a_missing_or_damaged_part_is_refused_in_one_line(tmp_path: Path, monkey
     first.unlink()
     message = one_line_error(path)
     assert f"is missing its part {first.name}; copy the checkpoint with the parts beside it" in message
+    first.mkdir()  # a folder in its place
+    assert f"its part {first.name} is not a regular file; restore the file" in one_line_error(path)
 
 
 def test_a_renamed_checkpoint_in_parts_says_the_name_its_parts_need(tmp_path: Path, monkeypatch) -> None:

@@ -94,7 +94,9 @@ def test_sigkill_resume_is_bit_identical_with_dropout_and_augmentation(tmp_path)
     [
         ({"optimizer": "adamw"}, r"parameter optimizer must be one of adam, rmsprop, sgd, got 'adamw'; did you mean"),
         ({"schedule": "linear"}, r"parameter schedule must be one of none, step, cosine, got 'linear'"),
-        ({"lr": -1.0}, r"parameter lr must be a finite number >= 0, got -1.0"),
+        ({"lr": -1.0}, r"parameter lr must be a finite number above 0, got -1.0"),
+        ({"lr": 0}, r"parameter lr must be a finite number above 0, got 0"),
+        ({"lr_decay": -0.5}, r"parameter lr_decay must be a finite number >= 0, got -0.5"),
         ({"lr": float("nan")}, r"parameter lr must be a finite float \(or an int\) like its default 0\.01, got nan"),
         ({"clip_norm": float("inf")}, r"parameter clip_norm must be a finite float \(or an int\) like its default"),
         ({"schedule": "step"}, r"schedule = step needs lr_step"),
