@@ -336,7 +336,10 @@ def _number(value: Any) -> float:
 
 def cell_files(folder: Path) -> list[Path]:
     """The ``cell.json`` of each cell of the table whose results are in ``folder``, at the depth cells lie
-    (``<budget>/<row>/<setting>/seed<N>``): a copy nested inside a cell is no cell."""
+    (``<budget>/<row>/<setting>/seed<N>``): a copy nested inside a cell is no cell. A file in the folder's place
+    is a one-line ``DataError``: it would read as a table with no runs."""
+    if folder.exists() and not folder.is_dir():
+        raise DataError(f"{folder} is a file, where the runs of table {folder.name!r} belong; move it away")
     return sorted(folder.glob(f"*/*/*/*/{CELL}"))
 
 

@@ -344,3 +344,11 @@ def test_durations_read_in_seconds_minutes_or_hours(seconds, text):
     from harness.status import _duration
 
     assert _duration(seconds) == text
+
+
+def test_a_file_where_a_tables_runs_belong_is_refused_by_status_and_the_leaderboard(tmp_path):
+    (tmp_path / "toy-table").write_text("")
+    expected = f"harness: error: {tmp_path / 'toy-table'} is a file, where the runs of table 'toy-table' belong; move"
+    for command in ("status", "leaderboard"):
+        result = harness_cli(command, "toy-table", "--results", str(tmp_path), env={"HARNESS_PLUGINS": TOY})
+        assert result.returncode == 2 and result.stderr.startswith(expected), result.stderr
