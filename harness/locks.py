@@ -58,6 +58,21 @@ def parse_holder(data: bytes) -> tuple[int, str, str] | None:
         return None
 
 
+PROC_LOCKS = Path("/proc/locks")
+"""Linux's list of the locks held on this machine: ``flock`` ones as ``FLOCK``, each with its holder's pid."""
+
+
+def holds_a_flock(pid: int) -> bool | None:
+    """Whether process ``pid`` holds any ``flock`` now, as ``/proc/locks`` says (a run holds its directory's for as
+    long as it runs); ``None`` where that cannot be known. Matched by pid, not by the lock file's device and inode,
+    which some filesystems (overlays) report otherwise than the kernel's list does."""
+    try:
+        listing = PROC_LOCKS.read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return any(fields[1:2] == ["FLOCK"] and str(pid) in fields[4:5] for fields in map(str.split, listing.splitlines()))
+
+
 def describe_holder(pid: int, host: str, since: str) -> str:
     """How messages name a lock's holder: ``pid 123 on host-a since 2026-01-02T03:04:05+00:00``."""
     return f"pid {pid} on {host} since {since}"

@@ -182,8 +182,8 @@ def _holder(lock_file: Path) -> str:
     if holder is None:
         return ""
     pid, host, _ = holder
-    if host == socket.gethostname() and not _alive(pid):
-        return ""  # a killed run's lock file: the kernel dropped its lock
+    if host == socket.gethostname() and (not _alive(pid) or locks.holds_a_flock(pid) is False):
+        return ""  # a killed run's lock file: the kernel dropped its lock (its pid may be another process's now)
     return locks.describe_holder(*holder)
 
 

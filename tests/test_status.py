@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from conftest import TESTS, harness_cli
+from lock_holder import held_elsewhere
 
 from harness import checkpoints, leaderboard
 from harness.errors import DataError
@@ -54,7 +55,8 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         checkpoints.save(interrupted, saved := checkpoints.load(interrupted))  # in parts, as a big model's is
     assert checkpoints.part_files(interrupted)
     running = copy_cell(results, 2)
-    (running / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
+    reused = copy_cell(results, 12)  # a killed run's lock file naming a pid now another process's (this one)
+    (reused / ".lock").write_text(json.dumps({"pid": os.getpid(), "host": socket.gethostname(), "since": "now"}))
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     killed = copy_cell(results, 3)  # a killed run leaves its lock file behind, naming a process that is gone
     (killed / ".lock").write_text(json.dumps({"pid": int(dead.stdout), "host": socket.gethostname(), "since": "x"}))
@@ -71,19 +73,21 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     (nameless / "cell.json").write_text(json.dumps({"table": "toy-table"}))
     damaged = copy_cell(results, 4, record=True)
     (damaged / "record.json").write_text("{not json")
-    before = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
-    statuses = table_status(results, "toy-table", table_cells(table, toy_host, "quick", seeds=[0, 5]))
+    with held_elsewhere(running) as holder:
+        before = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
+        statuses = table_status(results, "toy-table", table_cells(table, toy_host, "quick", seeds=[0, 5]))
     assert states(statuses) == {
         ("5-way 1-shot", 0): "done", ("10-way 1-shot", 0): "done",
         ("5-way 1-shot", 1): "interrupted", ("5-way 1-shot", 2): "running", ("5-way 1-shot", 3): "interrupted",
         ("5-way 1-shot", 4): "damaged", ("5-way 1-shot", 6): "interrupted", ("5-way 1-shot", 7): "interrupted",
         ("5-way 1-shot", 9): "damaged", ("5-way 1-shot", 10): "damaged", ("5-way 1-shot", 11): "damaged",
+        ("5-way 1-shot", 12): "interrupted",
         ("5-way 1-shot", 5): "not started", ("10-way 1-shot", 5): "not started", ("5-way-1-shot", -1): "damaged",
     }  # fmt: skip
     by_seed = {(s.setting, s.seed): s for s in statuses}
     done = by_seed["5-way 1-shot", 0]
     assert (done.episodes, done.total, done.budget, done.row) == (64, 64, "quick", "Toy ProtoNet")
-    assert f"pid {os.getpid()} on {socket.gethostname()}" in by_seed["5-way 1-shot", 2].note
+    assert f"pid {holder.pid} on {socket.gethostname()}" in by_seed["5-way 1-shot", 2].note
     assert by_seed["5-way 1-shot", 3].note == "rerun its command to resume it"
     part_way = by_seed["5-way 1-shot", 1]
     assert (part_way.episodes, part_way.total, part_way.wall_time_s) == (64, 64, saved["wall_time_s"])
