@@ -64,13 +64,15 @@ PROC_LOCKS = Path("/proc/locks")
 
 def holds_a_flock(pid: int) -> bool | None:
     """Whether process ``pid`` holds any ``flock`` now, as ``/proc/locks`` says (a run holds its directory's for as
-    long as it runs); ``None`` where that cannot be known. Matched by pid, not by the lock file's device and inode,
-    which some filesystems (overlays) report otherwise than the kernel's list does."""
+    long as it runs); ``None`` where that cannot be known: no such list, or one without any ``flock`` (a sandbox's
+    kernel may keep none). Matched by pid, not by the lock file's device and inode, which some filesystems
+    (overlays) report otherwise than the kernel's list does."""
     try:
         listing = PROC_LOCKS.read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
-    return any(fields[1:2] == ["FLOCK"] and str(pid) in fields[4:5] for fields in map(str.split, listing.splitlines()))
+    holders = [fields[4] for fields in map(str.split, listing.splitlines()) if fields[1:2] == ["FLOCK"]]
+    return str(pid) in holders if holders else None
 
 
 def describe_holder(pid: int, host: str, since: str) -> str:
