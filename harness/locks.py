@@ -71,7 +71,7 @@ def holds_a_flock(pid: int) -> bool | None:
         listing = PROC_LOCKS.read_text(encoding="ascii", errors="replace")
     except OSError:
         return None
-    holders = [fields[4] for fields in map(str.split, listing.splitlines()) if fields[1:2] == ["FLOCK"]]
+    holders = [fields[4] for fields in map(str.split, listing.splitlines()) if fields[1:2] == ["FLOCK"] and fields[4:]]
     return str(pid) in holders if holders else None
 
 
