@@ -15,6 +15,7 @@ import pytest
 from conftest import PROTONET, TESTS, fewshot_config, harness_cli
 from lock_holder import held_elsewhere
 
+from harness import locks
 from harness.checkpoints import load as load_checkpoint
 from harness.errors import ConfigError, HarnessError
 from harness.runner import run
@@ -188,3 +189,22 @@ def test_two_runs_with_one_name_at_once_second_stops_and_first_is_whole(tmp_path
     record = json.loads((tmp_path / "r" / "record.json").read_text())
     assert record["seed"] == 0 and load_checkpoint(tmp_path / "r" / "checkpoint.pkl")["config"]["seed"] == 0
     assert sorted(p.name for p in (tmp_path / "r").iterdir()) == ["checkpoint.pkl", "episodes.npz", "record.json"]
+
+
+@pytest.mark.parametrize(
+    ("listing", "held"),
+    [
+        ("1: FLOCK  ADVISORY  WRITE 4242 fe:00:7 0 EOF\n2: POSIX  ADVISORY  WRITE 99 fe:00:8 0 EOF\n", True),
+        ("1: FLOCK  ADVISORY  WRITE 17 fe:00:7 0 EOF\n1: -> FLOCK  ADVISORY  WRITE 4242 fe:00:7 0 EOF\n", False),
+        ("2: POSIX  ADVISORY  WRITE 4242 fe:00:8 0 EOF\n", None),  # no flock at all: a kernel that keeps none
+        ("1: FLOCK\n", None),
+        ("", None),
+    ],
+)
+def test_whether_a_pid_holds_a_flock_is_read_from_proc_locks(tmp_path, monkeypatch, listing, held):
+    fake = tmp_path / "locks"
+    fake.write_text(listing)
+    monkeypatch.setattr(locks, "PROC_LOCKS", fake)
+    assert locks.holds_a_flock(4242) is held
+    monkeypatch.setattr(locks, "PROC_LOCKS", tmp_path / "missing")
+    assert locks.holds_a_flock(4242) is None
