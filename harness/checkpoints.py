@@ -43,6 +43,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import os
 import re
 import struct
 import sys
@@ -426,7 +427,8 @@ def _payload(path: Path, data: bytes) -> memoryview:
     """The payload of a version 2 or 3 file, its header, checksum and parts checked."""
     file_version, payload = _checked(path, data)
     if file_version == PARTS_VERSION:
-        return memoryview(_joined(path, _manifest(path, payload)))
+        beside = Path(os.path.realpath(path)) if path.is_symlink() else path  # a link to a checkpoint: its parts
+        return memoryview(_joined(beside, _manifest(beside, payload)))
     return payload
 
 

@@ -354,6 +354,17 @@ def test_a_missing_or_damaged_part_is_refused_in_one_line(tmp_path: Path, monkey
     assert f"its part {first.name} is not a regular file; restore the file" in one_line_error(path)
 
 
+def test_a_link_to_a_checkpoint_in_parts_reads_the_parts_beside_what_it_links_to(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
+    (tmp_path / "run").mkdir()
+    path = tmp_path / "run" / CHECKPOINT
+    save(path, state := big_state())
+    assert checkpoints.part_files(path)
+    link = tmp_path / "elsewhere.pkl"
+    link.symlink_to(path)
+    assert identical(load(link), load(path)) and identical(load(link)["model_state"], state["model_state"])
+
+
 def test_a_renamed_checkpoint_in_parts_says_the_name_its_parts_need(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(checkpoints, "PART_BYTES", 5000)
     path = tmp_path / CHECKPOINT
