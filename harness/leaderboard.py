@@ -57,20 +57,30 @@ def t975(df: int) -> float:
 def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     """Complete runs of ``table`` under ``results``, one dict per (row, setting, key, budget).
 
-    A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell to run again.
+    A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell and its fix; where several
+    cells are damaged, the error names every one of them, a line each, so that one pass fixes them all.
     """
     groups: dict[tuple[str, str, str, str], list[tuple[dict[str, Any], float, float]]] = {}
-    orphans = records.orphan_cells(results / table.name)
-    if orphans:
-        raise DataError(records.orphan_problem(orphans[0]))
+    problems = [records.orphan_problem(orphan) for orphan in records.orphan_cells(results / table.name)]
     for cell_path in records.cell_files(results / table.name):
-        run = _read_run(table, cell_path)
-        if run is None:
+        try:
+            run = _read_run(table, cell_path)
+            if run is None:
+                continue
+            cell, record = run
+            summaries = [
+                (key, *records.mean_ci(table, record, key, cell_path.parent / RECORD, _retest(cell_path.parent)))
+                for key in table.cell_keys(cell["setting"])
+            ]
+        except DataError as exc:
+            problems.append(str(exc))
             continue
-        cell, record = run
-        for key in table.cell_keys(cell["setting"]):
-            mean, ci = records.mean_ci(table, record, key, cell_path.parent / RECORD, _retest(cell_path.parent))
+        for key, mean, ci in summaries:
             groups.setdefault((cell["row"], cell["setting"], key, cell["budget"]), []).append((record, mean, ci))
+    if len(problems) == 1:
+        raise DataError(problems[0])
+    if problems:
+        raise DataError(f"{len(problems)} cells of table {table.name!r} cannot be used:\n" + "\n".join(problems))
     rows = []
     for (row, setting, key, budget), runs in groups.items():
         means = [100 * mean for _, mean, _ in runs]

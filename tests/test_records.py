@@ -246,6 +246,26 @@ def test_the_leaderboard_refuses_a_damaged_cell_naming_it(host, tmp_path, record
         assert message.endswith(f"delete {folder} and {rerun} to run the cell again")
 
 
+def test_the_leaderboard_names_every_damaged_cell_at_once_a_line_each(host, tmp_path):
+    with host.registered(toy_table, "toy-plugin"):
+        table = host.tables.get("toy-table")
+    damaged = _toy_cell(tmp_path, _record({"5-way 1-shot": {"mean": "high", "ci95": 0.1}}))
+    orphan = damaged.with_name("seed1")
+    shutil.copytree(damaged, orphan)
+    (orphan / "cell.json").unlink()
+    good = damaged.with_name("seed2")
+    shutil.copytree(damaged, good)
+    cell = {"table": "toy-table", "row": "Toy ProtoNet", "setting": "5-way 1-shot", "seed": 2, "budget": "quick"}
+    (good / "cell.json").write_text(json.dumps(cell))
+    (good / "record.json").write_text(json.dumps(_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}})))
+    with pytest.raises(DataError) as caught:
+        leaderboard.our_results(table, tmp_path)
+    first, *lines = str(caught.value).splitlines()
+    assert first == "2 cells of table 'toy-table' cannot be used:"
+    assert [line.split(" ")[0] for line in lines] == [str(orphan), str(damaged / "record.json")]
+    assert "holds a run but no cell.json" in lines[0] and "(a summary in metrics whose mean" in lines[1]
+
+
 def test_the_leaderboard_refuses_a_cell_of_a_setting_its_table_does_not_have(host, tmp_path):
     with host.registered(toy_table, "toy-plugin"):
         table = host.tables.get("toy-table")

@@ -185,7 +185,8 @@ def test_a_missing_or_damaged_cell_file_is_shown_and_the_fix_it_names_writes_it_
     assert statuses[missing].note.startswith(f"{missing} holds a run but no cell.json; delete")
     with pytest.raises(DataError, match=r"holds a run but no cell\.json") as caught:
         leaderboard.our_results(table, results)
-    assert str(caught.value).endswith(f"{fix}{elsewhere}/toy-table)")
+    orphan, damaged_line = str(caught.value).splitlines()[1:]  # both, a line each
+    assert orphan.endswith(f"{fix}{elsewhere}/toy-table)") and damaged_line.startswith(str(damaged))
     (damaged / "cell.json").unlink()  # the fix, as it says
     outcome = reproduce(table, toy_host, results, seeds=[0])
     assert outcome["run"] == [] and len(outcome["skipped"]) == 2
