@@ -5,10 +5,10 @@ A torch model plugin declares ``defaults={**TRAINING_DEFAULTS, ...its own...}`` 
 
 - ``optimizer``: ``adam`` (default), ``rmsprop`` (what MANN used) or ``sgd``.
 - ``lr``: learning rate (1e-3). ``weight_decay``: L2 penalty (0). ``momentum``: for
-  ``sgd`` and ``rmsprop`` (0).
+  ``sgd`` and ``rmsprop`` (0, below 1).
 - ``clip_norm``: clip the gradients' global norm to this value; 0 does not clip.
-- ``schedule``: ``none``, ``step`` (multiply ``lr`` by ``lr_decay`` every ``lr_step``
-  training episodes) or ``cosine`` (from ``lr`` to 0 over the run's training steps).
+- ``schedule``: ``none``, ``step`` (multiply ``lr`` by ``lr_decay``, above 0 and at most 1,
+  every ``lr_step`` training episodes) or ``cosine`` (from ``lr`` to 0 over the run's training steps).
 """
 
 from __future__ import annotations
@@ -51,5 +51,12 @@ def check_training(params: Mapping[str, Any], model: str) -> None:
             raise ConfigError(f"model {model!r} parameter {key} must be a finite number {above}, got {value!r}")
     if params["lr"] == 0:
         raise ConfigError(f"model {model!r} parameter lr must be a finite number above 0, got 0")
+    if not 0 < params["lr_decay"] <= 1:
+        raise ConfigError(
+            f"model {model!r} parameter lr_decay (what lr is multiplied by every lr_step episodes) must be above 0 "
+            f"and at most 1, got {params['lr_decay']!r}"
+        )
+    if params["momentum"] >= 1:
+        raise ConfigError(f"model {model!r} parameter momentum must be below 1, got {params['momentum']!r}")
     if params["schedule"] == "step" and (not isinstance(params["lr_step"], int) or params["lr_step"] < 1):
         raise ConfigError(f"model {model!r}: schedule = step needs lr_step (training episodes between decays) >= 1")
