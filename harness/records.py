@@ -6,6 +6,7 @@ run``, deleting the cell's folder for ``harness reproduce``), never a traceback.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import math
@@ -170,13 +171,11 @@ def orphan_problem(directory: Path) -> str:
 
 def orphan_cells(table_results: Path) -> list[Path]:
     """Cell folders under ``<results>/<table>`` that hold a run (record or checkpoint) but no ``cell.json``."""
-    return sorted(
+    return [
         directory
-        for directory in table_results.glob("*/*/*/*")
-        if directory.is_dir()
-        and not is_cell(directory)
-        and ((directory / RECORD).exists() or (directory / CHECKPOINT).exists())
-    )
+        for directory in cell_folders(table_results)
+        if not is_cell(directory) and ((directory / RECORD).exists() or (directory / CHECKPOINT).exists())
+    ]
 
 
 def start_cell_over(directory: Path, rerun: str = "rerun") -> str:
@@ -338,9 +337,50 @@ def cell_files(folder: Path) -> list[Path]:
     """The ``cell.json`` of each cell of the table whose results are in ``folder``, at the depth cells lie
     (``<budget>/<row>/<setting>/seed<N>``): a copy nested inside a cell is no cell. A file in the folder's place
     is a one-line ``DataError``: it would read as a table with no runs."""
+    return [directory / CELL for directory in cell_folders(folder) if (directory / CELL).exists()]
+
+
+def cell_folders(folder: Path) -> list[Path]:
+    """The folders at the depth of cells (``<budget>/<row>/<setting>/seed<N>``) under a table's ``folder``, sorted.
+
+    A file in the folder's place is a one-line ``DataError`` (it would read as a table with no runs), and so is a
+    symbolic link among those folders that leads outside the results folder (``folder``'s parent): a run never
+    writes there (``rundirs.resolve``), and reading through it could walk a whole disk."""
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder} is a file, where the runs of table {folder.name!r} belong; move it away")
-    return sorted(folder.glob(f"*/*/*/*/{CELL}"))
+    results = folder.parent.resolve()
+    level = [folder] if folder.is_dir() else []
+    for _ in range(4):
+        below = []
+        for parent in level:
+            for entry in sorted(parent.iterdir()):
+                if entry.is_symlink():
+                    _check_link(entry, results, folder.parent)
+                if entry.is_dir():
+                    below.append(entry)
+        level = below
+    return level
+
+
+def _check_link(link: Path, resolved: Path, results: Path) -> None:
+    """Refuse in one line a link among a table's cell folders that loops or leads outside ``results`` (resolved)."""
+    target = _target(link)
+    if target is None or resolved not in target.parents:
+        where = "in a loop" if target is None else f"outside the results folder {results}"
+        raise DataError(
+            f"{link} is a symbolic link that leads {where}, where no run writes; replace the link with the folder it "
+            "names, or link the results folder itself"
+        )
+
+
+def _target(link: Path) -> Path | None:
+    """Where ``link`` leads; ``None`` for a link that loops (a ``RuntimeError`` before Python 3.13, else ``OSError``)."""
+    try:
+        return link.resolve(strict=True)
+    except RuntimeError:
+        return None
+    except OSError as exc:  # a link to nothing, or a folder this user may not enter: where it would lead
+        return None if exc.errno == errno.ELOOP else link.resolve()
 
 
 def check_setting(path: Path, cell: Mapping[str, Any], table: TableSpec) -> None:

@@ -357,3 +357,30 @@ def test_a_file_where_a_tables_runs_belong_is_refused_by_status_and_the_leaderbo
     for command in ("status", "leaderboard"):
         result = harness_cli(command, "toy-table", "--results", str(tmp_path), env={"HARNESS_PLUGINS": TOY})
         assert result.returncode == 2 and result.stderr.startswith(expected), result.stderr
+
+
+def test_a_link_among_cell_folders_that_leads_outside_the_results_folder_or_loops_is_refused_in_one_line(
+    toy_host, results, tmp_path
+):
+    table = toy_host.tables.get("toy-table")
+    budget = results / "toy-table" / "quick"
+    inside = results / "elsewhere"  # a budget folder moved inside the results folder and linked: read through
+    budget.rename(inside)
+    budget.symlink_to(inside)
+    assert {s.state for s in table_status(results, "toy-table", spec=table)} == {"done"}
+    assert len(leaderboard.our_results(table, results)) == 2
+    budget.unlink()
+    budget.mkdir()
+    for name, target in (("p", Path("/")), ("loop", budget / "loop")):  # a link to the root of the disk; to itself
+        link = budget / name
+        link.symlink_to(target)
+        where = "in a loop" if name == "loop" else f"outside the results folder {results}"
+        message = (f"{link} is a symbolic link that leads {where}, where no run writes; replace the link with the "
+                   "folder it names, or link the results folder itself")  # fmt: skip
+        for read in (lambda: table_status(results, "toy-table"), lambda: leaderboard.our_results(table, results)):
+            with pytest.raises(DataError) as caught:
+                read()
+            assert str(caught.value) == message
+        result = harness_cli("status", "toy-table", "--results", str(results), env={"HARNESS_PLUGINS": TOY})
+        assert result.returncode == 2 and result.stderr == f"harness: error: {message}\n", result.stderr
+        link.unlink()

@@ -10,7 +10,9 @@ wnid and examples in CSV order. Images not already 84x84 RGB are converted and r
 (Lanczos). The arrays are cached as ``.npy`` files under the cache directory, keyed by
 the resolved data directory, the CSV contents and each listed image's size and time of
 change, so a second open reads three files (and the images' metadata). Splits that share a
-class, an image listed twice, or a name outside ``images/`` are refused.
+class, an image listed twice, or a name outside ``images/`` are refused. An image that is a
+symbolic link is read where it leads, inside ``images/`` or not: mini-ImageNet is often put
+together as links into a copy of ImageNet.
 
 PIL is imported only when images have to be decoded.
 """
