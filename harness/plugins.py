@@ -9,6 +9,7 @@ does not exist (a misspelt ``harness_model``) or defining a hook without marking
 plugins register one name, the first registered (a built-in before any other) keeps it and
 both are reported. ``HARNESS_STRICT_PLUGINS=1`` (or ``--strict-plugins``) makes either fatal.
 ``HARNESS_BLOCK_PLUGINS`` names plugins to leave out (listed as blocked, never imported).
+What a hook returns is checked by ``harness.spec_checks``.
 """
 
 from __future__ import annotations
@@ -19,23 +20,22 @@ import difflib
 import enum
 import functools
 import importlib
-import math
 import os
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from types import ModuleType
-from typing import Any, TypeVar
+from typing import Any
 
 import pluggy
 
-from harness import __version__, hookspecs, table_checks
-from harness.config import RunConfig, dataset_options, did_you_mean, merge_options
-from harness.errors import ConfigError, DuplicateNameError, PluginError, describe, printable
+from harness import __version__, hookspecs, spec_checks
+from harness.config import did_you_mean
+from harness.errors import DuplicateNameError, PluginError, describe, printable
 from harness.registry import Registry
 from harness.specs import DatasetSpec, MetricSpec, ModelSpec
-from harness.tables import TableRow, TableSpec, slug
+from harness.tables import TableRow, TableSpec
 
 ENTRY_POINT_GROUP = "harness"
 DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
@@ -65,8 +65,6 @@ HOOKS: dict[str, tuple[str, type]] = {
     "rows": ("harness_table_rows", TableRow),
 }
 """Registry kind -> (hook name, spec type the hook must return)."""
-
-S = TypeVar("S")
 
 
 def _env_flag(name: str) -> bool:
@@ -331,8 +329,8 @@ class PluginHost:
                 if info.error:
                     continue
                 try:
-                    specs: list[Any] = _validated(impl.function(), spec_type, hook_name)
-                    _check_names(specs, hook_name)
+                    specs: list[Any] = spec_checks.validated(impl.function(), spec_type, hook_name)
+                    spec_checks.check_names(specs, hook_name)
                 except (Exception, SystemExit) as exc:
                     self._broken(info, f"failed in hook {hook_name}: {describe(exc)}")
                     continue
@@ -363,13 +361,14 @@ class PluginHost:
 
     def _runs(self, plugin: str, row: TableRow, model: str | None, registries: dict[str, Registry[Any]]) -> bool:
         """Whether ``row`` (listed by ``plugin``) can run; if not, a note naming the fix (fatal if strict): its
-        registered ``model`` cannot run it (``_params_problem``), it names a budget or setting its registered table
-        lacks (``_table_problem``), or its settings' datasets cannot take its ``data`` (``_data_problem``)."""
+        registered ``model`` cannot run it, it names a budget or setting its registered table lacks, or its settings'
+        datasets cannot take its ``data`` (``harness.spec_checks``)."""
         models, tables = registries["models"], registries["tables"]
-        problem = _params_problem(row, models.get(model)) if model is not None and model in models else None
+        problem = spec_checks.params_problem(row, models.get(model)) if model is not None and model in models else None
         if problem is None and row.table in tables:
             table = tables.get(row.table)
-            problem = _table_problem(row, table) or _data_problem(row, table, registries["datasets"])
+            datasets = registries["datasets"]
+            problem = spec_checks.table_problem(row, table) or spec_checks.data_problem(row, table, datasets)
         if problem is not None:
             self._leave_out(plugin, problem)
         return problem is None
@@ -381,8 +380,8 @@ class PluginHost:
     def _leave_out_rows_that_cannot_run(self, registries: dict[str, Registry[Any]], ordered: list[str]) -> None:
         """Leave out, with a note naming the fix (fatal if strict), each ``ModelSpec.rows`` row that cannot run
         (``_runs``; ``harness_table_rows`` rows were checked before they were registered), and each row whose cells
-        would be those of a row listed before it (``_folder_problem``; in the plugins' order, ``ordered``: the
-        built-ins, then as registered); the plugin listing it keeps everything else it provides."""
+        would be those of a row listed before it (``spec_checks.folder_problem``; in the plugins' order, ``ordered``:
+        the built-ins, then as registered); the plugin listing it keeps everything else it provides."""
         models, rows = registries["models"], registries["rows"]
         listed: list[tuple[str, str | None, TableRow, tuple[str, int] | None]] = [
             (models.plugin_of(m.name), row.model or m.name, row, (m.name, i))
@@ -397,7 +396,7 @@ class PluginHost:
             if model not in models:  # a row of a model not installed: left out when planning, takes no folder
                 continue
             if owner is None or self._runs(plugin, row, model, registries):
-                problem = _folder_problem(row, kept)
+                problem = spec_checks.folder_problem(row, kept)
                 if problem is None:
                     kept.append((plugin, row))
                     continue
@@ -442,7 +441,7 @@ class PluginHost:
         listed = [(registries["rows"].plugin_of(row.name), row, "harness_table_rows") for row in registries["rows"]]
         for model in models:
             listed += [(models.plugin_of(model.name), row, f"ModelSpec.rows of model {model.name!r}")
-                       for row in model.rows if _near_miss(row.table, tables.names())]  # fmt: skip
+                       for row in model.rows if spec_checks.near_miss(row.table, tables.names())]  # fmt: skip
         for plugin, row, where in listed:
             if row.table in tables:
                 continue
@@ -455,7 +454,7 @@ class PluginHost:
         by_model = [(registries["rows"].plugin_of(row.name), row) for row in registries["rows"]]
         by_model += [(models.plugin_of(model.name), row) for model in models for row in model.rows]
         for plugin, row in by_model:
-            if row.model and _near_miss(row.model, models.names()):
+            if row.model and spec_checks.near_miss(row.model, models.names()):
                 self._note(
                     plugin,
                     f"plugin {plugin!r} lists row {row.row!r} of table {row.table!r} for model {row.model!r}, which no "
@@ -530,152 +529,6 @@ def _plain(value: Any) -> Any:
     if isinstance(value, (list, tuple)):
         return [_plain(v) for v in value]
     return value if value is None or isinstance(value, (str, int, float, bool)) else str(value)
-
-
-def _validated(result: object, spec_type: type[S], hook_name: str) -> list[S]:
-    """A hook's result as a list of named ``spec_type``s with plain defaults and options; ``TypeError`` if not."""
-    if result is None:
-        return []
-    if not isinstance(result, (list, tuple)):
-        raise TypeError(f"{hook_name} must return a list of {spec_type.__name__}, got {type(result).__name__}")
-    for item in result:
-        if not isinstance(item, spec_type):
-            raise TypeError(
-                f"{hook_name} must return a list of {spec_type.__name__}, got an item of type {type(item).__name__}"
-            )
-        if not isinstance(getattr(item, "name", None), str) or not item.name:  # type: ignore[attr-defined]
-            raise TypeError(f"{hook_name} returned a {spec_type.__name__} without a name")
-        _check_plain_values(item)
-    return list(result)
-
-
-PLAIN_FIELDS: dict[type, str] = {ModelSpec: "defaults", DatasetSpec: "options"}
-"""The spec field whose values go into run configs and records (JSON): they must be plain values."""
-
-
-def _check_plain_values(spec: object) -> None:
-    """Raise ``TypeError`` unless a model's defaults or a dataset's options are plain JSON values."""
-    field_name = next((name for kind, name in PLAIN_FIELDS.items() if isinstance(spec, kind)), None)
-    if field_name is None:
-        return
-    values = getattr(spec, field_name)
-    where = f"{type(spec).__name__} {spec.name!r}"  # type: ignore[attr-defined]
-    if not isinstance(values, Mapping):
-        raise TypeError(f"{where}: {field_name} must be a dict, got {type(values).__name__}")
-    problem = _not_plain(values, field_name)
-    if problem is not None:
-        raise TypeError(
-            f"{where}: {problem}, not a plain JSON value (None, bool, int, finite float, str, or a list or "
-            "dict of them); make it one (a list instead of an array)"
-        )
-
-
-def _not_plain(value: object, where: str) -> str | None:
-    """Where in ``value`` (named ``where``) a value is not plain JSON, and its type; ``None`` if all are."""
-    if value is None or isinstance(value, (bool, int, str)):
-        return None
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{where} is {value!r}"
-    if isinstance(value, Mapping):
-        keys = [key for key in value if not isinstance(key, str)]
-        if keys:
-            return f"{where} has the key {keys[0]!r} of type {type(keys[0]).__name__}"
-        items = [(f"{where}[{key!r}]", item) for key, item in value.items()]
-    elif isinstance(value, (list, tuple)):
-        items = [(f"{where}[{i}]", item) for i, item in enumerate(value)]
-    else:
-        return f"{where} is of type {type(value).__name__}"
-    return next((problem for name, item in items if (problem := _not_plain(item, name)) is not None), None)
-
-
-def _near_miss(name: str, names: list[str]) -> bool:
-    """Whether ``name`` is not among ``names`` but differs from one of them as a typo does."""
-    folded = {n.casefold() for n in names}
-    return name not in names and (
-        name.casefold() in folded or bool(difflib.get_close_matches(name, names, n=1, cutoff=0.8))
-    )
-
-
-def _check_names(specs: list[Any], hook_name: str) -> None:
-    """Raise ``TypeError`` for a spec whose name holds control or format characters (a newline, an ANSI escape),
-    and ``TypeError`` or ``ValueError`` for a table or table row (its own or a model's) that is malformed
-    (``harness.table_checks``)."""
-    for spec in specs:
-        if printable(spec.name) != spec.name:
-            raise TypeError(f"{hook_name} returned the name {spec.name!r}, which holds control characters; rename it")
-        if isinstance(spec, TableSpec):
-            table_checks.check_table(spec)
-        elif isinstance(spec, TableRow):
-            table_checks.check_row(spec)
-        elif isinstance(spec, ModelSpec):
-            table_checks.check_declared(spec, f"model {spec.name!r}", only=("rows",))
-            for row in spec.rows:
-                table_checks.check_row(row)
-
-
-def _params_problem(row: TableRow, model: ModelSpec) -> str | None:
-    """Why ``model`` cannot run ``row``: its ``params`` or ``budget_params`` name a parameter the model's defaults
-    lack, or give one a value of another type; ``None`` if it can."""
-    given = {"params": row.params, **{f"budget_params[{b!r}]": p for b, p in row.budget_params.items()}}
-    for where, params in given.items():
-        try:
-            merge_options(model.defaults, params, f"model {model.name!r}", "parameter")
-        except ConfigError as exc:
-            return (
-                f"lists row {row.row!r} of table {row.table!r} that its model cannot run: {exc}; fix the row's {where}"
-            )
-    return None
-
-
-def _table_problem(row: TableRow, table: TableSpec) -> str | None:
-    """Why ``table`` has no cell for ``row``: its ``budget_params`` or ``settings`` name a budget or setting the table
-    lacks; ``None`` if it has."""
-    given = {
-        "budget_params": ("budget", list(row.budget_params), list(table.budgets)),
-        "settings": ("setting", list(row.settings), [setting.name for setting in table.settings]),
-    }
-    for where, (noun, names, known) in given.items():
-        unknown = next((name for name in names if name not in known), None)
-        if unknown is not None:
-            return (
-                f"lists row {row.row!r} of table {table.name!r} naming {noun} {unknown!r}, which the table lacks; fix "
-                f"the row's {where} ({noun}s: {', '.join(known)}){did_you_mean(unknown, known)}"
-            )
-    return None
-
-
-def _data_problem(row: TableRow, table: TableSpec, datasets: Registry[DatasetSpec]) -> str | None:
-    """Why a cell of ``row`` cannot open its data: its ``data`` names an option the dataset of one of its settings
-    (under a budget, which may name the dataset) lacks, or gives one a value of another type, out of range, or a
-    location that is no path; ``None`` if it can (or the dataset is not installed here)."""
-    settings = [setting for setting in table.settings if not row.settings or setting.name in row.settings]
-    for setting, budget in ((setting, budget) for setting in settings for budget in table.budgets.values()):
-        config = {**budget, **setting.config}
-        name = config.get("dataset", RunConfig.dataset)
-        if not row.data or name not in datasets:
-            continue
-        try:
-            dataset_options(datasets.get(name), {**config.get("data", {}), **row.data})
-        except ConfigError as exc:
-            return (
-                f"lists row {row.row!r} of table {table.name!r} whose data setting {setting.name!r} cannot take: "
-                f"{exc}; fix the row's data"
-            )
-    return None
-
-
-def _folder_problem(row: TableRow, kept: Sequence[tuple[str, TableRow]]) -> str | None:
-    """Why the cells of ``row`` are those of a row in ``kept`` (``(plugin, row)``): the same table, a label that
-    makes the same folder (``slug``: 'MANN' and 'MANN!') and a setting in common; ``None`` if none is."""
-    for plugin, other in kept:
-        shared = not row.settings or not other.settings or set(row.settings) & set(other.settings)
-        if other.table == row.table and slug(other.row) == slug(row.row) and shared:
-            same = "the row" if other.row == row.row else f"row {other.row!r}, whose label makes the same folder,"
-            return (
-                f"lists row {row.row!r} of table {row.table!r}, but plugin {plugin!r} lists {same} already; give it "
-                "a label that differs in letters or digits"
-            )
-    return None
 
 
 def _attribute(plugin: object, name: str) -> Any:

@@ -374,7 +374,7 @@ def _check_link(link: Path, resolved: Path, results: Path) -> None:
 
 
 def _target(link: Path) -> Path | None:
-    """Where ``link`` leads; ``None`` for a link that loops (a ``RuntimeError`` before Python 3.13, else ``OSError``)."""
+    """Where ``link`` leads; ``None`` for a link that loops (``RuntimeError`` before Python 3.13, then ``OSError``)."""
     try:
         return link.resolve(strict=True)
     except RuntimeError:
