@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+import shlex
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -57,12 +58,15 @@ def t975(df: int) -> float:
 def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     """Complete runs of ``table`` under ``results``, one dict per (row, setting, key, budget).
 
-    A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell and its fix; where several
-    cells are damaged, the error names every one of them, a line each, so that one pass fixes them all.
+    A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell and its fix, and saying how
+    many other cells are damaged (``harness status`` lists each with its fix).
     """
     groups: dict[tuple[str, str, str, str], list[tuple[dict[str, Any], float, float]]] = {}
-    problems = [records.orphan_problem(orphan) for orphan in records.orphan_cells(results / table.name)]
+    orphans = records.orphan_cells(results / table.name)
+    problems = [records.orphan_problem(orphan) for orphan in orphans]
     for cell_path in records.cell_files(results / table.name):
+        if cell_path.parent in orphans:  # a cell.json that is no file: one problem, said once
+            continue
         try:
             run = _read_run(table, cell_path)
             if run is None:
@@ -77,10 +81,13 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
             continue
         for key, mean, ci in summaries:
             groups.setdefault((cell["row"], cell["setting"], key, cell["budget"]), []).append((record, mean, ci))
-    if len(problems) == 1:
-        raise DataError(problems[0])
     if problems:
-        raise DataError(f"{len(problems)} cells of table {table.name!r} cannot be used:\n" + "\n".join(problems))
+        others = len(problems) - 1
+        more = (
+            f" (and {others:,} more damaged cell{'s' if others > 1 else ''}: 'harness status {table.name} --results "
+            f"{shlex.quote(str(results))}' lists each with its fix)"
+        )
+        raise DataError(problems[0] + (more if others else ""))
     rows = []
     for (row, setting, key, budget), runs in groups.items():
         means = [100 * mean for _, mean, _ in runs]
@@ -117,8 +124,6 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
         return None
     cell = records.read_cell(cell_path.parent, table.name)
     record = records.read_record(record_path, _retest(cell_path.parent))
-    if record["status"] != "complete":
-        return None
     records.check_setting(cell_path, cell, table)
     records.check_own(record_path, cell, record, table.setting_config(cell["setting"]), _retest(cell_path.parent))
     stopped = record.get("stopped_early")

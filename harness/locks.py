@@ -75,6 +75,22 @@ def holds_a_flock(pid: int) -> bool | None:
     return str(pid) in holders if holders else None
 
 
+def has_open(pid: int, path: Path) -> bool | None:
+    """Whether process ``pid`` has the file ``path`` open now, as its ``/proc/<pid>/fd`` links say (a run keeps its
+    lock file open for as long as it holds the lock); ``None`` where that cannot be known (no such folder, or one
+    this user may not read)."""
+    try:
+        target = os.path.realpath(path)
+        descriptors = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return None
+    for descriptor in descriptors:
+        with contextlib.suppress(OSError):  # closed since it was listed
+            if os.readlink(f"/proc/{pid}/fd/{descriptor}") == target:
+                return True
+    return False
+
+
 def describe_holder(pid: int, host: str, since: str) -> str:
     """How messages name a lock's holder: ``pid 123 on host-a since 2026-01-02T03:04:05+00:00``."""
     return f"pid {pid} on {host} since {since}"

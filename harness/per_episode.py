@@ -80,8 +80,6 @@ def load(run_dir: str | Path) -> PerEpisode:
         raise DataError(f"{record_path} does not exist; finish the run first (rerun its command)")
     fix = records.record_fix(record_path, "rerun its command")
     record = records.read_record(record_path, fix)
-    if record["status"] != "complete":
-        raise DataError(f"{record_path} is of a run that is not complete; finish it first (rerun its command)")
     if record.get("per_episode") is None:
         raise DataError(f"{record_path} keeps no per-episode values (an older harness wrote it); {fix}")
     path = record_path.parent / record["per_episode"]["file"]

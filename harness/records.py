@@ -16,7 +16,7 @@ from typing import Any
 
 from harness import files
 from harness.checkpoints import CHECKPOINT, is_count, is_finite
-from harness.errors import DataError, describe
+from harness.errors import DataError, describe, printable, shortened
 from harness.tables import TableSpec, cell_name
 
 RECORD = "record.json"
@@ -183,11 +183,11 @@ def start_cell_over(directory: Path, rerun: str = "rerun") -> str:
     return f"delete {directory} and {rerun} to run the cell again"
 
 
-def read_record(path: Path, fix: str, *, config: bool = False) -> dict[str, Any]:
-    """The run record in ``path``, checked to hold what the harness reads of it (with ``config``: a complete one
-    must hold its run config, which a rerun compares); one-line ``DataError`` if not."""
+def read_record(path: Path, fix: str) -> dict[str, Any]:
+    """The run record in ``path``, checked to hold what the harness reads of it (a run writes one when it is
+    tested: complete, with its config, which a rerun compares, and its numbers); one-line ``DataError`` if not."""
     record = read_json(path, fix)
-    problem = _record_problem(record, config)
+    problem = _record_problem(record)
     if problem is not None:
         raise DataError(f"{path} is not a run record the harness can use ({problem}); {fix}")
     return record
@@ -205,9 +205,9 @@ def of_another_run(record: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
 
 
 def is_complete(record: dict[str, Any], directory: Path) -> bool:
-    """Whether ``record`` says its run is complete and the per-episode file it refers to (if any) is there, with
-    the SHA-256 the record gives."""
-    return record.get("status") == "complete" and per_episode_problem(record, directory) is None
+    """Whether the per-episode file that ``record`` (read by ``read_record``: complete) refers to, if any, is there,
+    with the SHA-256 the record gives."""
+    return per_episode_problem(record, directory) is None
 
 
 def per_episode_problem(record: dict[str, Any], directory: Path) -> str | None:
@@ -226,14 +226,11 @@ def per_episode_problem(record: dict[str, Any], directory: Path) -> str | None:
     return None
 
 
-def _record_problem(record: dict[str, Any], with_config: bool) -> str | None:
-    """What a record lacks that the harness reads: a status and, once complete, its metrics (and config)."""
-    if not isinstance(record.get("status"), str):
-        return "no status"
-    if record["status"] != "complete":
-        return None
-    config = record.get("config")
-    if (with_config or config is not None) and not _config(config):
+def _record_problem(record: dict[str, Any]) -> str | None:
+    """What a record lacks that the harness reads: the status a run writes (``complete``), its config and metrics."""
+    if record.get("status") != "complete":
+        return f"status {printable(shortened(repr(record.get('status')), 100))}, where a run writes 'complete'"
+    if not _config(record.get("config")):
         return "no config naming its model and metrics"
     metrics = record.get("metrics")
     if not isinstance(metrics, dict) or not all(
@@ -344,43 +341,42 @@ def cell_folders(folder: Path) -> list[Path]:
     """The folders at the depth of cells (``<budget>/<row>/<setting>/seed<N>``) under a table's ``folder``, sorted.
 
     A file in the folder's place is a one-line ``DataError`` (it would read as a table with no runs), and so is a
-    symbolic link among those folders that leads outside the results folder (``folder``'s parent): a run never
-    writes there (``rundirs.resolve``), and reading through it could walk a whole disk."""
+    symbolic link for the folder or among those below it (``real_folder``)."""
     if folder.exists() and not folder.is_dir():
         raise DataError(f"{folder} is a file, where the runs of table {folder.name!r} belong; move it away")
-    results = folder.parent.resolve()
+    real_folder(folder)
     level = [folder] if folder.is_dir() else []
     for _ in range(4):
         below = []
         for parent in level:
             for entry in sorted(parent.iterdir()):
-                if entry.is_symlink():
-                    _check_link(entry, results, folder.parent)
+                real_folder(entry)
                 if entry.is_dir():
                     below.append(entry)
         level = below
     return level
 
 
-def _check_link(link: Path, resolved: Path, results: Path) -> None:
-    """Refuse in one line a link among a table's cell folders that loops or leads outside ``results`` (resolved)."""
-    target = _target(link)
-    if target is None or resolved not in target.parents:
-        where = "in a loop" if target is None else f"outside the results folder {results}"
+def real_folder(path: Path) -> None:
+    """Refuse in one line a symbolic link where a table's folder or one of its cells' folders belongs: a link
+    makes one cell's folder another's (whose fixes would then delete or overwrite that one) or leads off the
+    results folder, and a dangling one blocks the cell; the results folder itself may be a link."""
+    if path.is_symlink() and (path.is_dir() or not path.exists()):  # a link to a file is no folder: left alone
         raise DataError(
-            f"{link} is a symbolic link that leads {where}, where no run writes; replace the link with the folder it "
-            "names, or link the results folder itself"
+            f"{path} is a symbolic link ({_target(path)}); a table's cells are read and written in real folders "
+            "only: replace the link with a folder (or move the folder it names there), or link the results folder "
+            "itself"
         )
 
 
-def _target(link: Path) -> Path | None:
-    """Where ``link`` leads; ``None`` for a link that loops (``RuntimeError`` before Python 3.13, then ``OSError``)."""
+def _target(link: Path) -> str:
+    """Where ``link`` leads, for a message: ``to /x``, ``to nothing``, or ``in a loop``."""
     try:
-        return link.resolve(strict=True)
-    except RuntimeError:
-        return None
-    except OSError as exc:  # a link to nothing, or a folder this user may not enter: where it would lead
-        return None if exc.errno == errno.ELOOP else link.resolve()
+        return f"to {link.resolve(strict=True)}"
+    except RuntimeError:  # a loop, before Python 3.13
+        return "in a loop"
+    except OSError as exc:  # a loop from Python 3.13, or a link to nothing
+        return "in a loop" if exc.errno == errno.ELOOP else "to nothing"
 
 
 def check_setting(path: Path, cell: Mapping[str, Any], table: TableSpec) -> None:

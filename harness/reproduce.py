@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness import atomic, devices, locks, records, rundirs
@@ -261,6 +261,19 @@ def _complete(directory: Path, cell: dict[str, Any], setting: Mapping[str, Any])
     return records.is_complete(record, directory)
 
 
+def _cell_folder(out: Path, name: str) -> Path:
+    """The folder of the cell ``name`` under ``out``; a symbolic link or a file on its way (the table's folder or
+    one below it) is a one-line ``DataError`` before any cell runs (``records.real_folder``)."""
+    path = out
+    for part in PurePosixPath(name).parts:
+        path = path / part
+        records.real_folder(path)
+        if path.exists() and not path.is_dir():
+            raise DataError(f"{path} is a file, where a folder of the cells of table {name.split('/')[0]!r} belongs; "
+                            "move it away")  # fmt: skip
+    return rundirs.resolve(out, name)
+
+
 def _done(directory: Path, cell: Cell) -> bool:
     """Whether ``cell`` is done, to plan the run: a damaged record makes it one to run, which then fails alone."""
     try:
@@ -390,7 +403,7 @@ def reproduce(
             raise UnknownNameError(f"data directory given for {host.datasets.unknown_message(dataset)}")
     locations = {dataset: _absolute(host, dataset, options) for dataset, options in locations.items()}
     cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows, settings=settings)
-    directories = {cell.name: rundirs.resolve(out, cell.name) for cell in cells}
+    directories = {cell.name: _cell_folder(out, cell.name) for cell in cells}
     # a finished run without cell.json is only taken as the cell's once its config is checked (claim_and_run)
     todo = [c for c in cells if not _done(directories[c.name], c)]
     for cell in cells:

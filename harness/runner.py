@@ -145,7 +145,7 @@ class Run:
             self._keep_finished_record()
         config = self.prepared.config  # after _resume_state, which keeps the metrics a resumed run started with
         record = self._record_of(state) if state is not None else None
-        if record is not None and record["status"] == "complete":
+        if record is not None:
             retest = differences(comparable(record["config"]), comparable(config.to_dict()), EVAL_KEYS)
             retest = retest or records.per_episode_problem(record, self.directory) or ""
             if not retest:
@@ -237,7 +237,7 @@ class Run:
         """Refuse to train again over the record of a finished run whose checkpoint is gone (deleted to save
         space, or never copied): the record and its numbers stand unless ``--restart`` is given."""
         record = self._record()
-        if record is not None and record["status"] == "complete":
+        if record is not None:
             problem = records.per_episode_problem(record, self.directory)
             if problem is not None:  # nothing to test again without the checkpoint
                 raise ConfigError(
@@ -290,7 +290,7 @@ class Run:
         """The run's record, if any; a damaged one is refused in one line naming its fix (``records.record_fix``)."""
         if not self.record_path.exists():
             return None
-        return records.read_record(self.record_path, records.record_fix(self.record_path, "rerun"), config=True)
+        return records.read_record(self.record_path, records.record_fix(self.record_path, "rerun"))
 
     def _episodes(self, step: int) -> int:
         return min(step * self.prepared.config.batch_size, self.prepared.config.episodes)
@@ -347,7 +347,7 @@ class Run:
         """
         prepared = self.prepared
         record = self._record_of(state)
-        last = started if record is None or record["status"] != "complete" else comparable(record["config"])
+        last = started if record is None else comparable(record["config"])
         if last["test_dataset"] != prepared.config.test_dataset:
             return
         names = last["metrics"]

@@ -109,20 +109,19 @@ def _status(directory: Path, table: str, spec: TableSpec | None) -> CellStatus:
         path = directory / RECORD
         if path.exists():
             fix = records.record_fix(path, records.rerun_cell(directory))
-            record = records.read_record(path, fix, config=True)
+            record = records.read_record(path, fix)
             setting = None if spec is None else spec.setting_config(cell["setting"])
             records.check_own(path, cell, record, setting, fix)
-            if record["status"] == "complete":
-                progress = _progress(record, path, fix)
-                if spec is not None:  # the numbers the leaderboard reads
-                    for key in spec.cell_keys(cell["setting"]):
-                        records.mean_ci(spec, record, key, path, fix)
-                problem = records.per_episode_problem(record, directory)
-                if problem is not None:  # the leaderboard reads the record's numbers, which stand
-                    retest = (directory / CHECKPOINT).exists()
-                    note = f"{problem}: {'rerun its command to test the checkpoint again' if retest else 'restore it'}"
-                    return CellStatus(**base, state="done", note=note, **progress)
-                return CellStatus(**base, state="done", note=_stopped(record), **progress)
+            progress = _progress(record, path, fix)
+            if spec is not None:  # the numbers the leaderboard reads
+                for key in spec.cell_keys(cell["setting"]):
+                    records.mean_ci(spec, record, key, path, fix)
+            problem = records.per_episode_problem(record, directory)
+            if problem is not None:  # the leaderboard reads the record's numbers, which stand
+                retest = (directory / CHECKPOINT).exists()
+                note = f"{problem}: {'rerun its command to test the checkpoint again' if retest else 'restore it'}"
+                return CellStatus(**base, state="done", note=note, **progress)
+            return CellStatus(**base, state="done", note=_stopped(record), **progress)
         if (directory / CHECKPOINT).exists():
             fix = records.start_cell_over(directory, records.rerun_cell(directory))
             state = checkpoints.progress(directory / CHECKPOINT, fix)
@@ -182,7 +181,9 @@ def _holder(lock_file: Path) -> str:
     if holder is None:
         return ""
     pid, host, _ = holder
-    if host == socket.gethostname() and (not _alive(pid) or locks.holds_a_flock(pid) is False):
+    if host == socket.gethostname() and (
+        not _alive(pid) or locks.holds_a_flock(pid) is False or locks.has_open(pid, lock_file) is False
+    ):
         return ""  # a killed run's lock file: the kernel dropped its lock (its pid may be another process's now)
     return locks.describe_holder(*holder)
 

@@ -20,6 +20,7 @@ from harness.plugins import PluginHost
 from harness.prepare import prepare
 from harness.reproduce import _complete
 from harness.runner import Run, run
+from harness.status import table_status
 
 KNN = {"model": "knn", "kind": "fewshot", "ways": 5, "eval_episodes": 8}
 DAMAGED = {
@@ -195,7 +196,12 @@ def _toy_cell(results: Path, record: object, cell: object | None = None) -> Path
 
 
 def _record(metrics: object) -> dict:
-    return {"status": "complete", "episodes_trained": 64, "metrics": {"nway_kshot_accuracy": metrics}}
+    return {
+        "status": "complete",
+        "episodes_trained": 64,
+        "config": {"model": "toy"},
+        "metrics": {"nway_kshot_accuracy": metrics},
+    }
 
 
 @pytest.mark.parametrize(
@@ -246,7 +252,7 @@ def test_the_leaderboard_refuses_a_damaged_cell_naming_it(host, tmp_path, record
         assert message.endswith(f"delete {folder} and {rerun} to run the cell again")
 
 
-def test_the_leaderboard_names_every_damaged_cell_at_once_a_line_each(host, tmp_path):
+def test_the_leaderboard_names_the_first_damaged_cell_and_counts_the_others_once_each(host, tmp_path):
     with host.registered(toy_table, "toy-plugin"):
         table = host.tables.get("toy-table")
     damaged = _toy_cell(tmp_path, _record({"5-way 1-shot": {"mean": "high", "ci95": 0.1}}))
@@ -258,12 +264,18 @@ def test_the_leaderboard_names_every_damaged_cell_at_once_a_line_each(host, tmp_
     cell = {"table": "toy-table", "row": "Toy ProtoNet", "setting": "5-way 1-shot", "seed": 2, "budget": "quick"}
     (good / "cell.json").write_text(json.dumps(cell))
     (good / "record.json").write_text(json.dumps(_record({"5-way 1-shot": {"mean": 0.5, "ci95": 0.1}})))
+    fourth = damaged.with_name("seed3")
+    fourth.mkdir()
+    (fourth / "cell.json").symlink_to("/dev/zero")  # no file: one damaged cell, counted once
+    shutil.copy(damaged / "record.json", fourth / "record.json")
     with pytest.raises(DataError) as caught:
         leaderboard.our_results(table, tmp_path)
-    first, *lines = str(caught.value).splitlines()
-    assert first == "2 cells of table 'toy-table' cannot be used:"
-    assert [line.split(" ")[0] for line in lines] == [str(orphan), str(damaged / "record.json")]
-    assert "holds a run but no cell.json" in lines[0] and "(a summary in metrics whose mean" in lines[1]
+    message = str(caught.value)
+    assert message.startswith(f"{orphan} holds a run but no cell.json") and "\n" not in message
+    assert message.endswith(f" (and 2 more damaged cells: 'harness status toy-table --results {tmp_path}' lists "
+                            "each with its fix)")  # fmt: skip
+    statuses = table_status(tmp_path, "toy-table", spec=table)
+    assert {s.directory for s in statuses if s.state == "damaged"} == {orphan, damaged, fourth}
 
 
 def test_the_leaderboard_refuses_a_cell_of_a_setting_its_table_does_not_have(host, tmp_path):

@@ -208,3 +208,17 @@ def test_whether_a_pid_holds_a_flock_is_read_from_proc_locks(tmp_path, monkeypat
     assert locks.holds_a_flock(4242) is held
     monkeypatch.setattr(locks, "PROC_LOCKS", tmp_path / "missing")
     assert locks.holds_a_flock(4242) is None
+
+
+def test_whether_a_pid_has_a_file_open_is_read_from_its_fd_links(tmp_path):
+    held, other = tmp_path / "held.lock", tmp_path / "other.lock"
+    held.write_text("")
+    other.write_text("")
+    link = tmp_path / "link.lock"
+    link.symlink_to(held)
+    with open(held):
+        assert locks.has_open(os.getpid(), held) is True
+        assert locks.has_open(os.getpid(), link) is True  # the file it names
+        assert locks.has_open(os.getpid(), other) is False
+    assert locks.has_open(os.getpid(), held) is False
+    assert locks.has_open(2**22 + 1, held) is None  # no such process (above Linux's largest pid)

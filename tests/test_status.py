@@ -73,7 +73,9 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     (nameless / "cell.json").write_text(json.dumps({"table": "toy-table"}))
     damaged = copy_cell(results, 4, record=True)
     (damaged / "record.json").write_text("{not json")
+    other = copy_cell(results, 13)  # its lock file names a live run that holds the lock of another cell
     with held_elsewhere(running) as holder:
+        (other / ".lock").write_text(json.dumps({"pid": holder.pid, "host": socket.gethostname(), "since": "now"}))
         before = {p: p.stat().st_mtime_ns for p in results.rglob("*")}
         statuses = table_status(results, "toy-table", table_cells(table, toy_host, "quick", seeds=[0, 5]))
     assert states(statuses) == {
@@ -81,7 +83,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         ("5-way 1-shot", 1): "interrupted", ("5-way 1-shot", 2): "running", ("5-way 1-shot", 3): "interrupted",
         ("5-way 1-shot", 4): "damaged", ("5-way 1-shot", 6): "interrupted", ("5-way 1-shot", 7): "interrupted",
         ("5-way 1-shot", 9): "damaged", ("5-way 1-shot", 10): "damaged", ("5-way 1-shot", 11): "damaged",
-        ("5-way 1-shot", 12): "interrupted",
+        ("5-way 1-shot", 12): "interrupted", ("5-way 1-shot", 13): "interrupted",
         ("5-way 1-shot", 5): "not started", ("10-way 1-shot", 5): "not started", ("5-way-1-shot", -1): "damaged",
     }  # fmt: skip
     by_seed = {(s.setting, s.seed): s for s in statuses}
@@ -129,6 +131,8 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
          "(a summary in metrics whose mean, ci95 or n is not a number as a run writes it)"),
         ("record.json", {"metrics": {"nway_kshot_accuracy": []}}, "(metrics is not {metric: {key: summary}})"),
         ("record.json", {"episodes_trained": 10**30}, "(episodes_trained in a form the harness cannot read)"),
+        ("record.json", {"status": "bogus"}, "(status 'bogus', where a run writes 'complete')"),
+        ("record.json", {"config": None}, "(no config naming its model and metrics)"),
     ],
 )  # fmt: skip
 def test_status_and_the_leaderboard_refuse_the_same_damaged_values_in_one_line(
@@ -185,8 +189,8 @@ def test_a_missing_or_damaged_cell_file_is_shown_and_the_fix_it_names_writes_it_
     assert statuses[missing].note.startswith(f"{missing} holds a run but no cell.json; delete")
     with pytest.raises(DataError, match=r"holds a run but no cell\.json") as caught:
         leaderboard.our_results(table, results)
-    orphan, damaged_line = str(caught.value).splitlines()[1:]  # both, a line each
-    assert orphan.endswith(f"{fix}{elsewhere}/toy-table)") and damaged_line.startswith(str(damaged))
+    assert str(caught.value).endswith(f"{fix}{elsewhere}/toy-table) (and 1 more damaged cell: 'harness status "
+                                      f"toy-table --results {results}' lists each with its fix)")  # fmt: skip
     (damaged / "cell.json").unlink()  # the fix, as it says
     outcome = reproduce(table, toy_host, results, seeds=[0])
     assert outcome["run"] == [] and len(outcome["skipped"]) == 2
@@ -359,24 +363,23 @@ def test_a_file_where_a_tables_runs_belong_is_refused_by_status_and_the_leaderbo
         assert result.returncode == 2 and result.stderr.startswith(expected), result.stderr
 
 
-def test_a_link_among_cell_folders_that_leads_outside_the_results_folder_or_loops_is_refused_in_one_line(
+def test_a_link_for_a_tables_folder_or_a_cell_folder_is_refused_in_one_line_and_reproduce_writes_none(
     toy_host, results, tmp_path
 ):
     table = toy_host.tables.get("toy-table")
     budget = results / "toy-table" / "quick"
-    inside = results / "elsewhere"  # a budget folder moved inside the results folder and linked: read through
-    budget.rename(inside)
-    budget.symlink_to(inside)
-    assert {s.state for s in table_status(results, "toy-table", spec=table)} == {"done"}
-    assert len(leaderboard.our_results(table, results)) == 2
-    budget.unlink()
-    budget.mkdir()
-    for name, target in (("p", Path("/")), ("loop", budget / "loop")):  # a link to the root of the disk; to itself
-        link = budget / name
+    aliased = results / "toy-table" / "other"  # an alias of a budget folder inside the results folder
+    cases = {
+        aliased: (budget, f"to {budget}"),
+        budget / "p": (Path("/"), "to /"),  # the root of the disk
+        budget / "loop": (budget / "loop", "in a loop"),
+        results / SEED0.replace("seed0", "seed5"): (tmp_path / "missing", "to nothing"),  # a dangling cell folder
+    }
+    for link, (target, where) in cases.items():
         link.symlink_to(target)
-        where = "in a loop" if name == "loop" else f"outside the results folder {results}"
-        message = (f"{link} is a symbolic link that leads {where}, where no run writes; replace the link with the "
-                   "folder it names, or link the results folder itself")  # fmt: skip
+        message = (f"{link} is a symbolic link ({where}); a table's cells are read and written in real folders only: "
+                   "replace the link with a folder (or move the folder it names there), or link the results folder "
+                   "itself")  # fmt: skip
         for read in (lambda: table_status(results, "toy-table"), lambda: leaderboard.our_results(table, results)):
             with pytest.raises(DataError) as caught:
                 read()
@@ -384,3 +387,16 @@ def test_a_link_among_cell_folders_that_leads_outside_the_results_folder_or_loop
         result = harness_cli("status", "toy-table", "--results", str(results), env={"HARNESS_PLUGINS": TOY})
         assert result.returncode == 2 and result.stderr == f"harness: error: {message}\n", result.stderr
         link.unlink()
+    (results / SEED0.replace("seed0", "seed5")).symlink_to(tmp_path / "missing")
+    with pytest.raises(DataError, match=r"seed5 is a symbolic link \(to nothing\)"):
+        reproduce(table, toy_host, results, seeds=[5])
+    assert not (tmp_path / "missing").exists()
+    (results / SEED0.replace("seed0", "seed5")).unlink()
+    table_folder = tmp_path / "linked" / "toy-table"  # a table's folder linked to another's: refused as well
+    table_folder.parent.mkdir()
+    table_folder.symlink_to(results / "toy-table")
+    with pytest.raises(DataError, match=r"toy-table is a symbolic link \(to "):
+        table_status(table_folder.parent, "toy-table")
+    (tmp_path / "through").symlink_to(results)  # the results folder itself may be a link
+    assert {s.state for s in table_status(tmp_path / "through", "toy-table")} == {"done"}
+    (budget / "notes.txt").symlink_to(tmp_path / "linked")  # a link that is no folder: left alone

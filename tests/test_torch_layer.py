@@ -97,8 +97,14 @@ def test_sigkill_resume_is_bit_identical_with_dropout_and_augmentation(tmp_path)
         ({"lr": -1.0}, r"parameter lr must be a finite number above 0, got -1.0"),
         ({"lr": 0}, r"parameter lr must be a finite number above 0, got 0"),
         ({"lr_decay": -0.5}, r"parameter lr_decay must be a finite number >= 0, got -0.5"),
-        ({"lr_decay": 0}, r"parameter lr_decay \(what lr is multiplied by every lr_step episodes\) must be above 0 and"),
-        ({"lr_decay": 2}, r"parameter lr_decay \(what lr is multiplied by every lr_step episodes\) must be above 0 and"),
+        (
+            {"lr_decay": 0},
+            r"parameter lr_decay \(what lr is multiplied by every lr_step episodes\) must be above 0 and",
+        ),
+        (
+            {"lr_decay": 2},
+            r"parameter lr_decay \(what lr is multiplied by every lr_step episodes\) must be above 0 and",
+        ),
         ({"optimizer": "sgd", "momentum": 1.5}, r"parameter momentum must be below 1, got 1\.5"),
         ({"lr": float("nan")}, r"parameter lr must be a finite float \(or an int\) like its default 0\.01, got nan"),
         ({"clip_norm": float("inf")}, r"parameter clip_norm must be a finite float \(or an int\) like its default"),
