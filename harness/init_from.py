@@ -91,6 +91,8 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
         )
     try:
         model.load_state_dict(state["model_state"])
+    except DataError as exc:  # weights refused unloaded (``harness.torch``)
+        raise DataError(f"{named}: {exc}") from None
     except Exception as exc:  # the plugin's own (``guarded``: its cause), of any type, for weights that do not fit
         cause = exc.__cause__ or exc
         text = " ".join(str(cause).split())  # every line: torch names the keys that differ after the first

@@ -349,7 +349,11 @@ def cell_folders(folder: Path) -> list[Path]:
     for _ in range(4):
         below = []
         for parent in level:
-            for entry in sorted(parent.iterdir()):
+            try:
+                entries = sorted(parent.iterdir())
+            except PermissionError:
+                raise DataError(f"{parent} cannot be read (permission denied); make it readable, then rerun") from None
+            for entry in entries:
                 real_folder(entry)
                 if entry.is_dir():
                     below.append(entry)

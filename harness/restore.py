@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from harness.config import build_config
-from harness.errors import ConfigError
+from harness.errors import ConfigError, DataError
 from harness.guard import guarded
 from harness.plugins import PluginHost
 from harness.prepare import Prepared, prepare
@@ -42,8 +42,14 @@ def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], sou
         )
     config = build_config(values, source=source)
     prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
-    model = prepared.build_model()
+    try:
+        model = prepared.build_model()
+    except ConfigError as exc:  # a parameter the model refuses: the checkpoint's own config says it
+        raise ConfigError(f"{source} holds a config its model refuses: {exc}") from None
     weights, use_best = _kept_model_state(state)
-    guarded(model, prepared.config.model, prepared.model_plugin).load_state_dict(weights)
+    try:
+        guarded(model, prepared.config.model, prepared.model_plugin).load_state_dict(weights)
+    except DataError as exc:  # weights refused unloaded (``harness.torch``): the file is named here
+        raise DataError(f"{source}: {exc}") from None
     kept = state["kept"]["which"] if state.get("final") else "best" if use_best else "last"
     return Restored(prepared, model, kept)

@@ -38,7 +38,7 @@ from harness import (
 from harness.checkpoints import CHECKPOINT
 from harness.config import EVAL_KEYS, TRAINING_KEYS, RunConfig
 from harness.config_changes import comparable, differences, plain
-from harness.errors import ConfigError, HarnessError, NonFiniteLossError, shortened
+from harness.errors import ConfigError, DataError, HarnessError, NonFiniteLossError, shortened
 from harness.evaluation import TRAIN, batches, score, validation_scores
 from harness.guard import ModelError, guarded, model_state
 from harness.plugins import PluginHost, PluginInfo
@@ -154,7 +154,10 @@ class Run:
             log(f"testing {self.directory} again ({retest})")
         done = Progress(run_id=self.run_id)
         if state is not None:
-            model.load_state_dict(state["model_state"])
+            try:
+                model.load_state_dict(state["model_state"])
+            except DataError as exc:  # weights refused unloaded (``harness.torch``)
+                raise DataError(f"{self.checkpoint_path}: {exc}") from None
             done = Progress.from_checkpoint(state)
         elif config.init_from is not None and self.prepared.model_spec.trainable:  # kNN ignores it (TRAINING_KEYS)
             done.init = init_from.load(self.prepared, model, self.directory, self.cell)

@@ -30,6 +30,8 @@ from __future__ import annotations
 
 import contextlib
 import io
+import pickle
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -39,7 +41,7 @@ from torch import nn
 
 from harness import devices
 from harness.episodes import EpisodeBatch, EpisodeInputs, Prediction
-from harness.errors import describe
+from harness.errors import DataError, describe
 from harness.specs import ModelContext
 from harness.training import check_training
 
@@ -140,7 +142,15 @@ class TorchModel:
         (whatever device wrote it)."""
         # Loaded onto the CPU: ``load_state_dict`` copies weights and optimizer state to this model's device, and
         # generator states (a module's extra state, say) must stay CPU tensors whatever device wrote them.
-        saved = torch.load(io.BytesIO(state["torch"]), map_location="cpu", weights_only=True)
+        try:
+            saved = torch.load(io.BytesIO(state["torch"]), map_location="cpu", weights_only=True)
+        except pickle.UnpicklingError as exc:  # torch's own advice, to load it unsafely, is not passed on
+            found = re.search(r"GLOBAL (\S+)", str(exc))
+            what = f"the global {found.group(1)}" if found else "more than tensors and plain values"
+            raise DataError(
+                f"its torch weights name {what}, which no run saves: a forged or foreign file, refused unloaded; "
+                "delete it"
+            ) from None
         self.module.load_state_dict(saved["module"])
         if "optimizer" not in saved:  # weights only
             return

@@ -14,7 +14,7 @@ A torch model plugin declares ``defaults={**TRAINING_DEFAULTS, ...its own...}`` 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from harness.config import did_you_mean
@@ -35,6 +35,16 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 
 
+NUMBER_BOUNDS: dict[str, tuple[Callable[[float], bool], str]] = {
+    "lr": (lambda v: v > 0, "above 0"),
+    "weight_decay": (lambda v: v >= 0, ">= 0"),
+    "momentum": (lambda v: 0 <= v < 1, ">= 0 and below 1"),
+    "clip_norm": (lambda v: v >= 0, ">= 0 (0 does not clip)"),
+    "lr_decay": (lambda v: 0 < v <= 1, "above 0 and at most 1 (lr is multiplied by it every lr_step episodes)"),
+}
+"""The numeric training options: whether a value is in range, and the range in words, of each."""
+
+
 def check_training(params: Mapping[str, Any], model: str) -> None:
     """Raise ``ConfigError`` (one line, naming the valid values) for a bad training option."""
     for key, choices in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
@@ -44,19 +54,10 @@ def check_training(params: Mapping[str, Any], model: str) -> None:
                 f"model {model!r} parameter {key} must be one of {', '.join(choices)}, got {value!r}"
                 f"{did_you_mean(str(value), list(choices))}"
             )
-    for key in ("lr", "weight_decay", "momentum", "clip_norm", "lr_decay"):
+    for key, (in_range, bounds) in NUMBER_BOUNDS.items():
         value = params[key]
-        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value < math.inf:  # NaN too
-            above = "above 0" if key == "lr" else ">= 0"
-            raise ConfigError(f"model {model!r} parameter {key} must be a finite number {above}, got {value!r}")
-    if params["lr"] == 0:
-        raise ConfigError(f"model {model!r} parameter lr must be a finite number above 0, got 0")
-    if not 0 < params["lr_decay"] <= 1:
-        raise ConfigError(
-            f"model {model!r} parameter lr_decay (what lr is multiplied by every lr_step episodes) must be above 0 "
-            f"and at most 1, got {params['lr_decay']!r}"
-        )
-    if params["momentum"] >= 1:
-        raise ConfigError(f"model {model!r} parameter momentum must be below 1, got {params['momentum']!r}")
+        number = not isinstance(value, bool) and isinstance(value, int | float)
+        if not (number and math.isfinite(value) and in_range(value)):
+            raise ConfigError(f"model {model!r} parameter {key} must be a finite number {bounds}, got {value!r}")
     if params["schedule"] == "step" and (not isinstance(params["lr_step"], int) or params["lr_step"] < 1):
         raise ConfigError(f"model {model!r}: schedule = step needs lr_step (training episodes between decays) >= 1")

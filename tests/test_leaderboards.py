@@ -78,7 +78,8 @@ def _seed_run(results: Path, seed: int, mean: float, ci95: float = 0.01, **extra
     cell = {"table": "toy-table", "row": "Toy ProtoNet", "setting": "5-way 1-shot", "seed": seed, "budget": "quick"}
     (folder / "cell.json").write_text(json.dumps(cell))
     record = {
-        "status": "complete", "episodes_trained": 64, "config": {"model": "toy"}, "provenance": {"git": {"commit": "abc", "dirty": False}},
+        "status": "complete", "episodes_trained": 64, "config": {"model": "toy"},
+        "provenance": {"git": {"commit": "abc", "dirty": False}},
         "metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": mean, "ci95": ci95, "n": 48}}}, **extra,
     }  # fmt: skip
     (folder / "record.json").write_text(json.dumps(record))

@@ -155,7 +155,7 @@ def test_the_leaderboard_reads_a_run_without_an_interval(host, tmp_path):
     cell = {"table": "toy-table", "row": "Toy ProtoNet", "setting": "5-way 1-shot", "seed": 0, "budget": "quick"}
     (folder / "cell.json").write_text(json.dumps(cell))
     record = {
-        "status": "complete", "episodes_trained": 64, "config": {"model": "toy"}, "provenance": {"git": {"commit": "abc", "dirty": False}},
+        "status": "complete", "episodes_trained": 64, "provenance": {"git": {"commit": "abc", "dirty": False}},
         "config": {"model": "toy-protonet", "metrics": ["nway_kshot_accuracy"]},
         "metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {"mean": 0.4, "ci95": None, "n": 1}}},
     }  # fmt: skip
