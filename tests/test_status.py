@@ -400,3 +400,20 @@ def test_a_link_for_a_tables_folder_or_a_cell_folder_is_refused_in_one_line_and_
     (tmp_path / "through").symlink_to(results)  # the results folder itself may be a link
     assert {s.state for s in table_status(tmp_path / "through", "toy-table")} == {"done"}
     (budget / "notes.txt").symlink_to(tmp_path / "linked")  # a link that is no folder: left alone
+
+
+def test_a_folder_of_a_tables_cells_that_cannot_be_read_is_named_in_one_line(toy_host, results, monkeypatch):
+    budget = results / "toy-table" / "quick"
+    listing = Path.iterdir
+
+    def denied(self):  # what a folder without read permission gives a user who is not root
+        if self == budget:
+            raise PermissionError(13, "Permission denied", str(self))
+        return listing(self)
+
+    monkeypatch.setattr(Path, "iterdir", denied)
+    for read in (lambda: table_status(results, "toy-table"),
+                 lambda: leaderboard.our_results(toy_host.tables.get("toy-table"), results)):  # fmt: skip
+        with pytest.raises(DataError) as caught:
+            read()
+        assert str(caught.value) == f"{budget} cannot be read (permission denied); make it readable, then rerun"
