@@ -58,6 +58,8 @@ def load(prepared: Prepared, model: Model, directory: Path, cell: bool) -> dict[
         raise ConfigError(f"{named} cannot be read ({type(exc).__name__}: {exc.strerror or exc}); {FIX}") from None
     start = _start_command(given, directory) if given.startswith(BUDGET) else ""
     if not found:
+        if checkpoint.exists() or checkpoint.is_symlink():  # a FIFO, a device, a folder, a link to nothing
+            raise ConfigError(f"{named}: {checkpoint} is not a regular file, as a run's {CHECKPOINT} is; {FIX}")
         if not start:
             raise ConfigError(f"{named}: no run's {CHECKPOINT} there; {FIX}")
         if _complete(path / records.RECORD):  # a finished cell that lost its checkpoint: reproduce would skip it

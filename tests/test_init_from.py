@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import os
 import re
 import shutil
 
@@ -87,6 +88,14 @@ def _weights_of_another_shape() -> dict:
     [
         (lambda a: a.rename(a.with_name("gone")), "init_from {a}: no run's checkpoint.pkl there; give the directory"),
         (lambda a: (a / "checkpoint.pkl").unlink(), "no run's checkpoint.pkl there"),
+        (
+            lambda a: ((a / "checkpoint.pkl").unlink(), os.mkfifo(a / "checkpoint.pkl")),
+            "init_from {a}: {a}/checkpoint.pkl is not a regular file, as a run's checkpoint.pkl is; give the dir",
+        ),
+        (
+            lambda a: ((a / "checkpoint.pkl").unlink(), (a / "checkpoint.pkl").symlink_to("/dev/zero")),
+            "{a}/checkpoint.pkl is not a regular file, as a run's checkpoint.pkl is",
+        ),
         (lambda a: _rewrite(a / "checkpoint.pkl", final=False), "that run has not finished (32 episodes trained)"),
         (
             lambda a: _rewrite(a / "checkpoint.pkl", model_state=_weights_of_another_shape()),
