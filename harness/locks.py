@@ -75,19 +75,25 @@ def holds_a_flock(pid: int) -> bool | None:
     return str(pid) in holders if holders else None
 
 
-def has_open(pid: int, path: Path) -> bool | None:
-    """Whether process ``pid`` has the file ``path`` open now, as its ``/proc/<pid>/fd`` links say (a run keeps its
-    lock file open for as long as it holds the lock); ``None`` where that cannot be known (no such folder, or one
-    this user may not read)."""
+def holds_flock_on(pid: int, path: Path) -> bool | None:
+    """Whether process ``pid`` holds a ``flock`` on the file ``path`` now: a descriptor of it that
+    ``/proc/<pid>/fd`` links to ``path`` and whose ``/proc/<pid>/fdinfo`` lists a ``FLOCK`` (a run holds its lock
+    file so for as long as it runs); ``None`` where that cannot be known (no such folder, or one this user may not
+    read). Ask only where ``holds_a_flock`` is true: a kernel that lists no flocks lists none here either."""
     try:
         target = os.path.realpath(path)
         descriptors = os.listdir(f"/proc/{pid}/fd")
     except OSError:
         return None
     for descriptor in descriptors:
-        with contextlib.suppress(OSError):  # closed since it was listed
-            if os.readlink(f"/proc/{pid}/fd/{descriptor}") == target:
-                return True
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{descriptor}") != target:
+                continue
+            info = Path(f"/proc/{pid}/fdinfo/{descriptor}").read_text(encoding="ascii", errors="replace")
+        except OSError:  # closed since it was listed
+            continue
+        if any(line.startswith("lock:") and "FLOCK" in line.split() for line in info.splitlines()):
+            return True
     return False
 
 

@@ -181,10 +181,12 @@ def _holder(lock_file: Path) -> str:
     if holder is None:
         return ""
     pid, host, _ = holder
-    if host == socket.gethostname() and (
-        not _alive(pid) or locks.holds_a_flock(pid) is False or locks.has_open(pid, lock_file) is False
-    ):
-        return ""  # a killed run's lock file: the kernel dropped its lock (its pid may be another process's now)
+    if host == socket.gethostname():  # a killed run's lock file: the kernel dropped its lock (its pid may be reused)
+        if not _alive(pid):
+            return ""
+        flock = locks.holds_a_flock(pid)  # None: this kernel lists no flocks, so only the pid can be checked
+        if flock is False or (flock and locks.holds_flock_on(pid, lock_file) is False):
+            return ""
     return locks.describe_holder(*holder)
 
 

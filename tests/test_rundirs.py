@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import signal
@@ -210,15 +211,20 @@ def test_whether_a_pid_holds_a_flock_is_read_from_proc_locks(tmp_path, monkeypat
     assert locks.holds_a_flock(4242) is None
 
 
-def test_whether_a_pid_has_a_file_open_is_read_from_its_fd_links(tmp_path):
+def test_whether_a_pid_holds_a_flock_on_a_file_is_read_from_its_fd_links_and_fdinfo(tmp_path):
     held, other = tmp_path / "held.lock", tmp_path / "other.lock"
     held.write_text("")
     other.write_text("")
     link = tmp_path / "link.lock"
     link.symlink_to(held)
-    with open(held):
-        assert locks.has_open(os.getpid(), held) is True
-        assert locks.has_open(os.getpid(), link) is True  # the file it names
-        assert locks.has_open(os.getpid(), other) is False
-    assert locks.has_open(os.getpid(), held) is False
-    assert locks.has_open(2**22 + 1, held) is None  # no such process (above Linux's largest pid)
+    with open(held) as opened:
+        assert locks.holds_flock_on(os.getpid(), held) is False  # open, but no flock on it
+        with open(other) as locked:
+            fcntl.flock(locked, fcntl.LOCK_EX)  # a flock on another file: still not this one's
+            assert locks.holds_flock_on(os.getpid(), held) is False
+        fcntl.flock(opened, fcntl.LOCK_EX)
+        assert locks.holds_flock_on(os.getpid(), held) is True
+        assert locks.holds_flock_on(os.getpid(), link) is True  # the file it names
+        assert locks.holds_flock_on(os.getpid(), other) is False
+    assert locks.holds_flock_on(os.getpid(), held) is False
+    assert locks.holds_flock_on(2**22 + 1, held) is None  # no such process (above Linux's largest pid)
