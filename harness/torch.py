@@ -33,6 +33,7 @@ import io
 import pickle
 import re
 import sys
+import zipfile
 from collections.abc import Callable
 from typing import Any
 
@@ -41,7 +42,7 @@ from torch import nn
 
 from harness import devices
 from harness.episodes import EpisodeBatch, EpisodeInputs, Prediction
-from harness.errors import DataError, describe
+from harness.errors import DataError, describe, shortened
 from harness.specs import ModelContext
 from harness.training import check_training
 
@@ -142,25 +143,23 @@ class TorchModel:
         (whatever device wrote it)."""
         # Loaded onto the CPU: ``load_state_dict`` copies weights and optimizer state to this model's device, and
         # generator states (a module's extra state, say) must stay CPU tensors whatever device wrote them.
+        saved = _read_weights(state)
         try:
-            saved = torch.load(io.BytesIO(state["torch"]), map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as exc:  # torch's own advice, to load it unsafely, is not passed on
-            found = re.search(r"GLOBAL (\S+)", str(exc))
-            what = f"the global {found.group(1)}" if found else "more than tensors and plain values"
+            self.module.load_state_dict(saved["module"])
+            if "optimizer" in saved:  # else weights only
+                self.optimizer.load_state_dict(saved["optimizer"])
+                if self.scheduler is not None and saved["scheduler"] is not None:
+                    self.scheduler.load_state_dict(saved["scheduler"])
+                torch.set_rng_state(saved["rng_cpu"])
+                cuda = saved["rng_cuda"]
+                if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
+                    torch.cuda.set_rng_state_all(cuda)
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+            text = " ".join(str(exc).split())  # every line: torch names the keys that differ after the first
             raise DataError(
-                f"its torch weights name {what}, which no run saves: a forged or foreign file, refused unloaded; "
-                "delete it"
+                f"its weights do not fit this model ({shortened(f'{type(exc).__name__}: {text}', 300)}); give a run "
+                "of the same model, parameters and setting (ways, labels, image size: whatever shapes the network)"
             ) from None
-        self.module.load_state_dict(saved["module"])
-        if "optimizer" not in saved:  # weights only
-            return
-        self.optimizer.load_state_dict(saved["optimizer"])
-        if self.scheduler is not None and saved["scheduler"] is not None:
-            self.scheduler.load_state_dict(saved["scheduler"])
-        torch.set_rng_state(saved["rng_cpu"])
-        cuda = saved["rng_cuda"]
-        if cuda and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
 
     @property
     def runtime(self) -> dict[str, Any]:
@@ -218,3 +217,38 @@ class TorchModel:
         if p["schedule"] == "cosine":
             return torch.optim.lr_scheduler.CosineAnnealingLR(self.optimizer, steps)
         return None
+
+
+def _read_weights(state: Any) -> dict[str, Any]:
+    """The torch state saved in a model state (``TorchModel.state_dict``), read without running anything it names:
+    forged, compressed (a small file that unpacks to gigabytes) or damaged bytes are a one-line ``DataError``
+    that the caller prefixes with the file."""
+    data = state.get("torch") if isinstance(state, dict) else None
+    if not isinstance(data, bytes):
+        raise DataError("its model state holds no torch weights, as a torch model's run saves them; delete it")
+    if data[:4] == b"PK\x03\x04":  # torch.save's zip format, whose entries it stores uncompressed
+        try:
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                compressed = any(info.compress_type != zipfile.ZIP_STORED for info in archive.infolist())
+        except (zipfile.BadZipFile, OSError, ValueError) as exc:
+            raise DataError(f"its torch weights cannot be read ({describe(exc)}): a damaged file; delete it") from None
+        if compressed:
+            raise DataError(
+                "its torch weights are compressed, which torch.save never does (a few megabytes could unpack to "
+                "gigabytes): a forged file, refused unloaded; delete it"
+            )
+    try:
+        saved = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:  # torch's own advice, to load it unsafely, is not passed on
+        found = re.search(r"GLOBAL (\S+)", str(exc))
+        if found is None:
+            raise DataError(f"its torch weights cannot be read ({describe(exc)}): a damaged file; delete it") from None
+        raise DataError(
+            f"its torch weights name the global {found.group(1)}, which no run saves: a forged or foreign file, "
+            "refused unloaded; delete it"
+        ) from None
+    except Exception as exc:  # torch raises RuntimeError, EOFError, ValueError... for bytes it cannot read
+        raise DataError(f"its torch weights cannot be read ({describe(exc)}): a damaged file; delete it") from None
+    if not isinstance(saved, dict) or "module" not in saved:
+        raise DataError("its torch weights hold no module state, as a torch model's run saves them; delete it")
+    return saved

@@ -105,6 +105,44 @@ def test_forged_torch_weights_in_a_checkpoint_are_refused_unloaded_naming_the_fi
     assert not marker.exists()
 
 
+def _compressed(data: bytes) -> bytes:
+    """``data`` (a torch.save zip) with every entry deflated, as a forger would make a small file unpack large."""
+    import zipfile
+
+    out = io.BytesIO()
+    with zipfile.ZipFile(io.BytesIO(data)) as source, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            target.writestr(info.filename, source.read(info))
+    return out.getvalue()
+
+
+def _weights(module: dict) -> bytes:
+    buffer = io.BytesIO()
+    torch.save({"module": module}, buffer)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("forge", "problem"),
+    [
+        (_compressed, "its torch weights are compressed, which torch.save never does (a few megabytes could unpack"),
+        (lambda data: b"not torch at all", "its torch weights cannot be read (UnpicklingError: "),
+        (lambda data: data[: len(data) // 2], "its torch weights cannot be read ("),
+        (lambda data: _weights({"0.weight": torch.zeros(3, 3)}), "its weights do not fit this model (RuntimeError: "),
+        (lambda data: b"", "its torch weights cannot be read ("),  # empty
+    ],
+)
+def test_damaged_or_compressed_torch_weights_are_named_as_the_checkpoints_fault(host, tmp_path, forge, problem):
+    run(config(), host, tmp_path, name="r", **QUIET)
+    path = tmp_path / "r" / "checkpoint.pkl"
+    state = load_checkpoint(path)
+    state["model_state"] = {**state["model_state"], "torch": forge(state["model_state"]["torch"])}
+    checkpoints.save(path, {k: v for k, v in state.items() if k != "format"})
+    with pytest.raises(DataError) as caught:
+        evaluate_checkpoint(path, host)
+    assert str(caught.value).startswith(f"{path}: {problem}") and "\n" not in str(caught.value)
+
+
 def test_a_checkpoint_whose_config_its_model_refuses_is_named_by_evaluate(host, tmp_path):
     run(config(), host, tmp_path, name="r", **QUIET)
     path = tmp_path / "r" / "checkpoint.pkl"
