@@ -40,12 +40,12 @@ def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], sou
             f"{source} holds a model {model!r} that no installed plugin registers{blocked}; install or unblock the "
             "plugin that provides it ('harness plugins' lists what is installed)"
         )
-    config = build_config(values, source=source)
+    config = build_config(values, source=source)  # a flag's bad value is named as the flag's (not the file's)
     prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
     try:
         model = prepared.build_model()
-    except ConfigError as exc:  # a parameter the model refuses: the checkpoint's own config says it
-        raise ConfigError(f"{source} holds a config its model refuses: {exc}") from None
+    except ConfigError as exc:  # a parameter the model refuses: the checkpoint's config gives its parameters
+        raise ConfigError(f"{source}: {exc}") from None
     weights, use_best = _kept_model_state(state)
     try:
         guarded(model, prepared.config.model, prepared.model_plugin).load_state_dict(weights)
