@@ -274,6 +274,13 @@ def _cell_folder(out: Path, name: str) -> Path:
     return rundirs.resolve(out, name)
 
 
+def _real_folders(directory: Path) -> None:
+    """Refuse a symbolic link for the cell folder ``directory`` or its table's folders above it (a one-line
+    ``DataError``, ``records.real_folder``), so that nothing is written through one into another folder."""
+    for path in (directory, *directory.parents[:4]):
+        records.real_folder(path)
+
+
 def _done(directory: Path, cell: Cell) -> bool:
     """Whether ``cell`` is done, to plan the run: a damaged record makes it one to run, which then fails alone."""
     try:
@@ -320,7 +327,9 @@ def claim_and_run(
     (``detail`` is the error in one line, then with ``tracebacks`` the full traceback).
     """
     try:
+        _real_folders(directory)
         with rundirs.claim(directory):
+            _real_folders(directory)  # again, once the lock is held: a link made since the cells were planned
             reproduced = records.is_cell(directory)  # else a run reproduce did not start, or a lost cell.json
             if reproduced and _complete(directory, cell, setting):
                 return DONE, ""

@@ -17,7 +17,7 @@ from lock_holder import held_elsewhere
 
 from harness import checkpoints, leaderboard
 from harness.errors import DataError
-from harness.reproduce import reproduce, table_cells
+from harness.reproduce import FAILED, claim_and_run, reproduce, table_cells
 from harness.status import table_status
 
 TOY = "harness_test_plugins.toy_table"
@@ -400,6 +400,13 @@ def test_a_link_for_a_tables_folder_or_a_cell_folder_is_refused_in_one_line_and_
     (tmp_path / "through").symlink_to(results)  # the results folder itself may be a link
     assert {s.state for s in table_status(tmp_path / "through", "toy-table")} == {"done"}
     (budget / "notes.txt").symlink_to(tmp_path / "linked")  # a link that is no folder: left alone
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    late = results / SEED0.replace("seed0", "seed6")
+    late.symlink_to(outside)  # made after reproduce planned its cells: refused when the cell is claimed
+    outcome, detail = claim_and_run(late, {}, {}, lambda: pytest.fail("never prepared"))
+    assert outcome == FAILED and detail.startswith(f"{late} is a symbolic link (to {outside})")
+    assert list(outside.iterdir()) == []
 
 
 def test_a_folder_of_a_tables_cells_that_cannot_be_read_is_named_in_one_line(toy_host, results, monkeypatch):
