@@ -82,7 +82,8 @@ def read_cell(directory: Path, table: str) -> dict[str, Any]:
     if directory.parts[-len(PurePosixPath(expected).parts) :] != PurePosixPath(expected).parts:
         raise DataError(
             f"{path} describes the cell {expected} but lies in {directory}: a copied or moved cell folder; "
-            f"delete it, or move it to <results>/{expected} if that cell is missing"
+            f"delete it, or move it to <results>/{expected} if that cell is missing (if only the file was edited, "
+            f"{rewrite_cell_file(directory)})"
         )
     return cell
 

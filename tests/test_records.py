@@ -302,7 +302,9 @@ def test_the_leaderboard_refuses_a_cell_copied_to_another_seed_instead_of_counti
     assert str(caught.value) == (
         f"{copy / 'cell.json'} describes the cell toy-table/quick/toy-protonet/5-way-1-shot/seed0 but lies in {copy}: "
         "a copied or moved cell folder; delete it, or move it to "
-        "<results>/toy-table/quick/toy-protonet/5-way-1-shot/seed0 if that cell is missing"
+        "<results>/toy-table/quick/toy-protonet/5-way-1-shot/seed0 if that cell is missing (if only the file was "
+        f"edited, delete {copy / 'cell.json'} if it is there and rerun 'harness reproduce toy-table --budget quick' "
+        "with the --row, --setting and --seeds of this cell: it writes the file again and keeps what the cell trained)"
     )
     cell = json.loads((copy / "cell.json").read_text())
     (copy / "cell.json").write_text(json.dumps({**cell, "seed": 1}))  # the cell made to match, the record not
