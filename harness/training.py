@@ -35,8 +35,11 @@ TRAINING_DEFAULTS: dict[str, Any] = {
 }
 
 
+FLOAT32_MAX = 3.4028234663852886e38
+"""The largest float32: a learning rate above it overflows the first update."""
+
 NUMBER_BOUNDS: dict[str, tuple[Callable[[float], bool], str]] = {
-    "lr": (lambda v: v > 0, "above 0"),
+    "lr": (lambda v: 0 < v <= FLOAT32_MAX, "above 0 and at most 3.4e38 (float32's largest)"),
     "weight_decay": (lambda v: v >= 0, ">= 0"),
     "momentum": (lambda v: 0 <= v < 1, ">= 0 and below 1"),
     "clip_norm": (lambda v: v >= 0, ">= 0 (0 does not clip)"),

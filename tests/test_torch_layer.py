@@ -181,8 +181,15 @@ def test_sigkill_resume_is_bit_identical_with_dropout_and_augmentation(tmp_path)
     [
         ({"optimizer": "adamw"}, r"parameter optimizer must be one of adam, rmsprop, sgd, got 'adamw'; did you mean"),
         ({"schedule": "linear"}, r"parameter schedule must be one of none, step, cosine, got 'linear'"),
-        ({"lr": -1.0}, r"parameter lr must be a finite number above 0, got -1.0"),
-        ({"lr": 0}, r"parameter lr must be a finite number above 0, got 0"),
+        (
+            {"lr": -1.0},
+            r"parameter lr must be a finite number above 0 and at most 3\.4e38 \(float32's largest\), got -1\.0",
+        ),
+        ({"lr": 0}, r"parameter lr must be a finite number above 0 and at most 3\.4e38 \(float32's largest\), got 0"),
+        (
+            {"lr": 1e300},
+            r"parameter lr must be a finite number above 0 and at most 3\.4e38 \(float32's largest\), got 1e",
+        ),
         ({"lr_decay": -0.5}, r"parameter lr_decay must be a finite number above 0 and at most 1 \(lr is multip"),
         ({"lr_decay": 0}, r"parameter lr_decay must be a finite number above 0 and at most 1 \(lr is multiplied"),
         ({"lr_decay": 2}, r"parameter lr_decay must be a finite number above 0 and at most 1 \(lr is multiplied"),
