@@ -60,7 +60,7 @@ def check_training(params: Mapping[str, Any], model: str) -> None:
     for key, (in_range, bounds) in NUMBER_BOUNDS.items():
         value = params[key]
         number = not isinstance(value, bool) and isinstance(value, int | float)
-        if not (number and math.isfinite(value) and in_range(value)):
+        if not (number and -math.inf < value < math.inf and in_range(value)):  # NaN fails; an int never overflows
             raise ConfigError(f"model {model!r} parameter {key} must be a finite number {bounds}, got {value!r}")
     if params["schedule"] == "step" and (not isinstance(params["lr_step"], int) or params["lr_step"] < 1):
         raise ConfigError(f"model {model!r}: schedule = step needs lr_step (training episodes between decays) >= 1")
