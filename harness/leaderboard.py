@@ -62,8 +62,8 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     many other cells are damaged (``harness status`` lists each with its fix).
     """
     groups: dict[tuple[str, str, str, str], list[tuple[dict[str, Any], float, float]]] = {}
-    orphans = records.orphan_cells(results / table.name)
-    problems = [records.orphan_problem(orphan) for orphan in orphans]
+    orphans = set(records.orphan_cells(results / table.name))
+    problems = [records.orphan_problem(orphan) for orphan in sorted(orphans)]
     for cell_path in records.cell_files(results / table.name):
         if cell_path.parent in orphans:  # a cell.json that is no file: one problem, said once
             continue

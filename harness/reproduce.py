@@ -17,7 +17,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Mapping, Sequence
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from harness import atomic, devices, locks, records, rundirs
@@ -264,13 +264,13 @@ def _complete(directory: Path, cell: dict[str, Any], setting: Mapping[str, Any])
 def _cell_folder(out: Path, name: str) -> Path:
     """The folder of the cell ``name`` under ``out``; a symbolic link or a file on its way (the table's folder or
     one below it) is a one-line ``DataError`` before any cell runs (``records.real_folder``)."""
-    path = out
-    for part in PurePosixPath(name).parts:
-        path = path / part
-        records.real_folder(path)
-        if path.exists() and not path.is_dir():
-            raise DataError(f"{path} is a file, where a folder of the cells of table {name.split('/')[0]!r} belongs; "
-                            "move it away")  # fmt: skip
+    directory = out / name
+    _real_folders(directory)
+    folders = reversed((directory, *directory.parents[:4]))  # the table's folder first
+    blocking = next((path for path in folders if path.exists() and not path.is_dir()), None)
+    if blocking is not None:
+        raise DataError(f"{blocking} is a file, where a folder of the cells of table {name.split('/')[0]!r} belongs; "
+                        "move it away")  # fmt: skip
     return rundirs.resolve(out, name)
 
 

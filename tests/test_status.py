@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -407,6 +408,11 @@ def test_a_link_for_a_tables_folder_or_a_cell_folder_is_refused_in_one_line_and_
     outcome, detail = claim_and_run(late, {}, {}, lambda: pytest.fail("never prepared"))
     assert outcome == FAILED and detail.startswith(f"{late} is a symbolic link (to {outside})")
     assert list(outside.iterdir()) == []
+    late.unlink()
+    os.mkfifo(results / "toy-table" / "blocked")  # no folder where a budget's cells belong: refused before a run
+    blocked = dataclasses.replace(table, budgets={"blocked": table.budgets["quick"]})
+    with pytest.raises(DataError, match=r"toy-table/blocked is a file, where a folder of the cells of table 'toy-t"):
+        reproduce(blocked, toy_host, results, budget="blocked", seeds=[0])
 
 
 def test_a_folder_of_a_tables_cells_that_cannot_be_read_is_named_in_one_line(toy_host, results, monkeypatch):
