@@ -205,12 +205,6 @@ def of_another_run(record: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
     return other_run or other_length
 
 
-def is_complete(record: dict[str, Any], directory: Path) -> bool:
-    """Whether the per-episode file that ``record`` (read by ``read_record``: complete) refers to, if any, is there,
-    with the SHA-256 the record gives."""
-    return per_episode_problem(record, directory) is None
-
-
 def per_episode_problem(record: dict[str, Any], directory: Path) -> str | None:
     """What is wrong with the per-episode file a record refers to (missing, or not the file it names by its
     SHA-256), if anything."""

@@ -258,7 +258,7 @@ def _complete(directory: Path, cell: dict[str, Any], setting: Mapping[str, Any])
     fix = records.record_fix(path, "rerun")
     record = records.read_record(path, fix)
     records.check_own(path, cell, record, setting, fix)
-    return records.is_complete(record, directory)
+    return records.per_episode_problem(record, directory) is None  # read_record refused any other status
 
 
 def _cell_folder(out: Path, name: str) -> Path:
