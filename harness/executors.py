@@ -118,7 +118,7 @@ def execute_ray(
                     str(directory),
                     where,
                     cell.describe(),
-                    dict(cell.setting_config),
+                    dict(cell.fixed_config),
                     setup,
                     tracebacks,
                 ): cell

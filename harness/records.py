@@ -95,8 +95,9 @@ setting fixes it, is another setting's."""
 
 def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str, Any] | None) -> str | None:
     """How ``record`` shows that it is another cell's (copied or moved here), if it does: the cell it names (records
-    of cells name theirs) in another folder, a seed or budget other than ``cell``'s, or a value of ``EPISODE_KEYS``
-    that differs from what the cell's ``setting`` fixes (``None``: not checked). The problem, or ``None``."""
+    of cells name theirs) in another folder, a seed or budget other than ``cell``'s, a value of ``EPISODE_KEYS``
+    that differs from what the cell's ``setting`` fixes, or a model or row hyperparameter that differs from what it
+    fixes where it holds them (``Cell.fixed_config``; ``None``: not checked). The problem, or ``None``."""
     stamp = record.get("cell")
     if stamp is not None and _folder(stamp) != _folder(cell):  # a row or setting relabelled keeps its folder
         return f"it is the record of the cell {_folder(stamp) or repr(stamp)}, not of {_folder(cell)}"
@@ -104,11 +105,29 @@ def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str,
         if field in record and record[field] != cell[field]:
             return f"it is the record of {field} {record[field]!r}, but its cell is {field} {cell[field]!r}"
     config = record.get("config")
+    if not setting or not isinstance(config, dict):
+        return None
     for key in EPISODE_KEYS:
-        if setting and key in setting and isinstance(config, dict) and key in config and config[key] != setting[key]:
+        if key in setting and key in config and config[key] != setting[key]:
             return (
                 f"it was trained with {key} {config[key]!r}, but its cell's setting {cell['setting']!r} has {key} "
                 f"{setting[key]!r}"
+            )
+    return _other_row(cell, config, setting)
+
+
+def _other_row(cell: dict[str, Any], config: dict[str, Any], fixed: Mapping[str, Any]) -> str | None:
+    """How the record's ``config`` shows that another row trained it, if it does: a model, or a hyperparameter the
+    row gives (``fixed["params"]``), other than the cell's row fixes (``Cell.fixed_config``)."""
+    if "model" in fixed and "model" in config and config["model"] != fixed["model"]:
+        model, row = config["model"], cell["row"]
+        return f"it was trained with model {model!r}, but its cell's row {row!r} has {fixed['model']!r}"
+    params = config.get("params")
+    for name, value in dict(fixed.get("params") or {}).items():
+        if isinstance(params, dict) and name in params and params[name] != json.loads(json.dumps(value)):
+            return (
+                f"it was trained with the hyperparameter {name}={params[name]!r}, but its cell's row {cell['row']!r} "
+                f"gives {name}={value!r}"
             )
     return None
 

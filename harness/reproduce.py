@@ -284,7 +284,7 @@ def _real_folders(directory: Path) -> None:
 def _done(directory: Path, cell: Cell) -> bool:
     """Whether ``cell`` is done, to plan the run: a damaged record makes it one to run, which then fails alone."""
     try:
-        return records.is_cell(directory) and _complete(directory, cell.describe(), cell.setting_config)
+        return records.is_cell(directory) and _complete(directory, cell.describe(), cell.fixed_config)
     except DataError:
         return False
 
@@ -464,7 +464,7 @@ def reproduce(
             execute_ray(jobs, on_done, address=address, setup=setup, tracebacks=tracebacks)
         else:
             for cell, prepared, directory, _ in jobs:
-                on_done(cell, *claim_and_run(directory, cell.describe(), cell.setting_config, prepared, tracebacks))
+                on_done(cell, *claim_and_run(directory, cell.describe(), cell.fixed_config, prepared, tracebacks))
     return outcomes
 
 

@@ -129,6 +129,12 @@ class Cell:
         """Run directory, relative to the results directory."""
         return cell_name(self.table, self.budget, self.row, self.setting, self.seed)
 
+    @property
+    def fixed_config(self) -> dict[str, Any]:
+        """What the cell fixes of a run config that its record must show: the setting's values, the row's model and
+        the hyperparameters the row gives (``records.check_own``: a record differing is another cell's)."""
+        return {**self.setting_config, "model": self.config.model, "params": dict(self.config.params)}
+
     def describe(self) -> dict[str, Any]:
         """What ``cell.json`` holds: which table, row, setting, seed and budget the run is."""
         return {"table": self.table, "row": self.row, "setting": self.setting, "seed": self.seed, "budget": self.budget}

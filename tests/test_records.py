@@ -18,7 +18,7 @@ from harness.config import build_config
 from harness.errors import ConfigError, DataError
 from harness.plugins import PluginHost
 from harness.prepare import prepare
-from harness.reproduce import _complete
+from harness.reproduce import _complete, table_cells
 from harness.runner import Run, run
 from harness.status import table_status
 
@@ -100,6 +100,31 @@ def test_reproduce_refuses_a_damaged_cell_record_and_reruns_one_without_its_valu
         f"delete {directory / 'record.json'} and rerun: it carries on from the cell's checkpoint (tests it again, "
         "without training, if finished)"
     )
+
+
+def test_reproduce_refuses_a_record_another_row_trained_though_it_names_no_cell(tmp_path):
+    knn_run(tmp_path)  # knn with k=1: the record of a row whose cell.json was copied along (or of before stamps)
+    directory = tmp_path / "r"
+    (directory / "cell.json").write_text("{}")
+    record = json.loads((directory / "record.json").read_text())
+    assert record["config"]["params"] == {"k": 1} and record.get("cell") is None
+    cell = {"row": "Matching Nets", "setting": "5-way 1-shot", "seed": record["seed"], "budget": record["budget"]}
+    assert _complete(directory, cell, {"ways": 5, "model": "knn", "params": {"k": 1}})
+    assert _complete(directory, cell, {"ways": 5, "model": "knn", "params": {}}), "a row giving no k fixes none"
+    for fixed, problem in [
+        ({"model": "protonet"}, "it was trained with model 'knn', but its cell's row 'Matching Nets' has 'protonet'"),
+        ({"model": "knn", "params": {"k": 5}}, "the hyperparameter k=1, but its cell's row 'Matching Nets' gives k=5"),
+    ]:
+        with pytest.raises(DataError) as caught:
+            _complete(directory, cell, {"ways": 5, **fixed})
+        assert problem in str(caught.value) and "a record copied from another cell" in str(caught.value)
+
+
+def test_a_cell_fixes_its_setting_its_rows_model_and_the_hyperparameters_the_row_gives():
+    host = PluginHost(autoload=False, modules=["harness_test_plugins.toy_table"], strict=True)
+    (cell, *_) = table_cells(host.tables.get("toy-table"), host, "quick", settings=["10-way 1-shot"])
+    assert cell.fixed_config == {**cell.setting_config, "model": "toy-protonet", "params": {}}
+    assert cell.setting_config["ways"] == 10
 
 
 def test_a_damaged_record_fails_its_cell_alone_and_a_copied_one_is_refused_everywhere(tmp_path):
