@@ -5,10 +5,11 @@ A torch model plugin declares ``defaults={**TRAINING_DEFAULTS, ...its own...}`` 
 
 - ``optimizer``: ``adam`` (default), ``rmsprop`` (what MANN used) or ``sgd``.
 - ``lr``: learning rate (1e-3). ``weight_decay``: L2 penalty (0). ``momentum``: for
-  ``sgd`` and ``rmsprop`` (0, below 1).
+  ``sgd`` and ``rmsprop`` only (0, below 1; refused with ``adam``).
 - ``clip_norm``: clip the gradients' global norm to this value; 0 does not clip.
 - ``schedule``: ``none``, ``step`` (multiply ``lr`` by ``lr_decay``, above 0 and at most 1,
-  every ``lr_step`` training episodes) or ``cosine`` (from ``lr`` to 0 over the run's training steps).
+  every ``lr_step`` training episodes; ``lr_step`` is refused with another schedule) or
+  ``cosine`` (from ``lr`` to 0 over the run's training steps).
 """
 
 from __future__ import annotations
@@ -62,5 +63,20 @@ def check_training(params: Mapping[str, Any], model: str) -> None:
         number = not isinstance(value, bool) and isinstance(value, int | float)
         if not (number and -math.inf < value < math.inf and in_range(value)):  # NaN fails; an int never overflows
             raise ConfigError(f"model {model!r} parameter {key} must be a finite number {bounds}, got {value!r}")
-    if params["schedule"] == "step" and (not isinstance(params["lr_step"], int) or params["lr_step"] < 1):
+    step, schedule = params["lr_step"], params["schedule"]
+    if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+        raise ConfigError(
+            f"model {model!r} parameter lr_step must be a whole number of training episodes >= 0, got {step!r}"
+        )
+    if schedule == "step" and step < 1:
         raise ConfigError(f"model {model!r}: schedule = step needs lr_step (training episodes between decays) >= 1")
+    if schedule != "step" and step > 0:
+        raise ConfigError(
+            f"model {model!r}: lr_step is read only by schedule = step, and schedule is {schedule}: pass schedule=step "
+            "or drop lr_step"
+        )
+    if params["optimizer"] == "adam" and params["momentum"] > 0:
+        raise ConfigError(
+            f"model {model!r}: momentum is read only by optimizer sgd or rmsprop (adam keeps its own averages): pass "
+            "optimizer=sgd or optimizer=rmsprop, or drop momentum"
+        )

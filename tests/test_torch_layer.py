@@ -197,6 +197,13 @@ def test_sigkill_resume_is_bit_identical_with_dropout_and_augmentation(tmp_path)
         ({"lr": float("nan")}, r"parameter lr must be a finite float \(or an int\) like its default 0\.01, got nan"),
         ({"clip_norm": float("inf")}, r"parameter clip_norm must be a finite float \(or an int\) like its default"),
         ({"schedule": "step"}, r"schedule = step needs lr_step"),
+        ({"schedule": "step", "lr_step": 2.5}, r"parameter lr_step must be an int like its default 0, got 2\.5"),
+        ({"lr_step": -3}, r"parameter lr_step must be a whole number of training episodes >= 0, got -3"),
+        (
+            {"lr_step": 100},
+            r"lr_step is read only by schedule = step, and schedule is none: pass schedule=step or drop",
+        ),
+        ({"momentum": 0.9}, r"momentum is read only by optimizer sgd or rmsprop \(adam keeps its own averages\)"),
     ],
 )
 def test_bad_training_options_are_one_line(host, tmp_path, params, message):
