@@ -37,12 +37,12 @@ def load_curves(run_dir: Path) -> dict[str, Any]:
     record = None
     if record_path.is_file():
         fix = records.record_fix(record_path, "rerun its command")
-        record = records.read_json(record_path, fix)
+        record = records.read_record(record_path, fix)  # one the leaderboard would refuse is not drawn either
     if record is None or (checkpoint_path.is_file() and _replaced(record, checkpoint_path)):
         state, source, complete = checkpoints.load_run(checkpoint_path), checkpoint_path, False
         fix = "restore the file"
     else:
-        state, source, complete = record, record_path, record.get("status", "complete") == "complete"
+        state, source, complete = record, record_path, True
     return {
         "name": run_dir.name,
         "loss": _points(state.get("loss_history"), "loss_history", source, fix),

@@ -14,10 +14,12 @@ from harness.errors import HarnessError
 from harness.records import RECORD
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+INFINITE_COUNT = '{"status": "complete", "config": {"model": "m"}, "metrics": {}, "loss_history": [[Infinity, 1.0]]}'
 
 
 def write_record(run_dir: Path, loss: list, val: list | None = None, **extra) -> Path:
-    record = {"format": "harness-run/1", "name": run_dir.name, "status": "complete", "loss_history": loss, **extra}
+    record = {"format": "harness-run/1", "name": run_dir.name, "status": "complete", "config": {"model": "m"},
+              "metrics": {}, "loss_history": loss, **extra}  # fmt: skip
     if val is not None:
         record["val_history"] = val
     atomic.write_json(run_dir / RECORD, record)
@@ -110,8 +112,16 @@ def test_a_checkpoint_of_another_length_than_the_record_wins_as_harness_run_woul
         ),
         (lambda d: (d.mkdir(), write_record(d, [[1, 2, 3]])), "value] pairs; rerun with --restart"),
         (
-            lambda d: (d.mkdir(), (d / RECORD).write_text('{"status": "complete", "loss_history": [[Infinity, 1.0]]}')),
+            lambda d: (d.mkdir(), (d / RECORD).write_text(INFINITE_COUNT)),
             "value] pairs; rerun with --restart",
+        ),
+        (
+            lambda d: (d.mkdir(), (d / RECORD).write_text('{"status": "bogus", "config": {"model": "m"}}')),
+            "record.json is not a run record the harness can use (status 'bogus', where a run writes 'complete')",
+        ),
+        (
+            lambda d: (d.mkdir(), (d / RECORD).write_text('{"status": "complete", "loss_history": [[1, 1.0]]}')),
+            "record.json is not a run record the harness can use (no config naming its model and metrics)",
         ),
         (lambda d: (d.mkdir(), write_record(d, [[-16, 1.0]])), "value] pairs; rerun with --restart"),
         (lambda d: (d.mkdir(), write_record(d, [[10**400, 1.0]])), "value] pairs; rerun with --restart"),
