@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from harness.config import build_config
+from harness.config import build_config, merge_options
 from harness.errors import ConfigError, DataError
 from harness.guard import guarded
 from harness.plugins import PluginHost
@@ -41,6 +41,10 @@ def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], sou
             "plugin that provides it ('harness plugins' lists what is installed)"
         )
     config = build_config(values, source=source)  # a flag's bad value is named as the flag's (not the file's)
+    try:  # no flag of evaluate sets a parameter: one the model lacks, or of another type, is the checkpoint's
+        merge_options(host.models.get(config.model).defaults, config.params, f"model {config.model!r}", "parameter")
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
     try:
         model = prepared.build_model()

@@ -212,6 +212,24 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix_its_command_has(small_run:
     assert small_run.read_bytes() == data[:-1], "left for the user to restore"
 
 
+@pytest.mark.parametrize(
+    ("params", "problem"),
+    [
+        ({"bogus": 2}, "model 'weighted-protonet' has no parameter 'bogus' (valid: "),
+        ({"lr": "fast"}, "model 'weighted-protonet' parameter lr must be a"),
+    ],
+)
+def test_evaluate_names_the_checkpoint_whose_parameters_the_model_refuses(
+    small_run: Path, protonet_host, params, problem
+) -> None:
+    state = checkpoints.load_run(small_run)
+    state["config"]["params"] = {**state["config"]["params"], **params}  # no flag of evaluate sets a parameter
+    checkpoints.save(small_run, state)
+    with pytest.raises(HarnessError) as err:
+        evaluate_checkpoint(small_run, protonet_host)
+    assert str(err.value).startswith(f"{small_run}: {problem}") and "\n" not in str(err.value)
+
+
 def test_a_truncated_or_extended_checkpoint_is_refused_in_one_line(small_run: Path, tmp_path: Path) -> None:
     data = small_run.read_bytes()
     path = tmp_path / "cut.pkl"
