@@ -3,7 +3,8 @@
 The long-format DataFrame has one row per (table row, setting, key, source), where
 ``source`` is ``paper``, ``secondary`` (the paper's number as another source quotes it) or
 ``ours (<budget> budget)``. Ours are averaged over seeds and rounded to two decimals: with
-one seed the 95% CI is over test episodes, with several it is Student's t over the seeds' means.
+one seed the 95% CI is over test episodes, with several it is Student's t over the seeds' means (over test
+episodes again where every seed gives the same value: a model the seed does not change, such as ``knn``).
 The ``text`` shown (one decimal) is rounded from the numbers before that, so it is never rounded twice.
 """
 
@@ -92,8 +93,8 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     for (row, setting, key, budget), runs in groups.items():
         means = [100 * mean for _, mean, _ in runs]
         value = sum(means) / len(means)
-        if len(means) == 1:
-            ci = 100 * runs[0][2]
+        if len(set(means)) == 1:  # one seed, or a model the seed does not change (knn): no spread over seeds
+            ci = 100 * max(run[2] for run in runs)
         else:
             var = sum((m - value) ** 2 for m in means) / (len(means) - 1)
             ci = t975(len(means) - 1) * math.sqrt(var / len(means))

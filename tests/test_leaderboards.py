@@ -103,6 +103,17 @@ def test_an_interval_over_seeds_is_students_t_and_values_are_rounded_at_the_sour
     assert frame[frame["source"] != "paper"]["diff"].tolist() == [-39.9]
 
 
+def test_seeds_that_agree_exactly_keep_the_interval_over_test_episodes_not_zero(host, tmp_path):
+    from harness_test_plugins import toy_table
+
+    with host.registered(toy_table, "toy-plugin"):
+        table = host.tables.get("toy-table")
+    for seed in range(3):  # a model the seed does not change (knn) on the table's fixed test episodes
+        _seed_run(tmp_path, seed, 0.5, ci95=0.012)
+    (ours,) = leaderboard.our_results(table, tmp_path)
+    assert (ours["value"], ours["ci95"], ours["seeds"], ours["text"]) == (50.0, 1.2, 3, "50.0 ± 1.2")
+
+
 def test_where_patience_stopped_a_seed_is_counted_in_either_form_a_record_may_give_it(host, tmp_path):
     from harness_test_plugins import toy_table
 
