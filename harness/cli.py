@@ -17,12 +17,15 @@ import sys
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from harness import interrupts
 from harness.arguments import DEFAULT_RESULTS, RESULTS_ENV, RUN_FLAGS, build_parser
 from harness.errors import SHORTER_PATH, ConfigError, HarnessError, describe, printable, shortened, too_long
 from harness.writable import check_writable
+
+if TYPE_CHECKING:
+    from harness.plugins import PluginHost
 
 
 def _tables(host: Any, names: list[str]) -> list[Any]:
@@ -46,12 +49,15 @@ def _results_to_read(given: Path | None) -> Path:
     return results
 
 
-def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list[Path]) -> str:
-    """Write ``table``'s leaderboard; return a line naming the files."""
+def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list[Path], host: PluginHost) -> str:
+    """Write ``table``'s leaderboard, its records checked against the cells the installed rows make; return a line
+    naming the files."""
     from harness import leaderboard
     from harness.records import cell_files
+    from harness.reproduce import fixed_configs
 
-    paths = leaderboard.write(table, results, out or results / "leaderboards", papers)
+    fixed = fixed_configs(table, host)
+    paths = leaderboard.write(table, results, out or results / "leaderboards", papers, fixed)
     line = f"{paths['md']} ({', '.join(paths[kind].name for kind in ('csv', 'png') if kind in paths)})"
     if not cell_files(results / table.name):
         line += f"; no runs of it under {results} yet, so only the paper's rows (harness reproduce {table.name})"
@@ -118,7 +124,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
             )
         print(summary)
         try:  # a damaged record in one table must not stop the tables after it
-            print(f"  leaderboard: {_write_leaderboard(table, results, args.leaderboards, args.papers)}")
+            print(f"  leaderboard: {_write_leaderboard(table, results, args.leaderboards, args.papers, host)}")
         except HarnessError as exc:
             unwritten.append(table.name)
             print(f"  leaderboard: not written: {printable(str(exc))}", file=sys.stderr)
@@ -137,7 +143,7 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     """``harness status``."""
     from harness.config import did_you_mean
-    from harness.reproduce import table_cells, table_rows
+    from harness.reproduce import fixed_configs, table_cells, table_rows
     from harness.status import render, table_status
     from harness.tables import check_budget
 
@@ -161,7 +167,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif table in budgeted:
             print(f"harness: note: no installed model fills table {table.name!r}; only the cells in {results} are "
                   "shown", file=sys.stderr)  # fmt: skip
-        found[table.name] = table_status(results, table.name, planned, table)
+        found[table.name] = table_status(results, table.name, planned, table, fixed_configs(table, host))
     if args.json:
         print(json.dumps({name: [s.as_dict() for s in statuses] for name, statuses in found.items()}, indent=2))
     else:
@@ -181,7 +187,7 @@ def cmd_leaderboard(args: argparse.Namespace) -> int:
     unwritten: list[str] = []
     for table in tables:
         try:
-            print(f"{table.name}: {_write_leaderboard(table, results, args.out, args.papers)}")
+            print(f"{table.name}: {_write_leaderboard(table, results, args.out, args.papers, host)}")
         except HarnessError as exc:  # one table's missing numbers or damaged runs must not stop the others
             if len(tables) == 1:
                 raise

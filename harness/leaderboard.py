@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from harness import atomic, files, records
 from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
-from harness.records import RECORD
+from harness.records import RECORD, Fixed
 from harness.tables import TableSpec
 
 if TYPE_CHECKING:
@@ -56,8 +56,9 @@ def t975(df: int) -> float:
     return z + sum(term / df**power for power, term in enumerate(terms, start=1))
 
 
-def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
-    """Complete runs of ``table`` under ``results``, one dict per (row, setting, key, budget).
+def our_results(table: TableSpec, results: Path, fixed: Fixed | None = None) -> list[dict[str, Any]]:
+    """Complete runs of ``table`` under ``results``, one dict per (row, setting, key, budget); ``fixed``: what the
+    installed rows' cells fix of their records (``reproduce.fixed_configs``), checked as ``harness reproduce`` does.
 
     A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell and its fix, and saying how
     many other cells are damaged (``harness status`` lists each with its fix).
@@ -69,7 +70,7 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
         if cell_path.parent in orphans:  # a cell.json that is no file: one problem, said once
             continue
         try:
-            run = _read_run(table, cell_path)
+            run = _read_run(table, cell_path, fixed or {})
             if run is None:
                 continue
             cell, record = run
@@ -93,8 +94,9 @@ def our_results(table: TableSpec, results: Path) -> list[dict[str, Any]]:
     for (row, setting, key, budget), runs in groups.items():
         means = [100 * mean for _, mean, _ in runs]
         value = sum(means) / len(means)
-        if len(set(means)) == 1:  # one seed, or a model the seed does not change (knn): no spread over seeds
-            ci = 100 * max(run[2] for run in runs)
+        if all(math.isclose(m, means[0], rel_tol=1e-9) for m in means):  # one seed, or seeds that agree (knn)
+            known = [ci for _, _, ci in runs if not math.isnan(ci)]  # a record may give no interval (null)
+            ci = 100 * max(known) if known else math.nan
         else:
             var = sum((m - value) ** 2 for m in means) / (len(means) - 1)
             ci = t975(len(means) - 1) * math.sqrt(var / len(means))
@@ -118,7 +120,7 @@ def _retest(directory: Path) -> str:
     return records.record_fix(directory / RECORD, records.rerun_cell(directory))
 
 
-def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _read_run(table: TableSpec, cell_path: Path, fixed: Fixed) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(cell, record)`` of a complete run of ``table``, else ``None``; a damaged one is a one-line ``DataError``."""
     record_path = cell_path.parent / RECORD
     if not record_path.exists():
@@ -126,7 +128,7 @@ def _read_run(table: TableSpec, cell_path: Path) -> tuple[dict[str, Any], dict[s
     cell = records.read_cell(cell_path.parent, table.name)
     record = records.read_record(record_path, _retest(cell_path.parent))
     records.check_setting(cell_path, cell, table)
-    records.check_own(record_path, cell, record, table.setting_config(cell["setting"]), _retest(cell_path.parent))
+    records.check_own(record_path, cell, record, records.fixed_for(cell, table, fixed), _retest(cell_path.parent))
     stopped = record.get("stopped_early")
     if not records.is_count(record.get("episodes_trained")) or not (
         stopped is None or records.stopped_at(stopped) is not None
@@ -154,7 +156,7 @@ def _commit(provenance: Any) -> str:
     return (commit[:10] if isinstance(commit, str) and commit else "unknown") + ("-dirty" if _get(git, "dirty") else "")
 
 
-def build(table: TableSpec, results: Path, papers: Sequence[Path] = ()) -> pd.DataFrame:
+def build(table: TableSpec, results: Path, papers: Sequence[Path] = (), fixed: Fixed | None = None) -> pd.DataFrame:
     """Long-format DataFrame of our rows and the published rows, with our differences from the paper.
 
     ``papers`` are folders searched for ``<table>.csv`` before the table's own numbers (``harness.paper_tables``).
@@ -171,7 +173,7 @@ def build(table: TableSpec, results: Path, papers: Sequence[Path] = ()) -> pd.Da
         for c in paper_cells(table, papers)
     ]  # fmt: skip
     paper_value = {(r["row"], r["setting"], r["key"]): r["value"] for r in published}
-    ours = our_results(table, results)
+    ours = our_results(table, results, fixed)
     for row in ours:
         row["paper_value"] = paper_value.get((row["row"], row["setting"], row["key"]))
         row["diff"] = None if row["paper_value"] is None else round(row["value"] - row["paper_value"], DECIMALS)
@@ -287,14 +289,16 @@ def _ours(kind: str, path: Path) -> bool:
     return files.starts_with(path, CSV_START if kind == "csv" else files.PNG_SIGNATURE)
 
 
-def write(table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = ()) -> dict[str, Path]:
+def write(
+    table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = (), fixed: Fixed | None = None
+) -> dict[str, Path]:
     """Build the leaderboard of ``table`` from ``results``; write ``<table>.csv``, ``.md`` and ``.png`` (none where
     the table has no number yet) in ``out``."""
     from harness import plots
 
     if not results.is_dir():
         raise ConfigError(f"results directory {results} does not exist; run 'harness reproduce {table.name}' first")
-    frame = build(table, results, papers)
+    frame = build(table, results, papers, fixed)
     paths = {"csv": out / f"{table.name}.csv", "md": out / f"{table.name}.md", "png": out / f"{table.name}.png"}
     for kind, path in paths.items():  # a papers file, or notes of the user's, of the same name
         if os.path.lexists(path) and not _ours(kind, path):

@@ -88,16 +88,12 @@ def read_cell(directory: Path, table: str) -> dict[str, Any]:
     return cell
 
 
-EPISODE_KEYS = ("dataset", "test_dataset", "kind", "ways", "shots", "queries", "instances", "labels", "augment")
-"""The run-config keys a table's setting may fix that decide its episodes: a record that differs in one, where the
-setting fixes it, is another setting's."""
-
-
 def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str, Any] | None) -> str | None:
     """How ``record`` shows that it is another cell's (copied or moved here), if it does: the cell it names (records
-    of cells name theirs) in another folder, a seed or budget other than ``cell``'s, a value of ``EPISODE_KEYS``
-    that differs from what the cell's ``setting`` fixes, or a model or row hyperparameter that differs from what it
-    fixes where it holds them (``Cell.fixed_config``; ``None``: not checked). The problem, or ``None``."""
+    of cells name theirs) in another folder, a seed or budget other than ``cell``'s, or a value other than what
+    ``setting`` fixes where the record holds it: a key of the cell's setting (of ``data``, an option the setting
+    gives), the row's model or a hyperparameter that tells the rows apart (``Cell.fixed_config``; the setting's
+    own values where the rows are unknown; ``None``: not checked). The problem, or ``None``."""
     stamp = record.get("cell")
     if stamp is not None and _folder(stamp) != _folder(cell):  # a row or setting relabelled keeps its folder
         return f"it is the record of the cell {_folder(stamp) or repr(stamp)}, not of {_folder(cell)}"
@@ -107,13 +103,40 @@ def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str,
     config = record.get("config")
     if not setting or not isinstance(config, dict):
         return None
-    for key in EPISODE_KEYS:
-        if key in setting and key in config and config[key] != setting[key]:
-            return (
-                f"it was trained with {key} {config[key]!r}, but its cell's setting {cell['setting']!r} has {key} "
-                f"{setting[key]!r}"
+    for key, value in setting.items():
+        if key in ("model", "params") or key not in config:
+            continue
+        saved, given = config[key], value
+        if key == "data" and isinstance(saved, dict) and isinstance(value, Mapping):  # the options the setting gives
+            option = next(
+                (name for name in value if name in saved and _plain(saved[name]) != _plain(value[name])), None
             )
+            if option is None:
+                continue
+            key, saved, given = f"data option {option}", saved[option], value[option]
+        elif _plain(saved) == _plain(value):
+            continue
+        return f"it was trained with {key} {saved!r}, but its cell's setting {cell['setting']!r} has {key} {given!r}"
     return _other_row(cell, config, setting)
+
+
+Fixed = Mapping[tuple[str, str, str], Mapping[str, Any]]
+"""What the cells of a table fix of their records, by ``(budget, row, setting)`` (``reproduce.fixed_configs``)."""
+
+
+def fixed_for(cell: Mapping[str, Any], table: TableSpec, fixed: Fixed) -> Mapping[str, Any] | None:
+    """What ``cell`` (its ``cell.json``) fixes of its record: its row's cell's ``fixed`` values where the installed
+    rows make that cell, else what its setting in ``table`` fixes (``None`` for a setting the table lacks)."""
+    made = fixed.get((cell["budget"], cell["row"], cell["setting"]))
+    return made if made is not None else table.setting_config(cell["setting"])
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as a record's JSON holds it (a tuple as a list), to compare a config's value with a record's."""
+    try:
+        return json.loads(json.dumps(value))
+    except (TypeError, ValueError):
+        return value
 
 
 def _other_row(cell: dict[str, Any], config: dict[str, Any], fixed: Mapping[str, Any]) -> str | None:
@@ -124,10 +147,10 @@ def _other_row(cell: dict[str, Any], config: dict[str, Any], fixed: Mapping[str,
         return f"it was trained with model {model!r}, but its cell's row {row!r} has {fixed['model']!r}"
     params = config.get("params")
     for name, value in dict(fixed.get("params") or {}).items():
-        if isinstance(params, dict) and name in params and params[name] != json.loads(json.dumps(value)):
+        if isinstance(params, dict) and name in params and params[name] != _plain(value):
             return (
                 f"it was trained with the hyperparameter {name}={params[name]!r}, but its cell's row {cell['row']!r} "
-                f"gives {name}={value!r}"
+                f"has {name}={value!r}"
             )
     return None
 

@@ -194,8 +194,8 @@ def table_cells(
                 f"{did_you_mean(name, names)}"
             )
     kept = _filled(listed, table, models, rows, settings)
-    cells = [make_cell(table, model, row, setting, seed, budget) for model, row, setting in kept
-             for seed in seeds or table.seeds]  # fmt: skip
+    cells = [_with_row_params(make_cell(table, model, row, setting, seed, budget), listed, host)
+             for model, row, setting in kept for seed in seeds or table.seeds]  # fmt: skip
     if listed:  # every model, row and setting asked for has a cell, so there are cells
         _refuse_idle(table, listed, kept, models, rows, settings)
     if not cells:
@@ -204,6 +204,34 @@ def table_cells(
             "(ModelSpec.rows or harness_table_rows, see docs/writing-a-plugin.md)"
         )
     return cells
+
+
+def _with_row_params(cell: Cell, listed: Sequence[tuple[str, TableRow]], host: PluginHost) -> Cell:
+    """``cell`` with ``Cell.row_params``: the hyperparameters any row of its model in the table gives (at the cell's
+    budget), at this cell's values, the model's default where its row gives none."""
+    model, params = cell.config.model, cell.config.params
+    keys = {
+        key for name, row in listed if name == model for key in (*row.params, *row.budget_params.get(cell.budget, {}))
+    }
+    defaults = host.models.get(model).defaults
+    row_params = {
+        key: params[key] if key in params else defaults[key] for key in sorted(keys) if key in params or key in defaults
+    }
+    return dataclasses.replace(cell, row_params=row_params)
+
+
+def fixed_configs(table: TableSpec, host: PluginHost) -> dict[tuple[str, str, str], dict[str, Any]]:
+    """``Cell.fixed_config`` of every cell the installed models fill in ``table``, by ``(budget, row, setting)``
+    (seeds alike), for ``harness status`` and the leaderboard to check records as ``harness reproduce`` does; a
+    budget whose cells cannot be made (a broken row, refused where it runs) is left out."""
+    fixed = {}
+    for budget in table.budgets:
+        try:
+            cells = table_cells(table, host, budget, seeds=[0])
+        except HarnessError:
+            continue
+        fixed.update({(cell.budget, cell.row, cell.setting): cell.fixed_config for cell in cells})
+    return fixed
 
 
 def _at_flags(rows: Sequence[str] | None, settings: Sequence[str] | None) -> str:

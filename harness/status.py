@@ -17,7 +17,7 @@ from typing import Any
 from harness import checkpoints, files, locks, records
 from harness.checkpoints import CHECKPOINT
 from harness.errors import DataError, HarnessError, printable
-from harness.records import CELL, RECORD
+from harness.records import CELL, RECORD, Fixed
 from harness.rundirs import LOCK
 from harness.tables import Cell, TableSpec
 
@@ -69,14 +69,15 @@ class CellStatus:
 
 
 def table_status(
-    results: Path, table: str, planned: Iterable[Cell] = (), spec: TableSpec | None = None
+    results: Path, table: str, planned: Iterable[Cell] = (), spec: TableSpec | None = None, fixed: Fixed | None = None
 ) -> list[CellStatus]:
     """Every cell of ``table`` with a folder under ``results``, and the ``planned`` cells that have none yet.
-    With the table's ``spec``, a finished cell's record is also checked against its setting."""
+    With the table's ``spec``, a finished cell's record is also checked against its setting, and against what its
+    row's cells fix (``fixed``: ``reproduce.fixed_configs``) as ``harness reproduce`` checks it."""
     found = {}
     for cell_file in records.cell_files(results / table):
         directory = cell_file.parent
-        found[directory] = _status(directory, table, spec)
+        found[directory] = _status(directory, table, spec, fixed or {})
     for directory in records.orphan_cells(results / table):
         found[directory] = _damaged(directory, records.orphan_problem(directory))
     for cell in planned:
@@ -92,7 +93,7 @@ def _damaged(directory: Path, note: str) -> CellStatus:
     return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=note)
 
 
-def _status(directory: Path, table: str, spec: TableSpec | None) -> CellStatus:
+def _status(directory: Path, table: str, spec: TableSpec | None, fixed: Fixed) -> CellStatus:
     try:
         cell = records.read_cell(directory, table)
         if spec is not None:
@@ -110,8 +111,7 @@ def _status(directory: Path, table: str, spec: TableSpec | None) -> CellStatus:
         if path.exists():
             fix = records.record_fix(path, records.rerun_cell(directory))
             record = records.read_record(path, fix)
-            setting = None if spec is None else spec.setting_config(cell["setting"])
-            records.check_own(path, cell, record, setting, fix)
+            records.check_own(path, cell, record, None if spec is None else records.fixed_for(cell, spec, fixed), fix)
             progress = _progress(record, path, fix)
             if spec is not None:  # the numbers the leaderboard reads
                 for key in spec.cell_keys(cell["setting"]):

@@ -123,6 +123,9 @@ class Cell:
     config: RunConfig
     setting_config: Mapping[str, Any] = field(default_factory=dict)
     """What the table's setting fixes of the run config (``ways``, ``shots`` ...): a record differing is another's."""
+    row_params: Mapping[str, Any] | None = None
+    """The hyperparameters that tell the table's rows of this model apart, at their values in this cell (the model's
+    default where this row gives none); ``None``: those this row gives."""
 
     @property
     def name(self) -> str:
@@ -131,9 +134,15 @@ class Cell:
 
     @property
     def fixed_config(self) -> dict[str, Any]:
-        """What the cell fixes of a run config that its record must show: the setting's values, the row's model and
-        the hyperparameters the row gives (``records.check_own``: a record differing is another cell's)."""
-        return {**self.setting_config, "model": self.config.model, "params": dict(self.config.params)}
+        """What the cell fixes of a run config that its record must show (``records.check_own``: a record differing is
+        another cell's): the values of the keys its setting fixes (of ``data``, the options the setting gives), the
+        row's model and ``row_params``."""
+        values = self.config.to_dict()
+        fixed = {key: values[key] for key in self.setting_config if key in values}
+        if "data" in fixed:  # the options of the setting's dataset that it gives, at the cell's values (a row's win)
+            fixed["data"] = {key: fixed["data"][key] for key in self.setting_config["data"] if key in fixed["data"]}
+        params = self.config.params if self.row_params is None else self.row_params
+        return {**fixed, "model": self.config.model, "params": dict(params)}
 
     def describe(self) -> dict[str, Any]:
         """What ``cell.json`` holds: which table, row, setting, seed and budget the run is."""

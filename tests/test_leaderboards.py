@@ -6,6 +6,7 @@ import itertools
 import json
 import math
 import re
+import shutil
 import statistics
 from pathlib import Path
 
@@ -112,6 +113,12 @@ def test_seeds_that_agree_exactly_keep_the_interval_over_test_episodes_not_zero(
         _seed_run(tmp_path, seed, 0.5, ci95=0.012)
     (ours,) = leaderboard.our_results(table, tmp_path)
     assert (ours["value"], ours["ci95"], ours["seeds"], ours["text"]) == (50.0, 1.2, 3, "50.0 ± 1.2")
+    for no_interval in range(3):  # whichever seed's record gives none, and one a rounding apart still agrees
+        shutil.rmtree(tmp_path / "toy-table")
+        for seed in range(3):
+            _seed_run(tmp_path, seed, 0.5000000000000001 if seed == 1 else 0.5, None if seed == no_interval else 0.012)
+        (ours,) = leaderboard.our_results(table, tmp_path)
+        assert ours["text"] == "50.0 ± 1.2", no_interval
 
 
 def test_where_patience_stopped_a_seed_is_counted_in_either_form_a_record_may_give_it(host, tmp_path):

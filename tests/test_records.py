@@ -113,11 +113,38 @@ def test_reproduce_refuses_a_record_another_row_trained_though_it_names_no_cell(
     assert _complete(directory, cell, {"ways": 5, "model": "knn", "params": {}}), "a row giving no k fixes none"
     for fixed, problem in [
         ({"model": "protonet"}, "it was trained with model 'knn', but its cell's row 'Matching Nets' has 'protonet'"),
-        ({"model": "knn", "params": {"k": 5}}, "the hyperparameter k=1, but its cell's row 'Matching Nets' gives k=5"),
+        ({"model": "knn", "params": {"k": 5}}, "the hyperparameter k=1, but its cell's row 'Matching Nets' has k=5"),
     ]:
         with pytest.raises(DataError) as caught:
             _complete(directory, cell, {"ways": 5, **fixed})
         assert problem in str(caught.value) and "a record copied from another cell" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("source", "problem"),
+    [
+        ("knn-k3/5-way-1-shot", "it was trained with the hyperparameter k=3, but its cell's row 'kNN' has k=1"),
+        ("knn/5-way-1-shot-larger", "it was trained with data option image_size 12, but its cell's setting '5-way "
+         "1-shot' has data option image_size 8"),
+    ],
+    ids=["a row at its default", "a setting differing in a dataset option"],
+)  # fmt: skip
+def test_a_record_of_a_row_or_setting_alike_but_for_one_value_is_refused_by_reproduce_status_and_leaderboard(
+    tmp_path, source, problem
+):
+    results, env = tmp_path / "R", {"HARNESS_PLUGINS": "harness_test_plugins.rows_table"}
+    reproduce = ["reproduce", "rows-table", "--results", str(results), "--no-progress"]
+    assert harness_cli(*reproduce, env=env).returncode == 0
+    cells = results / "rows-table" / "quick"
+    target = cells / "knn" / "5-way-1-shot" / "seed0"
+    copied = json.loads((cells / source / "seed0" / "record.json").read_text())
+    (target / "record.json").write_text(json.dumps({**copied, "cell": None}))  # a record of before records named cells
+    shutil.copy(cells / source / "seed0" / per_episode.FILE, target / per_episode.FILE)
+    for command in (reproduce, ["status", *reproduce[1:4]], ["leaderboard", *reproduce[1:4]]):
+        result = harness_cli(*command, env=env)
+        assert problem in result.stderr + result.stdout, command
+        assert result.returncode != 0 or command[0] == "status", command
+    assert "damaged" in harness_cli("status", *reproduce[1:4], env=env).stdout
 
 
 def test_a_cell_fixes_its_setting_its_rows_model_and_the_hyperparameters_the_row_gives():

@@ -99,7 +99,8 @@ def test_over_several_tables_a_budget_row_or_setting_picks_the_tables_that_have_
     ]  # fmt: skip
     refused = {
         "budget": (lambda: select(tables, host, "shrot"), "has a budget 'shrot' (theirs: quick, paper, long, xl, "
-                   "xxl, xxl-lr-drop, xxl-lr-drop2, short, paper-lr-drop, long-lr-drop); did you mean 'short'?"),
+                   "xxl, xxl-lr-drop, xxl-lr-drop2, short, paper-lr-drop, long-lr-drop, long-lr-drop2); did you mean "
+                   "'short'?"),
         "row": (lambda: select(tables, host, "paper", rows=["kNN (raw pixel)"]), "did you mean 'kNN (raw pixels)'?"),
         "both": (lambda: select(tables, host, "xl", settings=["5-way 1-shot"]),
                  "together with the models, rows and settings"),

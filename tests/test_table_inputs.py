@@ -327,7 +327,8 @@ def test_a_row_its_model_cannot_run_is_left_out_with_a_note_naming_the_row_and_f
     ("fields", "message"),
     [
         ({"budget_params": {"papr": {"k": 3}}}, "naming budget 'papr', which the table lacks; fix the row's "
-         "budget_params (budgets: quick, paper, long, paper-lr-drop, long-lr-drop); did you mean 'paper'?"),
+         "budget_params (budgets: quick, paper, long, paper-lr-drop, long-lr-drop, long-lr-drop2); did you mean "
+         "'paper'?"),
         ({"settings": ("5-way 1-shot", "5-way 2-shot")}, "naming setting '5-way 2-shot', which the table lacks; fix "
          "the row's settings (settings: 5-way 1-shot, 5-way 5-shot, 20-way 1-shot, 20-way 5-shot); did you mean "
          "'5-way 5-shot'?"),

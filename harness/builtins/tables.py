@@ -52,8 +52,10 @@ SNAIL_LR_DROPS: dict[str, dict[str, Any]] = {
     f"{start}-lr-drop": {**FEWSHOT_PAPER, "episodes": 50_000, "init_from": f"budget:{start}"}
     for start in ("paper", "long")
 }
+SNAIL_LR_DROPS["long-lr-drop2"] = {**SNAIL_LR_DROPS["long-lr-drop"], "init_from": "budget:long-lr-drop"}
 """50,000 more episodes from the tested weights of the same cell at the ``paper`` or ``long`` budget (ours): the
-SNAIL plugin trains them at a tenth of its learning rate (``budget_params``), as MANN's ``xxl-lr-drop`` does."""
+SNAIL plugin trains them at a tenth of its learning rate (``budget_params``), as MANN's ``xxl-lr-drop`` does;
+``long-lr-drop2`` carries on from ``long-lr-drop`` at a tenth again, as MANN's ``xxl-lr-drop2`` does."""
 SNAIL_QUICK: dict[str, Any] = {
     "episodes": 240, "eval_episodes": 100, "batch_size": 8, "queries": 1, "checkpoint_every": 120,
 }  # fmt: skip
@@ -131,7 +133,8 @@ MINIIMAGENET_NOTES = (
 """Why the mini-ImageNet tables hold only the papers' rows."""
 SNAIL_NOTES = (
     "The paper-lr-drop and long-lr-drop budgets start from the tested weights of the same cell at the paper or long "
-    f"budget, and SNAIL trains them at a tenth of its learning rate (1e-4). {CARRIED_ON_COUNT}",
+    "budget, and SNAIL trains them at a tenth of its learning rate (1e-4); long-lr-drop2 starts from long-lr-drop's "
+    f"at a tenth again (1e-5). {CARRIED_ON_COUNT}",
 )
 """What the SNAIL tables' carrying-on budgets count."""
 NOTES = {

@@ -18,8 +18,9 @@ __version__ = "0.1.0"
 EMBEDDINGS = ("auto", "omniglot", "miniimagenet")
 SNAIL_DEFAULTS = {**TRAINING_DEFAULTS, "embedding": "auto"}
 """Adam at 1e-3 (the paper's optimizer; its rate is our choice, see README.md); the embedding follows the images."""
-LR_DROP = {budget: {"lr": 1e-4} for budget in ("paper-lr-drop", "long-lr-drop")}
-"""A tenth of the rate where a budget carries on from a finished cell (README.md, "A learning-rate drop")."""
+LR_DROP = {"paper-lr-drop": {"lr": 1e-4}, "long-lr-drop": {"lr": 1e-4}, "long-lr-drop2": {"lr": 1e-5}}
+"""A tenth of the rate where a budget carries on from a finished cell, a hundredth where it carries on from such a
+cell again (README.md, "A learning-rate drop")."""
 
 
 def _make(context: ModelContext) -> Model:

@@ -52,6 +52,7 @@ def test_the_lr_drop_budgets_carry_on_from_their_start_at_a_tenth_of_the_rate_an
                 if cell.config.model == "snail":
                     seen.setdefault(budget, set()).add((cell.config.params.get("lr"), cell.config.init_from))
     assert seen["paper-lr-drop"] == {(1e-4, "budget:paper")} and seen["long-lr-drop"] == {(1e-4, "budget:long")}
+    assert seen["long-lr-drop2"] == {(1e-5, "budget:long-lr-drop")}
     assert all(values == {(None, None)} for budget, values in seen.items() if budget in ("quick", "paper", "long"))
     assert harness_snail.SNAIL_DEFAULTS["lr"] == 1e-3
 

@@ -1,0 +1,31 @@
+"""A table whose rows differ only in a hyperparameter one of them leaves at its default, and whose settings differ
+only in a dataset option: the cells whose records look most alike, for the checks that tell them apart."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from harness import hookimpl
+from harness.tables import TableRow, TableSetting, TableSpec
+
+DATA = {"train_classes": 30, "val_classes": 5, "test_classes": 12, "image_size": 8}
+
+
+@hookimpl
+def harness_tables() -> list[TableSpec]:
+    """``rows-table``: 5-way 1-shot on synthetic images, and the same on larger ones."""
+    settings = (
+        TableSetting("5-way 1-shot", {"dataset": "synthetic", "kind": "fewshot", "ways": 5, "data": DATA}),
+        TableSetting("5-way 1-shot (larger)", {"dataset": "synthetic", "kind": "fewshot", "ways": 5,
+                                                "data": {**DATA, "image_size": 12}}),
+    )  # fmt: skip
+    budgets = {"quick": {"eval_episodes": 16}}
+    numbers = "harness_test_plugins:papers/rows-table.csv"
+    spec = TableSpec("rows-table", "Rows table", "Rows et al. 2026", "nway_kshot_accuracy", None, settings, budgets)
+    return [dataclasses.replace(spec, numbers=numbers)]
+
+
+@hookimpl
+def harness_table_rows() -> list[TableRow]:
+    """Two rows of ``knn``: one at its default ``k`` (1), one at ``k = 3``."""
+    return [TableRow("rows-table", "kNN", model="knn"), TableRow("rows-table", "kNN k3", {"k": 3}, model="knn")]
