@@ -45,6 +45,7 @@ from harness.plugins import PluginHost, PluginInfo
 from harness.prepare import Prepared, default_name, prepare
 from harness.records import RECORD
 from harness.specs import Model
+from harness.training import unread_problem
 
 RECORD_FORMAT = "harness-run/1"
 STOPPING = "stopping after the step or validation under way, with a checkpoint there (again: stop at once)"
@@ -143,6 +144,9 @@ class Run:
         state = None if restart else self._resume_state()
         if state is None and not restart and self.record_path.exists():
             self._keep_finished_record()
+        unread = unread_problem(self.prepared.config.params) if state is None else None
+        if unread is not None:  # refused for a new run only: one saved with it before goes on as it began
+            raise ConfigError(f"model {self.prepared.config.model!r}: {unread}")
         config = self.prepared.config  # after _resume_state, which keeps the metrics a resumed run started with
         record = self._record_of(state) if state is not None else None
         if record is not None:

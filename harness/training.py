@@ -5,10 +5,10 @@ A torch model plugin declares ``defaults={**TRAINING_DEFAULTS, ...its own...}`` 
 
 - ``optimizer``: ``adam`` (default), ``rmsprop`` (what MANN used) or ``sgd``.
 - ``lr``: learning rate (1e-3). ``weight_decay``: L2 penalty (0). ``momentum``: for
-  ``sgd`` and ``rmsprop`` only (0, below 1; refused with ``adam``).
+  ``sgd`` and ``rmsprop`` only (0, below 1; a new run refuses it with ``adam``).
 - ``clip_norm``: clip the gradients' global norm to this value; 0 does not clip.
 - ``schedule``: ``none``, ``step`` (multiply ``lr`` by ``lr_decay``, above 0 and at most 1,
-  every ``lr_step`` training episodes; ``lr_step`` is refused with another schedule) or
+  every ``lr_step`` training episodes; a new run refuses ``lr_step`` with another schedule) or
   ``cosine`` (from ``lr`` to 0 over the run's training steps).
 """
 
@@ -70,13 +70,22 @@ def check_training(params: Mapping[str, Any], model: str) -> None:
         )
     if schedule == "step" and step < 1:
         raise ConfigError(f"model {model!r}: schedule = step needs lr_step (training episodes between decays) >= 1")
-    if schedule != "step" and step > 0:
-        raise ConfigError(
-            f"model {model!r}: lr_step is read only by schedule = step, and schedule is {schedule}: pass schedule=step "
-            "or drop lr_step"
+
+
+def unread_problem(params: Mapping[str, Any]) -> str | None:
+    """An option ``params`` give that the rest leave unread (``momentum`` with adam, ``lr_step`` without schedule
+    step), with its fix; ``None`` if there is none, or the params are not these options. A new run is refused for
+    one; a run saved with one (before they were refused) still resumes and is tested, reading it as before: not."""
+    if not all(key in params for key in ("optimizer", "momentum", "schedule", "lr_step")):
+        return None
+    if params["schedule"] != "step" and params["lr_step"] > 0:
+        return (
+            f"lr_step is read only by schedule = step, and schedule is {params['schedule']}: pass schedule=step or "
+            "drop lr_step"
         )
     if params["optimizer"] == "adam" and params["momentum"] > 0:
-        raise ConfigError(
-            f"model {model!r}: momentum is read only by optimizer sgd or rmsprop (adam keeps its own averages): pass "
-            "optimizer=sgd or optimizer=rmsprop, or drop momentum"
+        return (
+            "momentum is read only by optimizer sgd or rmsprop (adam keeps its own averages): pass optimizer=sgd or "
+            "optimizer=rmsprop, or drop momentum"
         )
+    return None

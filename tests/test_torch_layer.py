@@ -212,6 +212,24 @@ def test_bad_training_options_are_one_line(host, tmp_path, params, message):
     assert "\n" not in str(err.value)
 
 
+def test_a_run_saved_with_an_option_now_refused_as_unread_still_resumes_and_is_tested(host, tmp_path):
+    """Momentum with adam was ignored before a new run refused it: a checkpoint that holds it goes on as it began."""
+    old = config(episodes=32, checkpoint_every=8)
+    run(old, host, tmp_path, name="r", **QUIET)
+    path = tmp_path / "r" / "checkpoint.pkl"
+    state = checkpoints.load_run(path)
+    state["config"]["params"]["momentum"] = 0.9  # what a run of before the refusal saved
+    state["episodes_trained"], state["final"] = 16, False
+    checkpoints.save(path, state)
+    for name in ("record.json", "episodes.npz"):
+        (tmp_path / "r" / name).unlink()
+    record = run(config(episodes=32, checkpoint_every=8, params={"momentum": 0.9}), host, tmp_path, name="r", **QUIET)
+    assert record["status"] == "complete" and record["episodes_trained"] == 32
+    assert evaluate_checkpoint(path, host)["metrics"]["accuracy"]["accuracy"]["mean"] > 0
+    with pytest.raises(ConfigError, match="momentum is read only by optimizer sgd or rmsprop"):  # a new run is not
+        run(config(params={"momentum": 0.9}), host, tmp_path, name="new", **QUIET)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
 def test_cuda_without_a_gpu_is_one_line(host, tmp_path):
     with pytest.raises(
