@@ -213,17 +213,19 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix_its_command_has(small_run:
 
 
 @pytest.mark.parametrize(
-    ("params", "problem"),
+    ("key", "values", "problem"),
     [
-        ({"bogus": 2}, "model 'weighted-protonet' has no parameter 'bogus' (valid: "),
-        ({"lr": "fast"}, "model 'weighted-protonet' parameter lr must be a"),
+        ("params", {"bogus": 2}, "model 'weighted-protonet' has no parameter 'bogus' (valid: "),
+        ("params", {"lr": "fast"}, "model 'weighted-protonet' parameter lr must be a"),
+        ("data", {"image_size": "8"}, "dataset 'synthetic' option image_size must be an int"),
+        ("data", {"image_size": 100_000}, "dataset 'synthetic' option image_size must be at most"),
     ],
 )
-def test_evaluate_names_the_checkpoint_whose_parameters_the_model_refuses(
-    small_run: Path, protonet_host, params, problem
+def test_evaluate_names_the_checkpoint_whose_parameters_or_data_options_are_refused(
+    small_run: Path, protonet_host, key, values, problem
 ) -> None:
     state = checkpoints.load_run(small_run)
-    state["config"]["params"] = {**state["config"]["params"], **params}  # no flag of evaluate sets a parameter
+    state["config"][key] = {**state["config"][key], **values}  # no flag of evaluate sets a parameter; --data is unset
     checkpoints.save(small_run, state)
     with pytest.raises(HarnessError) as err:
         evaluate_checkpoint(small_run, protonet_host)
