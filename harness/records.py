@@ -15,9 +15,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from harness import files
-from harness.checkpoints import CHECKPOINT, is_count, is_finite
+from harness.checkpoints import CHECKPOINT, is_count, is_finite, run_id
 from harness.errors import DataError, describe, printable, shortened
-from harness.tables import TableSpec, cell_name
+from harness.tables import UNFIXED_KEYS, TableSpec, cell_name
 
 RECORD = "record.json"
 """A run's record: its numbers and provenance, written when it is tested."""
@@ -104,19 +104,21 @@ def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str,
     if not setting or not isinstance(config, dict):
         return None
     for key, value in setting.items():
-        if key in ("model", "params") or key not in config:
+        if key in ("model", "params", "param_defaults", "data_defaults") or key not in config:
             continue
         saved, given = config[key], value
-        if key == "data" and isinstance(saved, dict) and isinstance(value, Mapping):  # the options the setting gives
+        if key == "data" and isinstance(saved, dict) and isinstance(value, Mapping):  # the options the cell fixes
+            options = {**dict(setting.get("data_defaults") or {}), **saved}  # one a record lacks: at its default
             option = next(
-                (name for name in value if name in saved and _plain(saved[name]) != _plain(value[name])), None
+                (name for name in value if name in options and _plain(options[name]) != _plain(value[name])), None
             )
             if option is None:
                 continue
-            key, saved, given = f"data option {option}", saved[option], value[option]
+            key, saved, given = f"data option {option}", options[option], value[option]
         elif _plain(saved) == _plain(value):
             continue
-        return f"it was trained with {key} {saved!r}, but its cell's setting {cell['setting']!r} has {key} {given!r}"
+        where = f"setting {cell['setting']!r} at budget {cell['budget']!r}"
+        return f"it was trained with {key} {saved!r}, but its cell's {where} has {key} {given!r}"
     return _other_row(cell, config, setting)
 
 
@@ -126,9 +128,16 @@ Fixed = Mapping[tuple[str, str, str], Mapping[str, Any]]
 
 def fixed_for(cell: Mapping[str, Any], table: TableSpec, fixed: Fixed) -> Mapping[str, Any] | None:
     """What ``cell`` (its ``cell.json``) fixes of its record: its row's cell's ``fixed`` values where the installed
-    rows make that cell, else what its setting in ``table`` fixes (``None`` for a setting the table lacks)."""
+    rows make that cell, else what its budget and setting in ``table`` give but ``data`` (whose options a row may
+    change) and ``UNFIXED_KEYS`` (``None`` for a setting the table lacks)."""
     made = fixed.get((cell["budget"], cell["row"], cell["setting"]))
-    return made if made is not None else table.setting_config(cell["setting"])
+    if made is not None:
+        return made
+    setting = table.setting_config(cell["setting"])
+    if setting is None:
+        return None
+    given = {**table.budgets.get(cell["budget"], {}), **setting}
+    return {key: value for key, value in given.items() if key not in (*UNFIXED_KEYS, "data")}
 
 
 def _plain(value: Any) -> Any:
@@ -145,12 +154,17 @@ def _other_row(cell: dict[str, Any], config: dict[str, Any], fixed: Mapping[str,
     if "model" in fixed and "model" in config and config["model"] != fixed["model"]:
         model, row = config["model"], cell["row"]
         return f"it was trained with model {model!r}, but its cell's row {row!r} has {fixed['model']!r}"
-    params = config.get("params")
+    params, defaults = config.get("params"), dict(fixed.get("param_defaults") or {})
+    if not isinstance(params, dict):
+        return None
     for name, value in dict(fixed.get("params") or {}).items():
-        if isinstance(params, dict) and name in params and params[name] != _plain(value):
+        if name not in params and name not in defaults:
+            continue
+        saved = params[name] if name in params else defaults[name]  # one a record lacks counts at its default
+        if _plain(saved) != _plain(value):
             return (
-                f"it was trained with the hyperparameter {name}={params[name]!r}, but its cell's row {cell['row']!r} "
-                f"has {name}={value!r}"
+                f"it was trained with the hyperparameter {name}={saved!r}, but its cell's row {cell['row']!r} has "
+                f"{name}={value!r}"
             )
     return None
 
@@ -179,8 +193,16 @@ def check_own(
     """Refuse, in one line naming ``fix``, the record at ``path`` if it shows that it is another cell's than ``cell``
     (``_foreign``; ``setting``: what the cell's setting fixes of the config, ``None``: not checked)."""
     problem = _foreign(cell, record, setting)
-    if problem is not None:
-        raise DataError(f"{path}: {problem}: a record copied from another cell; {fix}")
+    if problem is None:
+        return
+    directory = path.parent
+    if record.get("run_id") and run_id(directory / CHECKPOINT) == record["run_id"]:  # the cell's own run, then
+        raise DataError(
+            f"{path}: {problem}, and the cell's checkpoint is of the same run: the cell's row, setting or budget "
+            f"changed since it ran (or the cell was copied whole); to run it as it is now, delete {directory} and "
+            f"{rerun_cell(directory)}"
+        )
+    raise DataError(f"{path}: {problem}: a record copied from another cell; {fix}")
 
 
 def is_cell(directory: Path) -> bool:

@@ -207,8 +207,9 @@ def table_cells(
 
 
 def _with_row_params(cell: Cell, listed: Sequence[tuple[str, TableRow]], host: PluginHost) -> Cell:
-    """``cell`` with ``Cell.row_params``: the hyperparameters any row of its model in the table gives (at the cell's
-    budget), at this cell's values, the model's default where its row gives none."""
+    """``cell`` with what tells it apart from the table's other rows (``Cell.fixed_config``): the hyperparameters any
+    row of its model gives (at the cell's budget), at this cell's values or the model's defaults, and the dataset
+    options any row gives."""
     model, params = cell.config.model, cell.config.params
     keys = {
         key for name, row in listed if name == model for key in (*row.params, *row.budget_params.get(cell.budget, {}))
@@ -217,7 +218,16 @@ def _with_row_params(cell: Cell, listed: Sequence[tuple[str, TableRow]], host: P
     row_params = {
         key: params[key] if key in params else defaults[key] for key in sorted(keys) if key in params or key in defaults
     }
-    return dataclasses.replace(cell, row_params=row_params)
+    known = {key: defaults[key] for key in row_params if key in defaults}
+    dataset, data = cell.config.dataset, cell.config.data
+    options = dict(host.datasets.get(dataset).options) if dataset in host.datasets else {}
+    row_keys = sorted({key for _, row in listed for key in row.data})
+    row_data = {key: data[key] if key in data else options[key] for key in row_keys if key in data or key in options}
+    fixed_keys = {*cell.setting_config.get("data", {}), *row_data}
+    data_defaults = {key: options[key] for key in sorted(fixed_keys) if key in options}
+    return dataclasses.replace(
+        cell, row_params=row_params, param_defaults=known, row_data=row_data, data_defaults=data_defaults
+    )
 
 
 def fixed_configs(table: TableSpec, host: PluginHost) -> dict[tuple[str, str, str], dict[str, Any]]:

@@ -123,9 +123,18 @@ class Cell:
     config: RunConfig
     setting_config: Mapping[str, Any] = field(default_factory=dict)
     """What the table's setting fixes of the run config (``ways``, ``shots`` ...): a record differing is another's."""
+    budget_config: Mapping[str, Any] = field(default_factory=dict)
+    """What the table's budget gives of the run config (``episodes``, ``eval_episodes`` ...)."""
     row_params: Mapping[str, Any] | None = None
     """The hyperparameters that tell the table's rows of this model apart, at their values in this cell (the model's
     default where this row gives none); ``None``: those this row gives."""
+    param_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """The model's defaults of ``row_params``: what a record that lacks one was trained with."""
+    row_data: Mapping[str, Any] = field(default_factory=dict)
+    """The dataset options any of the table's rows gives (``TableRow.data``), which tell rows apart as hyperparameters
+    do, at their values in this cell (the dataset's default where neither its setting nor its row gives one)."""
+    data_defaults: Mapping[str, Any] = field(default_factory=dict)
+    """The dataset's defaults of the options the cell fixes: what a record that lacks one was trained with."""
 
     @property
     def name(self) -> str:
@@ -135,18 +144,29 @@ class Cell:
     @property
     def fixed_config(self) -> dict[str, Any]:
         """What the cell fixes of a run config that its record must show (``records.check_own``: a record differing is
-        another cell's): the values of the keys its setting fixes (of ``data``, the options the setting gives), the
-        row's model and ``row_params``."""
+        another cell's): the values of the keys its budget and setting give (``UNFIXED_KEYS`` aside; of ``data``,
+        the options the setting or a row gives, and their ``data_defaults``), the row's model, ``row_params`` and their
+        ``param_defaults``."""
         values = self.config.to_dict()
-        fixed = {key: values[key] for key in self.setting_config if key in values}
-        if "data" in fixed:  # the options of the setting's dataset that it gives, at the cell's values (a row's win)
-            fixed["data"] = {key: fixed["data"][key] for key in self.setting_config["data"] if key in fixed["data"]}
+        keys = dict.fromkeys((*self.budget_config, *self.setting_config))
+        fixed = {key: values[key] for key in keys if key in values and key not in (*UNFIXED_KEYS, "data")}
+        data = values["data"]  # at the cell's values: a row's own options win over its setting's
+        options = {key: data[key] for key in self.setting_config.get("data", {}) if key in data} | dict(self.row_data)
+        if options:
+            fixed["data"] = options
         params = self.config.params if self.row_params is None else self.row_params
-        return {**fixed, "model": self.config.model, "params": dict(params)}
+        fixed.update(model=self.config.model, params=dict(params), param_defaults=dict(self.param_defaults))
+        fixed["data_defaults"] = dict(self.data_defaults)
+        return fixed
 
     def describe(self) -> dict[str, Any]:
         """What ``cell.json`` holds: which table, row, setting, seed and budget the run is."""
         return {"table": self.table, "row": self.row, "setting": self.setting, "seed": self.seed, "budget": self.budget}
+
+
+UNFIXED_KEYS = ("checkpoint_every",)
+"""Keys of a budget that do not change what a cell computes (a run resumes bit for bit whatever the interval of its
+checkpoints): a record that differs in one is still the cell's."""
 
 
 SIGNS = {"+": "-plus-", "\u2212": "-minus-"}
@@ -187,4 +207,4 @@ def make_cell(table: TableSpec, model: str, row: TableRow, setting: TableSetting
     if row.data:
         values["data"] = {**values.get("data", {}), **row.data}
     config = build_config(values, f"table {table.name}")
-    return Cell(table.name, row.row, setting.name, seed, budget, config, dict(setting.config))
+    return Cell(table.name, row.row, setting.name, seed, budget, config, dict(setting.config), table.budgets[budget])

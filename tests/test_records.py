@@ -117,41 +117,104 @@ def test_reproduce_refuses_a_record_another_row_trained_though_it_names_no_cell(
     ]:
         with pytest.raises(DataError) as caught:
             _complete(directory, cell, {"ways": 5, **fixed})
-        assert problem in str(caught.value) and "a record copied from another cell" in str(caught.value)
+        assert problem in str(caught.value) and "the cell's checkpoint is of the same run" in str(caught.value)
+
+
+ROWS = {"HARNESS_PLUGINS": "harness_test_plugins.rows_table,harness_test_plugins.rows_table_rows"}
+AT = "but its cell's setting '5-way 1-shot' at budget 'quick' has"
+
+
+def _forge(cells: Path, source: str, target: str, **config) -> Path:
+    """Put the record (and per-episode file) of cell ``source`` into cell ``target``, its stamp removed and its config
+    changed by ``config`` (``params.k=None``: that key removed), as a record of another run; the target's folder."""
+    directory = cells / target / "seed0"
+    record = json.loads((cells / source / "seed0" / "record.json").read_text())
+    for key, value in config.items():
+        *parents, last = key.split(".")
+        holder = record["config"]
+        for parent in parents:
+            holder = holder[parent]
+        if value is None:
+            del holder[last]
+        else:
+            holder[last] = value
+    record.update(cell=None, run_id="another-run")
+    (directory / "record.json").write_text(json.dumps(record))
+    if source != target:
+        shutil.copy(cells / source / "seed0" / per_episode.FILE, directory / per_episode.FILE)
+    return directory
 
 
 @pytest.mark.parametrize(
-    ("source", "problem"),
+    ("source", "target", "config", "problem"),
     [
-        ("knn-k3/5-way-1-shot", "it was trained with the hyperparameter k=3, but its cell's row 'kNN' has k=1"),
-        ("knn/5-way-1-shot-larger", "it was trained with data option image_size 12, but its cell's setting '5-way "
-         "1-shot' has data option image_size 8"),
+        ("knn-k3/5-way-1-shot", "knn/5-way-1-shot", {},
+         "it was trained with the hyperparameter k=3, but its cell's row 'kNN' has k=1"),
+        ("knn/5-way-1-shot", "knn-k3/5-way-1-shot", {"params.k": None},  # k lacking counts at its default
+         "it was trained with the hyperparameter k=1, but its cell's row 'kNN k3' has k=3"),
+        ("knn/5-way-1-shot-larger", "knn/5-way-1-shot", {},
+         f"it was trained with data option image_size 12, {AT} data option image_size 8"),
+        ("knn-noisy/5-way-1-shot", "knn/5-way-1-shot", {},  # an option only a row gives
+         f"it was trained with data option noise 0.2, {AT} data option noise 0.05"),
+        ("knn/5-way-1-shot", "knn/5-way-1-shot", {"eval_episodes": 2},  # a plain run's, tested on other episodes
+         f"it was trained with eval_episodes 2, {AT} eval_episodes 16"),
     ],
-    ids=["a row at its default", "a setting differing in a dataset option"],
+    ids=["a row at its default", "a key lacking", "a setting's dataset option", "a row's dataset option", "budget"],
 )  # fmt: skip
-def test_a_record_of_a_row_or_setting_alike_but_for_one_value_is_refused_by_reproduce_status_and_leaderboard(
-    tmp_path, source, problem
+def test_a_record_of_a_cell_alike_but_for_one_value_is_refused_by_reproduce_status_and_leaderboard(
+    tmp_path, source, target, config, problem
 ):
-    results, env = tmp_path / "R", {"HARNESS_PLUGINS": "harness_test_plugins.rows_table"}
+    results = tmp_path / "R"
     reproduce = ["reproduce", "rows-table", "--results", str(results), "--no-progress"]
-    assert harness_cli(*reproduce, env=env).returncode == 0
-    cells = results / "rows-table" / "quick"
-    target = cells / "knn" / "5-way-1-shot" / "seed0"
-    copied = json.loads((cells / source / "seed0" / "record.json").read_text())
-    (target / "record.json").write_text(json.dumps({**copied, "cell": None}))  # a record of before records named cells
-    shutil.copy(cells / source / "seed0" / per_episode.FILE, target / per_episode.FILE)
+    assert harness_cli(*reproduce, env=ROWS).returncode == 0
+    _forge(results / "rows-table" / "quick", source, target, **config)
     for command in (reproduce, ["status", *reproduce[1:4]], ["leaderboard", *reproduce[1:4]]):
-        result = harness_cli(*command, env=env)
-        assert problem in result.stderr + result.stdout, command
+        result = harness_cli(*command, env=ROWS)
+        assert f"{problem}: a record copied from another cell" in result.stderr + result.stdout, command
         assert result.returncode != 0 or command[0] == "status", command
-    assert "damaged" in harness_cli("status", *reproduce[1:4], env=env).stdout
+    assert "damaged" in harness_cli("status", *reproduce[1:4], env=ROWS).stdout
 
 
-def test_a_cell_fixes_its_setting_its_rows_model_and_the_hyperparameters_the_row_gives():
+def test_a_cell_whose_row_changed_since_it_ran_says_so_and_rows_not_installed_are_not_guessed(tmp_path):
+    results = tmp_path / "R"
+    reproduce = ["reproduce", "rows-table", "--results", str(results), "--no-progress"]
+    assert harness_cli(*reproduce, env=ROWS).returncode == 0
+    directory = results / "rows-table" / "quick" / "knn" / "5-way-1-shot" / "seed0"
+    record = json.loads((directory / "record.json").read_text())
+    (directory / "record.json").write_text(json.dumps({**record, "config": {**record["config"], "params": {"k": 3}}}))
+    result = harness_cli(*reproduce, env=ROWS)  # the record and checkpoint of one run: the row was k=3 when it ran
+    assert (
+        "it was trained with the hyperparameter k=3, but its cell's row 'kNN' has k=1, and the cell's checkpoint is of "
+        "the same run: the cell's row, setting or budget changed since it ran (or the cell was copied whole); to run "
+        f"it as it is now, delete {directory} and rerun 'harness reproduce rows-table --budget quick' with the --row"
+    ) in result.stderr
+    (directory / "record.json").write_text(json.dumps(record))
+    # without the rows' plugin a cell's row cannot change its setting's options: the larger images of 'kNN big' pass
+    table_only = {"HARNESS_PLUGINS": "harness_test_plugins.rows_table"}
+    result = harness_cli("status", *reproduce[1:4], env=table_only)
+    assert result.returncode == 0 and "damaged" not in result.stdout and "7 done" in result.stdout
+    leaderboard = harness_cli("leaderboard", *reproduce[1:4], env=table_only)
+    assert leaderboard.returncode == 0 and "kNN big" in (results / "leaderboards" / "rows-table.md").read_text()
+
+
+def test_a_cell_fixes_its_budget_setting_rows_model_and_what_tells_its_row_apart():
     host = PluginHost(autoload=False, modules=["harness_test_plugins.toy_table"], strict=True)
     (cell, *_) = table_cells(host.tables.get("toy-table"), host, "quick", settings=["10-way 1-shot"])
-    assert cell.fixed_config == {**cell.setting_config, "model": "toy-protonet", "params": {}}
-    assert cell.setting_config["ways"] == 10
+    fixed = cell.fixed_config
+    assert fixed["ways"] == 10 and fixed["episodes"] == 64 and fixed["eval_episodes"] == 48
+    assert "checkpoint_every" not in fixed, "a run saved at another interval is the same run"
+    assert fixed["data"] == cell.setting_config["data"] and fixed["data_defaults"]["test_classes"] == 32
+    assert (fixed["model"], fixed["params"], fixed["param_defaults"]) == ("toy-protonet", {}, {})
+    rows = PluginHost(
+        autoload=False, modules=["harness_test_plugins.rows_table", "harness_test_plugins.rows_table_rows"]
+    )
+    cells = {
+        c.row: c.fixed_config
+        for c in table_cells(rows.tables.get("rows-table"), rows, "quick", settings=["5-way 1-shot"])
+    }
+    assert cells["kNN"]["params"] == {"k": 1} and cells["kNN k3"]["params"] == {"k": 3}
+    assert cells["kNN"]["data"]["noise"] == 0.05 and cells["kNN noisy"]["data"]["noise"] == 0.2
+    assert cells["kNN big"]["data"]["image_size"] == 12 and cells["kNN"]["data"]["image_size"] == 8
 
 
 def test_a_damaged_record_fails_its_cell_alone_and_a_copied_one_is_refused_everywhere(tmp_path):
@@ -172,7 +235,9 @@ def test_a_damaged_record_fails_its_cell_alone_and_a_copied_one_is_refused_every
     copied = json.loads((five / "record.json").read_text())
     assert copied["cell"]["setting"] == "10-way 1-shot"  # the cell it names
     named = "it is the record of the cell toy-table/quick/toy-protonet/10-way-1-shot/seed0, not of toy-table/quick/toy"
-    by_setting = "it was trained with ways 10, but its cell's setting '5-way 1-shot' has ways 5: a record copied from"
+    by_setting = (
+        "trained with ways 10, but its cell's setting '5-way 1-shot' at budget 'quick' has ways 5: a record copied"
+    )
     for problem in (named, by_setting):  # then a record of before records named their cells
         for command in (reproduce, ["status", *reproduce[1:4]], ["leaderboard", *reproduce[1:4]]):
             result = harness_cli(*command, env=env)

@@ -1,12 +1,12 @@
-"""A table whose rows differ only in a hyperparameter one of them leaves at its default, and whose settings differ
-only in a dataset option: the cells whose records look most alike, for the checks that tell them apart."""
+"""A table whose settings differ only in a dataset option (its rows: ``rows_table_rows``): with those rows, the cells
+whose records look most alike, for the checks that tell them apart."""
 
 from __future__ import annotations
 
 import dataclasses
 
 from harness import hookimpl
-from harness.tables import TableRow, TableSetting, TableSpec
+from harness.tables import TableSetting, TableSpec
 
 DATA = {"train_classes": 30, "val_classes": 5, "test_classes": 12, "image_size": 8}
 
@@ -23,9 +23,3 @@ def harness_tables() -> list[TableSpec]:
     numbers = "harness_test_plugins:papers/rows-table.csv"
     spec = TableSpec("rows-table", "Rows table", "Rows et al. 2026", "nway_kshot_accuracy", None, settings, budgets)
     return [dataclasses.replace(spec, numbers=numbers)]
-
-
-@hookimpl
-def harness_table_rows() -> list[TableRow]:
-    """Two rows of ``knn``: one at its default ``k`` (1), one at ``k = 3``."""
-    return [TableRow("rows-table", "kNN", model="knn"), TableRow("rows-table", "kNN k3", {"k": 3}, model="knn")]
