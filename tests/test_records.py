@@ -158,8 +158,11 @@ def _forge(cells: Path, source: str, target: str, **config) -> Path:
          f"it was trained with data option noise 0.2, {AT} data option noise 0.05"),
         ("knn/5-way-1-shot", "knn/5-way-1-shot", {"eval_episodes": 2},  # a plain run's, tested on other episodes
          f"it was trained with eval_episodes 2, {AT} eval_episodes 16"),
+        ("knn/5-way-1-shot", "knn/5-way-1-shot", {"eval_seed": 7},
+         f"it was trained with eval_seed 7, {AT} eval_seed 0"),
     ],
-    ids=["a row at its default", "a key lacking", "a setting's dataset option", "a row's dataset option", "budget"],
+    ids=["a row at its default", "a key lacking", "a setting's dataset option", "a row's dataset option", "budget",
+         "test episodes"],
 )  # fmt: skip
 def test_a_record_of_a_cell_alike_but_for_one_value_is_refused_by_reproduce_status_and_leaderboard(
     tmp_path, source, target, config, problem
