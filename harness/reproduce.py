@@ -218,7 +218,7 @@ def _with_row_params(cell: Cell, listed: Sequence[tuple[str, TableRow]], host: P
     row_params = {
         key: params[key] if key in params else defaults[key] for key in sorted(keys) if key in params or key in defaults
     }
-    known = {key: defaults[key] for key in row_params if key in defaults}
+    param_defaults = {key: defaults[key] for key in row_params if key in defaults}
     dataset, data = cell.config.dataset, cell.config.data
     options = dict(host.datasets.get(dataset).options) if dataset in host.datasets else {}
     row_keys = sorted({key for _, row in listed for key in row.data})
@@ -226,7 +226,7 @@ def _with_row_params(cell: Cell, listed: Sequence[tuple[str, TableRow]], host: P
     fixed_keys = {*cell.setting_config.get("data", {}), *row_data}
     data_defaults = {key: options[key] for key in sorted(fixed_keys) if key in options}
     return dataclasses.replace(
-        cell, row_params=row_params, param_defaults=known, row_data=row_data, data_defaults=data_defaults
+        cell, row_params=row_params, param_defaults=param_defaults, row_data=row_data, data_defaults=data_defaults
     )
 
 

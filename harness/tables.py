@@ -145,9 +145,8 @@ class Cell:
     def fixed_config(self) -> dict[str, Any]:
         """What the cell fixes of a run config that its record must show (``records.check_own``: a record differing is
         another cell's): the values of the keys its budget and setting give and of ``eval_seed`` (``UNFIXED_KEYS``
-        aside; of ``data``,
-        the options the setting or a row gives, and their ``data_defaults``), the row's model, ``row_params`` and their
-        ``param_defaults``."""
+        aside; of ``data``, the options the setting or a row gives, and their ``data_defaults``), the row's model,
+        ``row_params`` and their ``param_defaults``."""
         values = self.config.to_dict()
         keys = dict.fromkeys((*self.budget_config, *self.setting_config, "eval_seed"))  # eval_seed: its test episodes
         fixed = {key: values[key] for key in keys if key in values and key not in (*UNFIXED_KEYS, "data")}

@@ -75,7 +75,7 @@ def check_training(params: Mapping[str, Any], model: str) -> None:
 def unread_problem(params: Mapping[str, Any]) -> str | None:
     """An option ``params`` give that the rest leave unread (``momentum`` with adam, ``lr_step`` without schedule
     step), with its fix; ``None`` if there is none, or the params are not these options. A new run is refused for
-    one; a run saved with one (before they were refused) still resumes and is tested, reading it as before: not."""
+    one; a run saved with one before they were refused still resumes and is tested, the option unread as it was."""
     if not all(key in params for key in ("optimizer", "momentum", "schedule", "lr_step")):
         return None
     if params["schedule"] != "step" and params["lr_step"] > 0:
