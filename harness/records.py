@@ -16,6 +16,7 @@ from typing import Any
 
 from harness import files
 from harness.checkpoints import CHECKPOINT, is_count, is_finite, run_id
+from harness.config_changes import plain
 from harness.errors import DataError, describe, printable, shortened
 from harness.tables import UNFIXED_KEYS, TableSpec, cell_name
 
@@ -110,12 +111,12 @@ def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str,
         if key == "data" and isinstance(saved, dict) and isinstance(value, Mapping):  # the options the cell fixes
             options = {**dict(setting.get("data_defaults") or {}), **saved}  # one a record lacks: at its default
             option = next(
-                (name for name in value if name in options and _plain(options[name]) != _plain(value[name])), None
+                (name for name in value if name in options and plain(options[name]) != plain(value[name])), None
             )
             if option is None:
                 continue
             key, saved, given = f"data option {option}", options[option], value[option]
-        elif _plain(saved) == _plain(value):
+        elif plain(saved) == plain(value):
             continue
         where = f"setting {cell['setting']!r} at budget {cell['budget']!r}"
         return f"it was trained with {key} {saved!r}, but its cell's {where} has {key} {given!r}"
@@ -140,14 +141,6 @@ def fixed_for(cell: Mapping[str, Any], table: TableSpec, fixed: Fixed) -> Mappin
     return {key: value for key, value in given.items() if key not in (*UNFIXED_KEYS, "data")}
 
 
-def _plain(value: Any) -> Any:
-    """``value`` as a record's JSON holds it (a tuple as a list), to compare a config's value with a record's."""
-    try:
-        return json.loads(json.dumps(value))
-    except (TypeError, ValueError):
-        return value
-
-
 def _other_row(cell: dict[str, Any], config: dict[str, Any], fixed: Mapping[str, Any]) -> str | None:
     """How the record's ``config`` shows that another row trained it, if it does: a model, or a hyperparameter the
     row gives (``fixed["params"]``), other than the cell's row fixes (``Cell.fixed_config``)."""
@@ -161,7 +154,7 @@ def _other_row(cell: dict[str, Any], config: dict[str, Any], fixed: Mapping[str,
         if name not in params and name not in defaults:
             continue
         saved = params[name] if name in params else defaults[name]  # one a record lacks counts at its default
-        if _plain(saved) != _plain(value):
+        if plain(saved) != plain(value):
             return (
                 f"it was trained with the hyperparameter {name}={saved!r}, but its cell's row {cell['row']!r} has "
                 f"{name}={value!r}"
