@@ -109,13 +109,11 @@ def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str,
             continue
         saved, given = config[key], value
         if key == "data" and isinstance(saved, dict) and isinstance(value, Mapping):  # the options the cell fixes
-            options = {**dict(setting.get("data_defaults") or {}), **saved}  # one a record lacks: at its default
-            option = next(
-                (name for name in value if name in options and plain(options[name]) != plain(value[name])), None
-            )
-            if option is None:
+            differing = _differing(value, saved, setting.get("data_defaults"))
+            if differing is None:
                 continue
-            key, saved, given = f"data option {option}", options[option], value[option]
+            option, saved = differing
+            key, given = f"data option {option}", value[option]
         elif plain(saved) == plain(value):
             continue
         where = f"setting {cell['setting']!r} at budget {cell['budget']!r}"
@@ -147,19 +145,25 @@ def _other_row(cell: dict[str, Any], config: dict[str, Any], fixed: Mapping[str,
     if "model" in fixed and "model" in config and config["model"] != fixed["model"]:
         model, row = config["model"], cell["row"]
         return f"it was trained with model {model!r}, but its cell's row {row!r} has {fixed['model']!r}"
-    params, defaults = config.get("params"), dict(fixed.get("param_defaults") or {})
-    if not isinstance(params, dict):
+    params, given = config.get("params"), dict(fixed.get("params") or {})
+    differing = _differing(given, params, fixed.get("param_defaults")) if isinstance(params, dict) else None
+    if differing is None:
         return None
-    for name, value in dict(fixed.get("params") or {}).items():
-        if name not in params and name not in defaults:
-            continue
-        saved = params[name] if name in params else defaults[name]  # one a record lacks counts at its default
-        if plain(saved) != plain(value):
-            return (
-                f"it was trained with the hyperparameter {name}={saved!r}, but its cell's row {cell['row']!r} has "
-                f"{name}={value!r}"
-            )
-    return None
+    name, saved = differing
+    return (
+        f"it was trained with the hyperparameter {name}={saved!r}, but its cell's row {cell['row']!r} has "
+        f"{name}={given[name]!r}"
+    )
+
+
+def _differing(
+    given: Mapping[str, Any], saved: Mapping[str, Any], defaults: Mapping[str, Any] | None
+) -> tuple[str, Any] | None:
+    """``(name, saved value)`` of the first of ``given``'s values that ``saved`` holds otherwise, one it lacks
+    counting at its ``defaults`` value (a name in neither is not compared); ``None`` if none differs."""
+    known = {**dict(defaults or {}), **saved}
+    name = next((name for name in given if name in known and plain(known[name]) != plain(given[name])), None)
+    return None if name is None else (name, known[name])
 
 
 def _folder(cell: Any) -> str | None:
