@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import checkpoints, devices, per_episode, rundirs, writable
 from harness.checkpoints import CHECKPOINT
-from harness.config import MAXIMA, check_one_place, dataset_options, did_you_mean
+from harness.config import MAXIMA, check_one_place, did_you_mean
 from harness.errors import ConfigError
 from harness.evaluation import score
 from harness.guard import guarded
@@ -50,7 +50,6 @@ def evaluate_checkpoint(
     if episodes_out is not None:
         _check_episodes_out(episodes_out)
     state = checkpoints.load_run(path, given="give the checkpoint.pkl in a run's directory")
-    _check_saved_data(state["config"], host, path, set(data or {}))
     values = {**state["config"], "device": device}
     if eval_episodes is not None:
         values["eval_episodes"] = eval_episodes
@@ -93,19 +92,6 @@ def evaluate_checkpoint(
     if episodes_out is not None:
         result["per_episode"] = per_episode.write_file(episodes_out, episode_values)
     return result
-
-
-def _check_saved_data(config: dict[str, Any], host: PluginHost, path: Path, flags: set[str]) -> None:
-    """Refuse, naming the checkpoint, a dataset option its config holds that the dataset refuses (one ``--data``
-    does not replace): else the error would read as a flag's."""
-    for key, name in (("data", config.get("dataset")), ("test_data", config.get("test_dataset"))):
-        saved = config.get(key)
-        if not isinstance(name, str) or name not in host.datasets or not isinstance(saved, dict):
-            continue  # an unknown dataset or a missing config is for restore to name
-        try:
-            dataset_options(host.datasets.get(name), {k: v for k, v in saved.items() if k not in flags})
-        except ConfigError as exc:
-            raise ConfigError(f"{path}: {exc}") from None
 
 
 def _kept_episode(state: dict[str, Any], kept: str) -> int:

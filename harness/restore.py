@@ -45,7 +45,10 @@ def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], sou
         merge_options(host.models.get(config.model).defaults, config.params, f"model {config.model!r}", "parameter")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
+    try:  # what a dataset refuses comes from the options the checkpoint saved (with any --data given): name it
+        prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
+    except ConfigError as exc:
+        raise ConfigError(f"{source}: {exc}") from None
     try:
         model = prepared.build_model()
     except ConfigError as exc:  # a parameter the model refuses: the checkpoint's config gives its parameters

@@ -219,6 +219,7 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix_its_command_has(small_run:
         ("params", {"lr": "fast"}, "model 'weighted-protonet' parameter lr must be a"),
         ("data", {"image_size": "8"}, "dataset 'synthetic' option image_size must be an int"),
         ("data", {"image_size": 100_000}, "dataset 'synthetic' option image_size must be at most"),
+        ("data", {"noise": 0.7}, "synthetic dataset option noise must be in [0, 0.5), got 0.7"),  # its factory's
     ],
 )
 def test_evaluate_names_the_checkpoint_whose_parameters_or_data_options_are_refused(
