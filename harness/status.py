@@ -102,10 +102,8 @@ def _status(directory: Path, table: str, spec: TableSpec | None, fixed: Fixed) -
         return _damaged(directory, str(exc))
     base: dict[str, Any] = {field: cell[field] for field in ("budget", "row", "setting", "seed")}
     base["directory"] = directory
-    lock_problem = locks.problem(directory / LOCK)
-    if lock_problem is not None:
-        return CellStatus(**base, state="damaged", note=lock_problem)
-    holder = _holder(directory / LOCK)
+    lock_problem = locks.problem(directory / LOCK)  # no run can take it; a finished cell's numbers still stand
+    holder = "" if lock_problem else _holder(directory / LOCK)
     try:
         path = directory / RECORD
         if path.exists():
@@ -120,8 +118,10 @@ def _status(directory: Path, table: str, spec: TableSpec | None, fixed: Fixed) -
             if problem is not None:  # the leaderboard reads the record's numbers, which stand
                 retest = (directory / CHECKPOINT).exists()
                 note = f"{problem}: {'rerun its command to test the checkpoint again' if retest else 'restore it'}"
-                return CellStatus(**base, state="done", note=note, **progress)
-            return CellStatus(**base, state="done", note=_stopped(record), **progress)
+                return CellStatus(**base, state="done", note=lock_problem or note, **progress)
+            return CellStatus(**base, state="done", note=lock_problem or _stopped(record), **progress)
+        if lock_problem is not None:
+            return CellStatus(**base, state="damaged", note=lock_problem)
         if (directory / CHECKPOINT).exists():
             fix = records.start_cell_over(directory, records.rerun_cell(directory))
             state = checkpoints.progress(directory / CHECKPOINT, fix)

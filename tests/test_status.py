@@ -67,6 +67,11 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     os.mkfifo(copy_cell(results, 9) / ".lock")  # a FIFO for a lock file or a checkpoint: never read, never hangs
     (results.parent / "elsewhere.txt").write_text("not a lock")
     (copy_cell(results, 11) / ".lock").symlink_to(results.parent / "elsewhere.txt")  # never followed
+    done_linked = copy_cell(results, 14, record=True)  # its record made seed 14's, as a run of that seed writes it
+    record = json.loads((done_linked / "record.json").read_text())
+    stamp = {**record["cell"], "seed": 14}
+    (done_linked / "record.json").write_text(json.dumps({**record, "seed": 14, "cell": stamp}))
+    (done_linked / ".lock").symlink_to(results.parent / "elsewhere.txt")  # done all the same
     fifo_checkpoint = copy_cell(results, 10)
     (fifo_checkpoint / "checkpoint.pkl").unlink()
     os.mkfifo(fifo_checkpoint / "checkpoint.pkl")
@@ -84,7 +89,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         ("5-way 1-shot", 1): "interrupted", ("5-way 1-shot", 2): "running", ("5-way 1-shot", 3): "interrupted",
         ("5-way 1-shot", 4): "damaged", ("5-way 1-shot", 6): "interrupted", ("5-way 1-shot", 7): "interrupted",
         ("5-way 1-shot", 9): "damaged", ("5-way 1-shot", 10): "damaged", ("5-way 1-shot", 11): "damaged",
-        ("5-way 1-shot", 12): "interrupted", ("5-way 1-shot", 13): "interrupted",
+        ("5-way 1-shot", 12): "interrupted", ("5-way 1-shot", 13): "interrupted", ("5-way 1-shot", 14): "done",
         ("5-way 1-shot", 5): "not started", ("10-way 1-shot", 5): "not started", ("5-way-1-shot", -1): "damaged",
     }  # fmt: skip
     by_seed = {(s.setting, s.seed): s for s in statuses}
@@ -100,7 +105,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         -1,
     ) and "does not name table 'toy-table' and the row" in unnamed.note
     assert "is not a regular file" in by_seed["5-way 1-shot", 10].note
-    for seed in (9, 11):  # a run would refuse them as its lock
+    for seed in (9, 11, 14):  # a run would refuse them as its lock (the leaderboard shows seed 14's numbers)
         assert by_seed["5-way 1-shot", seed].note.endswith(
             "as a lock must be; move it away (or delete it) and run again"
         )
