@@ -47,6 +47,8 @@ def evaluate_checkpoint(
     options the run trained with, whatever dataset the run was tested on.
     """
     _check_flags(eval_episodes, device)
+    if dataset is not None:
+        host.datasets.get(dataset)  # an unknown name: the flag's error, before the checkpoint is read
     if episodes_out is not None:
         _check_episodes_out(episodes_out)
     state = checkpoints.load_run(path, given="give the checkpoint.pkl in a run's directory")
@@ -69,7 +71,7 @@ def evaluate_checkpoint(
         data = {**(data or {}), **located}
     if data:
         values[key] = {**values.get(key, {}), **data}
-    restored = restore(state, host, values, source=str(path))
+    restored = restore(state, host, values, source=str(path), flags=_flags(dataset, data, data_dir))
     prepared = restored.prepared
     split = prepared.test_spec.test_split if split is None else split
     _check_split(prepared, split)
@@ -94,6 +96,14 @@ def evaluate_checkpoint(
     return result
 
 
+def _flags(dataset: str | None, data: dict[str, Any] | None, data_dir: Path | None) -> str:
+    """The flags given that change what the checkpoint's dataset options are, as typed: errors about those
+    options name them beside the checkpoint, since either may hold the value refused."""
+    given = [f"--dataset {dataset}"] if dataset is not None else []
+    given += [f"--data {key}={value}" for key, value in (data or {}).items()]
+    return " ".join(given + ([f"--data-dir {data_dir}"] if data_dir is not None else []))
+
+
 def _kept_episode(state: dict[str, Any], kept: str) -> int:
     """The episode the tested model was saved at: that of the best validation, under ``keep = best``."""
     if state.get("final") and isinstance(state.get("kept"), dict):
@@ -106,7 +116,7 @@ def _check_flags(eval_episodes: int | None, device: str) -> None:
     most = MAXIMA["eval_episodes"]
     if eval_episodes is not None and not 1 <= eval_episodes <= most:
         raise ConfigError(f"--eval-episodes must be from 1 to {most:,}, got {eval_episodes:,}")
-    devices.check_flag(device, here=False)
+    devices.check_flag(device, here=True)
 
 
 def _check_split(prepared: Prepared, split: str) -> None:

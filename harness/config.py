@@ -306,7 +306,8 @@ def merge_options(defaults: Mapping[str, Any], given: Mapping[str, Any], owner: 
     for key in given:
         if key not in defaults:
             valid = ", ".join(sorted(defaults)) or "none"
-            raise ConfigError(f"{owner} has no {noun} {key!r}{did_you_mean(key, list(defaults))} (valid: {valid})")
+            hint = did_you_mean(key, list(defaults)) if isinstance(key, str) else ""  # a saved file's key: any type
+            raise ConfigError(f"{owner} has no {noun} {key!r}{hint} (valid: {valid})")
     check_types(defaults, given, owner, noun)
     return {**defaults, **given}
 

@@ -29,9 +29,10 @@ def _kept_model_state(state: dict[str, Any]) -> tuple[dict[str, Any], bool]:
     return (best["model_state"] if use_best else state["model_state"]), use_best
 
 
-def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], source: str) -> Restored:
+def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], source: str, flags: str = "") -> Restored:
     """Rebuild the model of checkpoint ``state`` under config ``values`` (its own config, with changes
-    such as the device or the test data) and load the weights it keeps; ``source`` names the checkpoint in errors."""
+    such as the device or the test data) and load the weights it keeps; ``source`` names the checkpoint in errors,
+    with ``flags``, the options given that changed its dataset options, where those are refused."""
     shape = state.get("input_shape")
     model = values.get("model")
     if isinstance(model, str) and model not in host.models:  # a checkpoint's model cannot be swapped for another
@@ -45,10 +46,10 @@ def restore(state: dict[str, Any], host: PluginHost, values: dict[str, Any], sou
         merge_options(host.models.get(config.model).defaults, config.params, f"model {config.model!r}", "parameter")
     except ConfigError as exc:
         raise ConfigError(f"{source}: {exc}") from None
-    try:  # what a dataset refuses comes from the options the checkpoint saved (with any --data given): name it
+    try:  # what a dataset refuses comes from the options the checkpoint saved or from the flags given: name both
         prepared = prepare(config, host, input_shape=None if shape is None else tuple(shape), evaluating=True)
     except ConfigError as exc:
-        raise ConfigError(f"{source}: {exc}") from None
+        raise ConfigError(f"{source}{f' with {flags}' if flags else ''}: {exc}") from None
     try:
         model = prepared.build_model()
     except ConfigError as exc:  # a parameter the model refuses: the checkpoint's config gives its parameters

@@ -220,6 +220,8 @@ def test_a_damaged_checkpoint_is_refused_with_the_fix_its_command_has(small_run:
         ("data", {"image_size": "8"}, "dataset 'synthetic' option image_size must be an int"),
         ("data", {"image_size": 100_000}, "dataset 'synthetic' option image_size must be at most"),
         ("data", {"noise": 0.7}, "synthetic dataset option noise must be in [0, 0.5), got 0.7"),  # its factory's
+        ("data", {5: 1}, "dataset 'synthetic' has no option 5 (valid: "),  # a pickle's keys may be of any type
+        ("params", {None: 1}, "model 'weighted-protonet' has no parameter None (valid: "),
     ],
 )
 def test_evaluate_names_the_checkpoint_whose_parameters_or_data_options_are_refused(
@@ -231,6 +233,21 @@ def test_evaluate_names_the_checkpoint_whose_parameters_or_data_options_are_refu
     with pytest.raises(HarnessError) as err:
         evaluate_checkpoint(small_run, protonet_host)
     assert str(err.value).startswith(f"{small_run}: {problem}") and "\n" not in str(err.value)
+
+
+def test_evaluate_names_the_flags_beside_the_checkpoint_where_either_may_hold_the_value_refused(
+    small_run: Path, protonet_host, tmp_path: Path
+) -> None:
+    for data, problem in (
+        ({"noise": 0.7}, "with --data noise=0.7: synthetic dataset option noise must be in [0, 0.5), got 0.7"),
+        ({"bogus": 1}, "with --data bogus=1: dataset 'synthetic' has no option 'bogus' (valid: "),
+    ):
+        with pytest.raises(HarnessError) as err:
+            evaluate_checkpoint(small_run, protonet_host, data=data)
+        assert str(err.value).startswith(f"{small_run} {problem}"), str(err.value)
+    with pytest.raises(HarnessError) as err:  # a flag's own error names the flag alone
+        evaluate_checkpoint(small_run, protonet_host, dataset="synthetc")
+    assert str(err.value).startswith("unknown dataset 'synthetc'") and "did you mean 'synthetic'" in str(err.value)
 
 
 def test_a_truncated_or_extended_checkpoint_is_refused_in_one_line(small_run: Path, tmp_path: Path) -> None:

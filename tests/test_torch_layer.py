@@ -244,6 +244,9 @@ def test_cuda_without_a_gpu_is_one_line(host, tmp_path):
     with pytest.raises(ConfigError, match=r"^device 'cuda' asked for, but this machine has no CUDA GPU; use --device"):
         reproduce(host.tables.get("toy-table"), host, tmp_path / "table", device="cuda")
     assert not (tmp_path / "table").exists()  # refused before any cell ran
+    run(config(episodes=8), host, tmp_path, name="cpu", **QUIET)
+    with pytest.raises(ConfigError, match=r"^device 'cuda' asked for, but this machine has no CUDA GPU; use --device"):
+        evaluate_checkpoint(tmp_path / "cpu" / "checkpoint.pkl", host, device="cuda")  # the flag's, not the file's
 
 
 def test_device_is_not_part_of_what_a_resume_must_match(host, tmp_path):
