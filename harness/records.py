@@ -48,6 +48,9 @@ def read_json(path: Path, fix: str) -> dict[str, Any]:
         raise DataError(f"{path} cannot be read: not UTF-8 text (byte {exc.start}); {fix}") from None
     except (ValueError, RecursionError) as exc:
         raise DataError(f"{path} cannot be read: not valid JSON ({describe(exc)}); {fix}") from None
+    except OSError as exc:  # a link to nothing or in a loop, a file it may not read
+        what = "a link to nothing" if path.is_symlink() and not path.exists() else exc.strerror or type(exc).__name__
+        raise DataError(f"{path} cannot be read ({what}); {fix}") from None
     if not isinstance(value, dict):
         raise DataError(f"{path} cannot be read: it holds {JSON_TYPES.get(type(value), 'null')}, not an object; {fix}")
     return value
@@ -298,7 +301,10 @@ def _record_problem(record: dict[str, Any]) -> str | None:
     reference = record.get("per_episode")
     if reference is not None and not _plain_file_reference(reference):
         return "per_episode does not name a file beside it and its SHA-256"
-    return progress_problem(record)
+    problem = progress_problem(record)
+    if problem is None and record.get("episodes_trained") is None:
+        return "no count of the episodes trained"
+    return problem
 
 
 def stopped_at(stopped: Any) -> int | None:

@@ -106,7 +106,7 @@ def _status(directory: Path, table: str, spec: TableSpec | None, fixed: Fixed) -
     holder = "" if lock_problem else _holder(directory / LOCK)
     try:
         path = directory / RECORD
-        if path.exists():
+        if path.exists() or path.is_symlink():  # a link to nothing too: damaged, not missing
             fix = records.record_fix(path, records.rerun_cell(directory))
             record = records.read_record(path, fix)
             records.check_own(path, cell, record, None if spec is None else records.fixed_for(cell, spec, fixed), fix)

@@ -126,6 +126,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
         ("record.json", {"val_history": [[1]]}, "(val_history in a form the harness cannot read)"),
         ("record.json", {"val_history": 5}, "(val_history in a form the harness cannot read)"),
         ("record.json", {"episodes_trained": "many"}, "(episodes_trained in a form the harness cannot read)"),
+        ("record.json", {"episodes_trained": None}, "(no count of the episodes trained)"),
         ("record.json", {"train_wall_time_s": "x"}, "(train_wall_time_s in a form the harness cannot read)"),
         ("record.json", {"stopped_early": {"x": 1}}, "(stopped_early in a form the harness cannot read)"),
         ("record.json", {"metrics": {}}, "has no nway_kshot_accuracy '5-way 1-shot' mean (a fraction) and ci95"),
@@ -156,6 +157,18 @@ def test_status_and_the_leaderboard_refuse_the_same_damaged_values_in_one_line(
     assert str(caught.value).startswith(str(path.parent)) and "\n" not in str(caught.value)
     result = harness_cli("status", "toy-table", "--results", str(results), "--json", env={"HARNESS_PLUGINS": TOY})
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("target", ["nowhere.json", "record.json"])  # a link to nothing, a link to itself
+def test_a_record_that_is_a_link_to_nothing_is_damaged_for_status_and_the_leaderboard(toy_host, results, target):
+    record = results / SEED0 / "record.json"
+    record.unlink()
+    record.symlink_to(target)
+    spec = toy_host.tables.get("toy-table")
+    (damaged,) = [s for s in table_status(results, "toy-table", spec=spec) if s.state == "damaged"]
+    assert damaged.note.startswith(f"{record} cannot be read (") and "\n" not in damaged.note
+    with pytest.raises(DataError, match=re.escape(f"{record} cannot be read (")):
+        leaderboard.our_results(spec, results)
 
 
 def test_status_and_the_leaderboard_agree_on_a_removed_setting_and_on_a_copy_nested_in_a_cell(toy_host, results):
