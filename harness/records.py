@@ -14,10 +14,10 @@ from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from harness import files
+from harness import checkpoints, files
 from harness.checkpoints import CHECKPOINT, is_count, is_finite, run_id
 from harness.config_changes import plain
-from harness.errors import DataError, describe, printable, shortened
+from harness.errors import DataError, HarnessError, describe, printable, shortened
 from harness.tables import UNFIXED_KEYS, TableSpec, cell_name
 
 RECORD = "record.json"
@@ -197,12 +197,28 @@ def check_own(
         return
     directory = path.parent
     if record.get("run_id") and run_id(directory / CHECKPOINT) == record["run_id"]:  # the cell's own run, then
+        if _checkpoint_fits(directory / CHECKPOINT, cell, setting):  # what the run saved fits: the record was edited
+            raise DataError(f"{path}: {problem}; the cell's checkpoint, of the same run, fits the cell, so the record "
+                            f"was changed after the run wrote it; {fix}")  # fmt: skip
         raise DataError(
             f"{path}: {problem}, and the cell's checkpoint is of the same run: the cell's row, setting or budget "
             f"changed since it ran (or the cell was copied whole); to run it as it is now, delete {directory} and "
             f"{rerun_cell(directory)}"
         )
     raise DataError(f"{path}: {problem}: a record copied from another cell; {fix}")
+
+
+def _checkpoint_fits(path: Path, cell: dict[str, Any], setting: Mapping[str, Any] | None) -> bool:
+    """Whether the config the checkpoint at ``path`` saved shows nothing of another cell's (``_foreign``)."""
+    try:
+        config = checkpoints.load(path).get("config")
+    except (HarnessError, OSError):
+        return False
+    if not isinstance(config, dict):
+        return False
+    return (
+        _foreign(cell, {"config": config, "seed": config.get("seed"), "budget": config.get("budget")}, setting) is None
+    )
 
 
 def is_cell(directory: Path) -> bool:

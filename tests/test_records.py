@@ -12,7 +12,7 @@ import pytest
 from conftest import fewshot_config, harness_cli
 from harness_test_plugins import toy_table
 
-from harness import leaderboard, per_episode, records
+from harness import checkpoints, leaderboard, per_episode, records
 from harness.cli import main
 from harness.config import build_config
 from harness.errors import ConfigError, DataError
@@ -185,6 +185,14 @@ def test_a_cell_whose_row_changed_since_it_ran_says_so_and_rows_not_installed_ar
     directory = results / "rows-table" / "quick" / "knn" / "5-way-1-shot" / "seed0"
     record = json.loads((directory / "record.json").read_text())
     (directory / "record.json").write_text(json.dumps({**record, "config": {**record["config"], "params": {"k": 3}}}))
+    result = harness_cli(*reproduce, env=ROWS)  # the checkpoint saved k=1, as the row has it: the record was edited
+    assert (
+        "it was trained with the hyperparameter k=3, but its cell's row 'kNN' has k=1; the cell's checkpoint, of the "
+        "same run, fits the cell, so the record was changed after the run wrote it; delete "
+        f"{directory / 'record.json'} and rerun"  # the record alone: the checkpoint is tested again
+    ) in result.stderr
+    state = checkpoints.load(directory / "checkpoint.pkl")
+    checkpoints.save(directory / "checkpoint.pkl", {**state, "config": {**state["config"], "params": {"k": 3}}})
     result = harness_cli(*reproduce, env=ROWS)  # the record and checkpoint of one run: the row was k=3 when it ran
     assert (
         "it was trained with the hyperparameter k=3, but its cell's row 'kNN' has k=1, and the cell's checkpoint is of "
