@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import math
 import stat
 import zipfile
 from dataclasses import dataclass
@@ -23,6 +24,9 @@ from harness.errors import DataError
 FILE = "episodes.npz"
 EPISODES = "episodes"
 """Name of the array of episode indices."""
+MEMBER_MAX_BYTES = 2**28
+"""The largest array read from a per-episode file (256 MiB): a run's hold a float64 per test episode (8 MB at a
+million episodes)."""
 
 
 @dataclass(frozen=True)
@@ -93,24 +97,51 @@ def load(run_dir: str | Path) -> PerEpisode:
         raise DataError(f"{path} is not a regular file (a FIFO, device or socket); {fix}") from None
     if hashlib.sha256(data).hexdigest() != record["per_episode"]["sha256"]:
         raise DataError(f"{path} does not match the SHA-256 in {record_path}: it was changed or damaged; {fix}")
-    return _decode(data, record["metrics"], path, fix)
+    return decode(data, record["metrics"], path, fix)
 
 
-def _decode(data: bytes, metrics: dict[str, dict[str, object]], path: Path, fix: str) -> PerEpisode:
-    """The arrays of ``metrics``' keys (the record's metrics) in the ``.npz`` bytes ``data``."""
+def decode(data: bytes, metrics: dict[str, dict[str, object]], path: Path, fix: str) -> PerEpisode:
+    """The arrays of ``metrics``' keys (the record's metrics) in the ``.npz`` bytes ``data``: only those members are
+    read, each of at most ``MEMBER_MAX_BYTES``; anything else about the file is a one-line ``DataError``."""
+    names = [EPISODES, *(f"{metric}/{key}" for metric, keys in metrics.items() for key in keys)]
+    arrays: dict[str, np.ndarray] = {}
     try:
-        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-    except (OSError, ValueError, zipfile.BadZipFile) as exc:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            members = {info.filename: info for info in archive.infolist()}
+            for name in names:
+                info = members.get(f"{name}.npy")
+                if info is None:
+                    continue
+                if info.file_size > MEMBER_MAX_BYTES:
+                    raise DataError(
+                        f"{path} holds {info.file_size:,} bytes of {name}, far more than a run writes; {fix}"
+                    )
+                with archive.open(info) as member:
+                    arrays[name] = _array(member.read(), path, fix)
+    except DataError:
+        raise
+    except Exception as exc:  # a file from elsewhere: any way it fails to read is its damage
         raise DataError(f"{path} is not a valid .npz file ({type(exc).__name__}); {fix}") from None
     episodes = arrays.get(EPISODES)
+    if episodes is None:
+        raise DataError(f"{path} lacks the episode indices; {fix}")
     values: dict[str, dict[str, np.ndarray]] = {}
     for metric, keys in metrics.items():
         for key in keys:
             column = arrays.get(f"{metric}/{key}")
-            if episodes is None or column is None or column.shape != episodes.shape:
+            if column is None or column.shape != episodes.shape or column.dtype.kind != "f":
                 raise DataError(f"{path} lacks the values of {metric} {key} its record reports; {fix}")
             values.setdefault(metric, {})[key] = column
-    if episodes is None:
-        raise DataError(f"{path} lacks the episode indices; {fix}")
     return PerEpisode(episodes, values)
+
+
+def _array(data: bytes, path: Path, fix: str) -> np.ndarray:
+    """The ``.npy`` bytes ``data`` as an array, refused unread where its header claims more values than it holds."""
+    buffer = io.BytesIO(data)
+    version = np.lib.format.read_magic(buffer)
+    read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+    shape, _, dtype = read_header(buffer)
+    if math.prod(shape) * dtype.itemsize > len(data):
+        raise DataError(f"{path} holds an array whose header claims more values than it has; {fix}")
+    buffer.seek(0)
+    return np.lib.format.read_array(buffer, allow_pickle=False)

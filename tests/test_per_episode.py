@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +63,65 @@ def test_a_changed_or_missing_per_episode_file_is_refused_in_one_line_naming_a_f
     record_path.write_text(json.dumps(damaged))
     with pytest.raises(DataError, match=r"\(per_episode does not name a file beside it and its SHA-256\); delete "):
         per_episode.load(tmp_path / "r")
+
+
+def crafted(members: dict[str, bytes], compress_type: int = zipfile.ZIP_DEFLATED, flags: int = 0) -> bytes:
+    """A zip of ``members`` whose entries may claim another compression or flags (as a forger's could)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        for name, data in members.items():
+            info = zipfile.ZipInfo(name)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, data)
+    raw = bytearray(buffer.getvalue())
+    for offset in [i for i in range(len(raw) - 4) if raw[i : i + 4] in (b"PK\x03\x04", b"PK\x01\x02")]:
+        central = raw[offset : offset + 4] == b"PK\x01\x02"
+        raw[offset + (8 if central else 6) : offset + (10 if central else 8)] = flags.to_bytes(2, "little")
+        raw[offset + (10 if central else 8) : offset + (12 if central else 10)] = compress_type.to_bytes(2, "little")
+    return bytes(raw)
+
+
+def npy(array: np.ndarray, shape: tuple[int, ...] | None = None) -> bytes:
+    """``array`` as .npy bytes, its header claiming ``shape`` where given."""
+    buffer = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buffer, {"descr": "<f8", "fortran_order": False, "shape": shape or array.shape}
+    )
+    return buffer.getvalue() + array.astype("<f8").tobytes()
+
+
+def saved(array: np.ndarray) -> bytes:
+    """``array`` as ``np.save`` writes it."""
+    buffer = io.BytesIO()
+    np.save(buffer, array)
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (crafted({"episodes.npy": npy(np.arange(4.0)), "m/k.npy": npy(np.zeros(4), (10**12,))}), "header claims more"),
+        (crafted({"episodes.npy": npy(np.arange(4.0)), "m/k.npy": npy(np.zeros(4))}, compress_type=99), "not a valid"),
+        (crafted({"episodes.npy": npy(np.arange(4.0)), "m/k.npy": npy(np.zeros(4))}, flags=1), "not a valid .npz"),
+        (
+            crafted({"episodes.npy": npy(np.arange(4.0)), "m/k.npy": saved(np.zeros(4, dtype=complex))}),
+            "lacks the values",
+        ),
+        (b"PK\x05\x06" + bytes(18), "lacks the episode indices"),
+    ],
+    ids=["a header claiming a trillion values", "an unknown compression", "encrypted", "complex values", "empty"],
+)
+def test_a_crafted_per_episode_file_is_refused_in_one_line(tmp_path, data, problem):
+    with pytest.raises(DataError) as caught:
+        per_episode.decode(data, {"m": {"k": {}}}, tmp_path / "e.npz", "delete it")
+    assert problem in str(caught.value) and str(caught.value).endswith("; delete it"), str(caught.value)
+
+
+def test_members_a_record_does_not_report_are_never_read(tmp_path):
+    bomb = crafted({"episodes.npy": npy(np.arange(4.0)), "m/k.npy": npy(np.ones(4)), "x.npy": bytes(2**26)})
+    assert len(bomb) < 2**20  # 64 MiB of zeros, deflated
+    values = per_episode.decode(bomb, {"m": {"k": {}}}, tmp_path / "e.npz", "")
+    assert values.values["m"]["k"].tolist() == [1.0] * 4
 
 
 def test_two_runs_pair_up_on_the_same_episodes(protonet_host, tmp_path):
