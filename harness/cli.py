@@ -57,7 +57,7 @@ def _write_leaderboard(table: Any, results: Path, out: Path | None, papers: list
     from harness.reproduce import fixed_configs
 
     fixed = fixed_configs(table, host)
-    paths = leaderboard.write(table, results, out or results / "leaderboards", papers, fixed)
+    paths = leaderboard.write(table, results, out or results / "leaderboards", papers, fixed, host.metrics)
     line = f"{paths['md']} ({', '.join(paths[kind].name for kind in ('csv', 'png') if kind in paths)})"
     if not cell_files(results / table.name):
         line += f"; no runs of it under {results} yet, so only the paper's rows (harness reproduce {table.name})"
@@ -167,7 +167,7 @@ def cmd_status(args: argparse.Namespace) -> int:
         elif table in budgeted:
             print(f"harness: note: no installed model fills table {table.name!r}; only the cells in {results} are "
                   "shown", file=sys.stderr)  # fmt: skip
-        found[table.name] = table_status(results, table.name, planned, table, fixed_configs(table, host))
+        found[table.name] = table_status(results, table.name, planned, table, fixed_configs(table, host), host.metrics)
     if args.json:
         print(json.dumps({name: [s.as_dict() for s in statuses] for name, statuses in found.items()}, indent=2))
     else:

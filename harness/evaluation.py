@@ -153,7 +153,7 @@ def score(
             first += len(batch)
             bar.update(len(batch))
     summaries = {
-        m.name: {key: _summary(m, plugins[m.name], key, column) for key, column in values[m.name].items()}
+        m.name: {key: summary(m, plugins[m.name], key, column) for key, column in values[m.name].items()}
         for m in prepared.metrics
     }
     return summaries, PerEpisode(np.arange(total), values)
@@ -174,7 +174,7 @@ def _metric_values(
     return {_checked_key(key, who): _one_per_episode(v, len(batch), who, key) for key, v in result.items()}
 
 
-def _summary(metric: MetricSpec, plugin: str, key: str, column: np.ndarray) -> dict[str, Any]:
+def summary(metric: MetricSpec, plugin: str, key: str, column: np.ndarray) -> dict[str, Any]:
     """``metric``'s ``aggregate`` of one key's values over all episodes, as a plain dict."""
     with metric_call(metric.name, plugin, f"aggregate (key {key!r})"):
         result = metric.aggregate(column)

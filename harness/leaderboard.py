@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import atomic, files, records
+from harness import atomic, files, record_values, records
 from harness.errors import ConfigError, DataError
 from harness.paper_tables import paper_cells
 from harness.records import RECORD, Fixed
+from harness.registry import Registry
+from harness.specs import MetricSpec
 from harness.tables import TableSpec
 
 if TYPE_CHECKING:
@@ -56,9 +58,12 @@ def t975(df: int) -> float:
     return z + sum(term / df**power for power, term in enumerate(terms, start=1))
 
 
-def our_results(table: TableSpec, results: Path, fixed: Fixed | None = None) -> list[dict[str, Any]]:
+def our_results(
+    table: TableSpec, results: Path, fixed: Fixed | None = None, metrics: Registry[MetricSpec] | None = None
+) -> list[dict[str, Any]]:
     """Complete runs of ``table`` under ``results``, one dict per (row, setting, key, budget); ``fixed``: what the
-    installed rows' cells fix of their records (``reproduce.fixed_configs``), checked as ``harness reproduce`` does.
+    installed rows' cells fix of their records (``reproduce.fixed_configs``), checked as ``harness reproduce`` does;
+    ``metrics``: the installed metrics, which check each record's numbers against its per-episode values.
 
     A damaged ``cell.json`` or ``record.json`` is refused in one line naming the cell and its fix, and saying how
     many other cells are damaged (``harness status`` lists each with its fix).
@@ -70,7 +75,7 @@ def our_results(table: TableSpec, results: Path, fixed: Fixed | None = None) -> 
         if cell_path.parent in orphans:  # a cell.json that is no file: one problem, said once
             continue
         try:
-            run = _read_run(table, cell_path, fixed or {})
+            run = _read_run(table, cell_path, fixed or {}, metrics)
             if run is None:
                 continue
             cell, record = run
@@ -120,7 +125,9 @@ def _retest(directory: Path) -> str:
     return records.record_fix(directory / RECORD, records.rerun_cell(directory))
 
 
-def _read_run(table: TableSpec, cell_path: Path, fixed: Fixed) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _read_run(
+    table: TableSpec, cell_path: Path, fixed: Fixed, metrics: Registry[MetricSpec] | None
+) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """``(cell, record)`` of a complete run of ``table``, else ``None``; a damaged one is a one-line ``DataError``."""
     record_path = cell_path.parent / RECORD
     if not record_path.exists() and not record_path.is_symlink():  # a link to nothing: damaged, not missing
@@ -129,6 +136,9 @@ def _read_run(table: TableSpec, cell_path: Path, fixed: Fixed) -> tuple[dict[str
     record = records.read_record(record_path, _retest(cell_path.parent))
     records.check_setting(cell_path, cell, table)
     records.check_own(record_path, cell, record, records.fixed_for(cell, table, fixed), _retest(cell_path.parent))
+    problem = None if metrics is None else record_values.summary_problem(record, cell_path.parent, metrics)
+    if problem is not None:
+        raise DataError(f"{record_path}: {problem}: changed after its run wrote it; {_retest(cell_path.parent)}")
     return cell, record
 
 
@@ -149,7 +159,13 @@ def _commit(provenance: Any) -> str:
     return (commit[:10] if isinstance(commit, str) and commit else "unknown") + ("-dirty" if _get(git, "dirty") else "")
 
 
-def build(table: TableSpec, results: Path, papers: Sequence[Path] = (), fixed: Fixed | None = None) -> pd.DataFrame:
+def build(
+    table: TableSpec,
+    results: Path,
+    papers: Sequence[Path] = (),
+    fixed: Fixed | None = None,
+    metrics: Registry[MetricSpec] | None = None,
+) -> pd.DataFrame:
     """Long-format DataFrame of our rows and the published rows, with our differences from the paper.
 
     ``papers`` are folders searched for ``<table>.csv`` before the table's own numbers (``harness.paper_tables``).
@@ -166,7 +182,7 @@ def build(table: TableSpec, results: Path, papers: Sequence[Path] = (), fixed: F
         for c in paper_cells(table, papers)
     ]  # fmt: skip
     paper_value = {(r["row"], r["setting"], r["key"]): r["value"] for r in published}
-    ours = our_results(table, results, fixed)
+    ours = our_results(table, results, fixed, metrics)
     for row in ours:
         row["paper_value"] = paper_value.get((row["row"], row["setting"], row["key"]))
         row["diff"] = None if row["paper_value"] is None else round(row["value"] - row["paper_value"], DECIMALS)
@@ -283,7 +299,12 @@ def _ours(kind: str, path: Path) -> bool:
 
 
 def write(
-    table: TableSpec, results: Path, out: Path, papers: Sequence[Path] = (), fixed: Fixed | None = None
+    table: TableSpec,
+    results: Path,
+    out: Path,
+    papers: Sequence[Path] = (),
+    fixed: Fixed | None = None,
+    metrics: Registry[MetricSpec] | None = None,
 ) -> dict[str, Path]:
     """Build the leaderboard of ``table`` from ``results``; write ``<table>.csv``, ``.md`` and ``.png`` (none where
     the table has no number yet) in ``out``."""
@@ -291,7 +312,7 @@ def write(
 
     if not results.is_dir():
         raise ConfigError(f"results directory {results} does not exist; run 'harness reproduce {table.name}' first")
-    frame = build(table, results, papers, fixed)
+    frame = build(table, results, papers, fixed, metrics)
     paths = {"csv": out / f"{table.name}.csv", "md": out / f"{table.name}.md", "png": out / f"{table.name}.png"}
     for kind, path in paths.items():  # a papers file, or notes of the user's, of the same name
         if os.path.lexists(path) and not _ours(kind, path):

@@ -14,11 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import checkpoints, files, locks, records
+from harness import checkpoints, files, locks, record_values, records
 from harness.checkpoints import CHECKPOINT
 from harness.errors import DataError, HarnessError, printable
 from harness.records import CELL, RECORD, Fixed
+from harness.registry import Registry
 from harness.rundirs import LOCK
+from harness.specs import MetricSpec
 from harness.tables import Cell, TableSpec
 
 STATES = ("done", "running", "interrupted", "not started", "damaged")
@@ -69,15 +71,21 @@ class CellStatus:
 
 
 def table_status(
-    results: Path, table: str, planned: Iterable[Cell] = (), spec: TableSpec | None = None, fixed: Fixed | None = None
+    results: Path,
+    table: str,
+    planned: Iterable[Cell] = (),
+    spec: TableSpec | None = None,
+    fixed: Fixed | None = None,
+    metrics: Registry[MetricSpec] | None = None,
 ) -> list[CellStatus]:
     """Every cell of ``table`` with a folder under ``results``, and the ``planned`` cells that have none yet.
     With the table's ``spec``, a finished cell's record is also checked against its setting, and against what its
-    row's cells fix (``fixed``: ``reproduce.fixed_configs``) as ``harness reproduce`` checks it."""
+    row's cells fix (``fixed``: ``reproduce.fixed_configs``) as ``harness reproduce`` checks it; with the installed
+    ``metrics``, its numbers against its per-episode values, as the leaderboard checks them."""
     found = {}
     for cell_file in records.cell_files(results / table):
         directory = cell_file.parent
-        found[directory] = _status(directory, table, spec, fixed or {})
+        found[directory] = _status(directory, table, spec, fixed or {}, metrics)
     for directory in records.orphan_cells(results / table):
         found[directory] = _damaged(directory, records.orphan_problem(directory))
     for cell in planned:
@@ -93,7 +101,9 @@ def _damaged(directory: Path, note: str) -> CellStatus:
     return CellStatus(names[0], names[1], names[2], -1, "damaged", directory, note=note)
 
 
-def _status(directory: Path, table: str, spec: TableSpec | None, fixed: Fixed) -> CellStatus:
+def _status(
+    directory: Path, table: str, spec: TableSpec | None, fixed: Fixed, metrics: Registry[MetricSpec] | None
+) -> CellStatus:
     try:
         cell = records.read_cell(directory, table)
         if spec is not None:
@@ -110,6 +120,9 @@ def _status(directory: Path, table: str, spec: TableSpec | None, fixed: Fixed) -
             fix = records.record_fix(path, records.rerun_cell(directory))
             record = records.read_record(path, fix)
             records.check_own(path, cell, record, None if spec is None else records.fixed_for(cell, spec, fixed), fix)
+            changed = None if metrics is None else record_values.summary_problem(record, directory, metrics)
+            if changed is not None:
+                raise DataError(f"{path}: {changed}: changed after its run wrote it; {fix}")
             progress = _progress(record, path, fix)
             if spec is not None:  # the numbers the leaderboard reads
                 for key in spec.cell_keys(cell["setting"]):

@@ -14,12 +14,15 @@ from harness.errors import HarnessError
 from harness.records import RECORD
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-INFINITE_COUNT = '{"status": "complete", "config": {"model": "m"}, "metrics": {}, "loss_history": [[Infinity, 1.0]]}'
+INFINITE_COUNT = (
+    '{"status": "complete", "config": {"model": "m"}, "metrics": {}, "episodes_trained": 1, '
+    '"loss_history": [[Infinity, 1.0]]}'
+)
 
 
 def write_record(run_dir: Path, loss: list, val: list | None = None, **extra) -> Path:
     record = {"format": "harness-run/1", "name": run_dir.name, "status": "complete", "config": {"model": "m"},
-              "metrics": {}, "loss_history": loss, **extra}  # fmt: skip
+              "metrics": {}, "episodes_trained": 48, "loss_history": loss, **extra}  # fmt: skip
     if val is not None:
         record["val_history"] = val
     atomic.write_json(run_dir / RECORD, record)

@@ -159,6 +159,36 @@ def test_status_and_the_leaderboard_refuse_the_same_damaged_values_in_one_line(
     assert result.returncode == 0 and "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "given"),
+    [("mean", 0.99, "where its episodes.npz gives 0."), ("n", 100_000, "where its episodes.npz gives 48")],
+)
+def test_a_record_whose_numbers_are_not_what_its_per_episode_values_give_is_refused(
+    toy_host, results, field, value, given
+):
+    path = results / SEED0 / "record.json"
+    record = json.loads(path.read_text())
+    summary = record["metrics"]["nway_kshot_accuracy"]["5-way 1-shot"]
+    path.write_text(
+        json.dumps({**record, "metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {**summary, field: value}}}})
+    )
+    problem = f"{path}: its nway_kshot_accuracy '5-way 1-shot' {field} is {value}, {given}"
+    spec = toy_host.tables.get("toy-table")
+    (damaged,) = [
+        s for s in table_status(results, "toy-table", spec=spec, metrics=toy_host.metrics) if s.state != "done"
+    ]
+    assert (
+        damaged.state == "damaged" and damaged.note.startswith(problem) and f"delete {path} and rerun" in damaged.note
+    )
+    with pytest.raises(DataError, match=re.escape(problem)):
+        leaderboard.our_results(spec, results, metrics=toy_host.metrics)
+    result = harness_cli("leaderboard", "toy-table", "--results", str(results), env={"HARNESS_PLUGINS": TOY})
+    assert result.returncode != 0 and problem in result.stderr
+    path.unlink()  # the fix: the cell's checkpoint is tested again, without training
+    reproduce(spec, toy_host, results, seeds=[0])
+    assert json.loads(path.read_text())["metrics"] == record["metrics"]
+
+
 @pytest.mark.parametrize("target", ["nowhere.json", "record.json"])  # a link to nothing, a link to itself
 def test_a_record_that_is_a_link_to_nothing_is_damaged_for_status_and_the_leaderboard(toy_host, results, target):
     record = results / SEED0 / "record.json"

@@ -1,0 +1,42 @@
+"""Whether a record's numbers are what its metrics make of its per-episode values: a record edited after its run
+wrote it is not, and ``harness status`` and the leaderboard refuse it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness import files, per_episode, records
+from harness.config_changes import plain
+from harness.errors import DataError
+from harness.evaluation import summary
+from harness.registry import Registry
+from harness.specs import MetricSpec
+
+FIELDS = ("mean", "ci95", "n")
+"""What a summary in a record holds (``Summary.as_dict``)."""
+
+
+def summary_problem(record: dict[str, Any], directory: Path, metrics: Registry[MetricSpec]) -> str | None:
+    """How ``record``'s summaries differ from what the installed ``metrics`` aggregate of its per-episode file, if
+    they do; ``None`` where they agree or cannot be compared: no per-episode file, or not the one the record names
+    (``records.per_episode_problem`` says so), or a metric that is not installed."""
+    reference = record.get("per_episode")
+    if not isinstance(reference, dict) or records.per_episode_problem(record, directory) is not None:
+        return None
+    name = reference["file"]
+    try:
+        values = per_episode.decode(files.read_regular(directory / name), record["metrics"], directory / name, "")
+    except (DataError, OSError):
+        return f"its {name} does not hold the values of the metrics it reports"
+    for metric, keys in record["metrics"].items():
+        if metric not in metrics:
+            continue
+        for key, saved in keys.items():
+            given = plain(summary(metrics.get(metric), metrics.plugin_of(metric), key, values.values[metric][key]))
+            for field in FIELDS:
+                if field in saved and saved[field] != given.get(field):
+                    return (
+                        f"its {metric} {key!r} {field} is {saved[field]!r}, where its {name} gives {given.get(field)!r}"
+                    )
+    return None
