@@ -102,6 +102,18 @@ def _key_value(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+class _KeyValues(argparse.Action):
+    """``action="append"`` for ``KEY=VALUE`` flags, refusing a key given twice (which value would win is a guess)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any, option: Any = None):
+        key, value = values
+        given = list(getattr(namespace, self.dest) or [])
+        earlier = [v for k, v in given if k == key]
+        if earlier:
+            parser.error(f"{option} {key} is given twice ({earlier[0]!r} and {value!r}); give each key once")
+        setattr(namespace, self.dest, [*given, values])
+
+
 class _Parser(argparse.ArgumentParser):
     """An argument parser whose errors are one line, without argparse's usage block before them."""
 
@@ -153,21 +165,26 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--metric", dest="metrics", action="append", metavar="NAME", help="metric to report (repeatable)")
     run.add_argument(
         "--param",
-        action="append",
+        action=_KeyValues,
         type=_key_value,
         default=[],
         metavar="KEY=VALUE",
         help="model hyperparameter (repeatable)",
     )
     run.add_argument(
-        "--data", action="append", type=_key_value, default=[], metavar="KEY=VALUE", help="dataset option (repeatable)"
+        "--data",
+        action=_KeyValues,
+        type=_key_value,
+        default=[],
+        metavar="KEY=VALUE",
+        help="dataset option (repeatable)",
     )
     run.add_argument(
         "--data-dir", type=_path, metavar="DIR", help="the dataset's data directory (--data root=DIR for omniglot)"
     )
     run.add_argument(
         "--test-data",
-        action="append",
+        action=_KeyValues,
         type=_key_value,
         default=[],
         metavar="KEY=VALUE",
@@ -198,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--dataset", metavar="NAME", help="dataset to test on (default: the run's test dataset)")
     evaluate.add_argument(
         "--data",
-        action="append",
+        action=_KeyValues,
         type=_key_value,
         default=[],
         metavar="KEY=VALUE",
@@ -263,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     reproduce.add_argument(
         "--data-dir",
         dest="locations",
-        action="append",
+        action=_KeyValues,
         type=_key_value_text,
         default=[],
         metavar="DATASET=DIR",

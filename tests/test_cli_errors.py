@@ -357,3 +357,22 @@ def test_a_full_disk_names_the_file_it_was_writing_and_the_fix(tmp_path: Path, c
         "(--traceback shows where)"
     )
     assert not [path for path in tmp_path.rglob("*") if path.is_file()], "no half-written file left"
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ("run", "--param", "lr=0.1", "--param", "lr=0.2"),
+        ("run", "--data", "noise=0.1", "--data", "image_size=8", "--data", "noise=0.2"),
+        ("run", "--test-data", "seed=1", "--test-data", "seed=2"),
+        ("evaluate", "--checkpoint", __file__, "--data", "noise=0.1", "--data", "noise=0.2"),
+        ("reproduce", "mann-table1", "--data-dir", "omniglot=/a", "--data-dir", "omniglot=/b"),
+    ],
+)
+def test_a_key_given_twice_is_refused_not_guessed(args: tuple[str, ...], capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(list(args))
+    err = capsys.readouterr().err
+    flag, key = args[-2], args[-1].partition("=")[0]
+    assert exited.value.code == 2 and err.count("\n") == 1, err
+    assert err.startswith(f"harness {args[0]}: error: {flag} {key} is given twice (") and "give each key once" in err
