@@ -95,7 +95,8 @@ def test_evaluate_blames_a_bad_flag_not_the_checkpoint(tmp_path, capsys):
         "--device must be auto, cpu, cuda, cuda:N (N from 0 to 127) or mps, got 'cuda:x'"
     )
     assert error_of(capsys, *checkpoint, "--data", "test_classes=3") == (  # not "lower ways": the checkpoint fixes it
-        f"{checkpoint[2]} with --data test_classes=3: ways=5 is more than the 3 classes in synthetic split 'test', and the checkpoint's model takes 5-way 1-shot "
+        f"{checkpoint[2]} with --data test_classes=3: ways=5 is more than the 3 classes in synthetic split 'test', "
+        "and the checkpoint's model takes 5-way 1-shot "
         "episodes; evaluate on another dataset or split (--dataset, --data, --split)"
     )
 
