@@ -131,8 +131,8 @@ def _status(
             if problem is not None:  # the leaderboard reads the record's numbers, which stand
                 retest = (directory / CHECKPOINT).exists()
                 note = f"{problem}: {'rerun its command to test the checkpoint again' if retest else 'restore it'}"
-                return CellStatus(**base, state="done", note=lock_problem or note, **progress)
-            return CellStatus(**base, state="done", note=lock_problem or _stopped(record), **progress)
+                return CellStatus(**base, state="done", note=_both(note, lock_problem), **progress)
+            return CellStatus(**base, state="done", note=_both(_stopped(record), lock_problem), **progress)
         if lock_problem is not None:
             return CellStatus(**base, state="damaged", note=lock_problem)
         if (directory / CHECKPOINT).exists():
@@ -145,8 +145,13 @@ def _status(
                 **_progress(state, directory / CHECKPOINT, fix),
             )
     except HarnessError as exc:
-        return CellStatus(**base, state="damaged", note=str(exc))
+        return CellStatus(**base, state="damaged", note=_both(str(exc), lock_problem))
     return CellStatus(**base, state="running" if holder else "not started", note=holder or "")
+
+
+def _both(note: str, lock_problem: str | None) -> str:
+    """A cell's note, and its lock's problem too where it has one (each fix is needed)."""
+    return "; and ".join(part for part in (note, lock_problem) if part)
 
 
 def _progress(saved: dict[str, Any], path: Path, fix: str) -> dict[str, Any]:

@@ -264,6 +264,11 @@ def test_a_done_cell_whose_episodes_file_was_damaged_says_so_and_how_to_mend_it(
     (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
     fix = "rerun its command to test the checkpoint again" if checkpoint else "restore it"
     assert (status.state, status.note) == ("done", f"its episodes.npz does not match the SHA-256 in record.json: {fix}")
+    (results / SEED0 / ".lock").symlink_to("elsewhere")  # each problem is said, each fix is needed
+    (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
+    assert status.note.startswith(f"its episodes.npz does not match the SHA-256 in record.json: {fix}; and ")
+    assert status.note.endswith("as a lock must be; move it away (or delete it) and run again")
+    (results / SEED0 / ".lock").unlink()
     outcome = reproduce(toy_host.tables.get("toy-table"), toy_host, results, seeds=[0], settings=["5-way 1-shot"])
     if checkpoint:  # tested again: the file is written anew
         assert outcome["run"] == [SEED0] and table_status(results, "toy-table")[0].note == ""
