@@ -1,5 +1,5 @@
 """Whether a record's numbers are what its metrics make of its per-episode values: a record edited after its run
-wrote it is not, and ``harness status`` and the leaderboard refuse it."""
+wrote it is not, and ``harness reproduce``, ``harness status`` and the leaderboard refuse it."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness import atomic, devices, locks, records, rundirs
+from harness import atomic, devices, locks, record_values, records, rundirs
 from harness.config import MAXIMA, did_you_mean
 from harness.errors import (
     ConfigError,
@@ -36,8 +36,9 @@ from harness.hints import REPRODUCE, for_dataset
 from harness.plugins import PluginHost
 from harness.prepare import Prepared, prepare
 from harness.records import CELL, RECORD
+from harness.registry import Registry
 from harness.runner import Run
-from harness.specs import EpisodeSource
+from harness.specs import EpisodeSource, MetricSpec
 from harness.tables import Cell, TableRow, TableSetting, TableSpec, make_cell
 
 EXECUTORS = ("inprocess", "ray")
@@ -286,16 +287,21 @@ def _refuse_idle(
             )
 
 
-def _complete(directory: Path, cell: dict[str, Any], setting: Mapping[str, Any]) -> bool:
+def _complete(
+    directory: Path, cell: dict[str, Any], setting: Mapping[str, Any], metrics: Registry[MetricSpec] | None = None
+) -> bool:
     """Whether the cell in ``directory`` (``cell``: what its ``cell.json`` says; ``setting``: what its setting fixes
-    of the config) has a complete record with its per-episode values; a damaged record, or another cell's, is
-    refused in one line."""
+    of the config) has a complete record with its per-episode values; a damaged record, another cell's, or (with
+    the installed ``metrics``) one whose numbers are not what its per-episode values give, is refused in one line."""
     path = directory / RECORD
     if not path.exists():
         return False
     fix = records.record_fix(path, "rerun")
     record = records.read_record(path, fix)
     records.check_own(path, cell, record, setting, fix)
+    changed = None if metrics is None else record_values.summary_problem(record, directory, metrics)
+    if changed is not None:
+        raise DataError(f"{path}: {changed}: changed after its run wrote it; {fix}")
     return records.per_episode_problem(record, directory) is None  # read_record refused any other status
 
 
@@ -319,10 +325,10 @@ def _real_folders(directory: Path) -> None:
         records.real_folder(path)
 
 
-def _done(directory: Path, cell: Cell) -> bool:
+def _done(directory: Path, cell: Cell, metrics: Registry[MetricSpec]) -> bool:
     """Whether ``cell`` is done, to plan the run: a damaged record makes it one to run, which then fails alone."""
     try:
-        return records.is_cell(directory) and _complete(directory, cell.describe(), cell.fixed_config)
+        return records.is_cell(directory) and _complete(directory, cell.describe(), cell.fixed_config, metrics)
     except DataError:
         return False
 
@@ -369,13 +375,14 @@ def claim_and_run(
         with rundirs.claim(directory):
             _real_folders(directory)  # again, once the lock is held: a link made since the cells were planned
             reproduced = records.is_cell(directory)  # else a run reproduce did not start, or a lost cell.json
-            if reproduced and _complete(directory, cell, setting):
+            metrics = prepared.host.metrics if isinstance(prepared, Prepared) else None
+            if reproduced and _complete(directory, cell, setting, metrics):
                 return DONE, ""
             cell_prepared = prepared if isinstance(prepared, Prepared) else prepared()
             if not reproduced:
                 _check_adoptable(directory, cell_prepared)
             atomic.write_json(directory / CELL, cell)
-            if _complete(directory, cell, setting):  # a finished cell whose cell.json was lost
+            if _complete(directory, cell, setting, metrics):  # a finished cell whose cell.json was lost
                 return DONE, ""
             Run(cell_prepared, directory).execute(log=lambda _: None)
             return RAN, ""
@@ -452,7 +459,7 @@ def reproduce(
     cells = table_cells(table, host, budget, seeds=seeds, models=models, rows=rows, settings=settings)
     directories = {cell.name: _cell_folder(out, cell.name) for cell in cells}
     # a finished run without cell.json is only taken as the cell's once its config is checked (claim_and_run)
-    todo = [c for c in cells if not _done(directories[c.name], c)]
+    todo = [c for c in cells if not _done(directories[c.name], c, host.metrics)]
     for cell in cells:
         if cell not in todo:
             _rewrite_cell_file(directories[cell.name], cell.describe())

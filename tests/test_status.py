@@ -184,6 +184,8 @@ def test_a_record_whose_numbers_are_not_what_its_per_episode_values_give_is_refu
         leaderboard.our_results(spec, results, metrics=toy_host.metrics)
     result = harness_cli("leaderboard", "toy-table", "--results", str(results), env={"HARNESS_PLUGINS": TOY})
     assert result.returncode != 0 and problem in result.stderr
+    outcome = reproduce(spec, toy_host, results, seeds=[0], log=None)  # the cell fails, as one of another config does
+    assert outcome[FAILED] == [SEED0] and SEED0 not in outcome["skipped"]
     path.unlink()  # the fix: the cell's checkpoint is tested again, without training
     reproduce(spec, toy_host, results, seeds=[0])
     assert json.loads(path.read_text())["metrics"] == record["metrics"]
