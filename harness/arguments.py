@@ -99,6 +99,8 @@ def _key_value(text: str) -> tuple[str, Any]:
         value = tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:
         value = raw
+    except ValueError:  # an integer past Python's 4,300 digits
+        raise argparse.ArgumentTypeError(f"{key.strip()}: a number too long to read ({len(raw):,} digits)") from None
     return key.strip(), value
 
 

@@ -376,3 +376,11 @@ def test_a_key_given_twice_is_refused_not_guessed(args: tuple[str, ...], capsys:
     flag, key = args[-2], args[-1].partition("=")[0]
     assert exited.value.code == 2 and err.count("\n") == 1, err
     assert err.startswith(f"harness {args[0]}: error: {flag} {key} is given twice (") and "give each key once" in err
+
+
+def test_a_number_too_long_to_read_in_a_key_value_flag_is_one_line(capsys: pytest.CaptureFixture) -> None:
+    with pytest.raises(SystemExit) as exited:
+        main(["run", "--param", "lr=" + "9" * 4301])
+    err = capsys.readouterr().err
+    assert exited.value.code == 2 and err.count("\n") == 1
+    assert err == "harness run: error: argument --param: lr: a number too long to read (4,301 digits)\n"
