@@ -47,6 +47,7 @@ def evaluate_checkpoint(
     options the run trained with, whatever dataset the run was tested on.
     """
     _check_flags(eval_episodes, device)
+    given = _flags(dataset, data, data_dir)  # as typed, before --data-dir becomes the dataset's option
     if dataset is not None:
         host.datasets.get(dataset)  # an unknown name: the flag's error, before the checkpoint is read
     if episodes_out is not None:
@@ -71,7 +72,7 @@ def evaluate_checkpoint(
         data = {**(data or {}), **located}
     if data:
         values[key] = {**values.get(key, {}), **data}
-    restored = restore(state, host, values, source=str(path), flags=_flags(dataset, data, data_dir))
+    restored = restore(state, host, values, source=str(path), flags=given)
     prepared = restored.prepared
     split = prepared.test_spec.test_split if split is None else split
     _check_split(prepared, split)

@@ -245,6 +245,10 @@ def test_evaluate_names_the_flags_beside_the_checkpoint_where_either_may_hold_th
         with pytest.raises(HarnessError) as err:
             evaluate_checkpoint(small_run, protonet_host, data=data)
         assert str(err.value).startswith(f"{small_run} {problem}"), str(err.value)
+    with pytest.raises(HarnessError) as err:  # as typed: --data-dir, not the option it becomes
+        evaluate_checkpoint(small_run, protonet_host, dataset="omniglot", data={"bogus": 1}, data_dir=tmp_path)
+    flags = f"--dataset omniglot --data bogus=1 --data-dir {tmp_path}"
+    assert str(err.value).startswith(f"{small_run} with {flags}: dataset 'omniglot' has no option 'bogus'")
     with pytest.raises(HarnessError) as err:  # a flag's own error names the flag alone
         evaluate_checkpoint(small_run, protonet_host, dataset="synthetc")
     assert str(err.value).startswith("unknown dataset 'synthetc'") and "did you mean 'synthetic'" in str(err.value)
