@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import math
 import os
@@ -12,8 +13,11 @@ from typing import Any
 
 
 def write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a synced temporary file and ``os.replace``."""
+    """Write ``data`` to ``path`` through a synced temporary file and ``os.replace``; a folder at ``path`` is an
+    ``IsADirectoryError`` naming it, before anything is written."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.is_dir() and not path.is_symlink():
+        raise IsADirectoryError(errno.EISDIR, "a folder is where this file goes; move the folder away", str(path))
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, 0o644)  # mkstemp makes files private; results and caches are for sharing

@@ -237,8 +237,11 @@ def rewrite_cell_file(directory: Path) -> str:
 
 def rerun_cell(directory: Path) -> str:
     """The ``harness reproduce`` command that runs the cell in ``directory`` (``<results>/<table>/<budget>/...``)."""
-    table, budget = directory.parts[-5], directory.parts[-4]
-    return f"rerun 'harness reproduce {table} --budget {budget}' with the --row, --setting and --seeds of this cell"
+    table, budget, results = directory.parts[-5], directory.parts[-4], directory.parents[4]
+    return (
+        f"rerun 'harness reproduce {table} --budget {budget} --results {results}' with the --row, --setting and "
+        "--seeds of this cell"
+    )
 
 
 def orphan_problem(directory: Path) -> str:
@@ -294,7 +297,11 @@ def per_episode_problem(record: dict[str, Any], directory: Path) -> str | None:
     path = directory / reference["file"]
     try:
         data = files.read_regular(path)
-    except OSError:  # missing, a folder, a FIFO, unreadable
+    except IsADirectoryError:
+        return f"its {reference['file']} is a folder, not the file it refers to"
+    except files.NotRegularFile:
+        return f"its {reference['file']} is not a regular file"
+    except OSError:  # missing, unreadable
         return f"its {reference['file']} is missing"
     if hashlib.sha256(data).hexdigest() != reference["sha256"]:
         return f"its {reference['file']} does not match the SHA-256 in {RECORD}"

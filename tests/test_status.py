@@ -230,7 +230,8 @@ def test_a_missing_or_damaged_cell_file_is_shown_and_the_fix_it_names_writes_it_
     trained = {d: (d / "record.json").read_bytes() for d in (missing, damaged)}
     statuses = {s.directory: s for s in table_status(results, "toy-table")}
     fix = (
-        "rerun 'harness reproduce toy-table --budget quick' with the --row, --setting and --seeds of this cell: "
+        f"rerun 'harness reproduce toy-table --budget quick --results {results}' with the --row, --setting and "
+        "--seeds of this cell: "
         "it writes the file again and keeps what the cell trained"
     )
     elsewhere = f" (a folder that is no cell of the table, which that command leaves alone: move it out of {results}"
@@ -276,6 +277,19 @@ def test_a_done_cell_whose_episodes_file_was_damaged_says_so_and_how_to_mend_it(
         assert outcome["run"] == [SEED0] and table_status(results, "toy-table")[0].note == ""
     else:
         assert outcome["failed"] == [SEED0]
+
+
+def test_an_episodes_file_that_is_a_folder_is_named_so_and_a_rerun_says_what_to_move(toy_host, results):
+    (results / SEED0 / "episodes.npz").unlink()
+    (results / SEED0 / "episodes.npz").mkdir()
+    (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
+    assert status.note.startswith("its episodes.npz is a folder, not the file it refers to")
+    table = toy_host.tables.get("toy-table")
+    messages: list[str] = []
+    outcome = reproduce(table, toy_host, results, seeds=[0], settings=["5-way 1-shot"], log=messages.append)
+    assert outcome[FAILED] == [SEED0] and len(messages) == 1
+    assert "a folder is where this file goes; move the folder away" in messages[0] and "episodes.npz" in messages[0]
+    assert not [p for p in (results / SEED0).iterdir() if p.name.endswith(".tmp")], "no temporary file is left"
 
 
 @pytest.mark.parametrize("parts", [False, True])
