@@ -308,6 +308,21 @@ def per_episode_problem(record: dict[str, Any], directory: Path) -> str | None:
     return None
 
 
+def check_per_episode(path: Path, record: dict[str, Any]) -> None:
+    """Refuse, in one line naming the fix, the cell record at ``path`` whose per-episode file is missing or not the
+    one it names (``per_episode_problem``): its numbers cannot be checked against it (``record_values``). A rerun
+    tests the cell's checkpoint again and writes both anew; without a checkpoint, the file must come back."""
+    directory = path.parent
+    problem = per_episode_problem(record, directory)
+    if problem is None:
+        return
+    if (directory / CHECKPOINT).is_file():
+        fix = f"{rerun_cell(directory)}: it tests the cell's checkpoint again and writes both anew"
+    else:
+        fix = f"restore that file (e.g. git checkout), or {start_cell_over(directory, rerun_cell(directory))}"
+    raise DataError(f"{path}: {problem}, so its numbers cannot be checked; {fix}")
+
+
 def _record_problem(record: dict[str, Any]) -> str | None:
     """What a record lacks that the harness reads: the status a run writes (``complete``), its config and metrics."""
     if record.get("status") != "complete":

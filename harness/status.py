@@ -127,12 +127,9 @@ def _status(
             if spec is not None:  # the numbers the leaderboard reads
                 for key in spec.cell_keys(cell["setting"]):
                     records.mean_ci(spec, record, key, path, fix)
-            problem = records.per_episode_problem(record, directory)
-            if problem is not None:  # the leaderboard reads the record's numbers, which stand
-                retest = (directory / CHECKPOINT).exists()
-                note = f"{problem}: {'rerun its command to test the checkpoint again' if retest else 'restore it'}"
-                return CellStatus(**base, state="done", note=_both(note, lock_problem), **progress)
-            return CellStatus(**base, state="done", note=_both(_stopped(record), lock_problem), **progress)
+            records.check_per_episode(path, record)
+            note = _stopped(record) if record.get("per_episode") else UNCHECKED
+            return CellStatus(**base, state="done", note=_both(note, lock_problem), **progress)
         if lock_problem is not None:
             return CellStatus(**base, state="damaged", note=lock_problem)
         if (directory / CHECKPOINT).exists():
@@ -147,6 +144,10 @@ def _status(
     except HarnessError as exc:
         return CellStatus(**base, state="damaged", note=_both(str(exc), lock_problem))
     return CellStatus(**base, state="running" if holder else "not started", note=holder or "")
+
+
+UNCHECKED = "its record keeps no per-episode values (an older harness wrote it), so its numbers are not checked"
+"""The note of a finished cell whose record names no per-episode file: the leaderboard shows its numbers as they are."""
 
 
 def _both(note: str, lock_problem: str | None) -> str:

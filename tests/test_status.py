@@ -17,6 +17,7 @@ from conftest import TESTS, harness_cli
 from lock_holder import held_elsewhere
 
 from harness import checkpoints, leaderboard
+from harness import status as status_module
 from harness.errors import DataError
 from harness.reproduce import FAILED, claim_and_run, reproduce, table_cells
 from harness.status import table_status
@@ -68,6 +69,7 @@ def test_done_running_interrupted_not_started_and_damaged_cells(toy_host, result
     (results.parent / "elsewhere.txt").write_text("not a lock")
     (copy_cell(results, 11) / ".lock").symlink_to(results.parent / "elsewhere.txt")  # never followed
     done_linked = copy_cell(results, 14, record=True)  # its record made seed 14's, as a run of that seed writes it
+    shutil.copy(results / SEED0 / "episodes.npz", done_linked / "episodes.npz")
     record = json.loads((done_linked / "record.json").read_text())
     stamp = {**record["cell"], "seed": 14}
     (done_linked / "record.json").write_text(json.dumps({**record, "seed": 14, "cell": stamp}))
@@ -260,30 +262,45 @@ def test_a_cell_stopped_by_its_patience_before_its_test_has_no_training_left(res
 
 
 @pytest.mark.parametrize("checkpoint", [True, False])
-def test_a_done_cell_whose_episodes_file_was_damaged_says_so_and_how_to_mend_it(toy_host, results, checkpoint):
+def test_a_done_cell_whose_episodes_file_was_damaged_is_refused_naming_how_to_mend_it(toy_host, results, checkpoint):
     (results / SEED0 / "episodes.npz").write_bytes(b"junk")
     if not checkpoint:
         (results / SEED0 / "checkpoint.pkl").unlink()
     (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
-    fix = "rerun its command to test the checkpoint again" if checkpoint else "restore it"
-    assert (status.state, status.note) == ("done", f"its episodes.npz does not match the SHA-256 in record.json: {fix}")
+    record = results / SEED0 / "record.json"
+    problem = (
+        f"{record}: its episodes.npz does not match the SHA-256 in record.json, so its numbers cannot be checked; "
+    )
+    fix = "it tests the cell's checkpoint again and writes both anew" if checkpoint else "restore that file (e.g. git"
+    assert status.state == "damaged" and status.note.startswith(problem) and fix in status.note
+    with pytest.raises(DataError, match=re.escape(problem)):  # the leaderboard cannot check its numbers either
+        leaderboard.our_results(toy_host.tables.get("toy-table"), results)
     (results / SEED0 / ".lock").symlink_to("elsewhere")  # each problem is said, each fix is needed
     (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
-    assert status.note.startswith(f"its episodes.npz does not match the SHA-256 in record.json: {fix}; and ")
+    assert status.note.startswith(problem) and "; and " in status.note
     assert status.note.endswith("as a lock must be; move it away (or delete it) and run again")
     (results / SEED0 / ".lock").unlink()
     outcome = reproduce(toy_host.tables.get("toy-table"), toy_host, results, seeds=[0], settings=["5-way 1-shot"])
     if checkpoint:  # tested again: the file is written anew
-        assert outcome["run"] == [SEED0] and table_status(results, "toy-table")[0].note == ""
+        assert outcome["run"] == [SEED0] and table_status(results, "toy-table")[0].state == "done"
     else:
         assert outcome["failed"] == [SEED0]
+
+
+def test_a_record_naming_no_per_episode_file_is_done_and_says_its_numbers_are_not_checked(toy_host, results):
+    path = results / SEED0 / "record.json"
+    record = json.loads(path.read_text())
+    path.write_text(json.dumps({key: value for key, value in record.items() if key != "per_episode"}))  # older
+    (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
+    assert (status.state, status.note) == ("done", status_module.UNCHECKED)
+    assert len(leaderboard.our_results(toy_host.tables.get("toy-table"), results, metrics=toy_host.metrics)) == 2
 
 
 def test_an_episodes_file_that_is_a_folder_is_named_so_and_a_rerun_says_what_to_move(toy_host, results):
     (results / SEED0 / "episodes.npz").unlink()
     (results / SEED0 / "episodes.npz").mkdir()
     (status,) = [s for s in table_status(results, "toy-table") if s.directory == results / SEED0]
-    assert status.note.startswith("its episodes.npz is a folder, not the file it refers to")
+    assert status.note.startswith(f"{results / SEED0 / 'record.json'}: its episodes.npz is a folder, not the file")
     table = toy_host.tables.get("toy-table")
     messages: list[str] = []
     outcome = reproduce(table, toy_host, results, seeds=[0], settings=["5-way 1-shot"], log=messages.append)
