@@ -35,7 +35,9 @@ def summary_problem(record: dict[str, Any], directory: Path, metrics: Registry[M
         for key, saved in keys.items():
             given = plain(summary(metrics.get(metric), metrics.plugin_of(metric), key, values.values[metric][key]))
             for field in FIELDS:
-                if field in saved and saved[field] != given.get(field):
+                if field not in saved:
+                    return f"its {metric} {key!r} lacks its {field}, which its {name} gives ({given.get(field)!r})"
+                if saved[field] != given.get(field):
                     return (
                         f"its {metric} {key!r} {field} is {saved[field]!r}, where its {name} gives {given.get(field)!r}"
                     )

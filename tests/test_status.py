@@ -162,19 +162,22 @@ def test_status_and_the_leaderboard_refuse_the_same_damaged_values_in_one_line(
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "given"),
-    [("mean", 0.99, "where its episodes.npz gives 0."), ("n", 100_000, "where its episodes.npz gives 48")],
+    ("field", "value", "said"),
+    [
+        ("mean", 0.99, "mean is 0.99, where its episodes.npz gives 0."),
+        ("n", 100_000, "n is 100000, where its episodes.npz gives 48"),
+        ("ci95", None, "lacks its ci95, which its episodes.npz gives (0."),  # None: the field removed
+    ],
 )
 def test_a_record_whose_numbers_are_not_what_its_per_episode_values_give_is_refused(
-    toy_host, results, field, value, given
+    toy_host, results, field, value, said
 ):
     path = results / SEED0 / "record.json"
     record = json.loads(path.read_text())
     summary = record["metrics"]["nway_kshot_accuracy"]["5-way 1-shot"]
-    path.write_text(
-        json.dumps({**record, "metrics": {"nway_kshot_accuracy": {"5-way 1-shot": {**summary, field: value}}}})
-    )
-    problem = f"{path}: its nway_kshot_accuracy '5-way 1-shot' {field} is {value}, {given}"
+    changed = {k: v for k, v in summary.items() if k != field} if value is None else {**summary, field: value}
+    path.write_text(json.dumps({**record, "metrics": {"nway_kshot_accuracy": {"5-way 1-shot": changed}}}))
+    problem = f"{path}: its nway_kshot_accuracy '5-way 1-shot' {said}"
     spec = toy_host.tables.get("toy-table")
     (damaged,) = [
         s for s in table_status(results, "toy-table", spec=spec, metrics=toy_host.metrics) if s.state != "done"
