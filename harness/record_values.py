@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from harness import files, per_episode, records
 from harness.config_changes import plain
 from harness.errors import DataError
@@ -29,6 +31,9 @@ def summary_problem(record: dict[str, Any], directory: Path, metrics: Registry[M
         values = per_episode.decode(files.read_regular(directory / name), record["metrics"], directory / name, "")
     except (DataError, OSError):
         return f"its {name} does not hold the values of the metrics it reports"
+    tested = record["config"].get("eval_episodes")
+    if records.is_count(tested) and not np.array_equal(values.episodes, np.arange(tested)):
+        return f"its {name} does not hold its {tested:,} test episodes, each once, in order (eval_episodes)"
     for metric, keys in record["metrics"].items():
         if metric not in metrics:
             continue

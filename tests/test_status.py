@@ -12,14 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import TESTS, harness_cli
 from lock_holder import held_elsewhere
 
-from harness import checkpoints, leaderboard
+from harness import checkpoints, leaderboard, per_episode
 from harness import status as status_module
 from harness.errors import DataError
 from harness.reproduce import FAILED, claim_and_run, reproduce, table_cells
+from harness.specs import mean_ci95
 from harness.status import table_status
 
 TOY = "harness_test_plugins.toy_table"
@@ -288,6 +290,27 @@ def test_a_done_cell_whose_episodes_file_was_damaged_is_refused_naming_how_to_me
         assert outcome["run"] == [SEED0] and table_status(results, "toy-table")[0].state == "done"
     else:
         assert outcome["failed"] == [SEED0]
+
+
+def test_a_per_episode_file_of_chosen_episodes_is_refused_though_its_record_agrees_with_it(toy_host, results):
+    directory = results / SEED0
+    values = per_episode.load(directory)
+    column = values.values["nway_kshot_accuracy"]["5-way 1-shot"]
+    best = np.sort(np.argsort(-column, kind="stable")[:8])  # the 8 best of 48 episodes, kept in order
+    chosen = per_episode.PerEpisode(values.episodes[best], {"nway_kshot_accuracy": {"5-way 1-shot": column[best]}})
+    reference = per_episode.write(directory, chosen)  # its SHA-256 and numbers made to agree: all but the count
+    record = json.loads((directory / "record.json").read_text())
+    summary = mean_ci95(column[best]).as_dict()
+    (directory / "record.json").write_text(json.dumps({
+        **record, "per_episode": reference, "metrics": {"nway_kshot_accuracy": {"5-way 1-shot": summary}},
+    }))  # fmt: skip
+    spec = toy_host.tables.get("toy-table")
+    (damaged,) = [
+        s for s in table_status(results, "toy-table", spec=spec, metrics=toy_host.metrics) if s.state != "done"
+    ]
+    assert "its episodes.npz does not hold its 48 test episodes, each once, in order (eval_episodes)" in damaged.note
+    with pytest.raises(DataError, match=r"does not hold its 48 test episodes"):
+        leaderboard.our_results(spec, results, metrics=toy_host.metrics)
 
 
 def test_a_record_naming_no_per_episode_file_is_done_and_says_its_numbers_are_not_checked(toy_host, results):
