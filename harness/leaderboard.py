@@ -137,9 +137,7 @@ def _read_run(
     records.check_setting(cell_path, cell, table)
     records.check_own(record_path, cell, record, records.fixed_for(cell, table, fixed), _retest(cell_path.parent))
     records.check_per_episode(record_path, record)
-    problem = None if metrics is None else record_values.summary_problem(record, cell_path.parent, metrics)
-    if problem is not None:
-        raise DataError(f"{record_path}: {problem}: changed after its run wrote it; {_retest(cell_path.parent)}")
+    record_values.check(record_path, record, metrics, _retest(cell_path.parent))
     return cell, record
 
 

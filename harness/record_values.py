@@ -47,3 +47,11 @@ def summary_problem(record: dict[str, Any], directory: Path, metrics: Registry[M
                         f"its {metric} {key!r} {field} is {saved[field]!r}, where its {name} gives {given.get(field)!r}"
                     )
     return None
+
+
+def check(path: Path, record: dict[str, Any], metrics: Registry[MetricSpec] | None, fix: str) -> None:
+    """Refuse, in one line naming ``fix``, the record at ``path`` whose numbers are not what its per-episode values
+    give (``summary_problem``); ``metrics`` ``None``: not checked."""
+    problem = None if metrics is None else summary_problem(record, path.parent, metrics)
+    if problem is not None:
+        raise DataError(f"{path}: {problem}: changed after its run wrote it; {fix}")

@@ -299,9 +299,7 @@ def _complete(
     fix = records.record_fix(path, "rerun")
     record = records.read_record(path, fix)
     records.check_own(path, cell, record, setting, fix)
-    changed = None if metrics is None else record_values.summary_problem(record, directory, metrics)
-    if changed is not None:
-        raise DataError(f"{path}: {changed}: changed after its run wrote it; {fix}")
+    record_values.check(path, record, metrics, fix)
     return records.per_episode_problem(record, directory) is None  # read_record refused any other status
 
 

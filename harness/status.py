@@ -120,9 +120,7 @@ def _status(
             fix = records.record_fix(path, records.rerun_cell(directory))
             record = records.read_record(path, fix)
             records.check_own(path, cell, record, None if spec is None else records.fixed_for(cell, spec, fixed), fix)
-            changed = None if metrics is None else record_values.summary_problem(record, directory, metrics)
-            if changed is not None:
-                raise DataError(f"{path}: {changed}: changed after its run wrote it; {fix}")
+            record_values.check(path, record, metrics, fix)
             progress = _progress(record, path, fix)
             if spec is not None:  # the numbers the leaderboard reads
                 for key in spec.cell_keys(cell["setting"]):
