@@ -120,6 +120,8 @@ def _foreign(cell: dict[str, Any], record: dict[str, Any], setting: Mapping[str,
         elif plain(saved) == plain(value):
             continue
         where = f"setting {cell['setting']!r} at budget {cell['budget']!r}"
+        if key.startswith("data option"):  # the setting's options, or a row's in its place
+            where = f"row {cell['row']!r} in {where}"
         return f"it was trained with {key} {saved!r}, but its cell's {where} has {key} {given!r}"
     return _other_row(cell, config, setting)
 
@@ -320,6 +322,9 @@ def check_per_episode(path: Path, record: dict[str, Any]) -> None:
         fix = f"{rerun_cell(directory)}: it tests the cell's checkpoint again and writes both anew"
     else:
         fix = f"restore that file (e.g. git checkout), or {start_cell_over(directory, rerun_cell(directory))}"
+    named = directory / record["per_episode"]["file"]
+    if named.is_dir() or (named.exists() and not named.is_file()):  # a folder or FIFO where the file goes
+        fix = f"move {named} away, then {fix}"
     raise DataError(f"{path}: {problem}, so its numbers cannot be checked; {fix}")
 
 

@@ -122,6 +122,7 @@ def test_reproduce_refuses_a_record_another_row_trained_though_it_names_no_cell(
 
 ROWS = {"HARNESS_PLUGINS": "harness_test_plugins.rows_table,harness_test_plugins.rows_table_rows"}
 AT = "but its cell's setting '5-way 1-shot' at budget 'quick' has"
+AT_ROW = "but its cell's row {row!r} in setting '5-way 1-shot' at budget 'quick' has"
 
 
 def _forge(cells: Path, source: str, target: str, **config) -> Path:
@@ -153,9 +154,9 @@ def _forge(cells: Path, source: str, target: str, **config) -> Path:
         ("knn/5-way-1-shot", "knn-k3/5-way-1-shot", {"params.k": None},  # k lacking counts at its default
          "it was trained with the hyperparameter k=1, but its cell's row 'kNN k3' has k=3"),
         ("knn/5-way-1-shot-larger", "knn/5-way-1-shot", {},
-         f"it was trained with data option image_size 12, {AT} data option image_size 8"),
+         f"it was trained with data option image_size 12, {AT_ROW.format(row='kNN')} data option image_size 8"),
         ("knn-noisy/5-way-1-shot", "knn/5-way-1-shot", {},  # an option only a row gives
-         f"it was trained with data option noise 0.2, {AT} data option noise 0.05"),
+         f"it was trained with data option noise 0.2, {AT_ROW.format(row='kNN')} data option noise 0.05"),
         ("knn/5-way-1-shot", "knn/5-way-1-shot", {"eval_episodes": 2},  # a plain run's, tested on other episodes
          f"it was trained with eval_episodes 2, {AT} eval_episodes 16"),
         ("knn/5-way-1-shot", "knn/5-way-1-shot", {"eval_seed": 7},

@@ -332,6 +332,7 @@ def test_an_episodes_file_that_is_a_folder_is_named_so_and_a_rerun_says_what_to_
     outcome = reproduce(table, toy_host, results, seeds=[0], settings=["5-way 1-shot"], log=messages.append)
     assert outcome[FAILED] == [SEED0] and len(messages) == 1
     assert "a folder is where this file goes; move the folder away" in messages[0] and "episodes.npz" in messages[0]
+    assert f"move {results / SEED0 / 'episodes.npz'} away, then rerun" in status.note  # the fix status names
     assert not [p for p in (results / SEED0).iterdir() if p.name.endswith(".tmp")], "no temporary file is left"
 
 
