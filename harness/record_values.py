@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from harness import files, per_episode, records
+from harness import per_episode, records
 from harness.config_changes import plain
 from harness.errors import DataError
 from harness.evaluation import summary
@@ -23,13 +23,13 @@ def summary_problem(record: dict[str, Any], directory: Path, metrics: Registry[M
     """How ``record``'s summaries differ from what the installed ``metrics`` aggregate of its per-episode file, if
     they do; ``None`` where they agree or cannot be compared: no per-episode file, or not the one the record names
     (``records.per_episode_problem`` says so), or a metric that is not installed."""
-    reference = record.get("per_episode")
-    if not isinstance(reference, dict) or records.per_episode_problem(record, directory) is not None:
+    data, _ = records.per_episode_bytes(record, directory)
+    if data is None:
         return None
-    name = reference["file"]
+    name = record["per_episode"]["file"]
     try:
-        values = per_episode.decode(files.read_regular(directory / name), record["metrics"], directory / name, "")
-    except (DataError, OSError):
+        values = per_episode.decode(data, record["metrics"], directory / name, "")
+    except DataError:
         return f"its {name} does not hold the values of the metrics it reports"
     tested = record["config"].get("eval_episodes")
     if records.is_count(tested) and not np.array_equal(values.episodes, np.arange(tested)):

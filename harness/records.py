@@ -293,21 +293,27 @@ def of_another_run(record: Mapping[str, Any], saved: Mapping[str, Any]) -> bool:
 def per_episode_problem(record: dict[str, Any], directory: Path) -> str | None:
     """What is wrong with the per-episode file a record refers to (missing, or not the file it names by its
     SHA-256), if anything."""
+    return per_episode_bytes(record, directory)[1]
+
+
+def per_episode_bytes(record: dict[str, Any], directory: Path) -> tuple[bytes | None, str | None]:
+    """The bytes of the per-episode file a record refers to, read once, and what is wrong with it
+    (``per_episode_problem``); ``(None, None)`` for a record that names none, no bytes where it is wrong."""
     reference = record.get("per_episode")
     if not isinstance(reference, dict):
-        return None
+        return None, None
     path = directory / reference["file"]
     try:
         data = files.read_regular(path)
     except IsADirectoryError:
-        return f"its {reference['file']} is a folder, not the file it refers to"
+        return None, f"its {reference['file']} is a folder, not the file it refers to"
     except files.NotRegularFile:
-        return f"its {reference['file']} is not a regular file"
+        return None, f"its {reference['file']} is not a regular file"
     except OSError:  # missing, unreadable
-        return f"its {reference['file']} is missing"
+        return None, f"its {reference['file']} is missing"
     if hashlib.sha256(data).hexdigest() != reference["sha256"]:
-        return f"its {reference['file']} does not match the SHA-256 in {RECORD}"
-    return None
+        return None, f"its {reference['file']} does not match the SHA-256 in {RECORD}"
+    return data, None
 
 
 def check_per_episode(path: Path, record: dict[str, Any]) -> None:
